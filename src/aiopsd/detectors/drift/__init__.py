@@ -1,0 +1,1 @@
+"""Drift tests for tabular windows against a reference profile."""

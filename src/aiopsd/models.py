@@ -1,0 +1,136 @@
+"""The typed, frozen models that flow between stages.
+
+``Series`` / ``Window`` -> ``Finding`` -> ``Decision`` -> ``ActionRun``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FindingKind(StrEnum):
+    ANOMALY = "anomaly"
+    DRIFT = "drift"
+    ALERT = "alert"
+
+
+class FindingStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED,
+             RunStatus.INTERRUPTED}
+
+
+class Outcome(StrEnum):
+    """What the engine decided for one (rule, finding)."""
+
+    ACT = "act"
+    SKIP = "skip"
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id from JSON-able parts (same input, same id, every process)."""
+    raw = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def series_key(source: str, labels: dict[str, str]) -> str:
+    """The identity of one watched series: the watch name and its label set."""
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{source}{{{inner}}}"
+
+
+class Series(Frozen):
+    """Points of one series from one poll (seconds since the epoch, float values)."""
+
+    source: str
+    labels: dict[str, str]
+    timestamps: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+class Finding(Frozen):
+    """Something a source or detector saw that rules may act on.
+
+    ``id`` is stable for one incident: re-delivering the same alert or re-seeing
+    the same anomaly incident yields the same id, which is what makes decisions
+    idempotent.
+    """
+
+    id: str
+    kind: FindingKind
+    source: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    score: float = 1.0
+    status: FindingStatus = FindingStatus.FIRING
+    starts_at: datetime
+    last_seen: datetime
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(Frozen):
+    """What the engine decided for one rule and one finding, and why."""
+
+    id: str
+    rule: str
+    finding_id: str
+    outcome: Outcome
+    reason: str
+    action_kind: str | None = None
+    action: dict[str, Any] = Field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    dry_run: bool = False
+    require_approval: bool = False
+    decided_at: datetime
+
+
+class ActionRun(Frozen):
+    """One execution of a decided action, a persisted state machine."""
+
+    id: int
+    decision_id: str
+    rule: str
+    kind: str
+    targets: tuple[str, ...]
+    status: RunStatus
+    attempt: int = 1
+    dry_run: bool = False
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    rc: int | None = None
+    output: str = ""
+    error: str = ""
+    artifact_dir: str | None = None
+    action: dict[str, Any] = Field(default_factory=dict)
+
+
+ActionKind = Literal["playbook", "retrain", "silence", "notify"]
