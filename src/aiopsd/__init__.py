@@ -1,0 +1,3 @@
+"""aiopsd: AIOps daemon."""
+
+__version__ = "0.1.0"

@@ -94,6 +94,8 @@ class Finding(Frozen):
     last_seen: datetime
     summary: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+    # Epoch seconds of the latest sightings (bounded), for count-within-window rules.
+    sightings: tuple[float, ...] = ()
 
 
 class Decision(Frozen):
@@ -103,6 +105,8 @@ class Decision(Frozen):
     rule: str
     finding_id: str
     outcome: Outcome
+    # Machine-readable reason: "act", or the guard that skipped ("cooldown", "source_down", ...).
+    code: str
     reason: str
     action_kind: str | None = None
     action: dict[str, Any] = Field(default_factory=dict)

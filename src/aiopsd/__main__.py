@@ -1,0 +1,3 @@
+from aiopsd.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Things aiopsd does to the world: Ansible playbooks, retraining, silences, notifications."""

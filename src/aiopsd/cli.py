@@ -1,0 +1,95 @@
+"""The ``aiopsd`` command line (typer + rich). The only place that prints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aiopsd import __version__
+from aiopsd.errors import AiopsdError
+
+app = typer.Typer(name="aiopsd", no_args_is_help=True, add_completion=False,
+                  help="AIOps daemon: anomaly and drift detection, Alertmanager webhooks, guarded remediation.")
+err = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file", exists=False)]
+
+
+def _fail(exc: Exception, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False
+          ) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit(0)
+
+
+@app.command()
+def run(config: ConfigOpt = Path("aiopsd.yaml"),
+        listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve on (overrides the file)")] = None,
+        ) -> None:
+    """Run the daemon: poll, detect, receive webhooks, decide and act."""
+    from aiopsd.config import load_settings
+    from aiopsd.daemon.logs import setup_logging
+    from aiopsd.daemon.service import run_daemon
+
+    try:
+        settings = load_settings(config, listen=listen)
+        setup_logging(settings.log_level, settings.log_format)
+        code = run_daemon(settings, str(config))
+    except AiopsdError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+    """Validate the config file and every rule it points at (exit 0 valid, 2 invalid)."""
+    from aiopsd.config import load_settings
+    from aiopsd.daemon.auth import load_credentials
+    from aiopsd.engine import load_rules
+
+    try:
+        settings = load_settings(config)
+        rules = load_rules(settings.rules_dir, settings.playbooks_dir)
+        load_credentials(settings.webhook.auth)
+    except AiopsdError as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]ok[/]: {config}: {len(settings.watches)} watches, {len(rules)} rules "
+              f"from {settings.rules_dir}")
+
+
+@app.command()
+def demo(duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+         summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Write a JSON summary")] = None,
+         workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here")] = None,
+         port: Annotated[int | None, typer.Option(help="Port for the daemon (default: a free one)")] = None,
+         ) -> None:
+    """Start a real Prometheus, Alertmanager, a demo workload and the daemon, and narrate."""
+    from aiopsd.demo.run import run_demo
+
+    try:
+        code = run_demo(duration=duration, summary_json=summary_json, workdir=workdir, port=port, console=out)
+    except AiopsdError as exc:
+        raise _fail(exc, 1) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Settings: one YAML file, overridden by ``AIOPSD_*`` environment variables, validated on load.
+
+Relative paths in the file are resolved against the file's own directory, so a
+config works the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from aiopsd.durations import Duration
+from aiopsd.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrometheusConfig(Section):
+    url: str = "http://127.0.0.1:9090"
+    timeout: Duration = 10.0
+    # Samples this close to "now" may still be arriving; they are re-read next poll.
+    overlap: Duration = 60.0
+    # A series whose newest sample is older than this is stale: no decisions from it.
+    stale_after: Duration = 300.0
+
+
+class WatchConfig(Section):
+    """One PromQL expression polled with query_range and scored per series."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_:.-]*$")
+    query: str = Field(min_length=1)
+    step: Duration = 30.0
+    interval: Duration = 30.0
+    detector: str = "default"
+    detector_params: dict[str, Any] = Field(default_factory=dict)
+    # History read on the first poll to warm the detector up.
+    lookback: Duration = 3600.0
+    # Consecutive normal points that close an open anomaly incident.
+    resolve_after: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> WatchConfig:
+        if self.step <= 0 or self.interval <= 0:
+            raise ValueError("step and interval must be greater than 0")
+        return self
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        from aiopsd.detectors.anomaly import DETECTORS
+
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; known: {', '.join(sorted(DETECTORS))}")
+        return value
+
+
+class WebhookAuth(Section):
+    bearer_token: str | None = None
+    bearer_token_file: Path | None = None
+    basic_username: str | None = None
+    basic_password_file: Path | None = None
+
+
+class WebhookConfig(Section):
+    auth: WebhookAuth = WebhookAuth()
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+class ActionsConfig(Section):
+    concurrency: int = Field(default=4, ge=1)
+    dry_run: bool = False
+    # How long SIGTERM waits for running actions before cancelling them.
+    shutdown_grace: Duration = 30.0
+
+
+class Settings(BaseSettings):
+    """The whole daemon configuration (see aiopsd.example.yaml for every field)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIOPSD_", env_nested_delimiter="__", extra="forbid",
+                                      frozen=True)
+
+    listen: str = "127.0.0.1:9797"
+    state_url: str = "sqlite:///aiopsd-state.db"
+    state_dir: Path = Path("aiopsd-state")
+    prometheus: PrometheusConfig = PrometheusConfig()
+    watches: list[WatchConfig] = Field(default_factory=list)
+    rules_dir: Path = Path("rules")
+    playbooks_dir: Path = Path("playbooks")
+    webhook: WebhookConfig = WebhookConfig()
+    actions: ActionsConfig = ActionsConfig()
+    alertmanager_url: str | None = None
+    # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
+    playbook_vars: dict[str, Any] = Field(default_factory=dict)
+    dispatch_interval: Duration = 1.0
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables override the file (which arrives as init kwargs).
+        return env_settings, init_settings
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_watches(self) -> Settings:
+        names = [w.name for w in self.watches]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"watch names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+_PATH_FIELDS = ("state_dir", "rules_dir", "playbooks_dir")
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(raw)
+    for key in _PATH_FIELDS:
+        if isinstance(out.get(key), str) and not os.path.isabs(out[key]):
+            out[key] = str(base / out[key])
+    url = out.get("state_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            out["state_url"] = f"sqlite:///{base / rel}"
+    auth = (out.get("webhook") or {}).get("auth") if isinstance(out.get("webhook"), dict) else None
+    if isinstance(auth, dict):
+        for key in ("bearer_token_file", "basic_password_file"):
+            if isinstance(auth.get(key), str) and not os.path.isabs(auth[key]):
+                auth[key] = str(base / auth[key])
+    return out
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def load_settings(path: Path | str | None, **overrides: Any) -> Settings:
+    """Read and validate a config file; raise ConfigError naming file and field."""
+    raw: dict[str, Any] = {}
+    label = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        label = str(p)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file not found", file=label) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("the top level must be a mapping of settings", file=label)
+        raw = _resolve_paths(loaded, p.resolve().parent)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = format_loc(tuple(err["loc"]))
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{err['msg']}{more}", file=label, field=loc or None) from None

@@ -1,0 +1,1 @@
+"""Process wiring: the only package that touches sockets, clocks, threads and signals."""

@@ -1,0 +1,238 @@
+"""The HTTP surface: read-only JSON API, the Alertmanager webhook, approvals, /metrics, health.
+
+Only the webhook and approvals change anything, and both need the configured
+credentials when any are set. Answers to Alertmanager follow its retry rules:
+2xx only once the alerts are durable, 4xx (never retried) for a payload that
+will never be valid, 503 (retried) when the store cannot commit or we are
+shutting down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from aiopsd import __version__
+from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.runtime import Runtime
+from aiopsd.errors import StoreUnavailableError
+from aiopsd.models import ActionRun, Decision, Finding
+from aiopsd.sources.alertmanager import WebhookPayload
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookAnswer(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+class AlertRecord(BaseModel):
+    id: int
+    fingerprint: str
+    status: str
+    starts_at: str
+    alertname: str | None
+    labels: dict[str, str]
+    received_at: datetime
+    finding_id: str | None
+
+
+class SourceStatus(BaseModel):
+    name: str
+    kind: str
+    up: bool
+    last_ok: datetime | None
+    last_error_at: datetime | None
+    error: str
+    lag_seconds: float | None
+    updated_at: datetime
+
+
+class RuleStatus(BaseModel):
+    name: str
+    enabled: bool
+    action: str
+    description: str
+    cooldown_seconds: float
+    require_approval: bool
+    dry_run: bool
+
+
+class Status(BaseModel):
+    version: str
+    replica: str
+    started_at: datetime
+    uptime_seconds: float
+    ready: bool
+    draining: bool
+    dry_run: bool
+    config_error: str
+    sources: list[SourceStatus]
+    rules: list[RuleStatus]
+    counts: dict[str, Any]
+
+
+class ActionDetail(BaseModel):
+    run: ActionRun
+    decision: Decision | None
+    finding: Finding | None
+
+
+class FindingDetail(BaseModel):
+    finding: Finding
+    decisions: list[Decision]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
+    """Build the FastAPI app for one daemon; tests build it the same way."""
+    app = FastAPI(title="aiopsd", version=__version__,
+                  description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.")
+    store, metrics = runtime.store, runtime.metrics
+    max_body = runtime.settings.webhook.max_body_bytes
+
+    @app.exception_handler(StoreUnavailableError)
+    def _store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        logger.error("%s", exc)
+        return _error(503, "state store unavailable; retry later")
+
+    @app.post("/api/v1/alerts", response_model=WebhookAnswer, tags=["webhook"],
+              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
+    async def receive_alerts(request: Request) -> Response:
+        """Alertmanager webhook (payload version 4). 200 means every alert is durable."""
+        code, body = await _receive(request)
+        metrics.webhook_requests.labels(str(code)).inc()
+        return JSONResponse(body, status_code=code)
+
+    async def _receive(request: Request) -> tuple[int, dict[str, Any]]:
+        if runtime.draining.is_set():
+            return 503, {"error": "aiopsd is shutting down; retry later"}
+        if not credentials.check(request.headers.get("authorization")):
+            metrics.alerts.labels("rejected").inc()
+            return 401, {"error": "missing or wrong credentials for the webhook"}
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            metrics.alerts.labels("rejected").inc()
+            return 413, {"error": f"body larger than {max_body} bytes"}
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_body:
+                metrics.alerts.labels("rejected").inc()
+                return 413, {"error": f"body larger than {max_body} bytes"}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            metrics.alerts.labels("rejected").inc()
+            return 400, {"error": f"body is not valid JSON: {exc}"}
+        try:
+            payload = WebhookPayload.model_validate(data)
+        except ValidationError as exc:
+            metrics.alerts.labels("rejected").inc()
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            return 422, {"error": f"not an Alertmanager v4 payload: {where}: {err['msg']}"}
+        from starlette.concurrency import run_in_threadpool
+
+        started = time.perf_counter()
+        try:
+            result = await run_in_threadpool(
+                store.accept_alerts, [a.to_incoming() for a in payload.alerts], received_at=time.time(),
+                receiver=payload.receiver or None, group_key=payload.groupKey or None)
+        except StoreUnavailableError as exc:
+            logger.error("webhook: %s", exc)
+            return 503, {"error": "state store unavailable; Alertmanager will retry"}
+        metrics.store_latency.labels("accept_alerts").observe(time.perf_counter() - started)
+        metrics.alerts.labels("accepted").inc(result.accepted)
+        metrics.alerts.labels("duplicate").inc(result.duplicates)
+        return 200, {"accepted": result.accepted, "duplicates": result.duplicates}
+
+    @app.get("/api/v1/status", response_model=Status, tags=["status"])
+    def status() -> Status:
+        s = runtime.settings
+        return Status(
+            version=__version__, replica=runtime.replica,
+            started_at=datetime.fromtimestamp(runtime.started_at, UTC),
+            uptime_seconds=time.time() - runtime.started_at, ready=runtime.ready.is_set(),
+            draining=runtime.draining.is_set(), dry_run=s.actions.dry_run,
+            config_error=runtime.last_reload_error,
+            sources=[SourceStatus(**x) for x in store.list_sources()],
+            rules=[RuleStatus(name=r.name, enabled=r.enabled, action=r.action.kind, description=r.description,
+                              cooldown_seconds=r.guards.cooldown, require_approval=r.guards.require_approval,
+                              dry_run=r.guards.dry_run) for r in runtime.rules_by_name().values()],
+            counts=store.counts())
+
+    @app.get("/api/v1/alerts", response_model=list[AlertRecord], tags=["status"])
+    def alerts(limit: int = 100) -> list[AlertRecord]:
+        """Alerts received from Alertmanager, newest first (each delivery kept once)."""
+        return [AlertRecord(**a) for a in store.list_alerts(limit=max(1, min(limit, 1000)))]
+
+    @app.get("/api/v1/findings", response_model=list[Finding], tags=["status"])
+    def findings(status: str | None = None, kind: str | None = None, limit: int = 100) -> list[Finding]:
+        return store.list_findings(limit=max(1, min(limit, 1000)), status=status, kind=kind)
+
+    @app.get("/api/v1/findings/{finding_id}", response_model=FindingDetail, tags=["status"])
+    def finding(finding_id: str) -> FindingDetail:
+        f = store.get_finding(finding_id)
+        if f is None:
+            raise HTTPException(404, f"no finding {finding_id}")
+        return FindingDetail(finding=f, decisions=store.list_decisions(finding_id=finding_id, limit=1000))
+
+    @app.get("/api/v1/decisions", response_model=list[Decision], tags=["status"])
+    def decisions(outcome: str | None = None, limit: int = 100) -> list[Decision]:
+        return store.list_decisions(limit=max(1, min(limit, 1000)), outcome=outcome)
+
+    @app.get("/api/v1/actions", response_model=list[ActionRun], tags=["status"])
+    def actions(status: str | None = None, limit: int = 100) -> list[ActionRun]:
+        return store.list_runs(limit=max(1, min(limit, 1000)), status=status)
+
+    @app.get("/api/v1/actions/{run_id}", response_model=ActionDetail, tags=["status"])
+    def action(run_id: int) -> ActionDetail:
+        run = store.get_run(run_id)
+        if run is None:
+            raise HTTPException(404, f"no action run {run_id}")
+        decision = store.get_decision(run.decision_id)
+        found = store.get_finding(decision.finding_id) if decision else None
+        return ActionDetail(run=run, decision=decision, finding=found)
+
+    @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
+              responses={401: {}, 404: {}, 409: {}})
+    def approve(run_id: int, request: Request) -> Response:
+        if not credentials.check(request.headers.get("authorization")):
+            return _error(401, "missing or wrong credentials")
+        if not credentials.required:
+            return _error(403, "approvals over HTTP need webhook auth configured; use `aiopsd approve`")
+        run = store.approve_run(run_id, datetime.now(UTC))
+        if run is None:
+            return _error(409, f"action run {run_id} is not awaiting approval")
+        return JSONResponse(run.model_dump(mode="json"))
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/-/healthy", tags=["health"], response_class=PlainTextResponse)
+    def healthy() -> str:
+        return "aiopsd is healthy\n"
+
+    @app.get("/-/ready", tags=["health"], response_class=PlainTextResponse)
+    def ready() -> Response:
+        if runtime.draining.is_set():
+            return PlainTextResponse("shutting down\n", status_code=503)
+        if not runtime.ready.is_set() or not store.ping():
+            return PlainTextResponse("not ready\n", status_code=503)
+        return PlainTextResponse("aiopsd is ready\n")
+
+    return app

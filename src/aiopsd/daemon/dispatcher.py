@@ -1,0 +1,134 @@
+"""The dispatch loop: findings -> engine -> decisions -> action runs on a bounded worker pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiopsd.actions.executors import execute
+from aiopsd.actions.playbook import ActionResult
+from aiopsd.daemon.runtime import Runtime
+from aiopsd.engine import evaluate
+from aiopsd.errors import AiopsdError, StoreUnavailableError
+from aiopsd.models import ActionRun, Outcome, RunStatus
+from aiopsd.store import Claim
+
+logger = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        s = runtime.settings
+        self.pool = ThreadPoolExecutor(max_workers=s.actions.concurrency, thread_name_prefix="action")
+        self.running: dict[int, tuple[threading.Event, Future[None], ActionRun]] = {}
+        self._lock = threading.Lock()
+        self.runs_dir = Path(s.state_dir) / "runs"
+
+    # -------------------------------------------------------------- one tick
+    def tick(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        if self.rt.draining.is_set():
+            return
+        try:
+            self.decide(now)
+            self.start_due(now)
+        except StoreUnavailableError as exc:
+            logger.error("dispatch skipped: %s", exc)
+        self.rt.metrics.last_tick.set(time.time())
+
+    def decide(self, now: datetime) -> None:
+        store, rules = self.rt.store, list(self.rt.rules_by_name().values())
+        if not rules:
+            return
+        findings = store.active_findings()
+        if not findings:
+            return
+        down = {s["name"]: s["error"] or "not answering" for s in store.list_sources() if not s["up"]}
+        state = store.engine_state(rules, now, sources_down=down,
+                                   global_dry_run=self.rt.settings.actions.dry_run)
+        decisions = evaluate(findings, rules, state, now)
+        if not decisions:
+            return
+        store.record_decisions(decisions, self.rt.rules_by_name())
+        for d in decisions:
+            self.rt.metrics.decisions.labels(str(d.outcome), d.code).inc()
+            log = logger.info if d.outcome == Outcome.ACT else logger.warning
+            log("rule %s on finding %s: %s: %s", d.rule, d.finding_id, d.outcome, d.reason)
+
+    def start_due(self, now: datetime) -> None:
+        with self._lock:
+            free = self.rt.settings.actions.concurrency - len(self.running)
+            busy = frozenset(t for _, _, run in self.running.values() for t in run.targets)
+        if free <= 0:
+            return
+        claimed = self.rt.store.claim_runnable(now, limit=free, owner=self.rt.replica, busy_targets=busy)
+        for claim in claimed:
+            cancel = threading.Event()
+            with self._lock:
+                fut = self.pool.submit(self._execute, claim, cancel)
+                self.running[claim.run.id] = (cancel, fut, claim.run)
+            self.rt.metrics.runs_active.set(len(self.running))
+
+    # ------------------------------------------------------------ one action
+    def _execute(self, claim: Claim, cancel: threading.Event) -> None:
+        run = claim.run
+        started = time.monotonic()
+        private = self.runs_dir / f"{run.id:06d}-{run.attempt}"
+        try:
+            logger.info("action %d (%s, rule %s) starting on %s, attempt %d", run.id, run.kind, run.rule,
+                        ",".join(run.targets) or "-", run.attempt)
+            result = execute(run, settings=self.rt.settings, private_dir=private, timeout=claim.timeout,
+                             cancel=cancel)
+        except AiopsdError as exc:
+            result = ActionResult(RunStatus.FAILED, None, "", str(exc))
+        except Exception as exc:  # an action bug must not kill the worker or leave the run "running"
+            logger.exception("action %d crashed", run.id)
+
+            result = ActionResult(RunStatus.FAILED, None, "", f"internal error: {exc!r}")
+        now = datetime.now(UTC)
+        try:
+            retry = (result.status == RunStatus.FAILED and run.attempt < claim.max_attempts
+                     and not cancel.is_set())
+            if retry:
+                delay = claim.retry_backoff * (2 ** (run.attempt - 1))
+                logger.warning("action %d failed (%s); retrying in %.0fs", run.id, result.error, delay)
+                self.rt.store.retry_run(run.id, not_before=now + timedelta(seconds=delay),
+                                        output=result.output, error=result.error)
+            else:
+                self.rt.store.finish_run(run.id, result.status, finished_at=now, rc=result.rc,
+                                         output=result.output, error=result.error,
+                                         artifact_dir=result.artifact_dir)
+                self.rt.metrics.runs.labels(run.kind, str(result.status)).inc()
+                self.rt.metrics.run_duration.labels(run.kind).observe(time.monotonic() - started)
+                logger.info("action %d %s%s", run.id, result.status,
+                            f": {result.error}" if result.error else "")
+        finally:
+            with self._lock:
+                self.running.pop(run.id, None)
+                self.rt.metrics.runs_active.set(len(self.running))
+
+    # -------------------------------------------------------------- shutdown
+    def shutdown(self, grace: float) -> None:
+        """Let running actions finish for up to ``grace`` seconds, then cancel them."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.running:
+                    break
+            time.sleep(0.2)
+        with self._lock:
+            left = list(self.running.values())
+        for cancel, _, run in left:
+            logger.warning("shutdown deadline: canceling action %d", run.id)
+            cancel.set()
+        for _, fut, _ in left:
+            try:
+                fut.result(timeout=30)
+            except Exception:  # the worker already recorded its result
+                logger.debug("worker ended with an error during shutdown", exc_info=True)
+        self.pool.shutdown(wait=True)

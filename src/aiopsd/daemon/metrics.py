@@ -1,0 +1,93 @@
+"""Self-metrics and exported anomaly scores, on a registry owned by one daemon (no globals)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+_BAND_FIELDS = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
+
+
+class ScoreExport(Collector):
+    """Latest score and band per watched series, with the series' own labels (for Grafana/alerts).
+
+    Exposed as ``aiopsd_anomaly_score``, ``aiopsd_anomaly_yhat``, ``aiopsd_anomaly_yhat_lower``,
+    ``aiopsd_anomaly_yhat_upper`` with label ``aiopsd_watch`` plus the series labels.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, ...]] = {}
+
+    def set(self, watch: str, labels: dict[str, str], values: tuple[float, float, float, float]) -> None:
+        key = (watch, tuple(sorted((k, v) for k, v in labels.items() if k != "aiopsd_watch")))
+        with self._lock:
+            self._latest[key] = values
+
+    def forget(self, watch: str) -> None:
+        with self._lock:
+            for key in [k for k in self._latest if k[0] == watch]:
+                del self._latest[key]
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            items = list(self._latest.items())
+        docs = {"anomaly_score": "Latest anomaly score per watched series (>= 1 is anomalous)",
+                "yhat": "Expected value of the series", "yhat_lower": "Lower bound of the expected band",
+                "yhat_upper": "Upper bound of the expected band"}
+        for i, field in enumerate(_BAND_FIELDS):
+            name = "aiopsd_anomaly_score" if field == "anomaly_score" else f"aiopsd_anomaly_{field}"
+            metric = Metric(name, docs[field], "gauge")
+            for (watch, labels), values in items:
+                if not math.isnan(values[i]):
+                    metric.add_sample(name, {"aiopsd_watch": watch, **dict(labels)}, values[i])
+            yield metric
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.alerts = Counter("aiopsd_alerts_received", "Alerts received on the webhook, by result",
+                              ["result"], registry=r)
+        self.webhook_requests = Counter("aiopsd_webhook_requests", "Webhook requests by HTTP status",
+                                        ["code"], registry=r)
+        self.findings = Counter("aiopsd_findings", "Findings opened, by kind", ["kind"], registry=r)
+        self.decisions = Counter("aiopsd_decisions", "Engine decisions, by outcome and reason code",
+                                 ["outcome", "code"], registry=r)
+        self.runs = Counter("aiopsd_action_runs", "Finished action runs, by kind and status",
+                            ["kind", "status"], registry=r)
+        self.run_duration = Histogram("aiopsd_action_duration_seconds", "Action run duration",
+                                      ["kind"], registry=r,
+                                      buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
+        self.runs_active = Gauge("aiopsd_action_runs_active", "Action runs executing now", registry=r)
+        self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"],
+                               registry=r)
+        self.poll_lag = Gauge("aiopsd_source_poll_lag_seconds",
+                              "Age of the newest sample seen at the last poll", ["source"], registry=r)
+        self.poll_duration = Histogram("aiopsd_source_poll_duration_seconds", "Source poll duration",
+                                       ["source"], registry=r)
+        self.scheduler_lag = Gauge("aiopsd_scheduler_lag_seconds",
+                                   "How late the last scheduled job started", ["job"], registry=r)
+        self.scheduler_misfires = Counter("aiopsd_scheduler_misfires", "Scheduled runs missed", ["job"],
+                                          registry=r)
+        self.last_tick = Gauge("aiopsd_scheduler_last_tick_timestamp_seconds",
+                               "When the dispatch loop last completed", registry=r)
+        self.store_latency = Histogram("aiopsd_store_operation_seconds", "State store operation latency",
+                                       ["op"], registry=r,
+                                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.bad_rows = Counter("aiopsd_prediction_log_bad_rows", "Prediction log rows skipped as invalid",
+                                ["model"], registry=r)
+        self.rules_loaded = Gauge("aiopsd_rules_loaded", "Rules in the running set", registry=r)
+        self.config_reload = Counter("aiopsd_config_reloads", "Config reloads by result", ["result"],
+                                     registry=r)
+        self.config_valid = Gauge("aiopsd_config_last_reload_ok",
+                                  "1 when the last config/rules reload succeeded", registry=r)
+        self.config_valid.set(1)
+        self.scores = ScoreExport()
+        r.register(self.scores)

@@ -1,0 +1,174 @@
+"""``evaluate(findings, rules, state, now) -> decisions``: the pure heart of aiopsd.
+
+No I/O and no clock: the daemon passes a snapshot of the store (:class:`EngineState`)
+and the time. Every decision carries a reason a person can read, skips included.
+
+Idempotency: an ``act`` decision has the id ``stable_id(rule, finding, "act")``, so
+one finding never produces two actions for one rule, however often it is seen.
+A skip is recorded once per reason and the finding stays eligible: if the guard
+clears (cooldown over, source back) while the finding still fires, it acts then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiopsd.durations import format_duration
+from aiopsd.engine.rules import ForCount, Match, Rule, render
+from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What the engine needs to know about the past, read from the store by the caller."""
+
+    # (rule, finding id, reason code) already recorded; code "act" for an action.
+    decided: frozenset[tuple[str, str, str]] = frozenset()
+    # (rule, target) -> when the last action for that target was decided.
+    last_action: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    # rule -> times of its recent act decisions (enough to cover its max_per_window).
+    recent_actions: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
+    # rule -> why its circuit is open.
+    open_circuits: Mapping[str, str] = field(default_factory=dict)
+    # source name -> why it is down (Prometheus unreachable, query failing, ...).
+    sources_down: Mapping[str, str] = field(default_factory=dict)
+    global_dry_run: bool = False
+
+
+def matches(match: Match, finding: Finding) -> bool:
+    if match.kind is not None and finding.kind != match.kind:
+        return False
+    if match.source is not None and finding.source != match.source:
+        return False
+    if match.min_score is not None and not finding.score >= match.min_score:
+        return False
+    return all(m.matches(finding.labels.get(k)) for k, m in match.matchers().items())
+
+
+def _for_satisfied(rule: Rule, finding: Finding, now: datetime) -> bool:
+    if isinstance(rule.for_, ForCount):
+        since = now.timestamp() - rule.for_.window
+        return sum(1 for t in finding.sightings if t >= since) >= rule.for_.count
+    return (now - finding.starts_at).total_seconds() >= rule.for_
+
+
+def template_context(finding: Finding) -> dict[str, Any]:
+    return {"labels": dict(finding.labels), "finding": finding.model_dump(mode="json"),
+            "kind": str(finding.kind), "source": finding.source, "score": finding.score}
+
+
+def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
+    raw = getattr(rule.action, "targets", None)
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    out: list[str] = []
+    for item in items:
+        for part in str(render(item, template_context(finding))).replace(",", " ").split():
+            if part not in out:
+                out.append(part)
+    return tuple(out)
+
+
+class _Batch:
+    """Acts decided earlier in the same evaluate() call count against later guards."""
+
+    def __init__(self) -> None:
+        self.acts: list[tuple[str, tuple[str, ...], datetime]] = []
+
+    def last_for(self, rule: str, target: str) -> datetime | None:
+        times = [t for r, ts, t in self.acts if r == rule and target in ts]
+        return max(times) if times else None
+
+    def count(self, rule: str) -> int:
+        return sum(1 for r, _, _ in self.acts if r == rule)
+
+
+def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState,
+                batch: _Batch, now: datetime) -> tuple[str, str] | None:
+    """(code, reason) of the first guard that blocks, or None."""
+    g = rule.guards
+    if finding.kind in (FindingKind.ANOMALY, FindingKind.DRIFT) and finding.source in state.sources_down:
+        return "source_down", f"source down: {finding.source}: {state.sources_down[finding.source]}"
+    age = (now - finding.last_seen).total_seconds()
+    if finding.kind != FindingKind.ALERT and age > g.stale_after:
+        return "stale", (f"stale data: last seen {format_duration(age)} ago "
+                         f"(stale_after {format_duration(g.stale_after)})")
+    if rule.name in state.open_circuits:
+        return "circuit_open", f"circuit open: {state.open_circuits[rule.name]}"
+    if rule.action.kind == "playbook" and not targets:
+        return "no_targets", "no targets: the targets template rendered empty"
+    if g.max_hosts is not None and len(targets) > g.max_hosts:
+        return "max_hosts", f"blast radius: {len(targets)} targets > max_hosts {g.max_hosts}"
+    if g.cooldown > 0:
+        for target in targets or ("*",):
+            stored = state.last_action.get((rule.name, target))
+            in_batch = batch.last_for(rule.name, target)
+            last = max((t for t in (stored, in_batch) if t is not None), default=None)
+            if last is not None and (now - last).total_seconds() < g.cooldown:
+                left = g.cooldown - (now - last).total_seconds()
+                return "cooldown", (f"cooldown: last action on {target} at {last:%Y-%m-%d %H:%M:%S}Z, "
+                                    f"{format_duration(left)} left")
+    if g.max_per_window is not None:
+        since = now - timedelta(seconds=g.max_per_window.window)
+        used = sum(1 for t in state.recent_actions.get(rule.name, ()) if t > since)
+        used += batch.count(rule.name)
+        if used >= g.max_per_window.count:
+            return "rate_budget", (f"rate budget: {used} actions in the last "
+                                   f"{format_duration(g.max_per_window.window)} "
+                                   f"(max {g.max_per_window.count})")
+    return None
+
+
+def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineState,
+             now: datetime) -> list[Decision]:
+    """Decide, for every firing finding and every enabled rule it matches, act or skip (and why)."""
+    batch = _Batch()
+    out: list[Decision] = []
+    ordered = sorted(findings, key=lambda f: (f.starts_at, f.id))
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        for finding in ordered:
+            if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
+                continue
+            if (rule.name, finding.id, "act") in state.decided:
+                continue
+            if not _for_satisfied(rule, finding, now):
+                continue
+            decision = _decide(rule, finding, state, batch, now)
+            if (rule.name, finding.id, decision.code) in state.decided:
+                continue
+            out.append(decision)
+            if decision.outcome == Outcome.ACT:
+                batch.acts.append((rule.name, decision.targets, now))
+    return out
+
+
+def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:
+    base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
+                            "action_kind": rule.action.kind}
+    try:
+        targets = render_targets(rule, finding)
+        action = render(rule.action.model_dump(mode="json"), template_context(finding))
+    except Exception as exc:  # a template error in one rule must not stop the others
+        return Decision(id=stable_id(rule.name, finding.id, "template_error"), outcome=Outcome.SKIP,
+                        code="template_error", reason=f"template error: {exc}", **base)
+    skip = _guard_skip(rule, finding, targets, state, batch, now)
+    if skip is not None:
+        return Decision(id=stable_id(rule.name, finding.id, skip[0]), outcome=Outcome.SKIP, code=skip[0],
+                        reason=skip[1], targets=targets,
+                        action=action, **base)
+    dry_run = rule.guards.dry_run or state.global_dry_run
+    approval = rule.guards.require_approval
+    reason = f"matched {finding.kind} {finding.source} (score {finding.score:.2f})"
+    if approval:
+        reason += "; awaiting approval"
+    if dry_run:
+        reason += "; dry run"
+    return Decision(id=stable_id(rule.name, finding.id, "act"), outcome=Outcome.ACT, code="act", reason=reason,
+                    targets=targets, action=action,
+                    dry_run=dry_run, require_approval=approval, **base)

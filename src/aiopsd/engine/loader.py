@@ -1,0 +1,72 @@
+"""Load every ``*.yaml`` rule file of a directory; errors name the file, the rule and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from aiopsd.engine.rules import Rule, RuleFile
+from aiopsd.errors import ConfigError
+
+
+def _rule_name(raw: Any, loc: tuple[int | str, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        try:
+            name = raw["rules"][loc[1]].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            name = None
+        return str(name) if name else f"#{loc[1] + 1}"
+    return None
+
+
+def load_rule_file(path: Path) -> list[Rule]:
+    label = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise ConfigError("a rule file is a mapping with a 'rules:' list", file=label)
+    try:
+        return RuleFile.model_validate(raw).rules
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        rule = _rule_name(raw, loc)
+        # Drop the rules.<n> prefix and pydantic's union tags from the field path.
+        field_parts = [str(p) for p in (loc[2:] if rule else loc)
+                       if p not in {"playbook", "retrain", "silence", "notify"} or p == loc[-1]]
+        raise ConfigError(err["msg"], file=label, rule=rule, field=".".join(field_parts) or None) from None
+
+
+def load_rules(rules_dir: Path, playbooks_dir: Path | None = None) -> list[Rule]:
+    """All rules under ``rules_dir`` (``*.yaml`` / ``*.yml``, sorted), checked as one set."""
+    if not rules_dir.is_dir():
+        raise ConfigError("rules directory not found", file=str(rules_dir))
+    rules: list[Rule] = []
+    seen: dict[str, Path] = {}
+    files = sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
+    for path in files:
+        for rule in load_rule_file(path):
+            if rule.name in seen:
+                raise ConfigError(f"duplicate rule name, first defined in {seen[rule.name]}",
+                                  file=str(path), rule=rule.name, field="name")
+            seen[rule.name] = path
+            if playbooks_dir is not None:
+                _check_playbooks(rule, path, playbooks_dir)
+            rules.append(rule)
+    return rules
+
+
+def _check_playbooks(rule: Rule, path: Path, playbooks_dir: Path) -> None:
+    for field, action in (("action", rule.action), ("on_resolved", rule.on_resolved)):
+        if action is not None and action.kind == "playbook":
+            name = action.playbook
+            if "{" not in name and not (playbooks_dir / name).is_file():
+                raise ConfigError(f"playbook {name!r} not found in {playbooks_dir}", file=str(path),
+                                  rule=rule.name, field=f"{field}.playbook")

@@ -1,0 +1,219 @@
+"""Remediation rules: the YAML schema, validated the moment a file is loaded."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from aiopsd.durations import Duration
+from aiopsd.models import FindingKind
+
+_TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def check_template(value: str) -> str:
+    try:
+        _TEMPLATES.parse(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"bad template {value!r}: {exc.message}") from None
+    return value
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render ``{{ labels.x }}`` templates in strings, recursively through lists and dicts."""
+    if isinstance(value, str):
+        return _TEMPLATES.from_string(value).render(**context) if "{" in value else value
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class LabelMatcher(Strict):
+    """``value`` equality, ``~regex`` full match, ``!value`` / ``!~regex`` negation."""
+
+    negate: bool
+    regex: re.Pattern[str] | None
+    value: str
+
+    @classmethod
+    def parse(cls, raw: str) -> LabelMatcher:
+        negate = raw.startswith("!")
+        body = raw[1:] if negate else raw
+        if body.startswith("~"):
+            try:
+                return cls(negate=negate, regex=re.compile(body[1:]), value=body[1:])
+            except re.error as exc:
+                raise ValueError(f"bad regex {body[1:]!r}: {exc}") from None
+        return cls(negate=negate, regex=None, value=body)
+
+    def matches(self, actual: str | None) -> bool:
+        if actual is None:
+            hit = False
+        elif self.regex is not None:
+            hit = self.regex.fullmatch(actual) is not None
+        else:
+            hit = actual == self.value
+        return hit != self.negate
+
+
+class Match(Strict):
+    kind: FindingKind | None = None
+    source: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    min_score: float | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_matchers(cls, value: dict[str, str]) -> dict[str, str]:
+        for raw in value.values():
+            LabelMatcher.parse(str(raw))
+        return value
+
+    def matchers(self) -> dict[str, LabelMatcher]:
+        return {k: LabelMatcher.parse(v) for k, v in self.labels.items()}
+
+
+class ForCount(Strict):
+    """Fire when the finding was seen ``count`` times within ``window``."""
+
+    count: int = Field(ge=1)
+    window: Duration
+
+
+class RateBudget(Strict):
+    count: int = Field(ge=1)
+    window: Duration
+
+
+class CircuitBreaker(Strict):
+    failures: int = Field(default=3, ge=1)
+    reset_after: Duration = 3600.0
+
+
+class Guards(Strict):
+    cooldown: Duration = 0.0
+    max_per_window: RateBudget | None = None
+    max_hosts: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    timeout: Duration = 600.0
+    retries: int = Field(default=0, ge=0, le=10)
+    retry_backoff: Duration = 10.0
+    require_approval: bool = False
+    dry_run: bool = False
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    # Data older than this (seconds since the finding was last seen) is never acted on.
+    stale_after: Duration = 900.0
+
+
+class PlaybookAction(Strict):
+    kind: Literal["playbook"] = "playbook"
+    playbook: str
+    targets: str | list[str] = "localhost"
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("playbook")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("playbook must be a path inside playbooks_dir (no '/' prefix, no '..')")
+        return check_template(value)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            check_template(item)
+        return value
+
+
+class RetrainParams(Strict):
+    model_dir: str
+    job: Literal["sklearn", "command"] = "sklearn"
+    command: list[str] | None = None
+    data: str | None = None
+    min_improvement: float = 0.0
+
+    @model_validator(mode="after")
+    def _command(self) -> RetrainParams:
+        if self.job == "command" and not self.command:
+            raise ValueError("job 'command' needs a command list")
+        return self
+
+
+class RetrainAction(Strict):
+    kind: Literal["retrain"] = "retrain"
+    retrain: RetrainParams
+
+
+class SilenceParams(Strict):
+    duration: Duration = 3600.0
+    comment: str = "silenced by aiopsd"
+    matchers: dict[str, str] | None = None
+
+
+class SilenceAction(Strict):
+    kind: Literal["silence"] = "silence"
+    silence: SilenceParams
+
+
+class NotifyParams(Strict):
+    message: str
+
+    @field_validator("message")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
+
+
+class NotifyAction(Strict):
+    kind: Literal["notify"] = "notify"
+    notify: NotifyParams
+
+
+_ACTION_KEYS = ("playbook", "retrain", "silence", "notify")
+
+
+def _action_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "kind", None))
+    if isinstance(value, dict):
+        if "kind" in value:
+            return str(value["kind"])
+        found = [k for k in _ACTION_KEYS if k in value]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+Action = Annotated[
+    Annotated[PlaybookAction, Tag("playbook")]
+    | Annotated[RetrainAction, Tag("retrain")]
+    | Annotated[SilenceAction, Tag("silence")]
+    | Annotated[NotifyAction, Tag("notify")],
+    Discriminator(_action_kind, custom_error_type="action_kind",
+                  custom_error_message="an action needs exactly one of: playbook, retrain, silence, notify"),
+]
+
+
+class Rule(Strict):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    description: str = ""
+    enabled: bool = True
+    match: Match
+    for_: Duration | ForCount = Field(default=0.0, alias="for")
+    action: Action
+    on_resolved: Action | None = None
+    guards: Guards = Guards()
+
+
+class RuleFile(Strict):
+    rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Where data comes from: Prometheus polling, prediction logs, Alertmanager webhooks."""

@@ -1,0 +1,59 @@
+"""Alertmanager webhook payload (version 4) models; unknown fields are ignored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aiopsd.store import IncomingAlert
+
+
+def parse_rfc3339(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class WebhookAlert(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = None  # noqa: N815
+    generatorURL: str | None = None  # noqa: N815
+    fingerprint: str = Field(min_length=1, max_length=128)
+
+    @field_validator("startsAt")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            raise ValueError(f"startsAt is not an RFC 3339 time: {value!r}") from None
+        return value
+
+    def to_incoming(self) -> IncomingAlert:
+        return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.startsAt,
+                             ends_at=self.endsAt, labels=self.labels, annotations=self.annotations,
+                             generator_url=self.generatorURL,
+                             starts_at_epoch=parse_rfc3339(self.startsAt).timestamp())
+
+
+class WebhookPayload(BaseModel):
+    """The body Alertmanager POSTs to a webhook receiver."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: Literal["4"]
+    groupKey: str = ""  # noqa: N815
+    truncatedAlerts: int = 0  # noqa: N815
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    externalURL: str = ""  # noqa: N815
+    alerts: list[WebhookAlert] = Field(max_length=10_000)

@@ -1,0 +1,524 @@
+"""StateStore: every stage's durable memory (SQLite by default, PostgreSQL for HA).
+
+Writes that must not be lost (alerts, decisions with their runs) happen in one
+transaction each; a failure to commit raises :class:`StoreUnavailableError`, which
+the webhook turns into a 503 so Alertmanager retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from aiopsd.engine.evaluate import EngineState
+from aiopsd.engine.rules import Rule
+from aiopsd.errors import StoreUnavailableError
+from aiopsd.models import (
+    ActionRun,
+    Decision,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    Outcome,
+    RunStatus,
+    stable_id,
+)
+from aiopsd.store import tables as t
+
+logger = logging.getLogger(__name__)
+
+MAX_SIGHTINGS = 64
+
+
+def ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class IncomingAlert:
+    """One alert of an Alertmanager webhook, as the store keeps it."""
+
+    fingerprint: str
+    status: str
+    starts_at: str
+    ends_at: str | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    generator_url: str | None
+    starts_at_epoch: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this process now owns, with its execution bounds."""
+
+    run: ActionRun
+    timeout: float
+    max_attempts: int
+    retry_backoff: float
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    accepted: int
+    duplicates: int
+
+
+def _sqlite_engine(url: str) -> Engine:
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not memory:
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=StaticPool if memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN IMMEDIATE: a writer takes the lock
+        # up front instead of failing on upgrade.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class StateStore:
+    """All reads and writes of aiopsd's state. Thread-safe; one instance per process."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self.dialect = self.engine.dialect.name
+        # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        if create:
+            try:
+                t.metadata.create_all(self.engine)
+            except SQLAlchemyError as exc:
+                raise StoreUnavailableError(f"cannot open state store {self.safe_url}: {exc}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- plumbing
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; any database failure becomes StoreUnavailableError."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"state store write failed: {exc.__class__.__name__}: "
+                                        f"{str(exc).splitlines()[0]}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"state store read failed: {exc.__class__.__name__}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table))
+
+    def ping(self) -> bool:
+        try:
+            with self.read() as conn:
+                conn.execute(select(1))
+            return True
+        except StoreUnavailableError:
+            return False
+
+    # ------------------------------------------------------------------- alerts
+    def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
+                      group_key: str | None) -> AcceptResult:
+        """Store alerts and their findings in one transaction; duplicates are no-ops."""
+        accepted = 0
+        with self.write() as conn:
+            for a in alerts:
+                fid = stable_id("alert", a.fingerprint, a.starts_at)
+                stmt = self._insert(t.alerts).values(
+                    fingerprint=a.fingerprint, status=a.status, starts_at=a.starts_at, ends_at=a.ends_at,
+                    alertname=a.labels.get("alertname"), labels=dict(a.labels),
+                    annotations=dict(a.annotations), generator_url=a.generator_url, receiver=receiver,
+                    group_key=group_key, received_at=received_at, finding_id=fid,
+                ).on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
+                if conn.execute(stmt).rowcount != 1:
+                    continue
+                accepted += 1
+                if a.status == "firing":
+                    summary = a.annotations.get("summary") or a.annotations.get("description") or \
+                        a.labels.get("alertname", "alert")
+                    self._upsert_finding(conn, Finding(
+                        id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
+                        score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at),
+                        summary=str(summary),
+                        details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
+                                 "generator_url": a.generator_url},
+                        sightings=(received_at,)))
+                else:
+                    self._resolve(conn, fid, received_at)
+        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted)
+
+    # ----------------------------------------------------------------- findings
+    def upsert_findings(self, items: Sequence[Finding]) -> None:
+        if not items:
+            return
+        with self.write() as conn:
+            for f in items:
+                self._upsert_finding(conn, f)
+
+    def _upsert_finding(self, conn: Connection, f: Finding) -> None:
+        row = conn.execute(select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
+                                  t.findings.c.score, t.findings.c.status)
+                           .where(t.findings.c.id == f.id)).first()
+        if row is None:
+            conn.execute(t.findings.insert().values(
+                id=f.id, kind=str(f.kind), source=f.source, labels=f.labels, score=f.score,
+                status=str(f.status), starts_at=ts(f.starts_at), last_seen=ts(f.last_seen),
+                resolved_at=ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
+                summary=f.summary, details=f.details, sightings=list(f.sightings[-MAX_SIGHTINGS:]),
+                occurrences=max(1, len(f.sightings))))
+            return
+        if row.status == FindingStatus.RESOLVED and f.status == FindingStatus.FIRING:
+            return  # a resolved incident stays resolved; a new one gets a new id
+        sightings = sorted({*row.sightings, *f.sightings})[-MAX_SIGHTINGS:]
+        values: dict[str, Any] = {
+            "last_seen": max(row.last_seen, ts(f.last_seen)), "score": max(row.score, f.score),
+            "sightings": sightings, "occurrences": row.occurrences + len(set(f.sightings) - set(row.sightings)),
+            "details": f.details, "summary": f.summary, "status": str(f.status)}
+        if f.status == FindingStatus.RESOLVED:
+            values["resolved_at"] = ts(f.last_seen)
+        conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
+
+    def _resolve(self, conn: Connection, finding_id: str, at: float) -> None:
+        conn.execute(update(t.findings).where(and_(t.findings.c.id == finding_id,
+                                                   t.findings.c.status == str(FindingStatus.FIRING)))
+                     .values(status=str(FindingStatus.RESOLVED), resolved_at=at, last_seen=at))
+
+    def resolve_findings(self, ids: Sequence[str], at: datetime) -> None:
+        with self.write() as conn:
+            for fid in ids:
+                self._resolve(conn, fid, ts(at))
+
+    @staticmethod
+    def _finding(row: Any) -> Finding:
+        return Finding(id=row.id, kind=FindingKind(row.kind), source=row.source, labels=row.labels,
+                       score=row.score, status=FindingStatus(row.status), starts_at=_dt(row.starts_at),
+                       last_seen=_dt(row.last_seen), summary=row.summary or "", details=row.details or {},
+                       sightings=tuple(row.sightings or ()))
+
+    def active_findings(self, kind: FindingKind | None = None, source: str | None = None) -> list[Finding]:
+        q = select(t.findings).where(t.findings.c.status == str(FindingStatus.FIRING))
+        if kind is not None:
+            q = q.where(t.findings.c.kind == str(kind))
+        if source is not None:
+            q = q.where(t.findings.c.source == source)
+        with self.read() as conn:
+            return [self._finding(r) for r in conn.execute(q.order_by(t.findings.c.starts_at))]
+
+    def list_findings(self, *, limit: int = 100, status: str | None = None,
+                      kind: str | None = None) -> list[Finding]:
+        q = select(t.findings).order_by(t.findings.c.last_seen.desc()).limit(limit)
+        if status:
+            q = q.where(t.findings.c.status == status)
+        if kind:
+            q = q.where(t.findings.c.kind == kind)
+        with self.read() as conn:
+            return [self._finding(r) for r in conn.execute(q)]
+
+    def get_finding(self, finding_id: str) -> Finding | None:
+        with self.read() as conn:
+            row = conn.execute(select(t.findings).where(t.findings.c.id == finding_id)).first()
+        return None if row is None else self._finding(row)
+
+    # ---------------------------------------------------------------- decisions
+    def engine_state(self, rules: Sequence[Rule], now: datetime, *, sources_down: Mapping[str, str],
+                     global_dry_run: bool = False) -> EngineState:
+        """Snapshot of what the engine needs about the past, for the given rules."""
+        names = [r.name for r in rules]
+        horizon = ts(now) - max([r.guards.cooldown for r in rules] +
+                                [r.guards.max_per_window.window for r in rules if r.guards.max_per_window] +
+                                [0.0])
+        decided: set[tuple[str, str, str]] = set()
+        last_action: dict[tuple[str, str], datetime] = {}
+        recent: dict[str, list[datetime]] = {}
+        with self.read() as conn:
+            active = select(t.findings.c.id).where(t.findings.c.status == str(FindingStatus.FIRING))
+            for r in conn.execute(select(t.decisions.c.rule, t.decisions.c.finding_id, t.decisions.c.code)
+                                  .where(t.decisions.c.finding_id.in_(active))):
+                decided.add((r.rule, r.finding_id, r.code))
+            acts = conn.execute(select(t.decisions.c.rule, t.decisions.c.targets, t.decisions.c.decided_at)
+                                .where(and_(t.decisions.c.outcome == str(Outcome.ACT),
+                                            t.decisions.c.rule.in_(names),
+                                            t.decisions.c.decided_at >= horizon)))
+            for r in acts:
+                when = _dt(r.decided_at)
+                recent.setdefault(r.rule, []).append(when)
+                for target in r.targets or ["*"]:
+                    key = (r.rule, target)
+                    if key not in last_action or last_action[key] < when:
+                        last_action[key] = when
+            circuits = self._open_circuits(conn, rules, now)
+        return EngineState(decided=frozenset(decided), last_action=last_action, recent_actions=recent,
+                           open_circuits=circuits, sources_down=dict(sources_down),
+                           global_dry_run=global_dry_run)
+
+    def _open_circuits(self, conn: Connection, rules: Sequence[Rule], now: datetime) -> dict[str, str]:
+        out: dict[str, str] = {}
+        failed = {str(RunStatus.FAILED), str(RunStatus.TIMED_OUT)}
+        for rule in rules:
+            cb = rule.guards.circuit_breaker
+            rows = conn.execute(select(t.action_runs.c.status, t.action_runs.c.finished_at)
+                                .where(and_(t.action_runs.c.rule == rule.name,
+                                            t.action_runs.c.finished_at.is_not(None),
+                                            t.action_runs.c.dry_run.is_(False)))
+                                .order_by(t.action_runs.c.finished_at.desc()).limit(cb.failures)).all()
+            if len(rows) == cb.failures and all(r.status in failed for r in rows):
+                last = rows[0].finished_at
+                if ts(now) - last < cb.reset_after:
+                    out[rule.name] = (f"{cb.failures} consecutive failed runs, last at "
+                                      f"{_dt(last):%Y-%m-%d %H:%M:%S}Z")
+        return out
+
+    def record_decisions(self, items: Sequence[Decision], rules: Mapping[str, Rule]) -> list[int]:
+        """Record decisions (idempotent by id) and queue one run per new act decision."""
+        run_ids: list[int] = []
+        if not items:
+            return run_ids
+        with self.write() as conn:
+            for d in items:
+                stmt = self._insert(t.decisions).values(
+                    id=d.id, rule=d.rule, finding_id=d.finding_id, outcome=str(d.outcome), code=d.code,
+                    reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
+                    dry_run=d.dry_run, require_approval=d.require_approval, decided_at=ts(d.decided_at),
+                ).on_conflict_do_nothing(index_elements=["id"])
+                if conn.execute(stmt).rowcount != 1 or d.outcome != Outcome.ACT:
+                    continue
+                guards = rules[d.rule].guards
+                status = RunStatus.AWAITING_APPROVAL if d.require_approval else RunStatus.PENDING
+                res = conn.execute(t.action_runs.insert().values(
+                    decision_id=d.id, rule=d.rule, kind=d.action_kind or "", targets=list(d.targets),
+                    status=str(status), attempt=1, dry_run=d.dry_run, action=d.action,
+                    timeout=guards.timeout, max_attempts=1 + guards.retries,
+                    retry_backoff=guards.retry_backoff, created_at=ts(d.decided_at),
+                    not_before=ts(d.decided_at), output="", error=""))
+                key = res.inserted_primary_key
+                assert key is not None
+                run_ids.append(int(key[0]))
+        return run_ids
+
+    def get_decision(self, decision_id: str) -> Decision | None:
+        found = self.list_decisions(limit=1, decision_id=decision_id)
+        return found[0] if found else None
+
+    def list_decisions(self, *, limit: int = 100, outcome: str | None = None,
+                       finding_id: str | None = None, decision_id: str | None = None) -> list[Decision]:
+        q = select(t.decisions).order_by(t.decisions.c.decided_at.desc()).limit(limit)
+        if decision_id:
+            q = q.where(t.decisions.c.id == decision_id)
+        if outcome:
+            q = q.where(t.decisions.c.outcome == outcome)
+        if finding_id:
+            q = q.where(t.decisions.c.finding_id == finding_id)
+        with self.read() as conn:
+            return [Decision(id=r.id, rule=r.rule, finding_id=r.finding_id, outcome=Outcome(r.outcome),
+                             code=r.code, reason=r.reason, action_kind=r.action_kind, action=r.action or {},
+                             targets=tuple(r.targets or ()), dry_run=r.dry_run,
+                             require_approval=r.require_approval, decided_at=_dt(r.decided_at))
+                    for r in conn.execute(q)]
+
+    # --------------------------------------------------------------------- runs
+    @staticmethod
+    def _run(row: Any) -> ActionRun:
+        return ActionRun(id=row.id, decision_id=row.decision_id, rule=row.rule, kind=row.kind,
+                         targets=tuple(row.targets or ()), status=RunStatus(row.status), attempt=row.attempt,
+                         dry_run=row.dry_run, created_at=_dt(row.created_at), started_at=dt(row.started_at),
+                         finished_at=dt(row.finished_at), rc=row.rc, output=row.output or "",
+                         error=row.error or "", artifact_dir=row.artifact_dir, action=row.action or {})
+
+    def claim_runnable(self, now: datetime, *, limit: int, owner: str,
+                       busy_targets: frozenset[str] = frozenset()) -> list[Claim]:
+        """Move up to ``limit`` due pending runs to running.
+
+        A run whose targets overlap a running run's targets waits (per-target lock).
+        PostgreSQL replicas claim with FOR UPDATE SKIP LOCKED, so each run goes to one.
+        """
+        if limit <= 0:
+            return []
+        out: list[Claim] = []
+        with self.write() as conn:
+            running_targets = set(busy_targets)
+            for r in conn.execute(select(t.action_runs.c.targets)
+                                  .where(t.action_runs.c.status == str(RunStatus.RUNNING))):
+                running_targets.update(r.targets or ())
+            q = (select(t.action_runs)
+                 .where(and_(t.action_runs.c.status == str(RunStatus.PENDING),
+                             t.action_runs.c.not_before <= ts(now)))
+                 .order_by(t.action_runs.c.not_before, t.action_runs.c.id).limit(limit * 4))
+            if self.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            for row in conn.execute(q).all():
+                if len(out) >= limit:
+                    break
+                targets = set(row.targets or ())
+                if targets & running_targets:
+                    continue
+                running_targets |= targets
+                conn.execute(update(t.action_runs).where(t.action_runs.c.id == row.id).values(
+                    status=str(RunStatus.RUNNING), started_at=ts(now), owner=owner))
+                claimed = self._run(row).model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
+                out.append(Claim(claimed, row.timeout, row.max_attempts, row.retry_backoff))
+        return out
+
+    def finish_run(self, run_id: int, status: RunStatus, *, finished_at: datetime, rc: int | None,
+                   output: str, error: str = "", artifact_dir: str | None = None) -> None:
+        with self.write() as conn:
+            conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
+                status=str(status), finished_at=ts(finished_at), rc=rc, output=output, error=error,
+                artifact_dir=artifact_dir))
+
+    def retry_run(self, run_id: int, *, not_before: datetime, output: str, error: str) -> None:
+        """Put a failed attempt back in the queue for a later attempt."""
+        with self.write() as conn:
+            conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
+                status=str(RunStatus.PENDING), attempt=t.action_runs.c.attempt + 1, not_before=ts(not_before),
+                output=output, error=error, started_at=None, owner=None))
+
+    def mark_interrupted(self, now: datetime, *, owner: str | None = None) -> int:
+        """Runs left ``running`` by a dead process become ``interrupted`` (never re-run blindly)."""
+        cond = t.action_runs.c.status == str(RunStatus.RUNNING)
+        if owner is not None:
+            cond = and_(cond, or_(t.action_runs.c.owner == owner, t.action_runs.c.owner.is_(None)))
+        with self.write() as conn:
+            res = conn.execute(update(t.action_runs).where(cond).values(
+                status=str(RunStatus.INTERRUPTED), finished_at=ts(now),
+                error="the daemon stopped while this action was running; it was not re-run"))
+            return int(res.rowcount)
+
+    def approve_run(self, run_id: int, now: datetime) -> ActionRun | None:
+        with self.write() as conn:
+            res = conn.execute(update(t.action_runs).where(and_(
+                t.action_runs.c.id == run_id, t.action_runs.c.status == str(RunStatus.AWAITING_APPROVAL)))
+                .values(status=str(RunStatus.PENDING), not_before=ts(now)))
+            if res.rowcount != 1:
+                return None
+        return self.get_run(run_id)
+
+    def cancel_runs_for_finding(self, finding_id: str, now: datetime, why: str) -> int:
+        """Cancel runs not yet started for a finding (e.g. the alert resolved)."""
+        with self.write() as conn:
+            ids = select(t.decisions.c.id).where(t.decisions.c.finding_id == finding_id)
+            res = conn.execute(update(t.action_runs).where(and_(
+                t.action_runs.c.decision_id.in_(ids),
+                t.action_runs.c.status.in_([str(RunStatus.PENDING), str(RunStatus.AWAITING_APPROVAL)])))
+                .values(status=str(RunStatus.CANCELED), finished_at=ts(now), error=why))
+            return int(res.rowcount)
+
+    def get_run(self, run_id: int) -> ActionRun | None:
+        with self.read() as conn:
+            row = conn.execute(select(t.action_runs).where(t.action_runs.c.id == run_id)).first()
+        return None if row is None else self._run(row)
+
+    def list_runs(self, *, limit: int = 100, status: str | None = None) -> list[ActionRun]:
+        q = select(t.action_runs).order_by(t.action_runs.c.id.desc()).limit(limit)
+        if status:
+            q = q.where(t.action_runs.c.status == status)
+        with self.read() as conn:
+            return [self._run(r) for r in conn.execute(q)]
+
+    # ------------------------------------------------------------------ cursors
+    def get_cursor(self, name: str) -> dict[str, Any] | None:
+        with self.read() as conn:
+            value = conn.execute(select(t.cursors.c.value).where(t.cursors.c.name == name)).scalar()
+        return dict(value) if value is not None else None
+
+    def put_cursor(self, name: str, value: dict[str, Any]) -> None:
+        import time
+
+        with self.write() as conn:
+            stmt = self._insert(t.cursors).values(name=name, value=value, updated_at=time.time())
+            conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                                    set_={"value": value, "updated_at": time.time()}))
+
+    # ------------------------------------------------------------------ sources
+    def set_source(self, name: str, kind: str, *, up: bool, now: datetime, error: str = "",
+                   lag: float | None = None) -> None:
+        values: dict[str, Any] = {"kind": kind, "up": up, "error": error, "lag": lag, "updated_at": ts(now)}
+        if up:
+            values["last_ok"] = ts(now)
+        else:
+            values["last_error_at"] = ts(now)
+        with self.write() as conn:
+            stmt = self._insert(t.sources).values(name=name, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            rows = conn.execute(select(t.sources).order_by(t.sources.c.name)).all()
+        return [{"name": r.name, "kind": r.kind, "up": r.up, "last_ok": dt(r.last_ok),
+                 "last_error_at": dt(r.last_error_at), "error": r.error, "lag_seconds": r.lag,
+                 "updated_at": _dt(r.updated_at)} for r in rows]
+
+    # ------------------------------------------------------------------- counts
+    def counts(self) -> dict[str, Any]:
+        with self.read() as conn:
+            alerts = conn.execute(select(func.count()).select_from(t.alerts)).scalar_one()
+            findings: dict[str, int] = dict(conn.execute(select(t.findings.c.status, func.count())
+                                         .group_by(t.findings.c.status)).all())
+            runs: dict[str, int] = dict(conn.execute(select(t.action_runs.c.status, func.count())
+                                     .group_by(t.action_runs.c.status)).all())
+            decisions: dict[str, int] = dict(conn.execute(select(t.decisions.c.outcome, func.count())
+                                          .group_by(t.decisions.c.outcome)).all())
+        return {"alerts": alerts, "findings": findings, "runs": runs, "decisions": decisions}
+
+    def list_alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        q = select(t.alerts).order_by(t.alerts.c.id.desc()).limit(limit)
+        with self.read() as conn:
+            return [{"id": r.id, "fingerprint": r.fingerprint, "status": r.status, "starts_at": r.starts_at,
+                     "alertname": r.alertname, "labels": r.labels, "received_at": _dt(r.received_at),
+                     "finding_id": r.finding_id} for r in conn.execute(q)]

@@ -1,0 +1,120 @@
+"""The schema (SQLAlchemy Core). Times are epoch seconds (float) in every dialect."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("starts_at", String(64), nullable=False),
+    Column("ends_at", String(64), nullable=True),
+    Column("alertname", String(256), nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=True),
+    Column("receiver", String(256), nullable=True),
+    Column("group_key", Text, nullable=True),
+    Column("received_at", Float, nullable=False),
+    Column("finding_id", String(64), nullable=True),
+    UniqueConstraint("fingerprint", "status", "starts_at", name="uq_alert_delivery"),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(256), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+    Column("summary", Text, nullable=False, default=""),
+    Column("details", JSON, nullable=False),
+    Column("sightings", JSON, nullable=False),
+    Column("occurrences", Integer, nullable=False, default=1),
+    Index("ix_findings_status", "status", "kind"),
+    Index("ix_findings_last_seen", "last_seen"),
+)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("rule", String(256), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("action_kind", String(32), nullable=True),
+    Column("action", JSON, nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("require_approval", Boolean, nullable=False, default=False),
+    Column("decided_at", Float, nullable=False),
+    Index("ix_decisions_rule", "rule", "outcome", "decided_at"),
+    Index("ix_decisions_finding", "finding_id"),
+)
+
+action_runs = Table(
+    "action_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(64), nullable=False, unique=True),
+    Column("rule", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("action", JSON, nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("max_attempts", Integer, nullable=False, default=1),
+    Column("retry_backoff", Float, nullable=False, default=10.0),
+    Column("created_at", Float, nullable=False),
+    Column("not_before", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("rc", Integer, nullable=True),
+    Column("output", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("artifact_dir", Text, nullable=True),
+    Column("owner", String(128), nullable=True),
+    Index("ix_runs_status", "status", "not_before"),
+    Index("ix_runs_rule", "rule", "finished_at"),
+)
+
+cursors = Table(
+    "cursors", metadata,
+    Column("name", String(512), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+sources = Table(
+    "sources", metadata,
+    Column("name", String(256), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("up", Boolean, nullable=False),
+    Column("last_ok", Float, nullable=True),
+    Column("last_error_at", Float, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("lag", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
