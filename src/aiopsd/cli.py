@@ -84,6 +84,15 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     raise typer.Exit(code)
 
 
+def _register_safety() -> None:
+    from aiopsd.cli_safety import register
+
+    register(app)
+
+
+_register_safety()
+
+
 def main() -> None:
     try:
         app()

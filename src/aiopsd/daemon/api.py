@@ -13,9 +13,9 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -92,6 +92,10 @@ class FindingDetail(BaseModel):
     decisions: list[Decision]
 
 
+# Run ids are SQL integers: anything larger is a 422, not a database overflow.
+RunId = Annotated[int, Path(ge=1, le=2**62)]
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -107,6 +111,12 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
     def _store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
         logger.error("%s", exc)
         return _error(503, "state store unavailable; retry later")
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a 500: a sender retries a 503, and the traceback goes to the log, not the client.
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(503, f"internal error ({exc.__class__.__name__}); retry later")
 
     @app.post("/api/v1/alerts", response_model=WebhookAnswer, tags=["webhook"],
               responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
@@ -199,7 +209,7 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         return store.list_runs(limit=max(1, min(limit, 1000)), status=status)
 
     @app.get("/api/v1/actions/{run_id}", response_model=ActionDetail, tags=["status"])
-    def action(run_id: int) -> ActionDetail:
+    def action(run_id: RunId) -> ActionDetail:
         run = store.get_run(run_id)
         if run is None:
             raise HTTPException(404, f"no action run {run_id}")
@@ -208,13 +218,13 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         return ActionDetail(run=run, decision=decision, finding=found)
 
     @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
-              responses={401: {}, 404: {}, 409: {}})
-    def approve(run_id: int, request: Request) -> Response:
+              responses={401: {}, 403: {}, 409: {}})
+    def approve(run_id: RunId, request: Request) -> Response:
         if not credentials.check(request.headers.get("authorization")):
             return _error(401, "missing or wrong credentials")
         if not credentials.required:
             return _error(403, "approvals over HTTP need webhook auth configured; use `aiopsd approve`")
-        run = store.approve_run(run_id, datetime.now(UTC))
+        run = store.approve_run(run_id, datetime.now(UTC), by="api")
         if run is None:
             return _error(409, f"action run {run_id} is not awaiting approval")
         return JSONResponse(run.model_dump(mode="json"))
