@@ -25,7 +25,7 @@ from aiopsd.daemon.auth import Credentials
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
-from aiopsd.sources.alertmanager import WebhookPayload
+from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,9 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         return _error(503, f"internal error ({exc.__class__.__name__}); retry later")
 
     @app.post("/api/v1/alerts", response_model=WebhookAnswer, tags=["webhook"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
+              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": webhook_openapi_schema()}}}})
     async def receive_alerts(request: Request) -> Response:
         """Alertmanager webhook (payload version 4). 200 means every alert is durable."""
         code, body = await _receive(request)
