@@ -22,10 +22,12 @@ from pydantic import BaseModel, ValidationError
 
 from aiopsd import __version__
 from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.intake import GroupCommitter
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
+from aiopsd.store.state import AlertBatch
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
                   description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.")
     store, metrics = runtime.store, runtime.metrics
     max_body = runtime.settings.webhook.max_body_bytes
+    intake = GroupCommitter(store)
+    app.state.intake = intake
 
     @app.exception_handler(StoreUnavailableError)
     def _store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
@@ -156,13 +160,11 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "body"
             return 422, {"error": f"not an Alertmanager v4 payload: {where}: {err['msg']}"}
-        from starlette.concurrency import run_in_threadpool
-
         started = time.perf_counter()
         try:
-            result = await run_in_threadpool(
-                store.accept_alerts, [a.to_incoming() for a in payload.alerts], received_at=time.time(),
-                receiver=payload.receiver or None, group_key=payload.groupKey or None)
+            result = await intake.submit(AlertBatch(
+                [a.to_incoming() for a in payload.alerts], received_at=time.time(),
+                receiver=payload.receiver or None, group_key=payload.groupKey or None))
         except StoreUnavailableError as exc:
             logger.error("webhook: %s", exc)
             return 503, {"error": "state store unavailable; Alertmanager will retry"}

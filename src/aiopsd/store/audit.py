@@ -31,12 +31,18 @@ def entry_hash(prev: str, seq: int, at: float, kind: str, event_json: str) -> st
 
 
 class AuditChain:
-    """Appends entries inside one open write transaction (the caller's)."""
+    """Appends entries inside one open write transaction (the caller's).
 
-    def __init__(self, conn: Connection, dialect: str) -> None:
+    ``buffered`` chains collect rows and insert them in one executemany at :meth:`flush`,
+    which the caller must call before its transaction commits.
+    """
+
+    def __init__(self, conn: Connection, dialect: str, *, buffered: bool = False) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.buffered = buffered
         self._tip: tuple[int, str] | None = None
+        self._rows: list[dict[str, Any]] = []
 
     def _load_tip(self) -> tuple[int, str]:
         if self.dialect == "postgresql":
@@ -52,9 +58,15 @@ class AuditChain:
         seq, prev = self._tip[0] + 1, self._tip[1]
         body = canonical(dict(event))
         digest = entry_hash(prev, seq, at, kind, body)
-        self.conn.execute(t.audit_log.insert().values(seq=seq, at=at, kind=kind, event=body, prev_hash=prev,
-                                                      hash=digest))
+        self._rows.append({"seq": seq, "at": at, "kind": kind, "event": body, "prev_hash": prev, "hash": digest})
         self._tip = (seq, digest)
+        if not self.buffered:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            self.conn.execute(t.audit_log.insert(), self._rows)
+            self._rows = []
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -82,6 +82,16 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class AlertBatch:
+    """The alerts of one webhook request, as handed to :meth:`StateStore.accept_alert_batches`."""
+
+    alerts: Sequence[IncomingAlert]
+    received_at: float
+    receiver: str | None
+    group_key: str | None
+
+
+@dataclass(frozen=True)
 class AcceptResult:
     accepted: int
     duplicates: int
@@ -128,6 +138,7 @@ class StateStore:
         self.dialect = self.engine.dialect.name
         # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._alert_insert: Any = None
         if create:
             try:
                 t.metadata.create_all(self.engine)
@@ -181,35 +192,49 @@ class StateStore:
     def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
                       group_key: str | None) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
-        accepted = 0
         with self.write() as conn:
-            audit = AuditChain(conn, self.dialect)
-            for a in alerts:
-                fid = stable_id("alert", a.fingerprint, a.starts_at)
-                stmt = self._insert(t.alerts).values(
-                    fingerprint=a.fingerprint, status=a.status, starts_at=a.starts_at, ends_at=a.ends_at,
-                    alertname=a.labels.get("alertname"), labels=dict(a.labels),
-                    annotations=dict(a.annotations), generator_url=a.generator_url, receiver=receiver,
-                    group_key=group_key, received_at=received_at, finding_id=fid,
-                ).on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
-                if conn.execute(stmt).rowcount != 1:
-                    continue
-                accepted += 1
-                audit.append("alert_accepted", received_at, {
-                    "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
-                    "alertname": a.labels.get("alertname"), "finding_id": fid})
-                if a.status == "firing":
-                    summary = a.annotations.get("summary") or a.annotations.get("description") or \
-                        a.labels.get("alertname", "alert")
-                    self._upsert_finding(conn, audit, Finding(
-                        id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
-                        score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at),
-                        summary=str(summary),
-                        details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                                 "generator_url": a.generator_url},
-                        sightings=(received_at,)))
-                else:
-                    self._resolve(conn, audit, fid, received_at, why="the alert resolved")
+            return self._accept(conn, alerts, received_at=received_at, receiver=receiver, group_key=group_key)
+
+    def accept_alert_batches(self, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
+        """Several webhook requests' alerts in one transaction (group commit): all durable or none."""
+        with self.write() as conn:
+            return [self._accept(conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
+                                 group_key=b.group_key) for b in batches]
+
+    def _accept(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+                receiver: str | None, group_key: str | None) -> AcceptResult:
+        accepted = 0
+        # Statements are built once and bound per row: SQLAlchemy then reuses the compiled form.
+        if self._alert_insert is None:
+            self._alert_insert = self._insert(t.alerts).on_conflict_do_nothing(
+                index_elements=["fingerprint", "status", "starts_at"])
+        audit = AuditChain(conn, self.dialect, buffered=True)
+        for a in alerts:
+            fid = stable_id("alert", a.fingerprint, a.starts_at)
+            row = {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                   "ends_at": a.ends_at, "alertname": a.labels.get("alertname"), "labels": dict(a.labels),
+                   "annotations": dict(a.annotations), "generator_url": a.generator_url,
+                   "receiver": receiver, "group_key": group_key, "received_at": received_at,
+                   "finding_id": fid}
+            if conn.execute(self._alert_insert, row).rowcount != 1:
+                continue
+            accepted += 1
+            audit.append("alert_accepted", received_at, {
+                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                "alertname": a.labels.get("alertname"), "finding_id": fid})
+            if a.status == "firing":
+                summary = a.annotations.get("summary") or a.annotations.get("description") or \
+                    a.labels.get("alertname", "alert")
+                self._upsert_finding(conn, audit, Finding(
+                    id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
+                    score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at),
+                    summary=str(summary),
+                    details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
+                             "generator_url": a.generator_url},
+                    sightings=(received_at,)))
+            else:
+                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
+        audit.flush()
         return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted)
 
     # ----------------------------------------------------------------- findings
@@ -221,17 +246,19 @@ class StateStore:
             for f in items:
                 self._upsert_finding(conn, audit, f)
 
+    _FINDING_BY_ID = (select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
+                             t.findings.c.score, t.findings.c.status)
+                      .where(t.findings.c.id == bindparam("fid")))
+
     def _upsert_finding(self, conn: Connection, audit: AuditChain, f: Finding) -> None:
-        row = conn.execute(select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
-                                  t.findings.c.score, t.findings.c.status)
-                           .where(t.findings.c.id == f.id)).first()
+        row = conn.execute(self._FINDING_BY_ID, {"fid": f.id}).first()
         if row is None:
-            conn.execute(t.findings.insert().values(
-                id=f.id, kind=str(f.kind), source=f.source, labels=f.labels, score=f.score,
-                status=str(f.status), starts_at=ts(f.starts_at), last_seen=ts(f.last_seen),
-                resolved_at=ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
-                summary=f.summary, details=f.details, sightings=list(f.sightings[-MAX_SIGHTINGS:]),
-                occurrences=max(1, len(f.sightings))))
+            conn.execute(t.findings.insert(), {
+                "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
+                "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
+                "resolved_at": ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
+                "summary": f.summary, "details": f.details, "sightings": list(f.sightings[-MAX_SIGHTINGS:]),
+                "occurrences": max(1, len(f.sightings))})
             audit.append("finding_opened", ts(f.last_seen), {
                 "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
                 "status": str(f.status)})
