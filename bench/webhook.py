@@ -40,9 +40,9 @@ ACT_EVERY = 100  # one alert in this many matches the acting rule in the crash r
 
 
 # ------------------------------------------------------------------------------- payloads
-def make_alert(run: str, i: int) -> dict[str, Any]:
+def make_alert(run: str, i: int, act_every: int = ACT_EVERY) -> dict[str, Any]:
     labels = {"alertname": "BenchAlert", "instance": f"host-{i % 50}", "severity": "warning", "i": str(i)}
-    if i % ACT_EVERY == 0:
+    if act_every and i % act_every == 0:
         labels["act"] = "yes"
     return {"status": "firing", "labels": labels, "annotations": {"summary": f"bench alert {i}"},
             "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
@@ -81,7 +81,7 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host
 
 
 async def _send(url: str, run: str, indices: list[int], batch: int, inflight: int, ack_path: Path | None,
-                ) -> dict[str, Any]:
+                act_every: int = ACT_EVERY) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[str, int] = {}
     acked = 0
@@ -97,7 +97,7 @@ async def _send(url: str, run: str, indices: list[int], batch: int, inflight: in
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while not queue.empty():
             group = queue.get_nowait()
-            body = make_payload([make_alert(run, i) for i in group])
+            body = make_payload([make_alert(run, i, act_every) for i in group])
             started = time.perf_counter()
             try:
                 if conn is None:
@@ -129,14 +129,15 @@ async def _send(url: str, run: str, indices: list[int], batch: int, inflight: in
 def sender_main(args: argparse.Namespace) -> None:
     indices = [i for i in range(args.alerts) if args.dup_only is None or is_duplicate_pick(i, args.dup_only)]
     result = asyncio.run(_send(args.url, args.run, indices, args.batch, args.inflight,
-                               Path(args.ack) if args.ack else None))
+                               Path(args.ack) if args.ack else None, args.act_every))
     Path(args.out).write_text(json.dumps(result))
 
 
 def spawn_sender(url: str, run: str, alerts: int, *, batch: int, inflight: int, out: Path, ack: Path | None = None,
-                 dup_only: float | None = None) -> subprocess.Popen[bytes]:
+                 dup_only: float | None = None, act_every: int = ACT_EVERY) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "send", "--url", url, "--run", run, "--alerts",
-           str(alerts), "--batch", str(batch), "--inflight", str(inflight), "--out", str(out)]
+           str(alerts), "--batch", str(batch), "--inflight", str(inflight), "--out", str(out),
+           "--act-every", str(act_every)]
     if ack is not None:
         cmd += ["--ack", str(ack)]
     if dup_only is not None:
@@ -243,7 +244,7 @@ def _stored(work: Path) -> set[str]:
 
 # ------------------------------------------------------------------------------ crash
 def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch: int = 10, inflight: int = 8,
-          settle_timeout: float = 600) -> dict[str, Any]:
+          settle_timeout: float = 600, act_every: int = ACT_EVERY) -> dict[str, Any]:
     """Kill -9 the daemon mid-burst, restart it, and count what was lost or run twice."""
     markers = workdir / "markers"
     rules = [{"name": "mark-once", "match": {"kind": "alert", "labels": {"act": "yes"}},
@@ -255,9 +256,9 @@ def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch
     url = f"{d.url}/api/v1/alerts"
     ack_main, ack_dup = workdir / "acked-main.txt", workdir / "acked-dup.txt"
     main = spawn_sender(url, "crash", alerts, batch=batch, inflight=inflight, out=workdir / "main.json",
-                        ack=ack_main)
+                        ack=ack_main, act_every=act_every)
     dups = spawn_sender(url, "crash", alerts, batch=batch, inflight=max(1, inflight // 2),
-                        out=workdir / "dup.json", ack=ack_dup, dup_only=dup)
+                        out=workdir / "dup.json", ack=ack_dup, dup_only=dup, act_every=act_every)
 
     def acked() -> int:
         return sum(1 for p in (ack_main, ack_dup) if p.exists() for _ in p.open())
@@ -356,6 +357,7 @@ def main() -> None:
     sp.add_argument("--out", required=True)
     sp.add_argument("--ack")
     sp.add_argument("--dup-only", type=float)
+    sp.add_argument("--act-every", type=int, default=ACT_EVERY)
     args = p.parse_args()
     if args.cmd == "send":
         sender_main(args)
