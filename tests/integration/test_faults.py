@@ -155,7 +155,7 @@ def test_full_state_disk_makes_the_webhook_answer_503_never_2xx(tmp_path: Path, 
 
 def test_prometheus_down_gives_no_findings_no_actions_marks_source_down_and_recovers(tmp_path: Path) -> None:
     port = stack.free_port()
-    scrape = [{"job_name": "self", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]
+    scrape: list[dict[str, object]] = [{"job_name": "self", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]
     prom = stack.start_prometheus(tmp_path / "prom", scrape=scrape, interval="1s", port=port)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "any.yaml").write_text(yaml.safe_dump({"rules": [
