@@ -323,7 +323,7 @@ def _print_load(rows: list[dict[str, Any]]) -> None:
         t.add_row(str(r["batch"]), str(r["inflight"]), str(r["alerts"]), str(r["acked"]), str(r["stored"]),
                   f"{r['alerts_per_s']:.0f}", f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.1f}",
                   f"{r['p99_ms']:.1f}", json.dumps(r["codes"]))
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def _print_crash(res: dict[str, Any]) -> None:
@@ -335,7 +335,7 @@ def _print_crash(res: dict[str, Any]) -> None:
     t.add_column("value", justify="right")
     for k, v in res.items():
         t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def main() -> None:

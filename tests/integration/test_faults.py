@@ -108,6 +108,10 @@ def test_playbook_faults_timeout_retries_circuit_and_dry_run(tmp_path: Path) -> 
         assert not (tmp_path / "dry").exists()
         assert "changed=1" in d.get(f"/api/v1/actions/{runs['touch-dry']['id']}")["run"]["output"]
 
+        audit = d.get("/api/v1/audit?limit=1000")
+        assert {"run_id": hang["id"], "status": "timed_out"}.items() <= next(
+            e["event"] for e in audit if e["kind"] == "run_finished" and e["event"]["run_id"] == hang["id"]).items()
+        assert [e for e in audit if e["kind"] == "circuit_reset" and e["event"]["rule"] == "flaky"]
         metrics = httpx.get(f"{d.url}/metrics", timeout=5).text
         assert 'aiopsd_action_runs_total{kind="playbook",status="timed_out"} 1.0' in metrics
         assert 'aiopsd_decisions_total{code="circuit_open",outcome="skip"} 1.0' in metrics

@@ -83,6 +83,14 @@ class Status(BaseModel):
     counts: dict[str, Any]
 
 
+class AuditRecord(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    event: dict[str, Any]
+    hash: str
+
+
 class ActionDetail(BaseModel):
     run: ActionRun
     decision: Decision | None
@@ -220,6 +228,11 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         decision = store.get_decision(run.decision_id)
         found = store.get_finding(decision.finding_id) if decision else None
         return ActionDetail(run=run, decision=decision, finding=found)
+
+    @app.get("/api/v1/audit", response_model=list[AuditRecord], tags=["status"])
+    def audit(limit: int = 100) -> list[AuditRecord]:
+        """The hash-chained audit log, newest first (verify it with `aiopsd audit verify`)."""
+        return [AuditRecord(**e) for e in store.audit_entries(limit=max(1, min(limit, 1000)))]
 
     @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
               responses={401: {}, 403: {}, 409: {}})

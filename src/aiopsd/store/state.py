@@ -201,8 +201,83 @@ class StateStore:
             return [self._accept(conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
                                  group_key=b.group_key) for b in batches]
 
+    _ALERT_KEYS = (select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.starts_at)
+                   .where(t.alerts.c.fingerprint.in_(bindparam("fps", expanding=True))))
+    _FINDING_IDS = select(t.findings.c.id).where(t.findings.c.id.in_(bindparam("ids", expanding=True)))
+
     def _accept(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
                 receiver: str | None, group_key: str | None) -> AcceptResult:
+        """Insert new alerts and open their findings in bulk; duplicates (stored or in this batch) are skipped.
+
+        Runs inside one write transaction that holds SQLite's write lock (BEGIN IMMEDIATE) or, on
+        PostgreSQL, relies on ON CONFLICT DO NOTHING per row, so the duplicate check cannot race.
+        """
+        if self.dialect != "sqlite":
+            return self._accept_rowwise(conn, alerts, received_at=received_at, receiver=receiver,
+                                        group_key=group_key)
+        audit = AuditChain(conn, self.dialect, buffered=True)
+        seen: set[tuple[str, str, str]] = set()
+        fps = list({a.fingerprint for a in alerts})
+        for k in range(0, len(fps), 500):
+            seen.update(conn.execute(self._ALERT_KEYS, {"fps": fps[k:k + 500]}).tuples())
+        fresh: list[tuple[IncomingAlert, str]] = []
+        for a in alerts:
+            key = (a.fingerprint, a.status, a.starts_at)
+            if key not in seen:
+                seen.add(key)
+                fresh.append((a, stable_id("alert", a.fingerprint, a.starts_at)))
+        if not fresh:
+            return AcceptResult(accepted=0, duplicates=len(alerts))
+        conn.execute(t.alerts.insert(), [
+            {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at, "ends_at": a.ends_at,
+             "alertname": a.labels.get("alertname"), "labels": dict(a.labels), "annotations": dict(a.annotations),
+             "generator_url": a.generator_url, "receiver": receiver, "group_key": group_key,
+             "received_at": received_at, "finding_id": fid} for a, fid in fresh])
+        firing = [(a, fid) for a, fid in fresh if a.status == "firing"]
+        ids = [fid for _, fid in firing]
+        known: set[str] = set()
+        for k in range(0, len(ids), 500):
+            known.update(conn.execute(self._FINDING_IDS, {"ids": ids[k:k + 500]}).scalars())
+        new_findings: list[dict[str, Any]] = []
+        for a, fid in fresh:
+            audit.append("alert_accepted", received_at, {
+                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                "alertname": a.labels.get("alertname"), "finding_id": fid})
+            if a.status != "firing":
+                continue
+            f = self._alert_finding(a, fid, received_at)
+            if fid in known:
+                self._upsert_finding(conn, audit, f)
+                continue
+            new_findings.append({
+                "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
+                "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
+                "resolved_at": None, "summary": f.summary, "details": f.details, "sightings": list(f.sightings),
+                "occurrences": 1})
+            audit.append("finding_opened", received_at, {
+                "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
+                "status": str(f.status)})
+        if new_findings:
+            conn.execute(t.findings.insert(), new_findings)
+        for a, fid in fresh:
+            if a.status != "firing":
+                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
+        audit.flush()
+        return AcceptResult(accepted=len(fresh), duplicates=len(alerts) - len(fresh))
+
+    @staticmethod
+    def _alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
+        summary = a.annotations.get("summary") or a.annotations.get("description") or \
+            a.labels.get("alertname", "alert")
+        return Finding(
+            id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
+            score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at), summary=str(summary),
+            details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
+                     "generator_url": a.generator_url},
+            sightings=(received_at,))
+
+    def _accept_rowwise(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+                        receiver: str | None, group_key: str | None) -> AcceptResult:
         accepted = 0
         # Statements are built once and bound per row: SQLAlchemy then reuses the compiled form.
         if self._alert_insert is None:
@@ -223,15 +298,7 @@ class StateStore:
                 "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
                 "alertname": a.labels.get("alertname"), "finding_id": fid})
             if a.status == "firing":
-                summary = a.annotations.get("summary") or a.annotations.get("description") or \
-                    a.labels.get("alertname", "alert")
-                self._upsert_finding(conn, audit, Finding(
-                    id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
-                    score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at),
-                    summary=str(summary),
-                    details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                             "generator_url": a.generator_url},
-                    sightings=(received_at,)))
+                self._upsert_finding(conn, audit, self._alert_finding(a, fid, received_at))
             else:
                 self._resolve(conn, audit, fid, received_at, why="the alert resolved")
         audit.flush()
