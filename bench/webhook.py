@@ -211,9 +211,10 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def load(alerts: int, batches: list[int], inflight: int) -> list[dict[str, Any]]:
+def load(alerts: int, shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """One fresh daemon per (alerts per request, requests in flight) shape."""
     rows = []
-    for batch in batches:
+    for batch, inflight in shapes:
         with tempfile.TemporaryDirectory(prefix="aiopsd-bench-") as tmp:
             work = Path(tmp)
             d = start_daemon(work, [])
@@ -343,7 +344,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd")
     lp = sub.add_parser("load")
     lp.add_argument("--alerts", type=int, default=20000)
-    lp.add_argument("--batch", type=int, action="append")
+    lp.add_argument("--batch", type=int, action="append", help="alerts per request (repeatable)")
     lp.add_argument("--inflight", type=int, default=16)
     cp = sub.add_parser("crash")
     cp.add_argument("--alerts", type=int, default=10000)
@@ -363,8 +364,10 @@ def main() -> None:
         sender_main(args)
         return
     if args.cmd in (None, "load"):
-        _print_load(load(getattr(args, "alerts", 20000), getattr(args, "batch", None) or [1, 10, 50],
-                         getattr(args, "inflight", 16)))
+        batches = getattr(args, "batch", None)
+        shapes = ([(b, args.inflight) for b in batches] if batches
+                  else [(1, 16), (10, 16), (50, 16), (1, 2), (10, 2)])
+        _print_load(load(getattr(args, "alerts", 20000), shapes))
     if args.cmd in (None, "crash"):
         with tempfile.TemporaryDirectory(prefix="aiopsd-crash-") as tmp:
             res = crash(getattr(args, "alerts", 10000), getattr(args, "dup", 0.3), Path(tmp))

@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 def test_kill_9_mid_burst_loses_no_acknowledged_alert_and_runs_no_action_twice(tmp_path: Path) -> None:
     res = crash(2000, 0.3, tmp_path, kill_at=0.4, batch=5, inflight=6, act_every=200, settle_timeout=240)
+    print("crash figures:", res)  # shown with pytest -s; the figures go in docs/safety.md
     # The daemon really died mid-burst: some alerts were acknowledged before, some not yet.
     assert 0 < res["killed_after_2xx"] < res["alerts"] + res["duplicate_deliveries"]
     assert res["duplicate_deliveries"] > 0
