@@ -215,3 +215,34 @@ def test_audit_verify_names_the_first_tampered_entry(store: StateStore, tamper: 
     assert not result.ok
     assert result.first_bad == 4
     assert result.entries == 3
+
+
+def test_resolved_anomaly_incident_cancels_its_pending_run(store: StateStore) -> None:
+    from aiopsd.models import Finding, FindingKind
+
+    r = Rule.model_validate({"name": "restart", "match": {"kind": "anomaly"},
+                             "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}})
+    firing = Finding(id="inc1", kind=FindingKind.ANOMALY, source="latency", labels={"host": "h1"}, score=3.0,
+                     starts_at=T0, last_seen=T0, sightings=(T0.timestamp(),))
+    store.upsert_findings([firing])
+    decide(store, [r], T0)
+    [run] = store.list_runs()
+    assert run.status == RunStatus.PENDING
+    later = T0 + timedelta(seconds=30)
+    store.upsert_findings([firing.model_copy(update={"status": FindingStatus.RESOLVED, "last_seen": later,
+                                                     "sightings": ()})])
+    run = store.get_run(run.id)  # type: ignore[assignment]
+    assert run is not None and run.status == RunStatus.CANCELED and "resolved" in run.error
+
+
+def test_global_and_rule_dry_run_mark_the_decision_and_its_run(store: StateStore) -> None:
+    rules = [rule("dry", dry_run=True), rule("wet", targets="{{ labels.host }}-2")]
+    accept(store, alert("a"))
+    findings = store.active_findings()
+    state = store.engine_state(rules, T0, sources_down={})
+    assert {d.rule: d.dry_run for d in evaluate(findings, rules, state, T0)} == {"dry": True, "wet": False}
+    state = store.engine_state(rules, T0, sources_down={}, global_dry_run=True)
+    decisions = evaluate(findings, rules, state, T0)
+    assert all(d.dry_run for d in decisions)
+    store.record_decisions(decisions, {r.name: r for r in rules})
+    assert all(r.dry_run for r in store.list_runs())
