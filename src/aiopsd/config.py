@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aiopsd.durations import Duration
-from aiopsd.errors import ConfigError
+from aiopsd.errors import ConfigError, clean_msg
 
 
 class Section(BaseModel):
@@ -187,4 +187,4 @@ def load_settings(path: Path | str | None, **overrides: Any) -> Settings:
         err = exc.errors()[0]
         loc = format_loc(tuple(err["loc"]))
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{err['msg']}{more}", file=label, field=loc or None) from None
+        raise ConfigError(f"{clean_msg(err['msg'])}{more}", file=label, field=loc or None) from None
