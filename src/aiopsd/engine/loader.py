@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from aiopsd.engine.rules import Rule, RuleFile
 from aiopsd.errors import ConfigError, clean_msg
 
-
 _ACTION_TAGS = {"playbook", "retrain", "silence", "notify"}
 
 
