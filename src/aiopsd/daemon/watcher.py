@@ -23,7 +23,7 @@ from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.errors import SourceError
 from aiopsd.models import Finding, FindingKind, FindingStatus, Series, series_key, stable_id
-from aiopsd.sources.prometheus import PrometheusSource
+from aiopsd.sources.prometheus import RangeSource
 from aiopsd.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class SeriesState:
 class Watcher:
     """Polls one watch; owns the detectors of its series."""
 
-    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, source: PrometheusSource,
+    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, source: RangeSource,
                  store: StateStore, metrics: Metrics) -> None:
         self.watch = watch
         self.prometheus = prometheus
@@ -80,6 +80,7 @@ class Watcher:
             findings.extend(self._feed(series, warm_until=watermark if watermark is not None else end))
             if series.timestamps:
                 newest = max(newest, series.timestamps[-1])
+        findings.extend(self._forget_vanished(now, {series_key(w.name, s.labels) for s in batch}))
         lag = now - newest if newest > -math.inf else None
         self.store.set_source(w.name, "prometheus", up=True, now=_dt(now), lag=lag)
         self.metrics.source_up.labels(w.name).set(1)
@@ -119,6 +120,28 @@ class Watcher:
             assert start is not None
             out.append(self._finding(key, series.labels, state, event, t, v, score.anomaly_score,
                                      (score.yhat, score.yhat_lower, score.yhat_upper), start))
+        return out
+
+    def _forget_vanished(self, now: float, present: set[str]) -> list[Finding]:
+        """Drop series absent for longer than stale_after; close their open incident as "no data".
+
+        Their detectors would otherwise live forever as label sets churn (pods come
+        and go). The incident is closed, not acted on: missing data is never evidence.
+        """
+        out: list[Finding] = []
+        for key in [k for k in self.series if k not in present]:
+            state = self.series[key]
+            if now - state.last_ts <= self.prometheus.stale_after:
+                continue
+            del self.series[key]
+            if state.tracker.open_since is None:
+                continue
+            for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name):
+                if f.details.get("series") == key:
+                    out.append(f.model_copy(update={
+                        "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
+                        "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                        "details": {**f.details, "event": "no_data"}}))
         return out
 
     def _tracker_for(self, key: str) -> IncidentTracker:
