@@ -61,6 +61,37 @@ class WatchConfig(Section):
         return value
 
 
+class DriftWindow(Section):
+    """A window closes after ``rows`` rows or ``seconds`` of rows, whichever comes first."""
+
+    rows: int | None = Field(default=500, ge=20)
+    seconds: Duration | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> DriftWindow:
+        if self.rows is None and self.seconds is None:
+            raise ValueError("a window needs rows, seconds or both")
+        return self
+
+
+class PredictionLogConfig(Section):
+    """One model's prediction log (JSONL or CSV files; a path or a glob), checked for drift."""
+
+    model: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    path: str
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    # The reference the windows are compared with: a CSV/JSONL file, or else the first rows logged.
+    reference: Path | None = None
+    reference_rows: int = Field(default=1000, ge=100)
+    window: DriftWindow = DriftWindow()
+    interval: Duration = 30.0
+    task: Literal["classification", "regression"] = "classification"
+    # Where the served model lives (versions/<n>/, current): retrain rules act on it.
+    model_dir: Path | None = None
+    # Render an Evidently report (HTML + JSON) when drift fires.
+    reports: bool = True
+
+
 class WebhookAuth(Section):
     bearer_token: str | None = None
     bearer_token_file: Path | None = None
@@ -91,6 +122,7 @@ class Settings(BaseSettings):
     state_dir: Path = Path("aiopsd-state")
     prometheus: PrometheusConfig = PrometheusConfig()
     watches: list[WatchConfig] = Field(default_factory=list)
+    prediction_logs: list[PredictionLogConfig] = Field(default_factory=list)
     rules_dir: Path = Path("rules")
     playbooks_dir: Path = Path("playbooks")
     webhook: WebhookConfig = WebhookConfig()
@@ -121,11 +153,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _unique_watches(self) -> Settings:
-        names = [w.name for w in self.watches]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"watch names must be unique; repeated: {', '.join(dupes)}")
+    def _unique_names(self) -> Settings:
+        for what, names in (("watch", [w.name for w in self.watches]),
+                            ("prediction log model", [p.model for p in self.prediction_logs])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
         return self
 
     @property
@@ -138,6 +171,7 @@ class Settings(BaseSettings):
 
 
 _PATH_FIELDS = ("state_dir", "rules_dir", "playbooks_dir")
+_LOG_PATH_FIELDS = ("path", "reference", "model_dir")
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -145,6 +179,12 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in _PATH_FIELDS:
         if isinstance(out.get(key), str) and not os.path.isabs(out[key]):
             out[key] = str(base / out[key])
+    logs = out.get("prediction_logs")
+    if isinstance(logs, list):
+        out["prediction_logs"] = [
+            {**item, **{k: str(base / item[k]) for k in _LOG_PATH_FIELDS
+                        if isinstance(item.get(k), str) and not os.path.isabs(item[k])}}
+            if isinstance(item, dict) else item for item in logs]
     url = out.get("state_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")

@@ -214,7 +214,7 @@ class StateStore:
 
     def _upsert_finding(self, conn: Connection, f: Finding) -> None:
         row = conn.execute(select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
-                                  t.findings.c.score, t.findings.c.status)
+                                  t.findings.c.score, t.findings.c.status, t.findings.c.details)
                            .where(t.findings.c.id == f.id)).first()
         if row is None:
             conn.execute(t.findings.insert().values(
@@ -230,7 +230,8 @@ class StateStore:
         values: dict[str, Any] = {
             "last_seen": max(row.last_seen, ts(f.last_seen)), "score": max(row.score, f.score),
             "sightings": sightings, "occurrences": row.occurrences + len(set(f.sightings) - set(row.sightings)),
-            "details": f.details, "summary": f.summary, "status": str(f.status)}
+            # Details accumulate (a drift report rendered when the episode opened stays linked).
+            "details": {**(row.details or {}), **f.details}, "summary": f.summary, "status": str(f.status)}
         if f.status == FindingStatus.RESOLVED:
             values["resolved_at"] = ts(f.last_seen)
         conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
