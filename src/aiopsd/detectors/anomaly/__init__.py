@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiopsd.detectors.anomaly.adaptive import AdaptiveDetector
 from aiopsd.detectors.anomaly.base import AnomalyDetector, Score, Scores, stream_scores
 from aiopsd.detectors.anomaly.mad import MADDetector
 
 DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "mad": MADDetector,
-    "default": MADDetector,
+    "adaptive": AdaptiveDetector,
+    "default": AdaptiveDetector,
 }
 
 
