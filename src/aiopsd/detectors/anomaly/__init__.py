@@ -7,11 +7,22 @@ from typing import Any
 
 from aiopsd.detectors.anomaly.adaptive import AdaptiveDetector
 from aiopsd.detectors.anomaly.base import AnomalyDetector, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.iforest import IsolationForestDetector
 from aiopsd.detectors.anomaly.mad import MADDetector
+from aiopsd.detectors.anomaly.seasonal import (
+    SeasonalDetector,
+    decompose_detector,
+    holt_winters_detector,
+    stl_detector,
+)
 
 DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "mad": MADDetector,
     "adaptive": AdaptiveDetector,
+    "decompose": decompose_detector,
+    "stl": stl_detector,
+    "holt_winters": holt_winters_detector,
+    "iforest": IsolationForestDetector,
     "default": AdaptiveDetector,
 }
 
@@ -26,5 +37,13 @@ def make_detector(name: str, **params: Any) -> AnomalyDetector:
     return factory(**params)
 
 
-__all__ = ["DETECTORS", "AnomalyDetector", "MADDetector", "Score", "Scores", "make_detector",
-           "stream_scores"]
+__all__ = [
+    "DETECTORS",
+    "AnomalyDetector",
+    "MADDetector",
+    "Score",
+    "Scores",
+    "SeasonalDetector",
+    "make_detector",
+    "stream_scores",
+]

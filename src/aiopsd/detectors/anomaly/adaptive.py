@@ -6,14 +6,9 @@ Per point, in pure Python (no numpy in the hot path):
    (median, inter-quartile range), a robust z-score of the step from the
    previous value against the trailing steps, and, when a season is found, a
    robust z-score of the difference to the value one season earlier.
-2. *Self-calibrating threshold.* The raw feature score ``f`` is divided by
-   ``max(min_z, margin * recent_max)``, where ``recent_max`` is the largest raw
-   score seen over the last ``window`` points. A series that is always spiky
-   raises its own bar; a quiet one alerts on the first real excursion. This
-   is what makes one default work across series without per-series tuning.
-3. *One alert per incident.* After a point scores >= 1, scores are damped
-   for ``cooldown`` points (linearly back to full strength), so an incident
-   is reported once rather than once per sample.
+2. *Calibration* (:class:`~aiopsd.detectors.anomaly.calibrate.Calibrator`): the
+   largest feature is divided by a bar that learns from the series' own recent
+   raw scores, and an alert is followed by a cooldown (one alert per incident).
 
 The band (``yhat``, ``yhat_lower``, ``yhat_upper``) is the trailing median,
 or the seasonal prediction when a season is in use, plus or minus the
@@ -30,12 +25,11 @@ import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
 from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.calibrate import Calibrator
 from aiopsd.errors import NotFittedError
 
 _IQR_TO_SIGMA = 1.0 / 1.349
 _MAD_TO_SIGMA = 1.4826
-_MAX_Z = 1e4
-_BELOW_ONE = 0.999
 
 
 def _spread(window: SortedWindow, floor: float) -> float:
@@ -86,18 +80,21 @@ def find_period(values: Iterable[float], min_lag: int = 4, min_acf: float = 0.6)
 class AdaptiveDetector:
     """Robust z-scores of level and step, self-calibrating threshold, cooldown after an alert."""
 
-    def __init__(self, *, window: int = 640, min_z: float = 4.0, margin: float = 1.0,
-                 cooldown: int = 150, min_periods: int = 30, season: int = 0) -> None:
+    def __init__(self, *, window: int = 640, min_z: float = 4.0, margin: float = 1.5,
+                 cooldown: int = 100, min_periods: int = 30, season: int = 0,
+                 bar_quantile: float = 0.995) -> None:
         self.window = window
         self.min_z = min_z
         self.margin = margin
         self.cooldown = cooldown
         self.min_periods = min_periods
         self.season = season
+        self.bar_quantile = bar_quantile
 
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window, "min_z": self.min_z, "margin": self.margin,
-                "cooldown": self.cooldown, "min_periods": self.min_periods, "season": self.season}
+                "cooldown": self.cooldown, "min_periods": self.min_periods, "season": self.season,
+                "bar_quantile": self.bar_quantile}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.window < 8 or self.min_z <= 0 or self.margin <= 0 or self.cooldown < 0:
@@ -106,12 +103,12 @@ class AdaptiveDetector:
             raise ValueError("min_periods must be >= 2 and season >= 0")
         self.levels_ = SortedWindow(self.window)
         self.steps_ = SortedWindow(self.window)
-        self.raw_ = SortedWindow(self.window)
+        self.calibrator_ = Calibrator(self.window, self.min_z, self.margin, self.bar_quantile,
+                                      self.cooldown)
         self.seasonal_ = SortedWindow(self.window // 2)
         self.period_ = self.season
         self.since_refit_ = 0
         self.prev_ = math.nan
-        self.since_alert_ = self.cooldown
         self.n_ = 0
         for t, v in zip(np.asarray(timestamps, dtype=np.float64).tolist(),
                         np.asarray(values, dtype=np.float64).tolist(), strict=True):
@@ -147,20 +144,12 @@ class AdaptiveDetector:
                     z_season = gap / _spread_abs(self.seasonal_, floor)
                     raw = z_level if z_level > z_season else z_season
                 self.seasonal_.push(gap)
-            raw = min(raw, _MAX_Z)
-            recent = self.raw_.sorted[-1] if len(self.raw_) else 0.0
-            bar = max(self.min_z, self.margin * recent)
-            anomaly = raw / bar
-            if self.since_alert_ < self.cooldown:
-                anomaly = min(anomaly, _BELOW_ONE) * self.since_alert_ / self.cooldown
-            if anomaly >= 1.0:
-                self.since_alert_ = 0
-                self.raw_.push(bar)
-            else:
-                self.raw_.push(raw)
+            bar = self.calibrator_.bar()
+            anomaly = self.calibrator_(raw)
             width = bar * s_level
             score = Score(anomaly, med, med - width, med + width)
-        self.since_alert_ += 1
+        else:
+            self.calibrator_.skip()
         levels.push(value)
         if has_step:
             steps.push(step)
