@@ -23,7 +23,7 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "stl": stl_detector,
     "holt_winters": holt_winters_detector,
     "iforest": IsolationForestDetector,
-    "default": AdaptiveDetector,
+    "default": decompose_detector,
 }
 
 

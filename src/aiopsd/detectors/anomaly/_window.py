@@ -7,6 +7,7 @@ Only the insertion-order ring is pickled; the sorted copy is rebuilt on load.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
 from collections import deque
 from typing import Any
@@ -38,7 +39,7 @@ class SortedWindow:
         return s[int(q * (len(s) - 1) + 0.5)]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"size": self.size, "order": list(self.order)}
+        return {"size": self.size, "order": array("d", self.order)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.size = state["size"]
