@@ -41,7 +41,7 @@ def test_default_reports_a_level_shift_once_then_adapts() -> None:
     n = 3000
     values = rng.normal(10, 1, n)
     values[2000:] += 20
-    t = np.arange(n) * 60.0
+    t = np.arange(n, dtype=np.float64) * 60.0
     s = make_detector("default").fit(t[:1000], values[:1000]).score(t[1000:], values[1000:])
     alerts = np.flatnonzero(s.anomaly_score >= 1.0) + 1000
     assert 2000 in alerts
