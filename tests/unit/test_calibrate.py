@@ -9,15 +9,24 @@ from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 
 def test_a_sustained_excursion_alerts_once_per_cooldown() -> None:
-    cal = Calibrator(min_z=4.0, margin=1.5, cooldown=100)
+    cal = Calibrator(min_z=4.0, margin=1.5, cooldown=100, confirm=2)
     rng = np.random.default_rng(0)
     for z in np.abs(rng.normal(0, 1, 500)):
         cal(float(z))
     scores = [cal(50.0) for _ in range(150)]  # the same large deviation, point after point
     alerts = [i for i, s in enumerate(scores) if s >= 1.0]
-    assert alerts[0] == 0
-    assert all(s < 1.0 for s in scores[1:100])
-    assert len(alerts) <= 2
+    assert alerts[:2] == [0, 1]  # the first point and one confirming point
+    assert all(s < 1.0 for s in scores[2:101])
+    assert len(alerts) <= 4
+
+
+def test_a_lone_outlier_reports_one_point() -> None:
+    cal = Calibrator(min_z=4.0, margin=1.5, cooldown=100, confirm=2)
+    for _ in range(300):
+        cal(1.0)
+    assert cal(50.0) >= 1.0
+    assert cal(1.0) < 1.0
+    assert cal(50.0) < 1.0  # inside the cooldown
 
 
 def test_regular_spikes_raise_the_bar_until_they_no_longer_alert() -> None:

@@ -7,10 +7,14 @@ Shared by every detector so one threshold means the same thing everywhere:
   ``window`` points. A series that is always spiky raises its own bar; a
   quiet one alerts on its first real excursion. This is what lets one
   default work across series without per-series tuning.
-* *One alert per incident.* After a point scores >= 1 the score is capped
-  below 1 and damped for ``cooldown`` points (linearly back to full
-  strength), so an incident is reported once rather than once per sample;
-  the bar remembers the alert at the bar's height, not the outlier's.
+* *One alert per incident.* An excursion reports its first ``confirm``
+  consecutive points (default 2, so a rule can tell a lone outlier from a
+  sustained excursion); after that, scores are capped below 1 and damped
+  for ``cooldown`` points (linearly back to full strength), so an incident
+  is reported once rather than once per sample. An alerting point enters
+  the bar's history at the bar's height (not the outlier's), so outliers
+  that keep coming raise the bar step by step until they no longer alert,
+  without one huge value blinding the detector for a whole window.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ class Calibrator:
     margin: float = 1.5
     bar_quantile: float = 0.995
     cooldown: int = 100
+    confirm: int = 2
     history: SortedWindow = field(init=False)
     since_alert: int = field(init=False)
+    run: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.history = SortedWindow(self.window)
         self.since_alert = self.cooldown
+        self.run = 0
 
     def bar(self) -> float:
         """The raw score that would make ``anomaly_score`` 1 now (outside a cooldown)."""
@@ -48,8 +55,13 @@ class Calibrator:
         raw = min(raw, MAX_Z)
         bar = self.bar()
         anomaly = raw / bar
-        if self.since_alert < self.cooldown:
+        if 0 < self.run < self.confirm and anomaly >= 1.0:
+            self.run += 1  # the incident goes on: report a few confirming points
+        elif self.since_alert < self.cooldown:
             anomaly = min(anomaly, BELOW_ONE) * self.since_alert / self.cooldown
+            self.run = 0
+        else:
+            self.run = 1 if anomaly >= 1.0 else 0
         self.since_alert += 1
         if anomaly >= 1.0:
             self.since_alert = 0

@@ -6,7 +6,7 @@ and, between refits, score each new value against the model's forecast for
 that step: the raw score ``|value - yhat| / scale`` (``scale``: the robust
 standard deviation, 1.4826 MAD, of the in-sample residuals) goes through the
 shared :class:`~aiopsd.detectors.anomaly.calibrate.Calibrator` (``min_z``,
-``margin``, ``cooldown``). Streaming cost is the refit, amortised over ``refit_every`` points.
+``margin``, ``cooldown``, ``confirm``). Streaming cost is the refit, amortised over ``refit_every`` points.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class SeasonalDetector:
 
     def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
                  min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
-                 min_history: int = 48) -> None:
+                 min_history: int = 48, confirm: int = 2) -> None:
         self.method = method
         self.history = history
         self.refit_every = refit_every
@@ -112,23 +112,27 @@ class SeasonalDetector:
         self.cooldown = cooldown
         self.period = period
         self.min_history = min_history
+        self.confirm = confirm
 
     def get_params(self) -> dict[str, Any]:
         return {"method": self.method, "history": self.history, "refit_every": self.refit_every,
                 "min_z": self.min_z, "margin": self.margin, "cooldown": self.cooldown,
-                "period": self.period, "min_history": self.min_history}
+                "period": self.period, "min_history": self.min_history,
+                "confirm": self.confirm}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.method not in ("decompose", "stl", "holt_winters"):
             raise ValueError(f"method must be 'decompose', 'stl' or 'holt_winters', not {self.method!r}")
-        if self.history < 16 or self.refit_every < 1 or self.min_z <= 0 or self.period < 0:
-            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0")
+        if (self.history < 16 or self.refit_every < 1 or self.min_z <= 0 or self.period < 0
+                or self.confirm < 1):
+            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0, confirm >= 1")
         vals = np.asarray(values, dtype=np.float64)
         self.buffer_: deque[float] = deque(vals[np.isfinite(vals)][-self.history:].tolist(),
                                            maxlen=self.history)
         self.forecast_: list[float] = []
         self.scale_ = math.nan
-        self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown)
+        self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown,
+                                      confirm=self.confirm)
         self.period_ = 0
         self.step_ = 0
         self.since_refit_ = 0
