@@ -84,6 +84,18 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     raise typer.Exit(code)
 
 
+def _register_subcommands() -> None:
+    from aiopsd.backtest.command import backtest
+    from aiopsd.ml_cli import drift_app, model_app
+
+    app.command("backtest")(backtest)
+    app.add_typer(drift_app, name="drift", help="Offline drift checks of CSV files against a reference.")
+    app.add_typer(model_app, name="model", help="Versioned model directories: list, promote, rollback.")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         app()

@@ -97,7 +97,7 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="json: one line per 
 
 
 @drift_app.command("check")
-def drift_check(  # noqa: PLR0917 - typer maps parameters to options
+def drift_check(
     current: Annotated[list[Path], typer.Argument(help="Current data file(s): CSV, JSONL or Parquet")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference data file")],
     fmt: FormatOpt = Format.TABLE,
