@@ -22,7 +22,7 @@ from aiopsd import __version__
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
 from aiopsd.engine.rules import Rule
-from aiopsd.models import ActionRun, Decision, Finding, FindingStatus, Outcome, RunStatus
+from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +359,8 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
     now = now or datetime.now(UTC)
     store, settings = runtime.store, runtime.settings
     firing = store.list_findings(status=str(FindingStatus.FIRING), limit=50)
+    # Findings with a chart or drifted columns first: they carry the most evidence.
+    firing.sort(key=lambda f: f.kind == FindingKind.ALERT)
     resolved = [f for f in store.list_findings(status=str(FindingStatus.RESOLVED), limit=RECENT_RESOLVED)
                 if now - f.last_seen < RESOLVED_HORIZON]
     findings = finding_views(runtime, firing + resolved)
@@ -458,8 +460,8 @@ def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], fin
                                                  + ", ".join(f"#{a.id} {a.what}" for a in running[:3])))
     waiting = [h for h in held if h.code == "awaiting_approval"]
     if waiting:
-        lines.append(Headline(level="warn", text=f"{len(waiting)} action(s) awaiting approval "
-                                                 "(aiopsd approve RUN_ID)"))
+        lines.append(Headline(level="warn", text=f"{len(waiting)} action(s) awaiting approval: "
+                                                 + ", ".join(f"#{h.run_id} {h.decision.rule}" for h in waiting[:3])))
     if not any(h.level == "bad" for h in lines):
         recent = [a for a in actions if a.finished_at and now - a.finished_at < FAILED_HORIZON]
         if recent:

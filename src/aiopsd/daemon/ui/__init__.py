@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from aiopsd.daemon import overview
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.ui.chart import Mark, points_from_details, render_chart
+from aiopsd.daemon.ui.chart import NARROW, WIDE, Mark, points_from_details, render_chart
 from aiopsd.durations import format_duration
 from aiopsd.models import Finding, FindingKind, FindingStatus, RunStatus
 
@@ -76,9 +76,12 @@ def chart_for(view: overview.FindingView) -> Markup | None:
                   ok=r.status == RunStatus.SUCCEEDED) for r in view.runs]
     end = (f.last_seen if f.status == FindingStatus.RESOLVED else datetime.now(UTC)).timestamp()
     title = f"{f.source}: value, expected band and anomalous points"
+    incident = (f.starts_at.timestamp(), end)
+    short = [Mark(m.ts, m.label.split(" ")[0], m.ok) for m in marks]
+    svg = (render_chart(points, title=title, marks=marks, incident=incident, size=WIDE)
+           + render_chart(points, title=title, marks=short, incident=incident, size=NARROW))
     # render_chart escapes every data-derived text it puts in the SVG.
-    return Markup(render_chart(points, title=title, marks=marks,  # noqa: S704
-                               incident=(f.starts_at.timestamp(), end)))
+    return Markup(svg)  # noqa: S704
 
 
 def drift_columns(f: Finding) -> list[dict[str, Any]]:

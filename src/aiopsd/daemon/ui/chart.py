@@ -14,9 +14,22 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-WIDTH, HEIGHT = 640, 250
-LEFT, RIGHT, TOP, BOTTOM = 62, 14, 26, 40
-FONT = 13
+
+@dataclass(frozen=True)
+class Size:
+    """Chart geometry in SVG units; the page scales the SVG to its column, so text scales with it."""
+
+    width: int
+    height: int
+    left: int
+    font: int
+    xticks: int
+
+
+WIDE = Size(width=640, height=250, left=62, font=13, xticks=5)
+# For phone screens: fewer, larger units so the text stays readable when scaled to ~360px.
+NARROW = Size(width=360, height=230, left=46, font=12, xticks=3)
+RIGHT, TOP, BOTTOM = 10, 26, 36
 
 _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
@@ -97,7 +110,7 @@ def _time_label(ts: float, step: float, span: float) -> str:
 
 
 def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] = (),
-                 incident: tuple[float, float] | None = None) -> str:
+                 incident: tuple[float, float] | None = None, size: Size = WIDE) -> str:
     """An ``<svg>`` element (as text) for the status page, or a short note when there is nothing to plot."""
     pts = [p for p in points if p.value is not None]
     if len(pts) < 2:
@@ -105,12 +118,15 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
     t0, t1 = pts[0].ts, pts[-1].ts
     if t1 <= t0:
         t1 = t0 + 1
+    # Actions usually start just after the last plotted point: widen the time axis to show them.
+    t1 = max([t1, *(m.ts for m in marks if t0 <= m.ts <= t1 + (t1 - t0) * 0.25)])
     ys = [v for p in pts for v in (p.value, p.lower, p.upper, p.yhat) if v is not None]
     lo, hi = min(ys), max(ys)
     if hi - lo < 1e-12:
         lo, hi = lo - 1, hi + 1
     pad = (hi - lo) * 0.08
     lo, hi = lo - pad, hi + pad
+    WIDTH, HEIGHT, LEFT, FONT = size.width, size.height, size.left, size.font  # noqa: N806
     pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(ts: float) -> float:
@@ -121,7 +137,8 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
 
     anomalous = [p for p in pts if p.score is not None and p.score >= 1.0]
     parts: list[str] = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg" '
+        f'<svg class="chart {"narrow" if size is NARROW else "wide"}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        'xmlns="http://www.w3.org/2000/svg" '
         f'aria-label="{escape(title)}" data-anomalous="{len(anomalous)}" font-size="{FONT}">',
         f"<title>{escape(title)}</title>",
         f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}"/>',
@@ -142,7 +159,7 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
         v += ystep
     # x grid and time labels
     span = t1 - t0
-    tstep = _time_step(span, 5)
+    tstep = _time_step(span, size.xticks)
     tt = math.ceil(t0 / tstep) * tstep
     while tt <= t1:
         xx = x(tt)
@@ -177,7 +194,8 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
         anchor = "end" if xx > LEFT + pw * 0.6 else "start"
         dx = -4 if anchor == "end" else 4
         parts.append(f'<g class="{cls}"><line x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + ph}"/>'
-                     f'<text x="{xx + dx:.1f}" y="{TOP - 8}" text-anchor="{anchor}">{escape(m.label)}</text></g>')
+                     f'<text x="{xx + dx:.1f}" y="{TOP - 8}" text-anchor="{anchor}">{escape(m.label)}</text>'
+                     f"<title>{escape(m.label)}</title></g>")
     parts.append("</svg>")
     return "".join(parts)
 
