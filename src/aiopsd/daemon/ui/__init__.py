@@ -154,7 +154,9 @@ def create_ui_router(runtime: Runtime) -> APIRouter:
                     finding=f)
 
     @router.get("/findings/{finding_id}/report.{fmt}", summary="Drift report artefact",
-                responses={200: {"content": {"text/html": {}, "application/json": {}},
+                response_class=FileResponse,
+                responses={200: {"content": {"text/html": {"schema": {"type": "string"}},
+                                             "application/json": {"schema": {"type": "object"}}},
                                  "description": "The Evidently report of a drift finding"},
                            404: {"description": "No report for this finding"}})
     def report(finding_id: str, fmt: str) -> FileResponse:
