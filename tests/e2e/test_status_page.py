@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo.stack import binary, free_port
 from aiopsd.models import Finding, FindingKind, Series
 from aiopsd.store import StateStore
-from tests.support import REPO, DaemonProcess, payload, start_daemon, wait_for, write_config
+from tests.support import REPO, DaemonProcess, payload, start_daemon, tool_env, wait_for, write_config
 from tests.support import alert as make_alert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -334,3 +336,18 @@ def test_auto_refresh_is_opt_in(daemon: DaemonProcess, browser: WebDriver) -> No
     browser.find_element(By.PARTIAL_LINK_TEXT, "auto-refresh").click()
     meta = browser.find_element(By.CSS_SELECTOR, "meta[http-equiv='refresh']")
     assert meta.get_attribute("content") == "30"
+
+
+def test_status_command_prints_the_same_story(daemon: DaemonProcess) -> None:
+    res = subprocess.run([sys.executable, "-m", "aiopsd", "status", "--url", daemon.url], env={
+        **tool_env(), "COLUMNS": "160"}, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "PROBLEM" in out and "source api_errors is down" in out
+    assert "restart_service.yml" in out and "collect_diagnostics.yml" in out and "failed" in out
+    for label in ("cooldown", "circuit open", "rate budget spent", "awaiting approval", "dry run"):
+        assert label in out, label
+    assert "open: 1 consecutive failed runs" in out
+    down = subprocess.run([sys.executable, "-m", "aiopsd", "status", "--url", f"http://127.0.0.1:{free_port()}"],
+                          env=tool_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 1 and "is the daemon running" in down.stderr
