@@ -351,3 +351,43 @@ def test_status_command_prints_the_same_story(daemon: DaemonProcess) -> None:
     down = subprocess.run([sys.executable, "-m", "aiopsd", "status", "--url", f"http://127.0.0.1:{free_port()}"],
                           env=tool_env(), capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 1 and "is the daemon running" in down.stderr
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        sname, _, rest = series.partition("{")
+        if sname == name and ",".join(sorted(rest.rstrip("}").split(","))) == want:
+            return float(value)
+    raise AssertionError(f"{name}{{{want}}} not in /metrics")
+
+
+def test_metrics_count_what_happened(daemon: DaemonProcess) -> None:
+    gone = payload(make_alert("Gone", fingerprint="gone", status="resolved"), status="resolved")
+    answers = [httpx.post(f"{daemon.url}/api/v1/alerts", json=gone, timeout=10).json() for _ in range(2)]
+    assert answers == [{"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1}]
+    bad = httpx.post(f"{daemon.url}/api/v1/alerts", content=b"{not json", timeout=10)
+    assert bad.status_code == 400
+    text = httpx.get(f"{daemon.url}/metrics", timeout=10).text
+    assert metric(text, "aiopsd_alerts_received_total", result="accepted") >= 7
+    assert metric(text, "aiopsd_alerts_received_total", result="rejected") == 1
+    assert metric(text, "aiopsd_alerts_received_total", result="duplicate") == 1
+    assert metric(text, "aiopsd_findings_total", kind="alert") == 7
+    assert metric(text, "aiopsd_decisions_total", outcome="skip", code="circuit_open") == 1
+    assert metric(text, "aiopsd_decisions_total", outcome="skip", code="rate_budget") == 1
+    assert metric(text, "aiopsd_action_runs_total", kind="playbook", status="failed") == 1
+    assert metric(text, "aiopsd_action_runs_total", kind="playbook", status="succeeded") == 2
+    assert metric(text, "aiopsd_action_duration_seconds_count", kind="playbook") == 3
+    assert metric(text, "aiopsd_source_up", source="api_errors") == 0
+    assert metric(text, "aiopsd_store_operation_seconds_count", op="write") > 0
+    assert metric(text, "aiopsd_store_operation_seconds_count", op="read") > 0
+    assert metric(text, "aiopsd_scheduler_last_tick_timestamp_seconds") > 0
+    assert metric(text, "aiopsd_scheduler_lag_seconds", job="dispatch") >= 0
+    assert metric(text, "aiopsd_rule_circuit_open", rule="restart-queue") == 1
+    assert metric(text, "aiopsd_rule_circuit_open", rule="diagnose-disk") == 0
+    assert metric(text, "aiopsd_findings_firing", kind="anomaly") == 2
+    assert metric(text, "aiopsd_action_runs_open", status="awaiting_approval") == 1
+    assert metric(text, "aiopsd_store_up") == 1

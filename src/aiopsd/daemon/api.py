@@ -160,6 +160,7 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         metrics.store_latency.labels("accept_alerts").observe(time.perf_counter() - started)
         metrics.alerts.labels("accepted").inc(result.accepted)
         metrics.alerts.labels("duplicate").inc(result.duplicates)
+        metrics.findings.labels("alert").inc(result.opened)
         return 200, {"accepted": result.accepted, "duplicates": result.duplicates}
 
     @app.get("/api/v1/status", response_model=Status, tags=["status"])

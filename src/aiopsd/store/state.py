@@ -82,6 +82,8 @@ class Claim:
 class AcceptResult:
     accepted: int
     duplicates: int
+    # Firing alerts that opened a finding (the findings counter's "alert" kind).
+    opened: int = 0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -187,7 +189,7 @@ class StateStore:
     def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
                       group_key: str | None) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
-        accepted = 0
+        accepted = opened = 0
         with self.write() as conn:
             for a in alerts:
                 fid = stable_id("alert", a.fingerprint, a.starts_at)
@@ -201,6 +203,7 @@ class StateStore:
                     continue
                 accepted += 1
                 if a.status == "firing":
+                    opened += 1
                     summary = a.annotations.get("summary") or a.annotations.get("description") or \
                         a.labels.get("alertname", "alert")
                     self._upsert_finding(conn, Finding(
@@ -212,7 +215,7 @@ class StateStore:
                         sightings=(received_at,)))
                 else:
                     self._resolve(conn, fid, received_at)
-        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted)
+        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted, opened=opened)
 
     # ----------------------------------------------------------------- findings
     def upsert_findings(self, items: Sequence[Finding]) -> None:
