@@ -157,8 +157,12 @@ class Watcher:
                  value: float, score: float, band: tuple[float, float, float],
                  start: float) -> Finding:
         yhat, lo, hi = band
-        band_text = "" if math.isnan(lo) else f" outside expected {lo:.4g}..{hi:.4g}"
+        where = "inside" if lo <= value <= hi else "outside"
+        band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
         summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
+        if event == Event.RESOLVED:
+            summary = f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score " \
+                      f"{state.tracker.peak:.2f})"
         points = [[round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])]
                   for p in state.recent]
         return Finding(

@@ -160,7 +160,7 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
         workload.latency_incident_at = t0 + LATENCY_INCIDENT_AFTER
         workload.error_burst_at = t0 + ERROR_BURST_AFTER
         console.print(f"\n[bold green]aiopsd is running[/]: status page [link]{api}/[/link]  "
-                      f"(API {api}/api/v1/status, log {work / 'aiopsd.log'})")
+                      f"(terminal: aiopsd status --url {api}; API {api}/api/v1/overview; log {work / 'aiopsd.log'})")
         console.print(f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
                       f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert)\n")
         narrator = Narrator(api, console, t0)
