@@ -128,3 +128,14 @@ def test_rules_show_cooldown_and_time_left(tmp_path: Path) -> None:
     assert rule["cooldown_seconds"] == 3600 and rule["circuit"] == {"open": False, "reason": ""}
     until = datetime.fromisoformat(rule["cooling_down_until"])
     assert timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
+
+
+def test_prediction_log_sources_show_their_offsets(tmp_path: Path) -> None:
+    rt = make_runtime(tmp_path)
+    rt.store.set_source("churn", "predictions", up=True, now=datetime.now(UTC), lag=3.0)
+    rt.store.put_cursor("predictions:churn:/var/log/churn/a.jsonl", {"inode": 42, "offset": 1234})
+    client = TestClient(create_app(rt, Credentials(None, None, None)))
+    [src] = client.get("/api/v1/sources").json()
+    assert src["kind"] == "predictions" and src["state"] == "up"
+    assert src["cursor"] == {"/var/log/churn/a.jsonl": {"inode": 42, "offset": 1234}}
+    assert "/var/log/churn/a.jsonl: inode=42, offset=1234" in client.get("/").text

@@ -35,6 +35,7 @@ def _env() -> Environment:
     env.filters["dur"] = lambda s: "-" if s is None else format_duration(float(s))
     env.filters["num"] = _num
     env.filters["epoch"] = lambda v: _hms(datetime.fromtimestamp(float(v), UTC)) if isinstance(v, int | float) else v
+    env.filters["kv"] = lambda v: ", ".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else v
     env.filters["labels"] = lambda d: " ".join(f"{k}={v}" for k, v in sorted(d.items()) if k != "__name__")
     return env
 
