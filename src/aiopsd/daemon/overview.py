@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -451,9 +452,11 @@ def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], fin
         lines.append(Headline(level="warn", text="global dry run: actions run in check mode only"))
     firing = [f for f in findings if f.status == FindingStatus.FIRING]
     if firing:
-        what = "; ".join(f.summary or f.source for f in firing[:2])
-        more = f" (+{len(firing) - 2} more)" if len(firing) > 2 else ""
-        lines.append(Headline(level="warn", text=f"{len(firing)} finding(s) firing: {what}{more}"))
+        kinds = Counter(str(f.kind) for f in firing)
+        by_kind = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        first = firing[0].summary or firing[0].source
+        more = f" and {len(firing) - 1} more" if len(firing) > 1 else ""
+        lines.append(Headline(level="warn", text=f"{len(firing)} finding(s) firing ({by_kind}): {first}{more}"))
     running = [a for a in actions if a.status in (RunStatus.RUNNING, RunStatus.PENDING)]
     if running:
         lines.append(Headline(level="warn", text=f"{len(running)} action(s) running or queued: "
