@@ -104,6 +104,11 @@ class Watcher:
             detector.fit(ts[warm], vals[warm])
             state = SeriesState(detector, self._tracker_for(key),
                                 last_ts=float(ts[warm][-1]) if warm.any() else -math.inf)
+            # History the detector learnt from, unscored: the chart shows what "normal" looked like.
+            nan = math.nan
+            state.recent.extend((t, v, nan, nan, nan, nan) for t, v in
+                                zip(ts[warm][-PLOT_POINTS // 2:].tolist(), vals[warm][-PLOT_POINTS // 2:].tolist(),
+                                    strict=True))
             self.series[key] = state
         out: list[Finding] = []
         for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
