@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from aiopsd.daemon.api import create_app
 from aiopsd.daemon.auth import Credentials
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.ui.chart import NARROW, Mark, Point, render_chart
+from aiopsd.daemon.ui.chart import NARROW, WIDE, Mark, Point, render_chart
 from aiopsd.models import Finding, FindingKind
 from tests.support import make_runtime
 
@@ -139,3 +139,14 @@ def test_prediction_log_sources_show_their_offsets(tmp_path: Path) -> None:
     assert src["kind"] == "predictions" and src["state"] == "up"
     assert src["cursor"] == {"/var/log/churn/a.jsonl": {"inode": 42, "offset": 1234}}
     assert "/var/log/churn/a.jsonl: inode=42, offset=1234" in client.get("/").text
+
+
+def test_time_axis_always_has_readable_ticks() -> None:
+    for span in (40, 95, 300, 800, 1234, 3600, 5000, 20000, 90000, 200000):
+        for offset in (0, 17, 133, 599):
+            start = 1_700_000_000 + offset
+            pts = [Point(start + span * i / 50, 1.0 + i % 2, 0.0, 1.0, 0.5, 1.5) for i in range(51)]
+            for size, least in ((WIDE, 3), (NARROW, 2)):
+                svg = render_chart(pts, title="x", size=size)
+                ticks = re.findall(r'<text class="xtick"[^>]*>([^<]+)</text>', svg)
+                assert least <= len(ticks) <= size.xticks + 2, (span, offset, size, ticks)

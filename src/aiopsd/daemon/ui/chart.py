@@ -31,7 +31,9 @@ WIDE = Size(width=640, height=250, left=62, font=13, xticks=5)
 NARROW = Size(width=360, height=230, left=46, font=12, xticks=3)
 RIGHT, TOP, BOTTOM = 10, 26, 36
 
-_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+# Consecutive steps differ by at most 2x, so some step always gives between target/2 and target+1 ticks.
+_TIME_STEPS = (1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800,
+               21600, 43200, 86400)
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ def _nice_step(span: float, target: int) -> float:
 
 
 def _time_step(span: float, target: int) -> float:
-    for s in _TIME_STEPS:
-        if span / s <= target:
-            return float(s)
-    return 86400.0 * math.ceil(span / 86400 / target)
+    """The step giving the tick count nearest ``target`` without exceeding ``target + 1``."""
+    fitting = [s for s in _TIME_STEPS if span / s <= target + 1]
+    if not fitting:
+        return 86400.0 * math.ceil(span / 86400 / target)
+    return float(min(fitting, key=lambda s: abs(span / s - target)))
 
 
 def _time_label(ts: float, step: float, span: float) -> str:
