@@ -107,7 +107,7 @@ class Watcher:
             # History the detector learnt from, unscored: the chart shows what "normal" looked like.
             nan = math.nan
             state.recent.extend((t, v, nan, nan, nan, nan) for t, v in
-                                zip(ts[warm][-PLOT_POINTS // 2:].tolist(), vals[warm][-PLOT_POINTS // 2:].tolist(),
+                                zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
                                     strict=True))
             self.series[key] = state
         out: list[Finding] = []
