@@ -84,6 +84,18 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     raise typer.Exit(code)
 
 
+@app.command()
+def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")]
+           = "http://127.0.0.1:9797") -> None:
+    """Show what a running aiopsd saw, did and refused to do (the status page, in the terminal)."""
+    from aiopsd.daemon.ui.terminal import show
+
+    try:
+        show(url, out)
+    except AiopsdError as exc:
+        raise _fail(exc, 1) from None
+
+
 def _register_subcommands() -> None:
     from aiopsd.backtest.command import backtest
     from aiopsd.ml_cli import drift_app, model_app

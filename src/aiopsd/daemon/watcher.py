@@ -104,6 +104,11 @@ class Watcher:
             detector.fit(ts[warm], vals[warm])
             state = SeriesState(detector, self._tracker_for(key),
                                 last_ts=float(ts[warm][-1]) if warm.any() else -math.inf)
+            # History the detector learnt from, unscored: the chart shows what "normal" looked like.
+            nan = math.nan
+            state.recent.extend((t, v, nan, nan, nan, nan) for t, v in
+                                zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
+                                    strict=True))
             self.series[key] = state
         out: list[Finding] = []
         for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
@@ -157,8 +162,12 @@ class Watcher:
                  value: float, score: float, band: tuple[float, float, float],
                  start: float) -> Finding:
         yhat, lo, hi = band
-        band_text = "" if math.isnan(lo) else f" outside expected {lo:.4g}..{hi:.4g}"
+        where = "inside" if lo <= value <= hi else "outside"
+        band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
         summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
+        if event == Event.RESOLVED:
+            summary = f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score " \
+                      f"{state.tracker.peak:.2f})"
         points = [[round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])]
                   for p in state.recent]
         return Finding(

@@ -191,7 +191,7 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
         workload.error_burst_at = t0 + ERROR_BURST_AFTER
         writer.drift_at = t0 + DRIFT_AFTER
         console.print(f"\n[bold green]aiopsd is running[/]: status page [link]{api}/[/link]  "
-                      f"(API {api}/api/v1/status, log {work / 'aiopsd.log'})")
+                      f"(terminal: aiopsd status --url {api}; API {api}/api/v1/overview; log {work / 'aiopsd.log'})")
         console.print(f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
                       f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
                       f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "

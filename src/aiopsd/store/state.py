@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +82,8 @@ class Claim:
 class AcceptResult:
     accepted: int
     duplicates: int
+    # Firing alerts that opened a finding (the findings counter's "alert" kind).
+    opened: int = 0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -122,6 +125,8 @@ class StateStore:
         self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.dialect = self.engine.dialect.name
+        # Called with ("read" | "write", seconds) after every transaction (the daemon's store latency metric).
+        self.observe: Callable[[str, float], None] | None = None
         # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         if create:
@@ -144,6 +149,7 @@ class StateStore:
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
+        started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -153,14 +159,20 @@ class StateStore:
         finally:
             if lock is not None:
                 lock.release()
+            if self.observe is not None:
+                self.observe("write", time.perf_counter() - started)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        started = time.perf_counter()
         try:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"state store read failed: {exc.__class__.__name__}") from exc
+        finally:
+            if self.observe is not None:
+                self.observe("read", time.perf_counter() - started)
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table))
@@ -177,7 +189,7 @@ class StateStore:
     def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
                       group_key: str | None) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
-        accepted = 0
+        accepted = opened = 0
         with self.write() as conn:
             for a in alerts:
                 fid = stable_id("alert", a.fingerprint, a.starts_at)
@@ -191,6 +203,7 @@ class StateStore:
                     continue
                 accepted += 1
                 if a.status == "firing":
+                    opened += 1
                     summary = a.annotations.get("summary") or a.annotations.get("description") or \
                         a.labels.get("alertname", "alert")
                     self._upsert_finding(conn, Finding(
@@ -202,7 +215,7 @@ class StateStore:
                         sightings=(received_at,)))
                 else:
                     self._resolve(conn, fid, received_at)
-        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted)
+        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted, opened=opened)
 
     # ----------------------------------------------------------------- findings
     def upsert_findings(self, items: Sequence[Finding]) -> None:
@@ -465,6 +478,13 @@ class StateStore:
             row = conn.execute(select(t.action_runs).where(t.action_runs.c.id == run_id)).first()
         return None if row is None else self._run(row)
 
+    def runs_for_decisions(self, decision_ids: Sequence[str]) -> list[ActionRun]:
+        if not decision_ids:
+            return []
+        q = select(t.action_runs).where(t.action_runs.c.decision_id.in_(list(decision_ids)))
+        with self.read() as conn:
+            return [self._run(r) for r in conn.execute(q.order_by(t.action_runs.c.id))]
+
     def list_runs(self, *, limit: int = 100, status: str | None = None) -> list[ActionRun]:
         q = select(t.action_runs).order_by(t.action_runs.c.id.desc()).limit(limit)
         if status:
@@ -478,9 +498,11 @@ class StateStore:
             value = conn.execute(select(t.cursors.c.value).where(t.cursors.c.name == name)).scalar()
         return dict(value) if value is not None else None
 
-    def put_cursor(self, name: str, value: dict[str, Any]) -> None:
-        import time
+    def list_cursors(self) -> dict[str, dict[str, Any]]:
+        with self.read() as conn:
+            return {r.name: dict(r.value) for r in conn.execute(select(t.cursors.c.name, t.cursors.c.value))}
 
+    def put_cursor(self, name: str, value: dict[str, Any]) -> None:
         with self.write() as conn:
             stmt = self._insert(t.cursors).values(name=name, value=value, updated_at=time.time())
             conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
@@ -516,6 +538,12 @@ class StateStore:
             decisions: dict[str, int] = dict(conn.execute(select(t.decisions.c.outcome, func.count())
                                           .group_by(t.decisions.c.outcome)).all())
         return {"alerts": alerts, "findings": findings, "runs": runs, "decisions": decisions}
+
+    def firing_by_kind(self) -> dict[str, int]:
+        with self.read() as conn:
+            return {str(k): int(n) for k, n in conn.execute(
+                select(t.findings.c.kind, func.count()).where(t.findings.c.status == str(FindingStatus.FIRING))
+                .group_by(t.findings.c.kind)).all()}
 
     def list_alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
         q = select(t.alerts).order_by(t.alerts.c.id.desc()).limit(limit)
