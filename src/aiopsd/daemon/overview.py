@@ -272,8 +272,8 @@ def _match_text(rule: Rule) -> str:
 
 
 def model_dirs(runtime: Runtime) -> list[Path]:
-    """Model registries named by retrain rules, and any under ``<state_dir>/models``."""
-    dirs: list[Path] = []
+    """Model registries of the prediction logs, named by retrain rules, and any under ``<state_dir>/models``."""
+    dirs: list[Path] = [p.model_dir for p in runtime.settings.prediction_logs if p.model_dir is not None]
     for r in runtime.rules_by_name().values():
         raw = r.action.model_dump(mode="json").get("retrain")
         if isinstance(raw, dict) and raw.get("model_dir") and "{" not in str(raw["model_dir"]):
