@@ -8,14 +8,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from aiopsd.errors import AiopsdError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas loads only when a command runs: `aiopsd --help` stays fast
+    import pandas as pd
+
     from aiopsd.detectors.drift import DriftResult
 
 drift_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -38,6 +39,8 @@ def _fail(message: str) -> typer.Exit:
 
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV, JSONL or Parquet file as a data frame; a clear error when it cannot be read."""
+    import pandas as pd
+
     try:
         suffix = path.suffix.lower()
         if suffix in {".parquet", ".pq"}:

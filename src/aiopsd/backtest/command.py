@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from aiopsd.backtest.data import read_windows
-from aiopsd.backtest.runner import ProfileScore, nab_table
-from aiopsd.backtest.runner import backtest as run_backtest
 from aiopsd.errors import AiopsdError
+
+if TYPE_CHECKING:  # pandas-heavy modules load only when the command runs: `aiopsd --help` stays fast
+    from aiopsd.backtest.runner import ProfileScore
 
 
 def render_table(rows: list[ProfileScore], title: str) -> Table:
@@ -41,6 +41,10 @@ def backtest(
     """Stream CSV series (timestamp,value) through a detector causally and write their scores."""
     console = Console()
     try:
+        from aiopsd.backtest.data import read_windows
+        from aiopsd.backtest.runner import backtest as run_backtest
+        from aiopsd.backtest.runner import nab_table
+
         labels = read_windows(windows) if windows else None
 
         def progress(items: list[tuple[Path, Path]]) -> Iterable[tuple[Path, Path]]:
