@@ -111,6 +111,15 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+def _register_safety() -> None:
+    from aiopsd.cli_safety import register
+
+    register(app)
+
+
+_register_safety()
+
+
 def main() -> None:
     try:
         app()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aiopsd.durations import Duration
+from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
 
 
@@ -107,6 +108,8 @@ class WebhookConfig(Section):
 class ActionsConfig(Section):
     concurrency: int = Field(default=4, ge=1)
     dry_run: bool = False
+    # Global rate budget: at most ``count`` actions of all rules within ``window``.
+    max_per_window: RateBudget | None = None
     # How long SIGTERM waits for running actions before cancelling them.
     shutdown_grace: Duration = 30.0
 

@@ -13,9 +13,9 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,12 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from aiopsd import __version__
 from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.intake import GroupCommitter
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.daemon.status_api import create_status_router
 from aiopsd.daemon.ui import STATIC_DIR, create_ui_router
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
-from aiopsd.sources.alertmanager import WebhookPayload
+from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
+from aiopsd.store.state import AlertBatch
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,14 @@ class Status(BaseModel):
     counts: dict[str, Any]
 
 
+class AuditRecord(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    event: dict[str, Any]
+    hash: str
+
+
 class ActionDetail(BaseModel):
     run: ActionRun
     decision: Decision | None
@@ -93,6 +103,10 @@ class ActionDetail(BaseModel):
 class FindingDetail(BaseModel):
     finding: Finding
     decisions: list[Decision]
+
+
+# Run ids are SQL integers: anything larger is a 422, not a database overflow.
+RunId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -105,14 +119,24 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
                   description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.")
     store, metrics = runtime.store, runtime.metrics
     max_body = runtime.settings.webhook.max_body_bytes
+    intake = GroupCommitter(store)
+    app.state.intake = intake
 
     @app.exception_handler(StoreUnavailableError)
     def _store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
         logger.error("%s", exc)
         return _error(503, "state store unavailable; retry later")
 
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a 500: a sender retries a 503, and the traceback goes to the log, not the client.
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(503, f"internal error ({exc.__class__.__name__}); retry later")
+
     @app.post("/api/v1/alerts", response_model=WebhookAnswer, tags=["webhook"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
+              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": webhook_openapi_schema()}}}})
     async def receive_alerts(request: Request) -> Response:
         """Alertmanager webhook (payload version 4). 200 means every alert is durable."""
         code, body = await _receive(request)
@@ -147,13 +171,11 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "body"
             return 422, {"error": f"not an Alertmanager v4 payload: {where}: {err['msg']}"}
-        from starlette.concurrency import run_in_threadpool
-
         started = time.perf_counter()
         try:
-            result = await run_in_threadpool(
-                store.accept_alerts, [a.to_incoming() for a in payload.alerts], received_at=time.time(),
-                receiver=payload.receiver or None, group_key=payload.groupKey or None)
+            result = await intake.submit(AlertBatch(
+                [a.to_incoming() for a in payload.alerts], received_at=time.time(),
+                receiver=payload.receiver or None, group_key=payload.groupKey or None))
         except StoreUnavailableError as exc:
             logger.error("webhook: %s", exc)
             return 503, {"error": "state store unavailable; Alertmanager will retry"}
@@ -203,7 +225,7 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         return store.list_runs(limit=max(1, min(limit, 1000)), status=status)
 
     @app.get("/api/v1/actions/{run_id}", response_model=ActionDetail, tags=["status"])
-    def action(run_id: int) -> ActionDetail:
+    def action(run_id: RunId) -> ActionDetail:
         run = store.get_run(run_id)
         if run is None:
             raise HTTPException(404, f"no action run {run_id}")
@@ -211,14 +233,19 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         found = store.get_finding(decision.finding_id) if decision else None
         return ActionDetail(run=run, decision=decision, finding=found)
 
+    @app.get("/api/v1/audit", response_model=list[AuditRecord], tags=["status"])
+    def audit(limit: int = 100) -> list[AuditRecord]:
+        """The hash-chained audit log, newest first (verify it with `aiopsd audit verify`)."""
+        return [AuditRecord(**e) for e in store.audit_entries(limit=max(1, min(limit, 1000)))]
+
     @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
-              responses={401: {}, 404: {}, 409: {}})
-    def approve(run_id: int, request: Request) -> Response:
+              responses={401: {}, 403: {}, 409: {}})
+    def approve(run_id: RunId, request: Request) -> Response:
         if not credentials.check(request.headers.get("authorization")):
             return _error(401, "missing or wrong credentials")
         if not credentials.required:
             return _error(403, "approvals over HTTP need webhook auth configured; use `aiopsd approve`")
-        run = store.approve_run(run_id, datetime.now(UTC))
+        run = store.approve_run(run_id, datetime.now(UTC), by="api")
         if run is None:
             return _error(409, f"action run {run_id} is not awaiting approval")
         return JSONResponse(run.model_dump(mode="json"))

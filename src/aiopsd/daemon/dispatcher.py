@@ -46,11 +46,14 @@ class Dispatcher:
         if not rules:
             return
         findings = store.active_findings()
+        if any(r.on_resolved is not None for r in rules):
+            findings += store.recently_resolved(now)
         if not findings:
             return
         down = {s["name"]: s["error"] or "not answering" for s in store.list_sources() if not s["up"]}
         state = store.engine_state(rules, now, sources_down=down,
-                                   global_dry_run=self.rt.settings.actions.dry_run)
+                                   global_dry_run=self.rt.settings.actions.dry_run,
+                                   global_budget=self.rt.settings.actions.max_per_window)
         decisions = evaluate(findings, rules, state, now)
         if not decisions:
             return
@@ -66,7 +69,10 @@ class Dispatcher:
             busy = frozenset(t for _, _, run in self.running.values() for t in run.targets)
         if free <= 0:
             return
-        claimed = self.rt.store.claim_runnable(now, limit=free, owner=self.rt.replica, busy_targets=busy)
+        limits = {r.name: r.guards.concurrency for r in self.rt.rules_by_name().values()
+                  if r.guards.concurrency is not None}
+        claimed = self.rt.store.claim_runnable(now, limit=free, owner=self.rt.replica, busy_targets=busy,
+                                               rule_limits=limits)
         for claim in claimed:
             cancel = threading.Event()
             with self._lock:

@@ -126,13 +126,22 @@ class Daemon:
             rt.metrics.config_reload.labels("error").inc()
             rt.metrics.config_valid.set(0)
             logger.error("reload rejected, keeping the running rules: %s", exc)
+            self._audit_reload(ok=False, detail=str(exc))
             return False
         rt.set_rules(rules)
+        self._audit_reload(ok=True, detail=f"{len(rules)} rules", rules=[r.name for r in rules])
         rt.last_reload_error = ""
         rt.metrics.config_reload.labels("ok").inc()
         rt.metrics.config_valid.set(1)
         logger.info("reloaded: %d rules", len(rules))
         return True
+
+    def _audit_reload(self, *, ok: bool, detail: str, rules: list[str] | None = None) -> None:
+        try:
+            self.runtime.store.audit("config_reload", datetime.now(UTC),
+                                     {"ok": ok, "detail": detail, "rules": rules or []})
+        except AiopsdError as exc:
+            logger.error("could not write the config reload to the audit log: %s", exc)
 
     def stop(self) -> None:
         rt = self.runtime

@@ -103,9 +103,9 @@ def backfill(tsdb_dir: Path, openmetrics: str, workdir: Path) -> None:
 
 def start_prometheus(workdir: Path, *, scrape: list[dict[str, object]], rules: dict[str, object] | None = None,
                      alertmanager_port: int | None = None, interval: str = "2s",
-                     tsdb_dir: Path | None = None) -> Service:
+                     tsdb_dir: Path | None = None, port: int | None = None) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     cfg: dict[str, object] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": scrape,

@@ -7,6 +7,10 @@ Idempotency: an ``act`` decision has the id ``stable_id(rule, finding, "act")``,
 one finding never produces two actions for one rule, however often it is seen.
 A skip is recorded once per reason and the finding stays eligible: if the guard
 clears (cooldown over, source back) while the finding still fires, it acts then.
+
+Firing only: a resolved finding is never acted on, except by a rule's ``on_resolved``
+action, decided once (id ``stable_id(rule, finding, "on_resolved")``) and only when that
+rule's action for the finding actually started.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiopsd.durations import format_duration
-from aiopsd.engine.rules import ForCount, Match, Rule, render
+from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render
 from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
 
 
@@ -36,6 +40,11 @@ class EngineState:
     # source name -> why it is down (Prometheus unreachable, query failing, ...).
     sources_down: Mapping[str, str] = field(default_factory=dict)
     global_dry_run: bool = False
+    # The global rate budget (config actions.max_per_window) and the times of recent acts of all rules.
+    global_budget: RateBudget | None = None
+    global_recent: Sequence[datetime] = ()
+    # (rule, finding id) whose act run has started (on_resolved follows only an action that happened).
+    started: frozenset[tuple[str, str]] = frozenset()
 
 
 def matches(match: Match, finding: Finding) -> bool:
@@ -64,13 +73,7 @@ def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
     raw = getattr(rule.action, "targets", None)
     if raw is None:
         return ()
-    items = [raw] if isinstance(raw, str) else raw
-    out: list[str] = []
-    for item in items:
-        for part in str(render(item, template_context(finding))).replace(",", " ").split():
-            if part not in out:
-                out.append(part)
-    return tuple(out)
+    return _render_list(raw, finding)
 
 
 class _Batch:
@@ -83,8 +86,8 @@ class _Batch:
         times = [t for r, ts, t in self.acts if r == rule and target in ts]
         return max(times) if times else None
 
-    def count(self, rule: str) -> int:
-        return sum(1 for r, _, _ in self.acts if r == rule)
+    def count(self, rule: str | None = None) -> int:
+        return sum(1 for r, _, _ in self.acts if rule is None or r == rule)
 
 
 def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState,
@@ -120,6 +123,19 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
             return "rate_budget", (f"rate budget: {used} actions in the last "
                                    f"{format_duration(g.max_per_window.window)} "
                                    f"(max {g.max_per_window.count})")
+    return _global_budget_skip(state, batch, now)
+
+
+def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> tuple[str, str] | None:
+    budget = state.global_budget
+    if budget is None:
+        return None
+    since = now - timedelta(seconds=budget.window)
+    used = sum(1 for t in state.global_recent if t > since) + batch.count()
+    if used >= budget.count:
+        return "global_rate_budget", (f"global rate budget: {used} actions of all rules in the last "
+                                      f"{format_duration(budget.window)} (actions.max_per_window "
+                                      f"{budget.count})")
     return None
 
 
@@ -133,6 +149,13 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
         if not rule.enabled:
             continue
         for finding in ordered:
+            if finding.status == FindingStatus.RESOLVED:
+                resolved = _on_resolved(rule, finding, state, batch, now)
+                if resolved is not None and (rule.name, finding.id, resolved.code) not in state.decided:
+                    out.append(resolved)
+                    if resolved.outcome == Outcome.ACT:
+                        batch.acts.append((rule.name, resolved.targets, now))
+                continue
             if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
                 continue
             if (rule.name, finding.id, "act") in state.decided:
@@ -146,6 +169,57 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
             if decision.outcome == Outcome.ACT:
                 batch.acts.append((rule.name, decision.targets, now))
     return out
+
+
+def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch,
+                 now: datetime) -> Decision | None:
+    """The follow-up action of a rule whose action ran for a finding that has now resolved."""
+    action_model = rule.on_resolved
+    if action_model is None or (rule.name, finding.id) not in state.started:
+        return None
+    if (rule.name, finding.id, "on_resolved") in state.decided:
+        return None
+    base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
+                            "action_kind": action_model.kind}
+    try:
+        raw = getattr(action_model, "targets", None)
+        targets = _render_list(raw, finding) if raw is not None else ()
+        action = render(action_model.model_dump(mode="json"), template_context(finding))
+    except Exception as exc:  # a template error in one rule must not stop the others
+        return Decision(id=stable_id(rule.name, finding.id, "on_resolved_template_error"),
+                        outcome=Outcome.SKIP, code="on_resolved_template_error",
+                        reason=f"on_resolved template error: {exc}", **base)
+    skip: tuple[str, str] | None = None
+    if rule.name in state.open_circuits:
+        skip = "on_resolved_circuit_open", f"on_resolved: circuit open: {state.open_circuits[rule.name]}"
+    elif action_model.kind == "playbook" and not targets:
+        skip = "on_resolved_no_targets", "on_resolved: no targets: the targets template rendered empty"
+    elif rule.guards.max_hosts is not None and len(targets) > rule.guards.max_hosts:
+        skip = "on_resolved_max_hosts", (f"on_resolved: blast radius: {len(targets)} targets > "
+                                         f"max_hosts {rule.guards.max_hosts}")
+    else:
+        skip = _global_budget_skip(state, batch, now)
+        if skip is not None:
+            skip = f"on_resolved_{skip[0]}", f"on_resolved: {skip[1]}"
+    if skip is not None:
+        return Decision(id=stable_id(rule.name, finding.id, skip[0]), outcome=Outcome.SKIP, code=skip[0],
+                        reason=skip[1], targets=targets, action=action, **base)
+    dry_run = rule.guards.dry_run or state.global_dry_run
+    reason = f"resolved: {finding.kind} {finding.source} after this rule acted on it"
+    if dry_run:
+        reason += "; dry run"
+    return Decision(id=stable_id(rule.name, finding.id, "on_resolved"), outcome=Outcome.ACT, code="on_resolved",
+                    reason=reason, targets=targets, action=action, dry_run=dry_run,
+                    require_approval=rule.guards.require_approval, **base)
+
+
+def _render_list(raw: str | list[str], finding: Finding) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in [raw] if isinstance(raw, str) else raw:
+        for part in str(render(item, template_context(finding))).replace(",", " ").split():
+            if part not in out:
+                out.append(part)
+    return tuple(out)
 
 
 def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:

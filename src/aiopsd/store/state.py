@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from aiopsd.engine.evaluate import EngineState
-from aiopsd.engine.rules import Rule
+from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import (
     ActionRun,
@@ -36,10 +36,13 @@ from aiopsd.models import (
     stable_id,
 )
 from aiopsd.store import tables as t
+from aiopsd.store.audit import AuditChain, VerifyResult, verify
 
 logger = logging.getLogger(__name__)
 
 MAX_SIGHTINGS = 64
+# How long after a finding resolves its on_resolved action may still be decided.
+RESOLVED_WINDOW = 86400.0
 
 
 def ts(dt: datetime) -> float:
@@ -76,6 +79,16 @@ class Claim:
     timeout: float
     max_attempts: int
     retry_backoff: float
+
+
+@dataclass(frozen=True)
+class AlertBatch:
+    """The alerts of one webhook request, as handed to :meth:`StateStore.accept_alert_batches`."""
+
+    alerts: Sequence[IncomingAlert]
+    received_at: float
+    receiver: str | None
+    group_key: str | None
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,7 @@ class StateStore:
         self.observe: Callable[[str, float], None] | None = None
         # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._alert_insert: Any = None
         if create:
             try:
                 t.metadata.create_all(self.engine)
@@ -189,32 +203,117 @@ class StateStore:
     def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
                       group_key: str | None) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
-        accepted = opened = 0
         with self.write() as conn:
-            for a in alerts:
-                fid = stable_id("alert", a.fingerprint, a.starts_at)
-                stmt = self._insert(t.alerts).values(
-                    fingerprint=a.fingerprint, status=a.status, starts_at=a.starts_at, ends_at=a.ends_at,
-                    alertname=a.labels.get("alertname"), labels=dict(a.labels),
-                    annotations=dict(a.annotations), generator_url=a.generator_url, receiver=receiver,
-                    group_key=group_key, received_at=received_at, finding_id=fid,
-                ).on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
-                if conn.execute(stmt).rowcount != 1:
-                    continue
-                accepted += 1
-                if a.status == "firing":
-                    opened += 1
-                    summary = a.annotations.get("summary") or a.annotations.get("description") or \
-                        a.labels.get("alertname", "alert")
-                    self._upsert_finding(conn, Finding(
-                        id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
-                        score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at),
-                        summary=str(summary),
-                        details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                                 "generator_url": a.generator_url},
-                        sightings=(received_at,)))
-                else:
-                    self._resolve(conn, fid, received_at)
+            return self._accept(conn, alerts, received_at=received_at, receiver=receiver, group_key=group_key)
+
+    def accept_alert_batches(self, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
+        """Several webhook requests' alerts in one transaction (group commit): all durable or none."""
+        with self.write() as conn:
+            return [self._accept(conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
+                                 group_key=b.group_key) for b in batches]
+
+    _ALERT_KEYS = (select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.starts_at)
+                   .where(t.alerts.c.fingerprint.in_(bindparam("fps", expanding=True))))
+    _FINDING_IDS = select(t.findings.c.id).where(t.findings.c.id.in_(bindparam("ids", expanding=True)))
+
+    def _accept(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+                receiver: str | None, group_key: str | None) -> AcceptResult:
+        """Insert new alerts and open their findings in bulk; duplicates (stored or in this batch) are skipped.
+
+        Runs inside one write transaction that holds SQLite's write lock (BEGIN IMMEDIATE) or, on
+        PostgreSQL, relies on ON CONFLICT DO NOTHING per row, so the duplicate check cannot race.
+        """
+        if self.dialect != "sqlite":
+            return self._accept_rowwise(conn, alerts, received_at=received_at, receiver=receiver,
+                                        group_key=group_key)
+        audit = AuditChain(conn, self.dialect, buffered=True)
+        seen: set[tuple[str, str, str]] = set()
+        fps = list({a.fingerprint for a in alerts})
+        for k in range(0, len(fps), 500):
+            seen.update(conn.execute(self._ALERT_KEYS, {"fps": fps[k:k + 500]}).tuples())
+        fresh: list[tuple[IncomingAlert, str]] = []
+        for a in alerts:
+            key = (a.fingerprint, a.status, a.starts_at)
+            if key not in seen:
+                seen.add(key)
+                fresh.append((a, stable_id("alert", a.fingerprint, a.starts_at)))
+        if not fresh:
+            return AcceptResult(accepted=0, duplicates=len(alerts), opened=0)
+        conn.execute(t.alerts.insert(), [
+            {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at, "ends_at": a.ends_at,
+             "alertname": a.labels.get("alertname"), "labels": dict(a.labels), "annotations": dict(a.annotations),
+             "generator_url": a.generator_url, "receiver": receiver, "group_key": group_key,
+             "received_at": received_at, "finding_id": fid} for a, fid in fresh])
+        firing = [(a, fid) for a, fid in fresh if a.status == "firing"]
+        ids = [fid for _, fid in firing]
+        known: set[str] = set()
+        for k in range(0, len(ids), 500):
+            known.update(conn.execute(self._FINDING_IDS, {"ids": ids[k:k + 500]}).scalars())
+        new_findings: list[dict[str, Any]] = []
+        for a, fid in fresh:
+            audit.append("alert_accepted", received_at, {
+                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                "alertname": a.labels.get("alertname"), "finding_id": fid})
+            if a.status != "firing":
+                continue
+            f = self._alert_finding(a, fid, received_at)
+            if fid in known:
+                self._upsert_finding(conn, audit, f)
+                continue
+            new_findings.append({
+                "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
+                "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
+                "resolved_at": None, "summary": f.summary, "details": f.details, "sightings": list(f.sightings),
+                "occurrences": 1})
+            audit.append("finding_opened", received_at, {
+                "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
+                "status": str(f.status)})
+        if new_findings:
+            conn.execute(t.findings.insert(), new_findings)
+        for a, fid in fresh:
+            if a.status != "firing":
+                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
+        audit.flush()
+        return AcceptResult(accepted=len(fresh), duplicates=len(alerts) - len(fresh), opened=len(new_findings))
+
+    @staticmethod
+    def _alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
+        summary = a.annotations.get("summary") or a.annotations.get("description") or \
+            a.labels.get("alertname", "alert")
+        return Finding(
+            id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
+            score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at), summary=str(summary),
+            details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
+                     "generator_url": a.generator_url},
+            sightings=(received_at,))
+
+    def _accept_rowwise(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+                        receiver: str | None, group_key: str | None) -> AcceptResult:
+        accepted = opened = 0
+        # Statements are built once and bound per row: SQLAlchemy then reuses the compiled form.
+        if self._alert_insert is None:
+            self._alert_insert = self._insert(t.alerts).on_conflict_do_nothing(
+                index_elements=["fingerprint", "status", "starts_at"])
+        audit = AuditChain(conn, self.dialect, buffered=True)
+        for a in alerts:
+            fid = stable_id("alert", a.fingerprint, a.starts_at)
+            row = {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                   "ends_at": a.ends_at, "alertname": a.labels.get("alertname"), "labels": dict(a.labels),
+                   "annotations": dict(a.annotations), "generator_url": a.generator_url,
+                   "receiver": receiver, "group_key": group_key, "received_at": received_at,
+                   "finding_id": fid}
+            if conn.execute(self._alert_insert, row).rowcount != 1:
+                continue
+            accepted += 1
+            audit.append("alert_accepted", received_at, {
+                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
+                "alertname": a.labels.get("alertname"), "finding_id": fid})
+            if a.status == "firing":
+                opened += 1
+                self._upsert_finding(conn, audit, self._alert_finding(a, fid, received_at))
+            else:
+                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
+        audit.flush()
         return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted, opened=opened)
 
     # ----------------------------------------------------------------- findings
@@ -222,20 +321,26 @@ class StateStore:
         if not items:
             return
         with self.write() as conn:
+            audit = AuditChain(conn, self.dialect)
             for f in items:
-                self._upsert_finding(conn, f)
+                self._upsert_finding(conn, audit, f)
 
-    def _upsert_finding(self, conn: Connection, f: Finding) -> None:
-        row = conn.execute(select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
-                                  t.findings.c.score, t.findings.c.status, t.findings.c.details)
-                           .where(t.findings.c.id == f.id)).first()
+    _FINDING_BY_ID = (select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
+                             t.findings.c.score, t.findings.c.status, t.findings.c.details)
+                      .where(t.findings.c.id == bindparam("fid")))
+
+    def _upsert_finding(self, conn: Connection, audit: AuditChain, f: Finding) -> None:
+        row = conn.execute(self._FINDING_BY_ID, {"fid": f.id}).first()
         if row is None:
-            conn.execute(t.findings.insert().values(
-                id=f.id, kind=str(f.kind), source=f.source, labels=f.labels, score=f.score,
-                status=str(f.status), starts_at=ts(f.starts_at), last_seen=ts(f.last_seen),
-                resolved_at=ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
-                summary=f.summary, details=f.details, sightings=list(f.sightings[-MAX_SIGHTINGS:]),
-                occurrences=max(1, len(f.sightings))))
+            conn.execute(t.findings.insert(), {
+                "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
+                "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
+                "resolved_at": ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
+                "summary": f.summary, "details": f.details, "sightings": list(f.sightings[-MAX_SIGHTINGS:]),
+                "occurrences": max(1, len(f.sightings))})
+            audit.append("finding_opened", ts(f.last_seen), {
+                "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
+                "status": str(f.status)})
             return
         if row.status == FindingStatus.RESOLVED and f.status == FindingStatus.FIRING:
             return  # a resolved incident stays resolved; a new one gets a new id
@@ -248,16 +353,41 @@ class StateStore:
         if f.status == FindingStatus.RESOLVED:
             values["resolved_at"] = ts(f.last_seen)
         conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
+        if f.status == FindingStatus.RESOLVED and row.status == FindingStatus.FIRING:
+            audit.append("finding_resolved", ts(f.last_seen), {"finding_id": f.id})
+            self._cancel_for_finding(conn, audit, f.id, ts(f.last_seen),
+                                     "canceled: the finding resolved before the action started")
 
-    def _resolve(self, conn: Connection, finding_id: str, at: float) -> None:
-        conn.execute(update(t.findings).where(and_(t.findings.c.id == finding_id,
-                                                   t.findings.c.status == str(FindingStatus.FIRING)))
-                     .values(status=str(FindingStatus.RESOLVED), resolved_at=at, last_seen=at))
+    def _resolve(self, conn: Connection, audit: AuditChain, finding_id: str, at: float, *, why: str) -> None:
+        """Resolve a firing finding and cancel its runs that have not started, in the caller's transaction."""
+        res = conn.execute(update(t.findings).where(and_(t.findings.c.id == finding_id,
+                                                         t.findings.c.status == str(FindingStatus.FIRING)))
+                           .values(status=str(FindingStatus.RESOLVED), resolved_at=at, last_seen=at))
+        if res.rowcount != 1:
+            return
+        audit.append("finding_resolved", at, {"finding_id": finding_id})
+        self._cancel_for_finding(conn, audit, finding_id, at,
+                                 f"canceled: {why} before the action started")
+
+    def _cancel_for_finding(self, conn: Connection, audit: AuditChain, finding_id: str, at: float,
+                            why: str) -> int:
+        decisions = select(t.decisions.c.id).where(t.decisions.c.finding_id == finding_id)
+        waiting = and_(t.action_runs.c.decision_id.in_(decisions),
+                       t.action_runs.c.status.in_([str(RunStatus.PENDING), str(RunStatus.AWAITING_APPROVAL)]))
+        ids = [int(r.id) for r in conn.execute(select(t.action_runs.c.id).where(waiting))]
+        if not ids:
+            return 0
+        conn.execute(update(t.action_runs).where(and_(waiting, t.action_runs.c.id.in_(ids))).values(
+            status=str(RunStatus.CANCELED), finished_at=at, error=why))
+        for run_id in ids:
+            audit.append("run_canceled", at, {"run_id": run_id, "finding_id": finding_id, "reason": why})
+        return len(ids)
 
     def resolve_findings(self, ids: Sequence[str], at: datetime) -> None:
         with self.write() as conn:
+            audit = AuditChain(conn, self.dialect)
             for fid in ids:
-                self._resolve(conn, fid, ts(at))
+                self._resolve(conn, audit, fid, ts(at), why="the finding resolved")
 
     @staticmethod
     def _finding(row: Any) -> Finding:
@@ -291,21 +421,46 @@ class StateStore:
         return None if row is None else self._finding(row)
 
     # ---------------------------------------------------------------- decisions
+    def recently_resolved(self, now: datetime, within: float = RESOLVED_WINDOW) -> list[Finding]:
+        """Findings resolved in the last ``within`` seconds that some rule acted on (for on_resolved)."""
+        acted = select(t.decisions.c.finding_id).where(t.decisions.c.code == "act")
+        q = (select(t.findings).where(and_(t.findings.c.status == str(FindingStatus.RESOLVED),
+                                           t.findings.c.resolved_at >= ts(now) - within,
+                                           t.findings.c.id.in_(acted)))
+             .order_by(t.findings.c.starts_at))
+        with self.read() as conn:
+            return [self._finding(r) for r in conn.execute(q)]
+
     def engine_state(self, rules: Sequence[Rule], now: datetime, *, sources_down: Mapping[str, str],
-                     global_dry_run: bool = False) -> EngineState:
+                     global_dry_run: bool = False, global_budget: RateBudget | None = None) -> EngineState:
         """Snapshot of what the engine needs about the past, for the given rules."""
         names = [r.name for r in rules]
         horizon = ts(now) - max([r.guards.cooldown for r in rules] +
                                 [r.guards.max_per_window.window for r in rules if r.guards.max_per_window] +
                                 [0.0])
         decided: set[tuple[str, str, str]] = set()
+        started: set[tuple[str, str]] = set()
         last_action: dict[tuple[str, str], datetime] = {}
         recent: dict[str, list[datetime]] = {}
+        global_recent: list[datetime] = []
         with self.read() as conn:
-            active = select(t.findings.c.id).where(t.findings.c.status == str(FindingStatus.FIRING))
+            relevant = select(t.findings.c.id).where(or_(
+                t.findings.c.status == str(FindingStatus.FIRING),
+                t.findings.c.resolved_at >= ts(now) - RESOLVED_WINDOW))
             for r in conn.execute(select(t.decisions.c.rule, t.decisions.c.finding_id, t.decisions.c.code)
-                                  .where(t.decisions.c.finding_id.in_(active))):
+                                  .where(t.decisions.c.finding_id.in_(relevant))):
                 decided.add((r.rule, r.finding_id, r.code))
+            for row in conn.execute(select(t.decisions.c.rule, t.decisions.c.finding_id)
+                                    .join(t.action_runs, t.action_runs.c.decision_id == t.decisions.c.id)
+                                  .where(and_(t.decisions.c.finding_id.in_(relevant),
+                                              t.decisions.c.code == "act",
+                                              t.action_runs.c.started_at.is_not(None)))):
+                started.add((row.rule, row.finding_id))
+            if global_budget is not None:
+                global_recent = [_dt(x) for x in conn.execute(
+                    select(t.decisions.c.decided_at).where(and_(
+                        t.decisions.c.outcome == str(Outcome.ACT),
+                        t.decisions.c.decided_at >= ts(now) - global_budget.window))).scalars()]
             acts = conn.execute(select(t.decisions.c.rule, t.decisions.c.targets, t.decisions.c.decided_at)
                                 .where(and_(t.decisions.c.outcome == str(Outcome.ACT),
                                             t.decisions.c.rule.in_(names),
@@ -320,24 +475,60 @@ class StateStore:
             circuits = self._open_circuits(conn, rules, now)
         return EngineState(decided=frozenset(decided), last_action=last_action, recent_actions=recent,
                            open_circuits=circuits, sources_down=dict(sources_down),
-                           global_dry_run=global_dry_run)
+                           global_dry_run=global_dry_run, global_budget=global_budget,
+                           global_recent=global_recent, started=frozenset(started))
 
     def _open_circuits(self, conn: Connection, rules: Sequence[Rule], now: datetime) -> dict[str, str]:
         out: dict[str, str] = {}
         failed = {str(RunStatus.FAILED), str(RunStatus.TIMED_OUT)}
+        resets: dict[str, float] = dict(conn.execute(select(t.circuit_resets.c.rule, t.circuit_resets.c.reset_at)
+                                                     ).tuples().all())
         for rule in rules:
             cb = rule.guards.circuit_breaker
             rows = conn.execute(select(t.action_runs.c.status, t.action_runs.c.finished_at)
                                 .where(and_(t.action_runs.c.rule == rule.name,
                                             t.action_runs.c.finished_at.is_not(None),
+                                            t.action_runs.c.finished_at > resets.get(rule.name, -1.0),
                                             t.action_runs.c.dry_run.is_(False)))
                                 .order_by(t.action_runs.c.finished_at.desc()).limit(cb.failures)).all()
             if len(rows) == cb.failures and all(r.status in failed for r in rows):
                 last = rows[0].finished_at
                 if ts(now) - last < cb.reset_after:
                     out[rule.name] = (f"{cb.failures} consecutive failed runs, last at "
-                                      f"{_dt(last):%Y-%m-%d %H:%M:%S}Z")
+                                      f"{_dt(last):%Y-%m-%d %H:%M:%S}Z; closes "
+                                      f"{_dt(last + cb.reset_after):%Y-%m-%d %H:%M:%S}Z or on "
+                                      f"`aiopsd circuit reset {rule.name}`")
         return out
+
+    def open_circuits(self, rules: Sequence[Rule], now: datetime) -> dict[str, str]:
+        with self.read() as conn:
+            return self._open_circuits(conn, rules, now)
+
+    def reset_circuit(self, rule: str, now: datetime, *, by: str) -> None:
+        """Close a rule's circuit: failures finished before now no longer count."""
+        with self.write() as conn:
+            stmt = self._insert(t.circuit_resets).values(rule=rule, reset_at=ts(now), by=by)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["rule"],
+                                                    set_={"reset_at": ts(now), "by": by}))
+            AuditChain(conn, self.dialect).append("circuit_reset", ts(now), {"rule": rule, "by": by})
+
+    # -------------------------------------------------------------------- audit
+    def audit(self, kind: str, now: datetime, event: Mapping[str, Any]) -> None:
+        """An audit entry for an event that has no row of its own (e.g. a config reload)."""
+        with self.write() as conn:
+            AuditChain(conn, self.dialect).append(kind, ts(now), event)
+
+    def verify_audit(self) -> VerifyResult:
+        with self.read() as conn:
+            return verify(conn)
+
+    def audit_entries(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        import json
+
+        q = select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(limit)
+        with self.read() as conn:
+            return [{"seq": r.seq, "at": _dt(r.at), "kind": r.kind, "event": json.loads(r.event),
+                     "hash": r.hash} for r in conn.execute(q)]
 
     def record_decisions(self, items: Sequence[Decision], rules: Mapping[str, Rule]) -> list[int]:
         """Record decisions (idempotent by id) and queue one run per new act decision."""
@@ -345,13 +536,19 @@ class StateStore:
         if not items:
             return run_ids
         with self.write() as conn:
+            audit = AuditChain(conn, self.dialect)
             for d in items:
                 stmt = self._insert(t.decisions).values(
                     id=d.id, rule=d.rule, finding_id=d.finding_id, outcome=str(d.outcome), code=d.code,
                     reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
                     dry_run=d.dry_run, require_approval=d.require_approval, decided_at=ts(d.decided_at),
                 ).on_conflict_do_nothing(index_elements=["id"])
-                if conn.execute(stmt).rowcount != 1 or d.outcome != Outcome.ACT:
+                if conn.execute(stmt).rowcount != 1:
+                    continue
+                audit.append("decision", ts(d.decided_at), {
+                    "decision_id": d.id, "rule": d.rule, "finding_id": d.finding_id, "outcome": str(d.outcome),
+                    "code": d.code, "reason": d.reason, "targets": list(d.targets), "dry_run": d.dry_run})
+                if d.outcome != Outcome.ACT:
                     continue
                 guards = rules[d.rule].guards
                 status = RunStatus.AWAITING_APPROVAL if d.require_approval else RunStatus.PENDING
@@ -364,6 +561,8 @@ class StateStore:
                 key = res.inserted_primary_key
                 assert key is not None
                 run_ids.append(int(key[0]))
+                audit.append("run_created", ts(d.decided_at), {"run_id": int(key[0]), "decision_id": d.id,
+                                                               "status": str(status)})
         return run_ids
 
     def get_decision(self, decision_id: str) -> Decision | None:
@@ -396,10 +595,12 @@ class StateStore:
                          error=row.error or "", artifact_dir=row.artifact_dir, action=row.action or {})
 
     def claim_runnable(self, now: datetime, *, limit: int, owner: str,
-                       busy_targets: frozenset[str] = frozenset()) -> list[Claim]:
+                       busy_targets: frozenset[str] = frozenset(),
+                       rule_limits: Mapping[str, int] | None = None) -> list[Claim]:
         """Move up to ``limit`` due pending runs to running.
 
-        A run whose targets overlap a running run's targets waits (per-target lock).
+        A run whose targets overlap a running run's targets waits (per-target lock), and so
+        does a run whose rule already has ``rule_limits[rule]`` runs running (per-rule concurrency).
         PostgreSQL replicas claim with FOR UPDATE SKIP LOCKED, so each run goes to one.
         """
         if limit <= 0:
@@ -407,9 +608,12 @@ class StateStore:
         out: list[Claim] = []
         with self.write() as conn:
             running_targets = set(busy_targets)
-            for r in conn.execute(select(t.action_runs.c.targets)
+            per_rule: dict[str, int] = {}
+            for r in conn.execute(select(t.action_runs.c.targets, t.action_runs.c.rule)
                                   .where(t.action_runs.c.status == str(RunStatus.RUNNING))):
                 running_targets.update(r.targets or ())
+                per_rule[r.rule] = per_rule.get(r.rule, 0) + 1
+            audit = AuditChain(conn, self.dialect)
             q = (select(t.action_runs)
                  .where(and_(t.action_runs.c.status == str(RunStatus.PENDING),
                              t.action_runs.c.not_before <= ts(now)))
@@ -422,9 +626,16 @@ class StateStore:
                 targets = set(row.targets or ())
                 if targets & running_targets:
                     continue
+                cap = (rule_limits or {}).get(row.rule)
+                if cap is not None and per_rule.get(row.rule, 0) >= cap:
+                    continue
                 running_targets |= targets
+                per_rule[row.rule] = per_rule.get(row.rule, 0) + 1
                 conn.execute(update(t.action_runs).where(t.action_runs.c.id == row.id).values(
                     status=str(RunStatus.RUNNING), started_at=ts(now), owner=owner))
+                audit.append("run_started", ts(now), {"run_id": row.id, "rule": row.rule, "attempt": row.attempt,
+                                                      "targets": list(targets), "dry_run": row.dry_run,
+                                                      "owner": owner})
                 claimed = self._run(row).model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
                 out.append(Claim(claimed, row.timeout, row.max_attempts, row.retry_backoff))
         return out
@@ -435,6 +646,8 @@ class StateStore:
             conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
                 status=str(status), finished_at=ts(finished_at), rc=rc, output=output, error=error,
                 artifact_dir=artifact_dir))
+            AuditChain(conn, self.dialect).append("run_finished", ts(finished_at), {
+                "run_id": run_id, "status": str(status), "rc": rc, "error": error})
 
     def retry_run(self, run_id: int, *, not_before: datetime, output: str, error: str) -> None:
         """Put a failed attempt back in the queue for a later attempt."""
@@ -442,6 +655,8 @@ class StateStore:
             conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
                 status=str(RunStatus.PENDING), attempt=t.action_runs.c.attempt + 1, not_before=ts(not_before),
                 output=output, error=error, started_at=None, owner=None))
+            AuditChain(conn, self.dialect).append("run_retry", time.time(), {
+                "run_id": run_id, "not_before": ts(not_before), "error": error})
 
     def mark_interrupted(self, now: datetime, *, owner: str | None = None) -> int:
         """Runs left ``running`` by a dead process become ``interrupted`` (never re-run blindly)."""
@@ -449,29 +664,31 @@ class StateStore:
         if owner is not None:
             cond = and_(cond, or_(t.action_runs.c.owner == owner, t.action_runs.c.owner.is_(None)))
         with self.write() as conn:
-            res = conn.execute(update(t.action_runs).where(cond).values(
-                status=str(RunStatus.INTERRUPTED), finished_at=ts(now),
-                error="the daemon stopped while this action was running; it was not re-run"))
-            return int(res.rowcount)
+            ids = [int(r.id) for r in conn.execute(select(t.action_runs.c.id).where(cond))]
+            if not ids:
+                return 0
+            why = "the daemon stopped while this action was running; it was not re-run"
+            conn.execute(update(t.action_runs).where(and_(cond, t.action_runs.c.id.in_(ids))).values(
+                status=str(RunStatus.INTERRUPTED), finished_at=ts(now), error=why))
+            audit = AuditChain(conn, self.dialect)
+            for run_id in ids:
+                audit.append("run_interrupted", ts(now), {"run_id": run_id, "reason": why})
+            return len(ids)
 
-    def approve_run(self, run_id: int, now: datetime) -> ActionRun | None:
+    def approve_run(self, run_id: int, now: datetime, *, by: str = "") -> ActionRun | None:
         with self.write() as conn:
             res = conn.execute(update(t.action_runs).where(and_(
                 t.action_runs.c.id == run_id, t.action_runs.c.status == str(RunStatus.AWAITING_APPROVAL)))
                 .values(status=str(RunStatus.PENDING), not_before=ts(now)))
             if res.rowcount != 1:
                 return None
+            AuditChain(conn, self.dialect).append("run_approved", ts(now), {"run_id": run_id, "by": by})
         return self.get_run(run_id)
 
     def cancel_runs_for_finding(self, finding_id: str, now: datetime, why: str) -> int:
         """Cancel runs not yet started for a finding (e.g. the alert resolved)."""
         with self.write() as conn:
-            ids = select(t.decisions.c.id).where(t.decisions.c.finding_id == finding_id)
-            res = conn.execute(update(t.action_runs).where(and_(
-                t.action_runs.c.decision_id.in_(ids),
-                t.action_runs.c.status.in_([str(RunStatus.PENDING), str(RunStatus.AWAITING_APPROVAL)])))
-                .values(status=str(RunStatus.CANCELED), finished_at=ts(now), error=why))
-            return int(res.rowcount)
+            return self._cancel_for_finding(conn, AuditChain(conn, self.dialect), finding_id, ts(now), why)
 
     def get_run(self, run_id: int) -> ActionRun | None:
         with self.read() as conn:

@@ -118,3 +118,22 @@ sources = Table(
     Column("lag", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+audit_log = Table(
+    "audit_log", metadata,
+    # Append-only and hash-chained: hash = sha256(prev_hash + canonical JSON of seq, at, kind, event).
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+circuit_resets = Table(
+    "circuit_resets", metadata,
+    # Runs finished before reset_at no longer count towards the rule's circuit breaker.
+    Column("rule", String(256), primary_key=True),
+    Column("reset_at", Float, nullable=False),
+    Column("by", String(256), nullable=False, default=""),
+)

@@ -1,0 +1,164 @@
+"""Replay timed findings through the engine offline (``aiopsd rules test``), no store, no daemon.
+
+A :class:`Simulation` keeps in memory exactly the history the store would give the
+engine (decisions taken, last action per target, recent actions, which actions
+started), so a fixture replays the way the daemon would decide it. Actions are
+assumed to start at once and succeed, except those waiting for approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aiopsd.engine.evaluate import EngineState, evaluate
+from aiopsd.engine.rules import RateBudget, Rule
+from aiopsd.errors import ConfigError
+from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+
+
+class _Fixture(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FindingEvent(_Fixture):
+    """A finding seen (or resolved) at ``at``; repeated ids are the same incident seen again."""
+
+    at: datetime
+    id: str | None = None
+    kind: FindingKind = FindingKind.ALERT
+    source: str = "alertmanager"
+    labels: dict[str, str] = Field(default_factory=dict)
+    score: float = 1.0
+    status: FindingStatus = FindingStatus.FIRING
+    starts_at: datetime | None = None
+    summary: str = ""
+
+    def finding_id(self) -> str:
+        return self.id or stable_id("fixture", str(self.kind), self.source, sorted(self.labels.items()))
+
+
+class SourceDown(_Fixture):
+    source: str
+    from_: datetime = Field(alias="from")
+    until: datetime | None = None
+    reason: str = "down in the fixture"
+
+
+class GlobalSettings(_Fixture):
+    dry_run: bool = False
+    max_per_window: RateBudget | None = None
+
+
+class FixtureFile(_Fixture):
+    findings: list[FindingEvent] = Field(default_factory=list)
+    # Extra evaluation times (e.g. after a cooldown) besides each finding event's time.
+    ticks: list[datetime] = Field(default_factory=list)
+    sources_down: list[SourceDown] = Field(default_factory=list)
+    settings: GlobalSettings = GlobalSettings()
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class Simulation:
+    """The engine's view of the past, kept in memory the way the store keeps it."""
+
+    rules: Sequence[Rule]
+    global_dry_run: bool = False
+    global_budget: RateBudget | None = None
+    findings: dict[str, Finding] = field(default_factory=dict)
+    decided: set[tuple[str, str, str]] = field(default_factory=set)
+    last_action: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    recent: dict[str, list[datetime]] = field(default_factory=dict)
+    global_recent: list[datetime] = field(default_factory=list)
+    started: set[tuple[str, str]] = field(default_factory=set)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def observe(self, finding: Finding) -> None:
+        """Merge a sighting into the known finding (like the store's upsert)."""
+        old = self.findings.get(finding.id)
+        if old is None:
+            self.findings[finding.id] = finding
+            return
+        if old.status == FindingStatus.RESOLVED:
+            return  # a resolved incident stays resolved; a new one gets a new id
+        sightings = tuple(sorted({*old.sightings, *finding.sightings})[-64:])
+        self.findings[finding.id] = old.model_copy(update={
+            "last_seen": max(old.last_seen, finding.last_seen), "score": max(old.score, finding.score),
+            "sightings": sightings, "status": finding.status, "labels": finding.labels})
+
+    def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
+        state = EngineState(decided=frozenset(self.decided), last_action=dict(self.last_action),
+                            recent_actions={k: list(v) for k, v in self.recent.items()},
+                            sources_down=dict(sources_down or {}), global_dry_run=self.global_dry_run,
+                            global_budget=self.global_budget, global_recent=list(self.global_recent),
+                            started=frozenset(self.started))
+        out = evaluate(list(self.findings.values()), self.rules, state, now)
+        for d in out:
+            self.decided.add((d.rule, d.finding_id, d.code))
+            if d.outcome != Outcome.ACT:
+                continue
+            self.recent.setdefault(d.rule, []).append(now)
+            self.global_recent.append(now)
+            for target in d.targets or ("*",):
+                self.last_action[(d.rule, target)] = now
+            if not d.require_approval:
+                self.started.add((d.rule, d.finding_id))
+        self.decisions.extend(out)
+        return out
+
+
+def load_fixture(path: Path) -> FixtureFile:
+    label = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("fixture file not found", file=label) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("a fixture file is a mapping with a 'findings:' list", file=label)
+    try:
+        return FixtureFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(err["msg"], file=label, field=where or None) from None
+
+
+def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
+    """Every decision the engine takes over the fixture's timeline, in order."""
+    sim = Simulation(rules, global_dry_run=fixture.settings.dry_run,
+                     global_budget=fixture.settings.max_per_window)
+    first_seen: dict[str, datetime] = {}
+    steps: dict[datetime, list[FindingEvent]] = {}
+    for ev in fixture.findings:
+        steps.setdefault(_utc(ev.at), []).append(ev)
+    for extra in fixture.ticks:
+        steps.setdefault(_utc(extra), [])
+    for now in sorted(steps):
+        for ev in steps[now]:
+            fid = ev.finding_id()
+            starts = _utc(ev.starts_at) if ev.starts_at else first_seen.setdefault(fid, now)
+            sim.observe(Finding(id=fid, kind=ev.kind, source=ev.source, labels=ev.labels, score=ev.score,
+                                status=ev.status, starts_at=starts, last_seen=now,
+                                summary=ev.summary, sightings=(now.timestamp(),)))
+        down = {d.source: d.reason for d in fixture.sources_down
+                if _utc(d.from_) <= now and (d.until is None or now < _utc(d.until))}
+        sim.tick(now, down)
+    return sim.decisions
+
+
+def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    return [{"at": d.decided_at.isoformat(), "rule": d.rule, "finding": d.finding_id, "outcome": str(d.outcome),
+             "code": d.code, "targets": list(d.targets), "dry_run": d.dry_run,
+             "require_approval": d.require_approval, "reason": d.reason} for d in decisions]

@@ -1,0 +1,102 @@
+"""The operator's commands: rules test, approve, circuit reset, audit verify."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from aiopsd.cli import app
+from aiopsd.engine import evaluate
+from aiopsd.engine.rules import Rule
+from aiopsd.models import RunStatus
+from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.store import tables as t
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+runner = CliRunner()
+
+
+def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
+    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml"),
+                            "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    got = [(x["rule"], x["finding"], x["outcome"], x["code"]) for x in rows]
+    assert got[:4] == [("restart-web", "lat-web-1", "act", "act"),
+                       ("restart-web", "lat-web-1b", "skip", "cooldown"),
+                       ("restart-web", "lat-web-2", "act", "act"),
+                       ("restart-web", "lat-web-1", "act", "on_resolved")]
+    # critical + env != staging: one alert acts (held for approval), the staging one does not match.
+    alert_rows = [x for x in rows if x["rule"] == "page-on-alert"]
+    assert len(alert_rows) == 1 and alert_rows[0]["require_approval"]
+    assert all(x["reason"] for x in rows)
+
+
+def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml")])
+    assert r.exit_code == 0 and "cooldown" in r.stdout and "decisions" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("findings: [{kind: alert}]\n")
+    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(bad)])
+    assert r.exit_code == 2 and "bad.yaml" in r.stderr and "findings.0.at" in r.stderr
+
+
+def _config(tmp_path: Path, rules: list[dict[str, Any]]) -> tuple[Path, StateStore]:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": rules}))
+    cfg = tmp_path / "aiopsd.yaml"
+    cfg.write_text(yaml.safe_dump({"state_url": "sqlite:///state.db", "rules_dir": "rules", "state_dir": "state"}))
+    return cfg, StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def _decide(store: StateStore, rule: Rule) -> None:
+    store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
+                                       0.0)], received_at=0.0, receiver=None, group_key=None)
+    now = datetime.now(UTC)
+    ds = evaluate(store.active_findings(), [rule], store.engine_state([rule], now, sources_down={}), now)
+    store.record_decisions(ds, {rule.name: rule})
+
+
+MANUAL: dict[str, Any] = {"name": "manual", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}},
+          "guards": {"require_approval": True}}
+
+
+def test_approve_cli_writes_to_the_store(tmp_path: Path) -> None:
+    cfg, store = _config(tmp_path, [MANUAL])
+    _decide(store, Rule.model_validate(MANUAL))
+    [run] = store.list_runs()
+    r = runner.invoke(app, ["approve", str(run.id), "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert store.get_run(run.id).status == RunStatus.PENDING  # type: ignore[union-attr]
+    r = runner.invoke(app, ["approve", str(run.id), "--config", str(cfg)])
+    assert r.exit_code == 1 and "not awaiting approval (it is pending)" in r.stderr
+    assert runner.invoke(app, ["approve", "4242", "--config", str(cfg)]).exit_code == 1
+    store.close()
+
+
+def test_circuit_reset_cli(tmp_path: Path) -> None:
+    cfg, store = _config(tmp_path, [MANUAL])
+    r = runner.invoke(app, ["circuit", "reset", "manual", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert [e["kind"] for e in store.audit_entries()] == ["circuit_reset"]
+    r = runner.invoke(app, ["circuit", "reset", "nope", "--config", str(cfg)])
+    assert r.exit_code == 2 and "no rule named 'nope'" in r.stderr
+    store.close()
+
+
+def test_audit_verify_cli_fails_on_a_tampered_row(tmp_path: Path) -> None:
+    cfg, store = _config(tmp_path, [MANUAL])
+    _decide(store, Rule.model_validate(MANUAL))
+    r = runner.invoke(app, ["audit", "verify", "--config", str(cfg)])
+    assert r.exit_code == 0 and "intact, 4 entries" in r.stdout
+    with store.write() as conn:
+        conn.execute(update(t.audit_log).where(t.audit_log.c.seq == 3).values(at=0.5))
+    r = runner.invoke(app, ["audit", "verify", "--config", str(cfg)])
+    assert r.exit_code == 1 and "at entry 3" in r.stderr
+    store.close()
