@@ -126,3 +126,21 @@ def payload(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
     return {"version": "4", "groupKey": "{}:{alertname=\"x\"}", "truncatedAlerts": 0, "status": status,
             "receiver": "aiopsd", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
             "externalURL": "http://am", "alerts": list(alerts)}
+
+
+def make_runtime(workdir: Path, **settings: Any) -> Any:
+    """A daemon's Runtime (settings, store, metrics, rules from ``workdir/rules``) without its threads."""
+    from aiopsd.config import Settings
+    from aiopsd.daemon.metrics import Metrics
+    from aiopsd.daemon.runtime import Runtime
+    from aiopsd.engine import load_rules
+    from aiopsd.store import StateStore
+
+    (workdir / "rules").mkdir(exist_ok=True)
+    s = Settings(**{"state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}", "state_dir": workdir / "state",
+                    "rules_dir": workdir / "rules", "playbooks_dir": REPO / "playbooks", **settings})
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    rt = Runtime(settings=s, rules=load_rules(s.rules_dir, s.playbooks_dir), store=StateStore(s.state_url),
+                 metrics=Metrics())
+    rt.ready.set()
+    return rt

@@ -25,12 +25,15 @@ def _fail(exc: Exception, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False
-          ) -> None:
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False) -> None:
     if version:
         out.print(__version__)
         raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -82,6 +85,30 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     except AiopsdError as exc:
         raise _fail(exc, 1) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")]
+           = "http://127.0.0.1:9797") -> None:
+    """Show what a running aiopsd saw, did and refused to do (the status page, in the terminal)."""
+    from aiopsd.daemon.ui.terminal import show
+
+    try:
+        show(url, out)
+    except AiopsdError as exc:
+        raise _fail(exc, 1) from None
+
+
+def _register_subcommands() -> None:
+    from aiopsd.backtest.command import backtest
+    from aiopsd.ml_cli import drift_app, model_app
+
+    app.command("backtest")(backtest)
+    app.add_typer(drift_app, name="drift", help="Offline drift checks of CSV files against a reference.")
+    app.add_typer(model_app, name="model", help="Versioned model directories: list, promote, rollback.")
+
+
+_register_subcommands()
 
 
 def _register_safety() -> None:

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from aiopsd.durations import Duration
 from aiopsd.engine.rules import RateBudget
-from aiopsd.errors import ConfigError
+from aiopsd.errors import ConfigError, clean_msg
 
 
 class Section(BaseModel):
@@ -62,6 +62,37 @@ class WatchConfig(Section):
         return value
 
 
+class DriftWindow(Section):
+    """A window closes after ``rows`` rows or ``seconds`` of rows, whichever comes first."""
+
+    rows: int | None = Field(default=500, ge=20)
+    seconds: Duration | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> DriftWindow:
+        if self.rows is None and self.seconds is None:
+            raise ValueError("a window needs rows, seconds or both")
+        return self
+
+
+class PredictionLogConfig(Section):
+    """One model's prediction log (JSONL or CSV files; a path or a glob), checked for drift."""
+
+    model: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    path: str
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    # The reference the windows are compared with: a CSV/JSONL file, or else the first rows logged.
+    reference: Path | None = None
+    reference_rows: int = Field(default=1000, ge=100)
+    window: DriftWindow = DriftWindow()
+    interval: Duration = 30.0
+    task: Literal["classification", "regression"] = "classification"
+    # Where the served model lives (versions/<n>/, current): retrain rules act on it.
+    model_dir: Path | None = None
+    # Render an Evidently report (HTML + JSON) when drift fires.
+    reports: bool = True
+
+
 class WebhookAuth(Section):
     bearer_token: str | None = None
     bearer_token_file: Path | None = None
@@ -94,6 +125,7 @@ class Settings(BaseSettings):
     state_dir: Path = Path("aiopsd-state")
     prometheus: PrometheusConfig = PrometheusConfig()
     watches: list[WatchConfig] = Field(default_factory=list)
+    prediction_logs: list[PredictionLogConfig] = Field(default_factory=list)
     rules_dir: Path = Path("rules")
     playbooks_dir: Path = Path("playbooks")
     webhook: WebhookConfig = WebhookConfig()
@@ -124,11 +156,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _unique_watches(self) -> Settings:
-        names = [w.name for w in self.watches]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"watch names must be unique; repeated: {', '.join(dupes)}")
+    def _unique_names(self) -> Settings:
+        for what, names in (("watch", [w.name for w in self.watches]),
+                            ("prediction log model", [p.model for p in self.prediction_logs])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
         return self
 
     @property
@@ -141,6 +174,7 @@ class Settings(BaseSettings):
 
 
 _PATH_FIELDS = ("state_dir", "rules_dir", "playbooks_dir")
+_LOG_PATH_FIELDS = ("path", "reference", "model_dir")
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -148,6 +182,12 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in _PATH_FIELDS:
         if isinstance(out.get(key), str) and not os.path.isabs(out[key]):
             out[key] = str(base / out[key])
+    logs = out.get("prediction_logs")
+    if isinstance(logs, list):
+        out["prediction_logs"] = [
+            {**item, **{k: str(base / item[k]) for k in _LOG_PATH_FIELDS
+                        if isinstance(item.get(k), str) and not os.path.isabs(item[k])}}
+            if isinstance(item, dict) else item for item in logs]
     url = out.get("state_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
@@ -190,4 +230,4 @@ def load_settings(path: Path | str | None, **overrides: Any) -> Settings:
         err = exc.errors()[0]
         loc = format_loc(tuple(err["loc"]))
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{err['msg']}{more}", file=label, field=loc or None) from None
+        raise ConfigError(f"{clean_msg(err['msg'])}{more}", file=label, field=loc or None) from None

@@ -40,3 +40,8 @@ class SourceError(AiopsdError):
 
 class ActionError(AiopsdError):
     """An action could not be started (bad playbook path, missing binary, ...)."""
+
+
+def clean_msg(msg: str) -> str:
+    """A pydantic validation message without its "Value error, " prefix."""
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")

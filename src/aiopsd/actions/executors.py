@@ -32,6 +32,8 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
         return ActionResult(RunStatus.SUCCEEDED, 0, message)
     if run.kind == "silence":
         return _silence(run, settings, timeout)
+    if run.kind == "retrain":
+        return _retrain(run, timeout)
     raise ActionError(f"action kind {run.kind!r} cannot run in this version of aiopsd")
 
 
@@ -59,3 +61,27 @@ def _silence(run: ActionRun, settings: Settings, timeout: float) -> ActionResult
         return ActionResult(RunStatus.FAILED, resp.status_code, resp.text,
                             f"Alertmanager refused the silence: HTTP {resp.status_code}")
     return ActionResult(RunStatus.SUCCEEDED, 0, f"silence {resp.json().get('silenceID')} created")
+
+
+def _retrain(run: ActionRun, timeout: float) -> ActionResult:
+    """Run the gated retrain job in a subprocess; a rejected candidate is a successful run that changed nothing."""
+    from aiopsd.actions.retrain import RetrainParams, run_retrain
+
+    p = run.action.get("retrain") or {}
+    if not p.get("model_dir") or p["model_dir"] == "None":
+        raise ActionError("retrain needs a model_dir (set model_dir on the prediction log or in the rule)")
+    if not p.get("data") or not Path(p["data"]).is_file():
+        raise ActionError(f"retrain data {p.get('data')!r} not found")
+    params = RetrainParams(
+        model_dir=Path(p["model_dir"]), data_path=Path(p["data"]), label=str(p.get("label", "label")),
+        reference_path=Path(p["reference"]) if p.get("include_reference") and p.get("reference") else None,
+        job=p.get("job", "sklearn"), command=p.get("command"), min_improvement=float(p.get("min_improvement", 0.0)),
+        holdout=float(p.get("holdout", 0.25)))
+    if run.dry_run:
+        return ActionResult(RunStatus.SUCCEEDED, 0, f"dry run: would retrain {params.model_dir} on {params.data_path}")
+    result = run_retrain(params, timeout)
+    text = f"{result.status}: {result.message}\n{result.model_dump_json(indent=2, exclude={'output'})}\n{result.output}"
+    status = {"promoted": RunStatus.SUCCEEDED, "rejected": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,
+              "timed_out": RunStatus.TIMED_OUT}[result.status]
+    return ActionResult(status, 0 if status == RunStatus.SUCCEEDED else None, text,
+                        "" if status == RunStatus.SUCCEEDED else result.message)

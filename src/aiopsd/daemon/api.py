@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +25,8 @@ from aiopsd import __version__
 from aiopsd.daemon.auth import Credentials
 from aiopsd.daemon.intake import GroupCommitter
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.status_api import create_status_router
+from aiopsd.daemon.ui import STATIC_DIR, create_ui_router
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
@@ -179,6 +182,7 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
         metrics.store_latency.labels("accept_alerts").observe(time.perf_counter() - started)
         metrics.alerts.labels("accepted").inc(result.accepted)
         metrics.alerts.labels("duplicate").inc(result.duplicates)
+        metrics.findings.labels("alert").inc(result.opened)
         return 200, {"accepted": result.accepted, "duplicates": result.duplicates}
 
     @app.get("/api/v1/status", response_model=Status, tags=["status"])
@@ -262,4 +266,7 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
             return PlainTextResponse("not ready\n", status_code=503)
         return PlainTextResponse("aiopsd is ready\n")
 
+    app.include_router(create_status_router(runtime))
+    app.include_router(create_ui_router(runtime))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

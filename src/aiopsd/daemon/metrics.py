@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from aiopsd.models import FindingKind, RunStatus
+
+if TYPE_CHECKING:
+    from aiopsd.engine.rules import Rule
+    from aiopsd.store import StateStore
+
+logger = logging.getLogger(__name__)
 _BAND_FIELDS = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
 
 
@@ -47,6 +57,43 @@ class ScoreExport(Collector):
                 if not math.isnan(values[i]):
                     metric.add_sample(name, {"aiopsd_watch": watch, **dict(labels)}, values[i])
             yield metric
+
+
+class StoreStateExport(Collector):
+    """What the state store says now, read at scrape time: findings firing, runs waiting, open circuits.
+
+    These are facts of the shared store (every replica reports the same), unlike the
+    counters above, which count what this process did.
+    """
+
+    def __init__(self, store: StateStore, rules: Callable[[], Sequence[Rule]]) -> None:
+        self.store = store
+        self.rules = rules
+
+    def collect(self) -> Iterable[Metric]:
+        up = Metric("aiopsd_store_up", "1 when the state store answered the last scrape", "gauge")
+        firing = Metric("aiopsd_findings_firing", "Findings firing now, by kind", "gauge")
+        runs = Metric("aiopsd_action_runs_open", "Action runs not finished yet, by status", "gauge")
+        circuit = Metric("aiopsd_rule_circuit_open", "1 while a rule's circuit breaker is open", "gauge")
+        try:
+            by_kind = self.store.firing_by_kind()
+            by_status = self.store.counts()["runs"]
+            ruleset = list(self.rules())
+            state = self.store.engine_state(ruleset, datetime.now(UTC), sources_down={})
+        except Exception as exc:  # a scrape must answer even when the store does not
+            logger.warning("store metrics unavailable: %s", exc)
+            up.add_sample("aiopsd_store_up", {}, 0)
+            yield up
+            return
+        up.add_sample("aiopsd_store_up", {}, 1)
+        for kind in FindingKind:
+            firing.add_sample("aiopsd_findings_firing", {"kind": str(kind)}, by_kind.get(str(kind), 0))
+        for status in (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING):
+            runs.add_sample("aiopsd_action_runs_open", {"status": str(status)}, by_status.get(str(status), 0))
+        for rule in ruleset:
+            circuit.add_sample("aiopsd_rule_circuit_open", {"rule": rule.name},
+                               1 if rule.name in state.open_circuits else 0)
+        yield from (up, firing, runs, circuit)
 
 
 class Metrics:
@@ -91,3 +138,21 @@ class Metrics:
         self.config_valid.set(1)
         self.scores = ScoreExport()
         r.register(self.scores)
+        for result in ("accepted", "duplicate", "rejected"):
+            self.alerts.labels(result)
+        for kind in FindingKind:
+            self.findings.labels(str(kind))
+        self._store_export: StoreStateExport | None = None
+
+    def attach_store(self, store: StateStore, rules: Callable[[], Sequence[Rule]]) -> None:
+        """Time every store transaction and export the store's current state (once per registry)."""
+        latency = self.store_latency
+
+        def observe(op: str, seconds: float) -> None:
+            latency.labels(op).observe(seconds)
+
+        store.observe = observe
+        if self._store_export is None:
+            self._store_export = StoreStateExport(store, rules)
+            self.registry.register(self._store_export)
+

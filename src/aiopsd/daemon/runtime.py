@@ -28,6 +28,9 @@ class Runtime:
     last_reload_error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        self.metrics.attach_store(self.store, lambda: list(self.rules_by_name().values()))
+
     def rules_by_name(self) -> dict[str, Rule]:
         with self.lock:
             return {r.name: r for r in self.rules}

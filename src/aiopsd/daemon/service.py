@@ -25,6 +25,7 @@ from aiopsd.config import Settings, load_settings
 from aiopsd.daemon.api import create_app
 from aiopsd.daemon.auth import load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
+from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.daemon.watcher import Watcher
@@ -54,8 +55,11 @@ class Daemon:
         self.source = PrometheusSource(settings.prometheus)
         self.watchers = [Watcher(w, settings.prometheus, self.source, store, self.runtime.metrics)
                          for w in settings.watches]
+        self.drift_watchers = [DriftWatcher(p, store, self.runtime.metrics, settings.state_dir)
+                               for p in settings.prediction_logs]
         self.scheduler = BackgroundScheduler(
-            timezone=UTC, executors={"default": SchedulerPool(max_workers=4 + len(self.watchers))},
+            timezone=UTC,
+            executors={"default": SchedulerPool(max_workers=4 + len(self.watchers) + len(self.drift_watchers))},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
         self.server: uvicorn.Server | None = None
 
@@ -64,6 +68,9 @@ class Daemon:
         for w in self.watchers:
             s.add_job(self._timed, "interval", args=[f"poll:{w.watch.name}", w.poll],
                       seconds=w.watch.interval, id=f"poll:{w.watch.name}", next_run_time=datetime.now(UTC))
+        for d in self.drift_watchers:
+            s.add_job(self._timed, "interval", args=[f"drift:{d.cfg.model}", d.poll],
+                      seconds=d.cfg.interval, id=f"drift:{d.cfg.model}", next_run_time=datetime.now(UTC))
         s.add_job(self._timed, "interval", args=["dispatch", self.dispatcher.tick],
                   seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
         s.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED)

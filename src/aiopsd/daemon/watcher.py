@@ -23,7 +23,7 @@ from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.errors import SourceError
 from aiopsd.models import Finding, FindingKind, FindingStatus, Series, series_key, stable_id
-from aiopsd.sources.prometheus import PrometheusSource
+from aiopsd.sources.prometheus import RangeSource
 from aiopsd.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class SeriesState:
 class Watcher:
     """Polls one watch; owns the detectors of its series."""
 
-    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, source: PrometheusSource,
+    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, source: RangeSource,
                  store: StateStore, metrics: Metrics) -> None:
         self.watch = watch
         self.prometheus = prometheus
@@ -80,6 +80,7 @@ class Watcher:
             findings.extend(self._feed(series, warm_until=watermark if watermark is not None else end))
             if series.timestamps:
                 newest = max(newest, series.timestamps[-1])
+        findings.extend(self._forget_vanished(now, {series_key(w.name, s.labels) for s in batch}))
         lag = now - newest if newest > -math.inf else None
         self.store.set_source(w.name, "prometheus", up=True, now=_dt(now), lag=lag)
         self.metrics.source_up.labels(w.name).set(1)
@@ -103,6 +104,11 @@ class Watcher:
             detector.fit(ts[warm], vals[warm])
             state = SeriesState(detector, self._tracker_for(key),
                                 last_ts=float(ts[warm][-1]) if warm.any() else -math.inf)
+            # History the detector learnt from, unscored: the chart shows what "normal" looked like.
+            nan = math.nan
+            state.recent.extend((t, v, nan, nan, nan, nan) for t, v in
+                                zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
+                                    strict=True))
             self.series[key] = state
         out: list[Finding] = []
         for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
@@ -121,6 +127,28 @@ class Watcher:
                                      (score.yhat, score.yhat_lower, score.yhat_upper), start))
         return out
 
+    def _forget_vanished(self, now: float, present: set[str]) -> list[Finding]:
+        """Drop series absent for longer than stale_after; close their open incident as "no data".
+
+        Their detectors would otherwise live forever as label sets churn (pods come
+        and go). The incident is closed, not acted on: missing data is never evidence.
+        """
+        out: list[Finding] = []
+        for key in [k for k in self.series if k not in present]:
+            state = self.series[key]
+            if now - state.last_ts <= self.prometheus.stale_after:
+                continue
+            del self.series[key]
+            if state.tracker.open_since is None:
+                continue
+            for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name):
+                if f.details.get("series") == key:
+                    out.append(f.model_copy(update={
+                        "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
+                        "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                        "details": {**f.details, "event": "no_data"}}))
+        return out
+
     def _tracker_for(self, key: str) -> IncidentTracker:
         """A fresh tracker, re-opened on the incident a previous run left firing (same finding id)."""
         tracker = IncidentTracker(self.watch.resolve_after)
@@ -134,8 +162,12 @@ class Watcher:
                  value: float, score: float, band: tuple[float, float, float],
                  start: float) -> Finding:
         yhat, lo, hi = band
-        band_text = "" if math.isnan(lo) else f" outside expected {lo:.4g}..{hi:.4g}"
+        where = "inside" if lo <= value <= hi else "outside"
+        band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
         summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
+        if event == Event.RESOLVED:
+            summary = f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score " \
+                      f"{state.tracker.peak:.2f})"
         points = [[round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])]
                   for p in state.recent]
         return Finding(

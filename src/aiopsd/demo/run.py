@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 
 from aiopsd.demo import stack
+from aiopsd.demo.model_workload import PredictionLogWriter, set_up_model
 from aiopsd.demo.workload import Workload, serve
 from aiopsd.errors import AiopsdError
 
@@ -26,6 +27,7 @@ HISTORY = 3600.0
 STEP = 2.0
 LATENCY_INCIDENT_AFTER = 25.0
 ERROR_BURST_AFTER = 50.0
+DRIFT_AFTER = 35.0
 
 ALERT_RULES: dict[str, object] = {"groups": [{"name": "demo", "rules": [{
     "alert": "DemoHighErrorRate",
@@ -53,6 +55,8 @@ class Narrator:
     api: str
     console: Console
     t0: float
+    token: str = ""
+    approve_after: float = 3.0
     seen: dict[str, Any] = field(default_factory=dict)
 
     def say(self, style: str, what: str, text: str) -> None:
@@ -85,19 +89,37 @@ class Narrator:
             key = f"decision:{d['id']}"
             if key not in self.seen:
                 self.seen[key] = d
-                targets = ",".join(d["targets"]) or "-"
+                on = f" on {','.join(d['targets'])}" if d["targets"] else ""
                 self.say("cyan" if d["outcome"] == "act" else "red", "decision",
-                         f"{d['rule']} -> {d['outcome']} on {targets}: {d['reason']}")
+                         f"{d['rule']} -> {d['outcome']}{on}: {d['reason']}")
         for r in reversed(runs):
             key = f"run:{r['id']}:{r['status']}"
             if key not in self.seen:
                 self.seen[key] = r
                 what = r["action"].get("playbook") or r["kind"]
+                if r["kind"] == "retrain":
+                    what = f"retrain {Path(str(r['action'].get('retrain', {}).get('model_dir', ''))).name}"
                 style = {"succeeded": "green", "running": "blue"}.get(r["status"], "red")
                 extra = f" (rc {r['rc']})" if r["rc"] is not None else ""
                 err = f": {r['error']}" if r["error"] else ""
-                self.say(style, "action", f"#{r['id']} {what} on {','.join(r['targets'])}: "
-                                          f"{r['status']}{extra}{err}")
+                on = f" on {','.join(r['targets'])}" if r["targets"] else ""
+                self.say(style, "action", f"#{r['id']} {what}{on}: {r['status']}{extra}{err}")
+                if r["kind"] == "retrain" and r["status"] == "succeeded":
+                    self.say("green", "model", r["output"].splitlines()[0] if r["output"] else "retrained")
+            if r["status"] == "awaiting_approval":
+                self._approve(r)
+
+    def _approve(self, run: dict[str, Any]) -> None:
+        """Approve a held run after a few seconds, as the on-call person would with `aiopsd approve`."""
+        key = f"approve:{run['id']}"
+        first = self.seen.setdefault(key, time.time())
+        if first is True or time.time() - first < self.approve_after:
+            return
+        self.seen[key] = True
+        r = httpx.post(f"{self.api}/api/v1/actions/{run['id']}/approve", timeout=10,
+                       headers={"Authorization": f"Bearer {self.token}"})
+        self.say("cyan", "approve", f"#{run['id']} approved by the demo's on-call stand-in (HTTP {r.status_code}); "
+                                    f"in real life: aiopsd approve {run['id']}")
 
 
 def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path | None, port: int | None,
@@ -116,6 +138,11 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
     console.print("backfilling one hour of history with promtool ...")
     stack.backfill(work / "prometheus" / "data", om, work)
     server = serve(workload, workload_port)
+    model_dir, reference_csv = work / "models" / "churn", work / "reference" / "churn.csv"
+    console.print("training the demo churn model (version 1) ...")
+    set_up_model(model_dir, reference_csv)
+    writer = PredictionLogWriter(path=work / "predictions" / "churn.jsonl", model_dir=model_dir)
+    writer.start()
     daemon_port = port or stack.free_port()
     token_file = work / "webhook.token"
     token_file.write_text(secrets.token_urlsafe(24) + "\n")
@@ -144,6 +171,9 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
             "playbooks_dir": str(root / "playbooks"),
             "playbook_vars": {"diagnostics_dir": str(work / "diagnostics"),
                               "marker_dir": str(work / "remediations")},
+            "prediction_logs": [{"model": "churn", "path": str(work / "predictions" / "*.jsonl"),
+                                 "reference": str(reference_csv), "window": {"rows": 250}, "interval": "2s",
+                                 "task": "classification", "model_dir": str(model_dir)}],
             "webhook": {"auth": {"bearer_token_file": str(token_file)}},
             "alertmanager_url": am.url,
             "actions": {"concurrency": 2, "shutdown_grace": "20s"},
@@ -159,11 +189,14 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
         t0 = time.time()
         workload.latency_incident_at = t0 + LATENCY_INCIDENT_AFTER
         workload.error_burst_at = t0 + ERROR_BURST_AFTER
+        writer.drift_at = t0 + DRIFT_AFTER
         console.print(f"\n[bold green]aiopsd is running[/]: status page [link]{api}/[/link]  "
-                      f"(API {api}/api/v1/status, log {work / 'aiopsd.log'})")
+                      f"(terminal: aiopsd status --url {api}; API {api}/api/v1/overview; log {work / 'aiopsd.log'})")
         console.print(f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
-                      f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert)\n")
-        narrator = Narrator(api, console, t0)
+                      f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
+                      f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "
+                      "as the on-call would)\n")
+        narrator = Narrator(api, console, t0, token=token_file.read_text().strip())
         stop = _stop_flag()
         while not stop["set"] and (duration is None or time.time() - t0 < duration):
             if daemon.poll() is not None:
@@ -187,6 +220,7 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
                 daemon.kill()
         for svc in reversed(services):
             svc.stop()
+        writer.stop()
         server.shutdown()
 
 
@@ -214,6 +248,7 @@ def _summary(api: str, narrator: Narrator) -> dict[str, Any]:
         "decisions": [{"rule": d["rule"], "outcome": d["outcome"], "code": d["code"], "reason": d["reason"]}
                       for d in decisions],
         "actions": [{"action": r["action"].get("playbook") or r["kind"], "kind": r["kind"], "rule": r["rule"],
-                     "status": r["status"], "targets": r["targets"], "rc": r["rc"], "error": r["error"]}
+                     "status": r["status"], "targets": r["targets"], "rc": r["rc"], "error": r["error"],
+                     "result": (r["output"].splitlines() or [""])[0] if r["kind"] != "playbook" else ""}
                     for r in runs],
     }

@@ -117,20 +117,9 @@ def start_prometheus(workdir: Path, *, scrape: list[dict[str, object]], rules: d
         cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     data = tsdb_dir or workdir / "data"
-    log = workdir / "prometheus.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
-             "--storage.tsdb.retention.time=30d", "--web.enable-lifecycle"],
-            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
-    svc = Service("prometheus", proc, port, workdir, log)
-    try:
-        wait_http(f"{svc.url}/-/ready", 60, proc)
-    except AiopsdError:
-        svc.stop()
-        raise AiopsdError(f"Prometheus did not start; see {log}") from None
-    return svc
+    return _spawn("Prometheus", workdir, port, [
+        binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d", "--web.enable-lifecycle"])
 
 
 def start_alertmanager(workdir: Path, *, webhook_url: str, token_file: Path | None = None,
@@ -147,19 +136,23 @@ def start_alertmanager(workdir: Path, *, webhook_url: str, token_file: Path | No
         "receivers": [{"name": "aiopsd", "webhook_configs": [webhook]}],
     }
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    log = workdir / "alertmanager.log"
+    return _spawn("Alertmanager", workdir, port, [
+        binary("prometheus-alertmanager", "alertmanager"), f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address="])
+
+
+def _spawn(name: str, workdir: Path, port: int, cmd: list[str]) -> Service:
+    """Start ``cmd`` logging to ``workdir/<name>.log`` and wait until its /-/ready answers."""
+    log = workdir / f"{name.lower()}.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [binary("prometheus-alertmanager", "alertmanager"), f"--config.file={workdir / 'alertmanager.yml'}",
-             f"--storage.path={workdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
-             "--cluster.listen-address="],
-            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
-    svc = Service("alertmanager", proc, port, workdir, log)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+    svc = Service(name.lower(), proc, port, workdir, log)
     try:
         wait_http(f"{svc.url}/-/ready", 60, proc)
     except AiopsdError:
         svc.stop()
-        raise AiopsdError(f"Alertmanager did not start; see {log}") from None
+        raise AiopsdError(f"{name} did not start; see {log}") from None
     return svc
 
 

@@ -9,7 +9,9 @@ import yaml
 from pydantic import ValidationError
 
 from aiopsd.engine.rules import Rule, RuleFile
-from aiopsd.errors import ConfigError
+from aiopsd.errors import ConfigError, clean_msg
+
+_ACTION_TAGS = {"playbook", "retrain", "silence", "notify"}
 
 
 def _rule_name(raw: Any, loc: tuple[int | str, ...]) -> str | None:
@@ -38,10 +40,11 @@ def load_rule_file(path: Path) -> list[Rule]:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         rule = _rule_name(raw, loc)
-        # Drop the rules.<n> prefix and pydantic's union tags from the field path.
-        field_parts = [str(p) for p in (loc[2:] if rule else loc)
-                       if p not in {"playbook", "retrain", "silence", "notify"} or p == loc[-1]]
-        raise ConfigError(err["msg"], file=label, rule=rule, field=".".join(field_parts) or None) from None
+        # Drop the rules.<n> prefix and the union tag pydantic puts after "action" / "on_resolved".
+        parts = [str(p) for p in (loc[2:] if rule else loc)]
+        field_parts = [p for i, p in enumerate(parts)
+                       if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in _ACTION_TAGS)]
+        raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 
 
 def load_rules(rules_dir: Path, playbooks_dir: Path | None = None) -> list[Rule]:

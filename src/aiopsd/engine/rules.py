@@ -137,11 +137,27 @@ class PlaybookAction(Strict):
 
 
 class RetrainParams(Strict):
-    model_dir: str
+    """Retrain the model in ``model_dir`` on recent labelled rows; promote only through the gate.
+
+    The defaults point at what a drift finding carries: the drifted window (with
+    its labels) saved as CSV, the reference, and the prediction log's model_dir.
+    """
+
+    model_dir: str = "{{ finding.details.model_dir }}"
     job: Literal["sklearn", "command"] = "sklearn"
     command: list[str] | None = None
-    data: str | None = None
+    data: str = "{{ finding.details.window_csv }}"
+    label: str = "label"
+    # Also train on the reference rows (the candidate then learns old and new data).
+    include_reference: bool = False
+    reference: str = "{{ finding.details.reference_csv }}"
     min_improvement: float = 0.0
+    holdout: float = Field(default=0.25, gt=0.0, lt=1.0)
+
+    @field_validator("model_dir", "data", "reference")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
 
     @model_validator(mode="after")
     def _command(self) -> RetrainParams:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 import requests
@@ -19,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 # Prometheus refuses more than 11,000 points per series in one query_range.
 MAX_POINTS = 10_000
+
+
+class RangeSource(Protocol):
+    """Anything that answers range queries like Prometheus (the watcher depends only on this)."""
+
+    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]: ...
 
 
 class PrometheusSource:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +95,8 @@ class AlertBatch:
 class AcceptResult:
     accepted: int
     duplicates: int
+    # Firing alerts that opened a finding (the findings counter's "alert" kind).
+    opened: int = 0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -136,6 +138,8 @@ class StateStore:
         self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.dialect = self.engine.dialect.name
+        # Called with ("read" | "write", seconds) after every transaction (the daemon's store latency metric).
+        self.observe: Callable[[str, float], None] | None = None
         # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._alert_insert: Any = None
@@ -159,6 +163,7 @@ class StateStore:
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
+        started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -168,14 +173,20 @@ class StateStore:
         finally:
             if lock is not None:
                 lock.release()
+            if self.observe is not None:
+                self.observe("write", time.perf_counter() - started)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        started = time.perf_counter()
         try:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"state store read failed: {exc.__class__.__name__}") from exc
+        finally:
+            if self.observe is not None:
+                self.observe("read", time.perf_counter() - started)
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table))
@@ -227,7 +238,7 @@ class StateStore:
                 seen.add(key)
                 fresh.append((a, stable_id("alert", a.fingerprint, a.starts_at)))
         if not fresh:
-            return AcceptResult(accepted=0, duplicates=len(alerts))
+            return AcceptResult(accepted=0, duplicates=len(alerts), opened=0)
         conn.execute(t.alerts.insert(), [
             {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at, "ends_at": a.ends_at,
              "alertname": a.labels.get("alertname"), "labels": dict(a.labels), "annotations": dict(a.annotations),
@@ -263,7 +274,7 @@ class StateStore:
             if a.status != "firing":
                 self._resolve(conn, audit, fid, received_at, why="the alert resolved")
         audit.flush()
-        return AcceptResult(accepted=len(fresh), duplicates=len(alerts) - len(fresh))
+        return AcceptResult(accepted=len(fresh), duplicates=len(alerts) - len(fresh), opened=len(new_findings))
 
     @staticmethod
     def _alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
@@ -278,7 +289,7 @@ class StateStore:
 
     def _accept_rowwise(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
                         receiver: str | None, group_key: str | None) -> AcceptResult:
-        accepted = 0
+        accepted = opened = 0
         # Statements are built once and bound per row: SQLAlchemy then reuses the compiled form.
         if self._alert_insert is None:
             self._alert_insert = self._insert(t.alerts).on_conflict_do_nothing(
@@ -298,11 +309,12 @@ class StateStore:
                 "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
                 "alertname": a.labels.get("alertname"), "finding_id": fid})
             if a.status == "firing":
+                opened += 1
                 self._upsert_finding(conn, audit, self._alert_finding(a, fid, received_at))
             else:
                 self._resolve(conn, audit, fid, received_at, why="the alert resolved")
         audit.flush()
-        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted)
+        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted, opened=opened)
 
     # ----------------------------------------------------------------- findings
     def upsert_findings(self, items: Sequence[Finding]) -> None:
@@ -314,7 +326,7 @@ class StateStore:
                 self._upsert_finding(conn, audit, f)
 
     _FINDING_BY_ID = (select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences,
-                             t.findings.c.score, t.findings.c.status)
+                             t.findings.c.score, t.findings.c.status, t.findings.c.details)
                       .where(t.findings.c.id == bindparam("fid")))
 
     def _upsert_finding(self, conn: Connection, audit: AuditChain, f: Finding) -> None:
@@ -336,7 +348,8 @@ class StateStore:
         values: dict[str, Any] = {
             "last_seen": max(row.last_seen, ts(f.last_seen)), "score": max(row.score, f.score),
             "sightings": sightings, "occurrences": row.occurrences + len(set(f.sightings) - set(row.sightings)),
-            "details": f.details, "summary": f.summary, "status": str(f.status)}
+            # Details accumulate (a drift report rendered when the episode opened stays linked).
+            "details": {**(row.details or {}), **f.details}, "summary": f.summary, "status": str(f.status)}
         if f.status == FindingStatus.RESOLVED:
             values["resolved_at"] = ts(f.last_seen)
         conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
@@ -682,6 +695,13 @@ class StateStore:
             row = conn.execute(select(t.action_runs).where(t.action_runs.c.id == run_id)).first()
         return None if row is None else self._run(row)
 
+    def runs_for_decisions(self, decision_ids: Sequence[str]) -> list[ActionRun]:
+        if not decision_ids:
+            return []
+        q = select(t.action_runs).where(t.action_runs.c.decision_id.in_(list(decision_ids)))
+        with self.read() as conn:
+            return [self._run(r) for r in conn.execute(q.order_by(t.action_runs.c.id))]
+
     def list_runs(self, *, limit: int = 100, status: str | None = None) -> list[ActionRun]:
         q = select(t.action_runs).order_by(t.action_runs.c.id.desc()).limit(limit)
         if status:
@@ -694,6 +714,10 @@ class StateStore:
         with self.read() as conn:
             value = conn.execute(select(t.cursors.c.value).where(t.cursors.c.name == name)).scalar()
         return dict(value) if value is not None else None
+
+    def list_cursors(self) -> dict[str, dict[str, Any]]:
+        with self.read() as conn:
+            return {r.name: dict(r.value) for r in conn.execute(select(t.cursors.c.name, t.cursors.c.value))}
 
     def put_cursor(self, name: str, value: dict[str, Any]) -> None:
         with self.write() as conn:
@@ -731,6 +755,12 @@ class StateStore:
             decisions: dict[str, int] = dict(conn.execute(select(t.decisions.c.outcome, func.count())
                                           .group_by(t.decisions.c.outcome)).all())
         return {"alerts": alerts, "findings": findings, "runs": runs, "decisions": decisions}
+
+    def firing_by_kind(self) -> dict[str, int]:
+        with self.read() as conn:
+            return {str(k): int(n) for k, n in conn.execute(
+                select(t.findings.c.kind, func.count()).where(t.findings.c.status == str(FindingStatus.FIRING))
+                .group_by(t.findings.c.kind)).all()}
 
     def list_alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
         q = select(t.alerts).order_by(t.alerts.c.id.desc()).limit(limit)

@@ -1,0 +1,257 @@
+"""Retrain a model behind a gate, as a subprocess with a hard timeout.
+
+:func:`run_retrain` (what the daemon calls) starts ``python -m
+aiopsd.actions.retrain PARAMS.json RESULT.json`` in a new session, waits at most
+``timeout`` seconds, and on timeout kills the whole process group (SIGTERM, then
+SIGKILL after a grace period) so nothing the job spawned outlives it. The job:
+
+1. reads the labelled data (CSV or Parquet), sorted by ``timestamp`` when that
+   column exists, and holds back the newest ``holdout`` share of rows;
+2. trains a candidate on the rest (plus ``reference_path`` rows when given):
+   ``job="sklearn"`` clones the current pipeline (``sklearn.base.clone``) and
+   fits it; ``job="command"`` runs ``command`` with ``AIOPSD_TRAIN_DATA``,
+   ``AIOPSD_CANDIDATE`` (where it must write a joblib model),
+   ``AIOPSD_CURRENT_MODEL`` and ``AIOPSD_MODEL_DIR`` in its environment;
+3. scores candidate and current on the held-back slice with ``metric``
+   (default: accuracy for classification, MAE for regression) and promotes the
+   candidate only if it is better by at least ``min_improvement`` (in metric
+   units, sign-adjusted so "better" is always positive); otherwise the
+   candidate is stored as ``rejected`` with its metrics and never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+import aiopsd
+from aiopsd.actions import model_registry as registry
+from aiopsd.errors import ActionError
+
+Metric = Literal["accuracy", "f1", "mae", "mse", "r2"]
+LOWER_IS_BETTER = frozenset({"mae", "mse"})
+KILL_GRACE_SECONDS = 5.0
+
+
+class RetrainParams(BaseModel):
+    """Parameters of one retrain run (JSON-able: they travel to the subprocess as a file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_dir: Path
+    data_path: Path
+    label: str
+    features: list[str] | None = None
+    reference_path: Path | None = None
+    job: Literal["sklearn", "command"] = "sklearn"
+    command: list[str] | None = None
+    metric: Metric | None = None
+    min_improvement: float = 0.0
+    holdout: float = Field(default=0.25, gt=0.0, lt=1.0)
+
+
+class RetrainResult(BaseModel):
+    """What happened; ``status`` is the action outcome, ``promoted`` whether ``current`` changed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: Literal["promoted", "rejected", "failed", "timed_out"]
+    promoted: bool = False
+    candidate_version: int | None = None
+    previous_version: int | None = None
+    metric: str | None = None
+    candidate_score: float | None = None
+    current_score: float | None = None
+    improvement: float | None = None
+    rows_train: int = 0
+    rows_holdout: int = 0
+    message: str = ""
+    output: str = ""
+    duration_seconds: float = 0.0
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def score(metric: Metric, y_true: Any, y_pred: Any) -> float:
+    from sklearn import metrics as m
+
+    if metric == "accuracy":
+        return float(m.accuracy_score(y_true, y_pred))
+    if metric == "f1":
+        return float(m.f1_score(y_true, y_pred, average="macro", zero_division=0.0))
+    if metric == "mae":
+        return float(m.mean_absolute_error(y_true, y_pred))
+    if metric == "mse":
+        return float(m.mean_squared_error(y_true, y_pred))
+    return float(m.r2_score(y_true, y_pred))
+
+
+def _default_metric(model: Any) -> Metric:
+    from sklearn.base import is_classifier
+
+    return "accuracy" if is_classifier(model) else "mae"
+
+
+def _train_command(params: RetrainParams, train: pd.DataFrame, workdir: Path) -> Any:
+    import joblib
+
+    if not params.command:
+        raise ActionError("job 'command' needs a command to run")
+    train_path, cand_path = workdir / "train.csv", workdir / "candidate.joblib"
+    train.to_csv(train_path, index=False)
+    env = {**os.environ, "AIOPSD_TRAIN_DATA": str(train_path), "AIOPSD_CANDIDATE": str(cand_path),
+           "AIOPSD_MODEL_DIR": str(params.model_dir),
+           "AIOPSD_CURRENT_MODEL": str(Path(params.model_dir) / "current" / registry.MODEL_FILE)}
+    proc = subprocess.run(params.command, env=env, check=False)  # same process group: killed with us
+    if proc.returncode != 0:
+        raise ActionError(f"retrain command exited with {proc.returncode}")
+    if not cand_path.is_file():
+        raise ActionError("retrain command wrote no model to $AIOPSD_CANDIDATE")
+    return joblib.load(cand_path)
+
+
+def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
+    """The job itself (runs inside the subprocess; callable directly in tests)."""
+    from sklearn.base import clone
+
+    data = _read_table(params.data_path)
+    if params.label not in data.columns:
+        raise ActionError(f"{params.data_path} has no label column {params.label!r}")
+    data = data[data[params.label].notna()]
+    if "timestamp" in data.columns:
+        data = data.sort_values("timestamp", kind="stable")
+    n_hold = max(round(len(data) * params.holdout), 1)
+    if len(data) - n_hold < 2:
+        raise ActionError(f"only {len(data)} labelled rows in {params.data_path}; need more to retrain")
+    train, hold = data.iloc[:-n_hold], data.iloc[-n_hold:]
+    if params.reference_path is not None:
+        train = pd.concat([_read_table(params.reference_path), train], ignore_index=True)
+    try:
+        cur_version, current = registry.load_current(params.model_dir)
+    except registry.RegistryError:
+        cur_version, current = None, None
+    features = params.features or list(getattr(current, "feature_names_in_", [])) or \
+        [c for c in data.columns if c not in {params.label, "timestamp"}]
+    if params.job == "sklearn":
+        if current is None:
+            raise ActionError(f"{params.model_dir} has no current model to clone; promote one first")
+        candidate = clone(current).fit(train[features], train[params.label])
+    else:
+        candidate = _train_command(params, train, workdir)
+    metric: Metric = params.metric or _default_metric(candidate)
+    y = hold[params.label].to_numpy()
+    cand_score = score(metric, y, candidate.predict(hold[features]))
+    cur_score = score(metric, y, current.predict(hold[features])) if current is not None else None
+    if cur_score is None:
+        improvement = float("inf")
+    else:
+        improvement = (cur_score - cand_score) if metric in LOWER_IS_BETTER else (cand_score - cur_score)
+    accepted = cur_score is None or improvement >= params.min_improvement
+    metrics = {"metric": metric, "holdout": {"candidate": cand_score, "current": cur_score},
+               "improvement": None if not np.isfinite(improvement) else improvement,
+               "min_improvement": params.min_improvement, "rows_train": len(train), "rows_holdout": len(hold),
+               "compared_with_version": cur_version}
+    meta = {"job": params.job, "parent": cur_version, "data": str(params.data_path), "features": features}
+    version = registry.add_version(params.model_dir, candidate, metrics=metrics, meta=meta,
+                                   status="candidate" if accepted else "rejected")
+    if accepted:
+        registry.promote(params.model_dir, version.number, reason="retrain gate passed")
+    verdict = "passed" if accepted else "failed"
+    msg = (f"candidate v{version.number} {metric}={cand_score:.4g} vs current "
+           f"{'none' if cur_score is None else f'v{cur_version} {metric}={cur_score:.4g}'}: gate {verdict} "
+           f"(min_improvement {params.min_improvement})")
+    return RetrainResult(status="promoted" if accepted else "rejected", promoted=accepted,
+                         candidate_version=version.number, previous_version=cur_version, metric=metric,
+                         candidate_score=cand_score, current_score=cur_score,
+                         improvement=metrics["improvement"], rows_train=len(train), rows_holdout=len(hold),
+                         message=msg)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            if sig == signal.SIGTERM:
+                os.killpg(proc.pid, signal.SIGKILL)  # the leader is gone; leave no stragglers in its group
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = None) -> RetrainResult:
+    """Run the retrain job in its own process group; never raises for job failures."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="aiopsd-retrain-") as tmp:
+        pfile, rfile, log = Path(tmp) / "params.json", Path(tmp) / "result.json", Path(tmp) / "output.log"
+        pfile.write_text(params.model_dump_json())
+        # The child imports the same aiopsd as this process, wherever that was installed or checked out.
+        pkg_root = str(Path(aiopsd.__file__).resolve().parent.parent)
+        path = os.pathsep.join(filter(None, [pkg_root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
+        with log.open("wb") as out:
+            cmd = [python or sys.executable, "-m", "aiopsd.actions.retrain", str(pfile), str(rfile)]
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=tmp, env=env)
+            try:
+                rc = proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                rc, timed_out = proc.returncode, True
+            else:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the job is done: reap anything left in its group
+        output = log.read_text(errors="replace")[-4000:]
+        took = time.monotonic() - started
+        if timed_out:
+            return RetrainResult(status="timed_out", message=f"retrain killed after {timeout:g}s timeout",
+                                 output=output, duration_seconds=took)
+        if rc != 0 or not rfile.is_file():
+            last = output.strip().splitlines()[-1] if output.strip() else f"exit code {rc}"
+            return RetrainResult(status="failed", message=last, output=output, duration_seconds=took)
+        result = RetrainResult.model_validate_json(rfile.read_text())
+        return result.model_copy(update={"output": output, "duration_seconds": took})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aiopsd.actions.retrain PARAMS.json RESULT.json``"""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m aiopsd.actions.retrain PARAMS.json RESULT.json", file=sys.stderr)
+        return 2
+    params = RetrainParams.model_validate_json(Path(args[0]).read_text())
+    with tempfile.TemporaryDirectory(prefix="aiopsd-job-") as work:
+        try:
+            result = retrain_job(params, Path(work))
+        except Exception as exc:  # reported to the parent as a failed run with this message
+            print(f"retrain failed: {exc}", file=sys.stderr)
+            return 1
+    Path(args[1]).write_text(json.dumps(result.model_dump(mode="json")))
+    print(result.message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backtesting detectors on labelled CSV series and scoring them the NAB way."""

@@ -1,0 +1,183 @@
+"""Prediction-log watches: tail, cut windows, test drift against the reference, report.
+
+One finding per drift *episode* (like anomaly incidents): it opens on the first
+drifted window, continues while windows drift, and resolves on a clean window.
+When it opens, an Evidently report for that window is rendered as the evidence,
+and the window (with its labels) is saved so a retrain rule can train on it.
+The tailer's cursor is committed only after the findings are stored, so a crash
+re-reads (never skips) rows, and the deterministic finding ids make that harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aiopsd.config import PredictionLogConfig
+from aiopsd.daemon.metrics import Metrics
+from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
+from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
+from aiopsd.detectors.drift.window import DriftResult, test_window
+from aiopsd.models import Finding, FindingKind, FindingStatus, stable_id
+from aiopsd.sources.predictions import PredictionLogTailer, PredictionWindow, WindowSpec
+from aiopsd.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+META_COLUMNS = ("timestamp", "model", "version", "prediction_id")
+
+
+def _dt(x: float) -> datetime:
+    return datetime.fromtimestamp(x, UTC)
+
+
+class DriftWatcher:
+    """Watches one model's prediction log."""
+
+    def __init__(self, cfg: PredictionLogConfig, store: StateStore, metrics: Metrics, state_dir: Path) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.metrics = metrics
+        self.source = f"predictions:{cfg.model}"
+        self.dir = state_dir / "drift" / cfg.model
+        self.tailer = PredictionLogTailer(
+            name=self.source, pattern=cfg.path, store=store, model=cfg.model,
+            window=WindowSpec(rows=cfg.window.rows, seconds=cfg.window.seconds),
+            fmt=None if cfg.format == "auto" else cfg.format)
+        self.reference: pd.DataFrame | None = None
+        self.profile: ReferenceProfile | None = None
+        self.tracker = IncidentTracker(resolve_after=1)
+        for f in store.active_findings(kind=FindingKind.DRIFT, source=self.source):
+            self.tracker.open_since = self.tracker.last_start = f.starts_at.timestamp()
+
+    # ------------------------------------------------------------ reference
+    @property
+    def reference_csv(self) -> Path:
+        return self.dir / "reference.csv"
+
+    def _load_reference(self) -> bool:
+        if self.profile is not None:
+            return True
+        path = self.cfg.reference if self.cfg.reference is not None else self.reference_csv
+        if not path.is_file():
+            return False
+        ref = pd.read_csv(path) if path.suffix == ".csv" else pd.read_json(path, lines=True)
+        self._set_reference(ref)
+        return True
+
+    def _set_reference(self, ref: pd.DataFrame) -> None:
+        ref = ref.drop(columns=[c for c in META_COLUMNS if c in ref.columns])
+        label = "label" if "label" in ref.columns and ref["label"].notna().any() else None
+        self.profile = profile_reference(ref, prediction="prediction" if "prediction" in ref.columns else None,
+                                         label=label, task=self.cfg.task)
+        self.reference = ref
+
+    def _grow_reference(self, frame: pd.DataFrame) -> None:
+        """No reference file: the first ``reference_rows`` rows logged become the reference (kept on disk)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        part = self.dir / "reference.partial.csv"
+        frame.to_csv(part, mode="a", header=not part.exists(), index=False)
+        rows = pd.read_csv(part)
+        if len(rows) >= self.cfg.reference_rows:
+            part.replace(self.reference_csv)
+            self._set_reference(rows)
+            logger.info("%s: reference profiled from the first %d rows", self.source, len(rows))
+
+    # ----------------------------------------------------------------- poll
+    def poll(self, now: float | None = None) -> list[Finding]:
+        now = time.time() if now is None else now
+        try:
+            windows, stats = self.tailer.poll()
+            if not self._load_reference() and self.cfg.reference is not None:
+                raise FileNotFoundError(f"reference file {self.cfg.reference} not found")
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: %s", self.source, exc)
+            self.store.set_source(self.source, "prediction_log", up=False, now=_dt(now), error=str(exc))
+            self.metrics.source_up.labels(self.source).set(0)
+            return []
+        if stats.bad_rows:
+            self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
+        findings: list[Finding] = []
+        newest = -math.inf
+        for w in windows:
+            if w.kind != "predictions" or w.rows == 0:
+                continue
+            newest = max(newest, w.end)
+            if self.profile is None:
+                self._grow_reference(w.frame)
+                continue
+            found = self._judge(w)
+            if found is not None:
+                findings.append(found)
+        self.store.upsert_findings(findings)
+        self.tailer.commit()
+        lag = now - newest if newest > -math.inf else None
+        self.store.set_source(self.source, "prediction_log", up=True, now=_dt(now), lag=lag)
+        self.metrics.source_up.labels(self.source).set(1)
+        for f in findings:
+            if f.details.get("event") == Event.OPENED:
+                self.metrics.findings.labels(str(f.kind)).inc()
+        return findings
+
+    def _judge(self, w: PredictionWindow) -> Finding | None:
+        assert self.profile is not None and self.reference is not None
+        frame = w.frame.drop(columns=[c for c in META_COLUMNS if c in w.frame.columns])
+        result = test_window(self.profile, frame)
+        event = self.tracker.observe(w.end, result.score if result.drift else 0.0)
+        if event is None:
+            return None
+        start = self.tracker.last_start
+        assert start is not None
+        fid = stable_id("drift", self.source, start)
+        details: dict[str, Any] = {"event": str(event), "model": self.cfg.model, "window_rows": w.rows,
+                                   "window_start": w.start, "window_end": w.end, **_columns(result)}
+        if event != Event.RESOLVED:
+            saved = self.dir / "windows" / f"{fid}.csv"
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(saved, index=False)
+            details.update({"window_csv": str(saved), "reference_csv": str(self._reference_path()),
+                            "features": [c for c in frame.columns if c not in ("prediction", "label")],
+                            "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None})
+        if event == Event.OPENED and self.cfg.reports:
+            details.update(self._report(fid, frame))
+        versions = ",".join(w.versions)
+        summary = (f"{self.cfg.model}: drift in {', '.join(result.drifted)}" if event != Event.RESOLVED
+                   else f"{self.cfg.model}: no drift in the latest window of {w.rows} rows")
+        return Finding(id=fid, kind=FindingKind.DRIFT, source=self.source,
+                       labels={"model": self.cfg.model, **({"version": versions} if versions else {})},
+                       score=result.score if event != Event.RESOLVED else 0.0,
+                       status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
+                       starts_at=_dt(start), last_seen=_dt(w.end), summary=summary, details=details,
+                       sightings=(w.end,) if event != Event.RESOLVED else ())
+
+    def _reference_path(self) -> Path:
+        return self.cfg.reference if self.cfg.reference is not None else self.reference_csv
+
+    def _report(self, fid: str, frame: pd.DataFrame) -> dict[str, Any]:
+        from aiopsd.reports.evidently_report import render_drift_report
+
+        assert self.reference is not None
+        try:
+            cols = [c for c in self.reference.columns if c != "label" and c in frame.columns]
+            paths = render_drift_report(self.reference[cols], frame[cols], self.dir / "reports" / fid, name="drift")
+        except Exception as exc:  # the report is evidence, not the detection: never lose the finding over it
+            logger.warning("%s: Evidently report failed: %s", self.source, exc)
+            return {"report_error": str(exc)}
+        return {"report_html": str(paths.html), "report_json": str(paths.json)}
+
+
+def _columns(result: DriftResult) -> dict[str, Any]:
+    cols = {name: {"test": c.test, "statistic": c.statistic, "p_value": c.p_value, "psi": c.psi,
+                   "drift": c.drift, "missing_rate_reference": c.missing_rate_reference,
+                   "missing_rate_window": c.missing_rate_window, "new_category_share": c.new_category_share}
+            for name, c in result.columns.items()}
+    out: dict[str, Any] = {"columns": cols, "drifted": list(result.drifted), "drift_score": result.score}
+    if result.performance is not None:
+        out["performance"] = result.performance.model_dump(mode="json")
+    return out

@@ -1,0 +1,209 @@
+"""Seasonal model detectors on statsmodels: STL residuals and Holt-Winters exponential smoothing.
+
+Both keep the last ``history`` finite values, refit every ``refit_every``
+points (the season is found by autocorrelation unless ``period`` is given)
+and, between refits, score each new value against the model's forecast for
+that step: the raw score ``|value - yhat| / scale`` (``scale``: the robust
+standard deviation, 1.4826 MAD, of the in-sample residuals) goes through the
+shared :class:`~aiopsd.detectors.anomaly.calibrate.Calibrator` (``min_z``,
+``margin``, ``cooldown``, ``confirm``). Streaming cost is the refit, amortised over ``refit_every`` points.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from array import array
+from collections import deque
+from typing import Any, Literal, Self
+
+import numpy as np
+
+from aiopsd.detectors.anomaly.adaptive import find_period
+from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.calibrate import Calibrator
+from aiopsd.errors import NotFittedError
+
+Method = Literal["decompose", "stl", "holt_winters"]
+_MAD_TO_SIGMA = 1.4826
+
+
+def _robust_scale(resid: FloatArray, level: float) -> float:
+    resid = resid[np.isfinite(resid)]
+    floor = 1e-9 + 1e-6 * abs(level)
+    if resid.size == 0:
+        return floor
+    mad = float(np.median(np.abs(resid - np.median(resid))))
+    return max(_MAD_TO_SIGMA * mad, float(np.std(resid)) * 0.1, floor)
+
+
+def decompose_forecast(y: FloatArray, period: int, horizon: int) -> tuple[FloatArray, FloatArray]:
+    """Classical decomposition (moving-average trend, median seasonal profile) and its forecast.
+
+    The forecast is the recent deseasonalised level plus the seasonal profile.
+    Written with numpy rather than ``statsmodels.tsa.seasonal.seasonal_decompose``
+    because it is refit while streaming: about 0.3 ms against 7 ms for 1024
+    points (bench/anomaly.py reports the resulting points per second). The
+    median profile also resists anomalies in the history better than a mean.
+    """
+    n = y.size
+    p = period if period >= 2 and n >= 3 * period else 0
+    width = p or min(16, max(2, n // 4))
+    csum = np.concatenate(([0.0], np.cumsum(y)))
+    trend = (csum[width:] - csum[:-width]) / width  # trend[i] = mean(y[i:i+width])
+    half = width // 2
+    detrended = y[half:half + trend.size] - trend
+    if p:
+        start = (-half) % p  # first index of detrended whose phase is 0
+        cycles = (detrended.size - start) // p
+        profile = np.median(detrended[start:start + cycles * p].reshape(cycles, p), axis=0)
+        profile -= profile.mean()
+        phase = (np.arange(n) + 0) % p
+        seasonal = profile[phase]
+        resid = detrended - seasonal[half:half + trend.size]
+        recent = min(max(p // 4, 8), 64)
+        level = float(np.median(y[-recent:] - seasonal[-recent:]))
+        future = profile[(n + np.arange(horizon)) % p]
+        return level + future, resid
+    recent = min(max(n // 8, 8), 64)
+    level = float(np.median(y[-recent:]))
+    return np.full(horizon, level), detrended
+
+
+def _forecast(method: Method, y: FloatArray, period: int, horizon: int) -> tuple[FloatArray, FloatArray]:
+    """Forecast ``horizon`` steps after ``y`` and return it with the in-sample residuals."""
+    seasonal = period >= 2 and y.size >= 2 * period + 2
+    if method == "decompose":
+        return decompose_forecast(y, period, horizon)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "stl" and seasonal:
+            from statsmodels.tsa.seasonal import STL
+
+            parts = STL(y, period=period, robust=False).fit()
+            season = np.asarray(parts.seasonal)
+            phase = y.size - period + np.arange(horizon) % period
+            trend_last = float(np.asarray(parts.trend)[-1])
+            return trend_last + season[phase], np.asarray(parts.resid)
+        if method == "holt_winters":
+            from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+            model = ExponentialSmoothing(y, trend="add", damped_trend=True,
+                                         seasonal="add" if seasonal else None,
+                                         seasonal_periods=period if seasonal else None,
+                                         initialization_method="estimated")
+            fitted = model.fit()
+            return np.asarray(fitted.forecast(horizon)), np.asarray(fitted.resid)
+    level = float(np.median(y[-max(8, y.size // 8):]))
+    return np.full(horizon, level), y - level
+
+
+class SeasonalDetector:
+    """Distance to a seasonal model's forecast, in robust residual units, calibrated."""
+
+    def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
+                 min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
+                 min_history: int = 48, confirm: int = 2) -> None:
+        self.method = method
+        self.history = history
+        self.refit_every = refit_every
+        self.min_z = min_z
+        self.margin = margin
+        self.cooldown = cooldown
+        self.period = period
+        self.min_history = min_history
+        self.confirm = confirm
+
+    def get_params(self) -> dict[str, Any]:
+        return {"method": self.method, "history": self.history, "refit_every": self.refit_every,
+                "min_z": self.min_z, "margin": self.margin, "cooldown": self.cooldown,
+                "period": self.period, "min_history": self.min_history,
+                "confirm": self.confirm}
+
+    def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
+        if self.method not in ("decompose", "stl", "holt_winters"):
+            raise ValueError(f"method must be 'decompose', 'stl' or 'holt_winters', not {self.method!r}")
+        if (self.history < 16 or self.refit_every < 1 or self.min_z <= 0 or self.period < 0
+                or self.confirm < 1):
+            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0, confirm >= 1")
+        vals = np.asarray(values, dtype=np.float64)
+        self.buffer_: deque[float] = deque(vals[np.isfinite(vals)][-self.history:].tolist(),
+                                           maxlen=self.history)
+        self.forecast_: list[float] = []
+        self.scale_ = math.nan
+        self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown,
+                                      confirm=self.confirm)
+        self.period_ = 0
+        self.step_ = 0
+        self.since_refit_ = 0
+        if len(self.buffer_) >= self.min_history:
+            self._refit()
+        return self
+
+    def _refit(self) -> None:
+        y = np.fromiter(self.buffer_, dtype=np.float64)
+        self.period_ = self.period or find_period(y)
+        forecast, resid = _forecast(self.method, y, self.period_, self.refit_every)
+        if not np.isfinite(forecast).all():
+            level = float(np.median(y))
+            forecast, resid = np.full(self.refit_every, level), y - level
+        self.forecast_ = forecast.tolist()
+        self.scale_ = _robust_scale(resid, float(np.median(y)))
+        self.step_ = 0
+        self.since_refit_ = 0
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "buffer_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def update(self, timestamp: float, value: float) -> Score:
+        self._check_fitted()
+        if not math.isfinite(value):
+            return Score(math.nan)
+        score = Score(0.0)
+        if self.step_ < len(self.forecast_):
+            yhat = self.forecast_[self.step_]
+            width = self.calibrator_.bar() * self.scale_
+            anomaly = self.calibrator_(abs(value - yhat) / self.scale_)
+            score = Score(anomaly, yhat, yhat - width, yhat + width)
+        else:
+            self.calibrator_.skip()
+        self.buffer_.append(value)
+        self.step_ += 1
+        self.since_refit_ += 1
+        if len(self.buffer_) >= self.min_history and (
+                not self.forecast_ or self.since_refit_ >= self.refit_every):
+            self._refit()
+        return score
+
+    def score(self, timestamps: FloatArray, values: FloatArray) -> Scores:
+        self._check_fitted()
+        return stream_scores(self, timestamps, values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "buffer_" in state:  # 8 bytes a value instead of 9 (pickled floats)
+            state["buffer_"] = array("d", self.buffer_)
+            state["forecast_"] = array("d", self.forecast_)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "buffer_" in state:
+            state["buffer_"] = deque(state["buffer_"], maxlen=state["history"])
+            state["forecast_"] = list(state["forecast_"])
+        self.__dict__.update(state)
+
+
+def decompose_detector(**params: Any) -> SeasonalDetector:
+    """Classical-decomposition forecast detector (registry factory)."""
+    return SeasonalDetector(**{"method": "decompose", **params})
+
+
+def stl_detector(**params: Any) -> SeasonalDetector:
+    """STL residual detector (registry factory)."""
+    return SeasonalDetector(**{"method": "stl", **params})
+
+
+def holt_winters_detector(**params: Any) -> SeasonalDetector:
+    """Holt-Winters (additive, damped trend) forecast detector (registry factory)."""
+    return SeasonalDetector(**{"method": "holt_winters", **params})

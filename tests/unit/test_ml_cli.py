@@ -1,0 +1,80 @@
+"""``aiopsd drift check`` and ``aiopsd model ...`` through typer's CliRunner, on real files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.tree import DecisionTreeClassifier
+from typer.testing import CliRunner
+
+from aiopsd.actions import model_registry as reg
+from aiopsd.ml_cli import drift_app, model_app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    import statsmodels.api as sm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df: pd.DataFrame = sm.datasets.fair.load_pandas().data.sample(frac=1.0, random_state=0)
+    df["occupation"] = df["occupation"].astype(int).map(lambda v: f"job{v}")
+    d = tmp_path_factory.mktemp("drift")
+    df.iloc[:3000].to_csv(d / "ref.csv", index=False)
+    df.iloc[3000:3200].to_csv(d / "same.csv", index=False)
+    shifted = df.iloc[3200:3400].copy()
+    shifted["age"] += 0.5 * df["age"].std()
+    shifted.to_csv(d / "shifted.csv", index=False)
+    return d / "ref.csv", d / "same.csv", d / "shifted.csv"
+
+
+def test_drift_check_json_one_line_per_file(files: tuple[Path, Path, Path]) -> None:
+    ref, same, shifted = files
+    res = runner.invoke(drift_app, ["check", "--reference", str(ref), str(same), str(shifted),
+                                    "--format", "json"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.splitlines()]
+    assert [x["current"] for x in lines] == [str(same), str(shifted)]
+    assert [x["drift"] for x in lines] == [False, True]
+    age = lines[1]["columns"]["age"]
+    assert age["drift"] is True and age["test"] in {"ks", "rank-sum"} and age["p_value"] < 0.005
+    assert set(lines[0]["columns"]["occupation"]) >= {"test", "statistic", "p_value", "drift"}
+    assert lines[0]["columns"]["occupation"]["test"] in {"chi2", "missing-rate"}
+
+
+def test_drift_check_table_and_fail_on_drift(files: tuple[Path, Path, Path]) -> None:
+    ref, _, shifted = files
+    res = runner.invoke(drift_app, ["check", "-r", str(ref), str(shifted), "--fail-on-drift"])
+    assert res.exit_code == 1
+    assert "DRIFT" in res.output and "age" in res.output
+
+
+def test_drift_check_missing_file_is_one_clear_error(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    ref, _, _ = files
+    res = runner.invoke(drift_app, ["check", "-r", str(ref), str(tmp_path / "nope.csv")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_model_list_promote_rollback(tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    d = tmp_path / "models"
+    for depth in (1, 2):
+        reg.add_version(d, DecisionTreeClassifier(max_depth=depth).fit(x, y), metrics={"metric": "accuracy"})
+    assert runner.invoke(model_app, ["promote", "1", "--model-dir", str(d)]).exit_code == 0
+    res = runner.invoke(model_app, ["promote", "2", "--model-dir", str(d)])
+    assert res.exit_code == 0 and "serving" in res.output
+    res = runner.invoke(model_app, ["list", "-d", str(d), "--format", "json"])
+    listed = [json.loads(x) for x in res.output.splitlines()]
+    assert [(v["version"], v["current"]) for v in listed] == [(1, False), (2, True)]
+    res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
+    assert res.exit_code == 0 and reg.current_version(d) == 1
+    res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
+    assert res.exit_code == 2 and "no earlier served version" in res.output
+    assert "current" in runner.invoke(model_app, ["list", "-d", str(d)]).output
