@@ -67,7 +67,8 @@ def rules_test(rules_dir: Annotated[Path, typer.Argument(help="Directory of rule
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "green" if r["outcome"] == "act" else "yellow"
-        table.add_row(r["at"], r["rule"], r["finding"], f"[{style}]{r['outcome']}[/]", r["code"],
+        at = datetime.fromisoformat(r["at"]).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(at, r["rule"], r["finding"], f"[{style}]{r['outcome']}[/]", r["code"],
                       ",".join(r["targets"]), r["reason"])
     out.print(table)
 
