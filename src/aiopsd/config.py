@@ -80,6 +80,19 @@ class ActionsConfig(Section):
     shutdown_grace: Duration = 30.0
 
 
+class HAConfig(Section):
+    """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
+
+    # A leader that stops renewing loses the lease after this long; a follower then takes over.
+    lease_ttl: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _ttl(self) -> HAConfig:
+        if self.lease_ttl < 1:
+            raise ValueError("lease_ttl must be at least 1s")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole daemon configuration (see aiopsd.example.yaml for every field)."""
 
@@ -95,6 +108,7 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path("playbooks")
     webhook: WebhookConfig = WebhookConfig()
     actions: ActionsConfig = ActionsConfig()
+    ha: HAConfig = HAConfig()
     alertmanager_url: str | None = None
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -34,11 +34,14 @@ from aiopsd.models import (
     RunStatus,
     stable_id,
 )
+from aiopsd.store import migrate
 from aiopsd.store import tables as t
 
 logger = logging.getLogger(__name__)
 
 MAX_SIGHTINGS = 64
+# Arbitrary constant shared by every replica: serialises run claims across replicas.
+_CLAIM_LOCK = 0x41_10_95_C1
 
 
 def ts(dt: datetime) -> float:
@@ -126,7 +129,7 @@ class StateStore:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         if create:
             try:
-                t.metadata.create_all(self.engine)
+                migrate.upgrade(self.engine)
             except SQLAlchemyError as exc:
                 raise StoreUnavailableError(f"cannot open state store {self.safe_url}: {exc}") from exc
 
@@ -392,6 +395,10 @@ class StateStore:
             return []
         out: list[Claim] = []
         with self.write() as conn:
+            if self.dialect == "postgresql":
+                # Replicas claim one at a time, so the per-target lock below sees every claim
+                # committed before ours; SKIP LOCKED still passes over rows another writer holds.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
             running_targets = set(busy_targets)
             for r in conn.execute(select(t.action_runs.c.targets)
                                   .where(t.action_runs.c.status == str(RunStatus.RUNNING))):
