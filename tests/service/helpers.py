@@ -12,11 +12,14 @@ from tests.support import alert, payload
 SLOW_PLAYBOOK = """\
 - hosts: all
   gather_facts: false
+  connection: local
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
   tasks:
     - name: say it started
       ansible.builtin.copy:
         content: "{{ aiopsd_run_id }}"
-        dest: "{{ marker_dir }}/started-{{ aiopsd_run_id }}-{{ lookup('env', 'AIOPSD_TEST_REPLICA') }}"
+        dest: "{{ marker_dir }}/started-{{ aiopsd_run_id }}-{{ lookup('env', 'TEST_REPLICA_NAME') }}"
     - name: work for a while
       ansible.builtin.command:
         argv: ["{{ ansible_playbook_python }}", "-c", "import time; time.sleep({{ sleep_seconds }})",
@@ -35,6 +38,18 @@ rules:
       playbook: slow.yml
       targets: localhost
     guards: {{timeout: 5m, max_hosts: 1}}
+"""
+
+
+HA_RULE = """\
+rules:
+  - name: act-on-alert
+    match: {kind: alert, labels: {act: "yes"}}
+    action:
+      playbook: slow.yml
+      targets: "{{ labels.instance }}"
+      extra_vars: {sleep_seconds: "{{ labels.sleep | default('0') }}"}
+    guards: {timeout: 10m}
 """
 
 

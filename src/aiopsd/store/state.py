@@ -190,7 +190,8 @@ class StateStore:
                     annotations=dict(a.annotations), generator_url=a.generator_url, receiver=receiver,
                     group_key=group_key, received_at=received_at, finding_id=fid,
                 ).on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
-                if conn.execute(stmt).rowcount != 1:
+                # RETURNING, not rowcount: psycopg reports no rowcount for PostgreSQL's implicit RETURNING.
+                if conn.execute(stmt.returning(t.alerts.c.id)).first() is None:
                     continue
                 accepted += 1
                 if a.status == "firing":
@@ -340,7 +341,7 @@ class StateStore:
                     reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
                     dry_run=d.dry_run, require_approval=d.require_approval, decided_at=ts(d.decided_at),
                 ).on_conflict_do_nothing(index_elements=["id"])
-                if conn.execute(stmt).rowcount != 1 or d.outcome != Outcome.ACT:
+                if conn.execute(stmt.returning(t.decisions.c.id)).first() is None or d.outcome != Outcome.ACT:
                     continue
                 guards = rules[d.rule].guards
                 status = RunStatus.AWAITING_APPROVAL if d.require_approval else RunStatus.PENDING
