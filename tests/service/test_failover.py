@@ -71,8 +71,9 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
             i = 0
             while not stop.is_set():
                 fp = f"fp-{i}"
-                act = i % 10 == 0  # every tenth alert asks for an action
-                for name in sorted(replicas, key=lambda n, i=i: (hash((n, i)) % 3)):
+                act = i % 15 == 0  # every fifteenth alert asks for an action
+                names = sorted(replicas)
+                for name in names[i % len(names):] + names[:i % len(names)]:
                     try:
                         r = post_alert(replicas[name].url, fp, **({"act": "yes"} if act else {}))
                     except httpx.HTTPError:
