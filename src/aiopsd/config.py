@@ -80,6 +80,16 @@ class ActionsConfig(Section):
     shutdown_grace: Duration = 30.0
 
 
+class AWXConfig(Section):
+    """AWX / Ansible Automation Platform controller for ``job_template`` actions (token auth)."""
+
+    url: str | None = None
+    token_file: Path | None = None
+    verify_tls: bool = True
+    # How often a launched job's status is read.
+    poll_interval: Duration = 5.0
+
+
 class HAConfig(Section):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 
@@ -109,6 +119,7 @@ class Settings(BaseSettings):
     webhook: WebhookConfig = WebhookConfig()
     actions: ActionsConfig = ActionsConfig()
     ha: HAConfig = HAConfig()
+    awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
@@ -164,6 +175,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             out["state_url"] = f"sqlite:///{base / rel}"
+    awx = out.get("awx")
+    if isinstance(awx, dict) and isinstance(awx.get("token_file"), str) and not os.path.isabs(awx["token_file"]):
+        out["awx"] = {**awx, "token_file": str(base / awx["token_file"])}
     auth = (out.get("webhook") or {}).get("auth") if isinstance(out.get("webhook"), dict) else None
     if isinstance(auth, dict):
         for key in ("bearer_token_file", "basic_password_file"):
