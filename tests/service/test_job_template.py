@@ -31,7 +31,7 @@ class FakeAWX:
         self.jobs: dict[int, dict[str, Any]] = {}
         self.launches: list[dict[str, Any]] = []
         self.cancels: list[int] = []
-        self.finish_after = 3  # job detail reads before the job finishes (None: never)
+        self.finish_after: int | None = 3  # job detail reads before the job finishes (None: never)
         self.final = "successful"
         awx = self
 
