@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +39,19 @@ def start_replica(root: Path, name: str, pg: Postgres, markers: Path, token: str
     cfg = write_config(work, state_url=pg.url, playbooks_dir=str(playbook_dir(root)), ha={"lease_ttl": f"{TTL}s"},
                        playbook_vars={"marker_dir": str(markers), "sleep_token": token})
     return start_daemon(cfg, extra_env={"TEST_REPLICA_NAME": name})
+
+
+def read_lease(pg: Postgres) -> Any:
+    store = StateStore(pg.url)
+    try:
+        with store.read() as conn:
+            return conn.execute(select(t.leases)).one()
+    finally:
+        store.close()
+
+
+def leader_name(d: DaemonProcess) -> str:
+    return f"{socket.gethostname()}:{d.proc.pid}"
 
 
 def leader_of(replicas: dict[str, DaemonProcess]) -> str | None:
@@ -71,7 +86,7 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
             i = 0
             while not stop.is_set():
                 fp = f"fp-{i}"
-                act = i % 15 == 0  # every fifteenth alert asks for an action
+                act = i % 20 == 0  # every twentieth alert asks for an action
                 names = sorted(replicas)
                 for name in names[i % len(names):] + names[:i % len(names)]:
                     try:
@@ -89,13 +104,12 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
         sender = threading.Thread(target=send)
         sender.start()
         wait_for(lambda: len(sent_ok) >= 10, 60, 0.1, what="alerts before the kill")
-        killed_count = [len(sent_ok)]
-        killed_at = time.time()
+        before_kill = len(sent_ok)
         replicas["a"].proc.send_signal(signal.SIGKILL)
         replicas["a"].proc.wait(10)
-        new_leader = wait_for(lambda: leader_of(replicas), 6 * TTL, 0.1, what="a follower to take the lease")
-        takeover = time.time() - killed_at
-        before_kill = killed_count[0]
+        dead_lease = read_lease(postgres)  # the dead leader's last renewal, still valid for a while
+        assert dead_lease.holder == leader_name(replicas["a"])
+        new_leader = wait_for(lambda: leader_of(replicas), 10 * TTL, 0.1, what="a follower to take the lease")
         # Keep alerts flowing to the survivors for a while after the takeover.
         wait_for(lambda: len(sent_ok) >= max(before_kill, 1) + 15, 90, 0.1, what="alerts after the takeover")
         stop.set()
@@ -138,9 +152,10 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
         others = [r for r in runs if r.status != "interrupted"]
         assert others and all(r.status == "succeeded" for r in others), [(r.id, r.status, r.error) for r in others]
         assert {str(r.id) for r in others} <= {p.name.split("-")[1] for p in markers.glob("done-*")}
-        # The lease moved to the survivor, and only after the dead leader's lease ran out.
-        assert lease.holder == survivor.get("/api/v1/status")["replica"]
-        assert takeover < 4 * TTL, f"takeover took {takeover:.1f}s with a {TTL}s lease"
+        # The lease moved to the survivor only after the dead leader's lease ran out (never two
+        # leaders), and within one renewal round after that (database clock, not the test's).
+        assert lease.holder == leader_name(survivor)
+        assert dead_lease.expires_at <= lease.acquired_at <= dead_lease.expires_at + TTL
         assert "now the leader" in survivor.log_text()
         assert "stopped answering: marked interrupted" in survivor.log_text()
     finally:
