@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/anomaly.py
 	$(PY) bench/drift.py
 	$(PY) bench/webhook.py
+	$(PY) bench/ha.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

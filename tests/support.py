@@ -72,13 +72,15 @@ def write_config(workdir: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_daemon(config_path: Path, *, ready_timeout: float = 60) -> DaemonProcess:
+def start_daemon(config_path: Path, *, ready_timeout: float = 60,
+                 extra_env: dict[str, str] | None = None) -> DaemonProcess:
     cfg = yaml.safe_load(config_path.read_text())
     url = f"http://{cfg['listen']}"
     log = config_path.parent / "aiopsd.log"
     with log.open("ab") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "aiopsd", "run", "--config", str(config_path)],
-                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tool_env())
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**tool_env(), **(extra_env or {})})
     d = DaemonProcess(proc, url, config_path, log)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

@@ -120,6 +120,45 @@ def _register_safety() -> None:
 _register_safety()
 
 
+db_app = typer.Typer(help="State store schema (Alembic migrations, SQLite or PostgreSQL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = Path("aiopsd.yaml"),
+               revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
+    """Migrate the state store's schema (the daemon also does this when it starts)."""
+    from aiopsd.config import load_settings
+    from aiopsd.store import StateStore, migrate
+
+    try:
+        settings = load_settings(config)
+        store = StateStore(settings.state_url, create=False)
+        before, after = migrate.upgrade(store.engine, revision)
+        store.close()
+    except AiopsdError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:  # a database error, shown as one line
+        raise _fail(Exception(f"cannot migrate {settings.state_url}: {str(exc).splitlines()[0]}")) from None
+    out.print(f"[green]ok[/]: schema at {after} (was {before or 'empty'})")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+    """Print the schema revision of the state store and the newest one this version knows."""
+    from aiopsd.config import load_settings
+    from aiopsd.store import StateStore, migrate
+
+    try:
+        settings = load_settings(config)
+        store = StateStore(settings.state_url, create=False)
+        rev = migrate.current(store.engine)
+        store.close()
+    except AiopsdError as exc:
+        raise _fail(exc) from None
+    out.print(f"current: {rev or 'empty'}\nhead: {migrate.head()}")
+
+
 def main() -> None:
     try:
         app()

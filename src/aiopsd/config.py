@@ -114,6 +114,29 @@ class ActionsConfig(Section):
     shutdown_grace: Duration = 30.0
 
 
+class AWXConfig(Section):
+    """AWX / Ansible Automation Platform controller for ``job_template`` actions (token auth)."""
+
+    url: str | None = None
+    token_file: Path | None = None
+    verify_tls: bool = True
+    # How often a launched job's status is read.
+    poll_interval: Duration = 5.0
+
+
+class HAConfig(Section):
+    """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
+
+    # A leader that stops renewing loses the lease after this long; a follower then takes over.
+    lease_ttl: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _ttl(self) -> HAConfig:
+        if self.lease_ttl < 1:
+            raise ValueError("lease_ttl must be at least 1s")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole daemon configuration (see aiopsd.example.yaml for every field)."""
 
@@ -130,6 +153,8 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path("playbooks")
     webhook: WebhookConfig = WebhookConfig()
     actions: ActionsConfig = ActionsConfig()
+    ha: HAConfig = HAConfig()
+    awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
@@ -193,6 +218,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             out["state_url"] = f"sqlite:///{base / rel}"
+    awx = out.get("awx")
+    if isinstance(awx, dict) and isinstance(awx.get("token_file"), str) and not os.path.isabs(awx["token_file"]):
+        out["awx"] = {**awx, "token_file": str(base / awx["token_file"])}
     auth = (out.get("webhook") or {}).get("auth") if isinstance(out.get("webhook"), dict) else None
     if isinstance(auth, dict):
         for key in ("bearer_token_file", "basic_password_file"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from aiopsd.actions.job_template import run_job_template
 from aiopsd.actions.playbook import ActionResult, run_playbook
 from aiopsd.config import Settings
 from aiopsd.errors import ActionError
@@ -34,6 +35,9 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
         return _silence(run, settings, timeout)
     if run.kind == "retrain":
         return _retrain(run, timeout)
+    if run.kind == "job_template":
+        return run_job_template(settings.awx, dict(action.get("job_template") or {}), timeout=timeout,
+                                dry_run=run.dry_run, cancel=cancel)
     raise ActionError(f"action kind {run.kind!r} cannot run in this version of aiopsd")
 
 

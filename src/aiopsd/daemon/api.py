@@ -81,6 +81,10 @@ class Status(BaseModel):
     draining: bool
     dry_run: bool
     config_error: str
+    # Settings changed by a reload that only take effect after a restart.
+    restart_needed: list[str]
+    # With several replicas on PostgreSQL: whether this one holds the leader lease.
+    leader: bool
     sources: list[SourceStatus]
     rules: list[RuleStatus]
     counts: dict[str, Any]
@@ -193,7 +197,8 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
             started_at=datetime.fromtimestamp(runtime.started_at, UTC),
             uptime_seconds=time.time() - runtime.started_at, ready=runtime.ready.is_set(),
             draining=runtime.draining.is_set(), dry_run=s.actions.dry_run,
-            config_error=runtime.last_reload_error,
+            config_error=runtime.last_reload_error, restart_needed=list(runtime.restart_needed),
+            leader=runtime.is_leader(),
             sources=[SourceStatus(**x) for x in store.list_sources()],
             rules=[RuleStatus(name=r.name, enabled=r.enabled, action=r.action.kind, description=r.description,
                               cooldown_seconds=r.guards.cooldown, require_approval=r.guards.require_approval,

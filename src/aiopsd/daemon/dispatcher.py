@@ -35,7 +35,8 @@ class Dispatcher:
         if self.rt.draining.is_set():
             return
         try:
-            self.decide(now)
+            if self.rt.is_leader():  # with several replicas only the leader decides; all execute
+                self.decide(now)
             self.start_due(now)
         except StoreUnavailableError as exc:
             logger.error("dispatch skipped: %s", exc)

@@ -26,5 +26,10 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "urllib3", "httpx", "uvicorn.access"):
+    for noisy in ("apscheduler", "urllib3", "httpx", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn and APScheduler log through the root handler above (text or JSON), never their own.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler"):
+        lib = logging.getLogger(name)
+        lib.handlers[:] = []
+        lib.propagate = True

@@ -136,6 +136,9 @@ class Metrics:
         self.config_valid = Gauge("aiopsd_config_last_reload_ok",
                                   "1 when the last config/rules reload succeeded", registry=r)
         self.config_valid.set(1)
+        self.leader = Gauge("aiopsd_leader", "1 while this replica holds the leader lease", registry=r)
+        self.restart_needed = Gauge("aiopsd_config_restart_needed",
+                                    "1 when a reloaded setting only takes effect after a restart", registry=r)
         self.scores = ScoreExport()
         r.register(self.scores)
         for result in ("accepted", "duplicate", "rejected"):

@@ -26,6 +26,10 @@ class Runtime:
     draining: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
     last_reload_error: str = ""
+    # Changed settings that only take effect after a restart (listen, state_url, ...).
+    restart_needed: list[str] = field(default_factory=list)
+    # Monotonic time until which this replica holds the leader lease (inf: no HA, always leader).
+    leader_until: float = float("inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -34,6 +38,10 @@ class Runtime:
     def rules_by_name(self) -> dict[str, Rule]:
         with self.lock:
             return {r.name: r for r in self.rules}
+
+    def is_leader(self) -> bool:
+        """Only the leader polls, detects and decides; every replica executes claimed runs."""
+        return time.monotonic() < self.leader_until
 
     def set_rules(self, rules: list[Rule]) -> None:
         with self.lock:

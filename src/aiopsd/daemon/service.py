@@ -21,20 +21,54 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aiopsd.config import Settings, load_settings
+from aiopsd.config import Settings, WatchConfig, load_settings
 from aiopsd.daemon.api import create_app
 from aiopsd.daemon.auth import load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
 from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.systemd import Notifier
 from aiopsd.daemon.watcher import Watcher
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
 from aiopsd.sources.prometheus import PrometheusSource
 from aiopsd.store import StateStore
+from aiopsd.store.ha import Membership
 
 logger = logging.getLogger(__name__)
+
+# Settings a reload cannot apply to a running process: changing them is logged, shown on the
+# status API and /metrics, and takes effect at the next restart.
+RESTART_FIELDS = ("listen", "state_url", "state_dir", "webhook", "log_format", "prometheus", "ha",
+                  "actions.concurrency", "actions.shutdown_grace", "dispatch_interval")
+
+
+def _field(settings: Settings, dotted: str) -> object:
+    value: object = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that SIGTERM/SIGINT start aiopsd's drain instead of closing the socket.
+
+    The webhook keeps answering (503) while running actions finish, so Alertmanager
+    retries elsewhere instead of seeing refused connections; the drain sets
+    ``should_exit`` when it is done. The signal is not re-raised afterwards (uvicorn
+    would), so a clean drain exits 0.
+    """
+
+    on_exit: Callable[[], None] = staticmethod(lambda: None)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit or getattr(self, "_draining", False):
+            if sig == signal.SIGINT:
+                self.force_exit = True
+            return
+        self._draining = True
+        threading.Thread(target=self.on_exit, name="drain", daemon=True).start()
 
 
 class Daemon:
@@ -61,19 +95,40 @@ class Daemon:
             timezone=UTC,
             executors={"default": SchedulerPool(max_workers=4 + len(self.watchers) + len(self.drift_watchers))},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
-        self.server: uvicorn.Server | None = None
+        self.server: _Server | None = None
+        self.notifier = Notifier()
+        self.membership = Membership(store, self.runtime.replica, settings.ha.lease_ttl) \
+            if store.dialect == "postgresql" else None
+        self._last_dispatch = time.monotonic()
+        self._stopped = threading.Event()
+        self._reload_lock = threading.Lock()
 
     def _schedule(self) -> None:
         s = self.scheduler
         for w in self.watchers:
-            s.add_job(self._timed, "interval", args=[f"poll:{w.watch.name}", w.poll],
-                      seconds=w.watch.interval, id=f"poll:{w.watch.name}", next_run_time=datetime.now(UTC))
+            self._add_poll(w)
         for d in self.drift_watchers:
             s.add_job(self._timed, "interval", args=[f"drift:{d.cfg.model}", d.poll],
                       seconds=d.cfg.interval, id=f"drift:{d.cfg.model}", next_run_time=datetime.now(UTC))
-        s.add_job(self._timed, "interval", args=["dispatch", self.dispatcher.tick],
+        s.add_job(self._timed, "interval", args=["dispatch", self._dispatch],
                   seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
+        if self.membership is not None:
+            s.add_job(self._timed, "interval", args=["lease", self._lease],
+                      seconds=self.settings.ha.lease_ttl / 3, id="lease")
+        if self.notifier.watchdog_interval:
+            s.add_job(self._timed, "interval", args=["watchdog", self._watchdog],
+                      seconds=self.notifier.watchdog_interval, id="watchdog", next_run_time=datetime.now(UTC))
         s.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED)
+
+    def _add_poll(self, w: Watcher) -> None:
+        self.scheduler.add_job(self._timed, "interval", args=[f"poll:{w.watch.name}", self._leader_only(w.poll)],
+                               seconds=w.watch.interval, id=f"poll:{w.watch.name}",
+                               next_run_time=datetime.now(UTC))
+
+    def _leader_only(self, fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            return fn() if self.runtime.is_leader() else None
+        return run
 
     @staticmethod
     def _timed(name: str, fn: Callable[[], object]) -> None:
@@ -81,6 +136,48 @@ class Daemon:
             fn()
         except Exception:  # one failing poll must not stop the schedule
             logger.exception("scheduled job %s failed", name)
+
+    def _dispatch(self) -> None:
+        self.dispatcher.tick()
+        self._last_dispatch = time.monotonic()
+
+    def _watchdog(self) -> None:
+        """Ping systemd only while the dispatch loop is turning: a stuck scheduler stops the pings."""
+        interval = self.notifier.watchdog_interval or 0.0
+        if time.monotonic() - self._last_dispatch <= 2 * interval + 2 * self.settings.dispatch_interval:
+            self.notifier.watchdog()
+        else:
+            logger.error("dispatch loop last ran %.0fs ago: not pinging the systemd watchdog",
+                         time.monotonic() - self._last_dispatch)
+
+    def _lease(self) -> None:
+        """Heartbeat and leader lease (PostgreSQL); the leader also interrupts dead replicas' runs."""
+        assert self.membership is not None
+        rt = self.runtime
+        started = time.monotonic()
+        try:
+            state = self.membership.renew()
+        except AiopsdError as exc:
+            # Cannot renew: stop leading when our lease would have expired anyway.
+            logger.error("lease renewal failed: %s", exc)
+            return
+        if state.leader:
+            rt.leader_until = started + self.settings.ha.lease_ttl
+        else:
+            rt.leader_until = 0.0
+        rt.metrics.leader.set(1 if state.leader else 0)
+        if state.changed:
+            if state.leader:
+                logger.warning("this replica (%s) is now the leader: polling, detection and decisions run here",
+                               rt.replica)
+                self.notifier.status(self._status_line())
+            else:
+                logger.info("leader is %s; this replica accepts webhooks and executes claimed runs",
+                            state.holder)
+        if state.leader:
+            for run_id, owner in self.membership.interrupt_orphans():
+                logger.warning("action %d was running on %s, which stopped answering: marked interrupted, "
+                               "not re-run", run_id, owner)
 
     def _on_event(self, event: JobEvent) -> None:
         m = self.runtime.metrics
@@ -90,50 +187,103 @@ class Daemon:
         elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
             m.scheduler_misfires.labels(event.job_id).inc()
 
+    def _status_line(self) -> str:
+        rt = self.runtime
+        role = "" if self.membership is None else (" leader," if rt.is_leader() else " follower,")
+        note = f"; reload rejected: {rt.last_reload_error}" if rt.last_reload_error else ""
+        if rt.restart_needed:
+            note += f"; restart needed for: {', '.join(rt.restart_needed)}"
+        return (f"serving on {self.settings.listen},{role} {len(rt.rules)} rules, "
+                f"{len(self.watchers)} watches{note}")[:400]
+
     def run(self) -> int:
         rt, s = self.runtime, self.settings
-        interrupted = rt.store.mark_interrupted(datetime.now(UTC))
-        if interrupted:
-            logger.warning("%d action runs were running when the daemon last stopped: marked interrupted, "
-                           "not re-run", interrupted)
+        if self.membership is None:
+            interrupted = rt.store.mark_interrupted(datetime.now(UTC))
+            if interrupted:
+                logger.warning("%d action runs were running when the daemon last stopped: marked interrupted, "
+                               "not re-run", interrupted)
+        else:
+            rt.leader_until = 0.0
+            self._lease()
         app = create_app(rt, self.credentials)
+        # uvicorn's own loggers propagate to ours (text or JSON); no handlers of its own.
         config = uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
+                                lifespan="off", timeout_graceful_shutdown=5, log_config=None)
+        self.server = _Server(config)
+        self.server.on_exit = self._drain
         self._schedule()
         self.scheduler.start()
-        rt.ready.set()
-        logger.info("aiopsd listening on http://%s:%d (state %s, %d watches, %d rules)", s.host, s.port,
-                    rt.store.safe_url, len(self.watchers), len(rt.rules))
         signal.signal(signal.SIGHUP, self._on_hup)
+        threading.Thread(target=self._announce_ready, name="ready", daemon=True).start()
         try:
             self.server.run()
         finally:
             self.stop()
         return 0
 
+    def _announce_ready(self) -> None:
+        """READY=1 once the HTTP socket is bound and serving, not before."""
+        server = self.server
+        assert server is not None
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.should_exit:
+            return
+        rt, s = self.runtime, self.settings
+        rt.ready.set()
+        logger.info("aiopsd listening on http://%s:%d (state %s, %d watches, %d rules)", s.host, s.port,
+                    rt.store.safe_url, len(self.watchers), len(rt.rules))
+        self.notifier.ready(self._status_line())
+
     def _on_hup(self, _sig: int, _frame: FrameType | None) -> None:
         threading.Thread(target=self.reload, name="reload", daemon=True).start()
 
     def reload(self) -> bool:
-        """Re-read config and rules atomically; an invalid file keeps the running set."""
+        """Re-read config and rules atomically; an invalid file keeps the running set.
+
+        Applied at once: rules, watches, log level, playbook_vars, dry_run and the other
+        settings read per use. Settings in RESTART_FIELDS are reported, not applied.
+        """
         rt = self.runtime
-        try:
-            settings = load_settings(self.config_path) if self.config_path else self.settings
-            rules = load_rules(settings.rules_dir, settings.playbooks_dir)
-        except AiopsdError as exc:
-            rt.last_reload_error = str(exc)
-            rt.metrics.config_reload.labels("error").inc()
-            rt.metrics.config_valid.set(0)
-            logger.error("reload rejected, keeping the running rules: %s", exc)
-            self._audit_reload(ok=False, detail=str(exc))
-            return False
-        rt.set_rules(rules)
-        self._audit_reload(ok=True, detail=f"{len(rules)} rules", rules=[r.name for r in rules])
-        rt.last_reload_error = ""
-        rt.metrics.config_reload.labels("ok").inc()
-        rt.metrics.config_valid.set(1)
-        logger.info("reloaded: %d rules", len(rules))
+        self.notifier.reloading()
+        with self._reload_lock:
+            try:
+                settings = load_settings(self.config_path) if self.config_path else self.settings
+                rules = load_rules(settings.rules_dir, settings.playbooks_dir)
+            except AiopsdError as exc:
+                rt.last_reload_error = str(exc)
+                rt.metrics.config_reload.labels("error").inc()
+                rt.metrics.config_valid.set(0)
+                logger.error("reload rejected, keeping the running config and rules: %s", exc)
+                self._audit_reload(ok=False, detail=str(exc))
+                self.notifier.reloaded(self._status_line())
+                return False
+            old = self.settings
+            restart = [f for f in RESTART_FIELDS if _field(settings, f) != _field(old, f)]
+            # Keep what cannot change live, so the running process stays self-consistent.
+            live = settings.model_copy(update={f: getattr(old, f) for f in
+                                               ("listen", "state_url", "state_dir", "webhook", "log_format",
+                                                "prometheus", "ha", "dispatch_interval")})
+            live = live.model_copy(update={"actions": settings.actions.model_copy(update={
+                "concurrency": old.actions.concurrency, "shutdown_grace": old.actions.shutdown_grace})})
+            self._apply_watches(old.watches, live.watches)
+            self.settings = live
+            rt.settings = live
+            rt.set_rules(rules)
+            self._audit_reload(ok=True, detail=f"{len(rules)} rules", rules=[r.name for r in rules])
+            logging.getLogger().setLevel(live.log_level)
+            rt.last_reload_error = ""
+            rt.restart_needed = restart
+            rt.metrics.config_reload.labels("ok").inc()
+            rt.metrics.config_valid.set(1)
+            rt.metrics.restart_needed.set(1 if restart else 0)
+        if restart:
+            logger.warning("reloaded, but these settings changed and need a restart to take effect: %s",
+                           ", ".join(restart))
+        logger.info("reloaded: %d rules, %d watches, log level %s", len(rules), len(live.watches),
+                    live.log_level)
+        self.notifier.reloaded(self._status_line())
         return True
 
     def _audit_reload(self, *, ok: bool, detail: str, rules: list[str] | None = None) -> None:
@@ -143,16 +293,59 @@ class Daemon:
         except AiopsdError as exc:
             logger.error("could not write the config reload to the audit log: %s", exc)
 
-    def stop(self) -> None:
+    def _apply_watches(self, old: list[WatchConfig], new: list[WatchConfig]) -> None:
+        before = {w.name: w for w in old}
+        after = {w.name: w for w in new}
+        kept = []
+        for w in self.watchers:
+            if after.get(w.watch.name) == before.get(w.watch.name):
+                kept.append(w)
+                continue
+            try:
+                self.scheduler.remove_job(f"poll:{w.watch.name}")
+            except Exception:  # not scheduled (yet)
+                logger.debug("no job for watch %s", w.watch.name)
+            self.runtime.metrics.scores.forget(w.watch.name)
+        names = {w.watch.name for w in kept}
+        for name, cfg in after.items():
+            if name in names:
+                continue
+            watcher = Watcher(cfg, self.settings.prometheus, self.source, self.runtime.store,
+                              self.runtime.metrics)
+            kept.append(watcher)
+            if self.scheduler.running:
+                self._add_poll(watcher)
+        self.watchers = kept
+
+    def _drain(self) -> None:
+        """SIGTERM: 503 on the webhook at once, let actions finish up to the deadline, then exit."""
         rt = self.runtime
         rt.draining.set()
-        logger.info("stopping: no new webhooks or actions; waiting up to %.0fs for running actions",
-                    self.settings.actions.shutdown_grace)
+        grace = self.settings.actions.shutdown_grace
+        self.notifier.stopping(f"draining: waiting up to {grace:g}s for running actions")
+        logger.info("stopping: webhook answers 503, no new actions; waiting up to %.0fs for running actions",
+                    grace)
+        self.dispatcher.shutdown(grace)
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        rt = self.runtime
+        if not rt.draining.is_set():
+            self._drain()
         try:
             self.scheduler.shutdown(wait=True)
         except Exception:  # already stopped
             logger.debug("scheduler shutdown", exc_info=True)
-        self.dispatcher.shutdown(self.settings.actions.shutdown_grace)
+        self.dispatcher.shutdown(0)
+        if self.membership is not None:
+            try:
+                self.membership.leave()
+            except AiopsdError as exc:
+                logger.warning("could not hand back the leader lease: %s", exc)
         rt.store.close()
         logger.info("aiopsd stopped after %.0fs", time.time() - rt.started_at)
 

@@ -196,7 +196,27 @@ class NotifyAction(Strict):
     notify: NotifyParams
 
 
-_ACTION_KEYS = ("playbook", "retrain", "silence", "notify")
+class JobTemplateParams(Strict):
+    """An AWX / Ansible Automation Platform job template, launched through its REST API."""
+
+    # Numeric id, or AWX's named URL (e.g. "restart-api++Default").
+    id: int | str
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+    # Host pattern limiting the template's inventory, e.g. "{{ labels.instance }}".
+    limit: str | None = None
+
+    @field_validator("limit")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
+
+
+class JobTemplateAction(Strict):
+    kind: Literal["job_template"] = "job_template"
+    job_template: JobTemplateParams
+
+
+_ACTION_KEYS = ("playbook", "retrain", "silence", "notify", "job_template")
 
 
 def _action_kind(value: Any) -> str | None:
@@ -214,9 +234,11 @@ Action = Annotated[
     Annotated[PlaybookAction, Tag("playbook")]
     | Annotated[RetrainAction, Tag("retrain")]
     | Annotated[SilenceAction, Tag("silence")]
-    | Annotated[NotifyAction, Tag("notify")],
+    | Annotated[NotifyAction, Tag("notify")]
+    | Annotated[JobTemplateAction, Tag("job_template")],
     Discriminator(_action_kind, custom_error_type="action_kind",
-                  custom_error_message="an action needs exactly one of: playbook, retrain, silence, notify"),
+                  custom_error_message="an action needs exactly one of: playbook, retrain, silence, notify, "
+                                       "job_template"),
 ]
 
 

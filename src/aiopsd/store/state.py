@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -35,6 +35,7 @@ from aiopsd.models import (
     RunStatus,
     stable_id,
 )
+from aiopsd.store import migrate
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain, VerifyResult, verify
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 MAX_SIGHTINGS = 64
 # How long after a finding resolves its on_resolved action may still be decided.
 RESOLVED_WINDOW = 86400.0
+# Arbitrary constant shared by every replica: serialises run claims across replicas.
+_CLAIM_LOCK = 0x41_10_95_C1
 
 
 def ts(dt: datetime) -> float:
@@ -145,7 +148,7 @@ class StateStore:
         self._alert_insert: Any = None
         if create:
             try:
-                t.metadata.create_all(self.engine)
+                migrate.upgrade(self.engine)
             except SQLAlchemyError as exc:
                 raise StoreUnavailableError(f"cannot open state store {self.safe_url}: {exc}") from exc
 
@@ -302,7 +305,8 @@ class StateStore:
                    "annotations": dict(a.annotations), "generator_url": a.generator_url,
                    "receiver": receiver, "group_key": group_key, "received_at": received_at,
                    "finding_id": fid}
-            if conn.execute(self._alert_insert, row).rowcount != 1:
+            # RETURNING, not rowcount: psycopg reports no rowcount for PostgreSQL's implicit RETURNING.
+            if conn.execute(self._alert_insert.returning(t.alerts.c.id), row).first() is None:
                 continue
             accepted += 1
             audit.append("alert_accepted", received_at, {
@@ -543,7 +547,7 @@ class StateStore:
                     reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
                     dry_run=d.dry_run, require_approval=d.require_approval, decided_at=ts(d.decided_at),
                 ).on_conflict_do_nothing(index_elements=["id"])
-                if conn.execute(stmt).rowcount != 1:
+                if conn.execute(stmt.returning(t.decisions.c.id)).first() is None:
                     continue
                 audit.append("decision", ts(d.decided_at), {
                     "decision_id": d.id, "rule": d.rule, "finding_id": d.finding_id, "outcome": str(d.outcome),
@@ -607,6 +611,10 @@ class StateStore:
             return []
         out: list[Claim] = []
         with self.write() as conn:
+            if self.dialect == "postgresql":
+                # Replicas claim one at a time, so the per-target lock below sees every claim
+                # committed before ours; SKIP LOCKED still passes over rows another writer holds.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
             running_targets = set(busy_targets)
             per_rule: dict[str, int] = {}
             for r in conn.execute(select(t.action_runs.c.targets, t.action_runs.c.rule)

@@ -137,3 +137,21 @@ circuit_resets = Table(
     Column("reset_at", Float, nullable=False),
     Column("by", String(256), nullable=False, default=""),
 )
+
+# High availability (PostgreSQL): one row per lease (the leader lease is "leader") and one
+# heartbeat row per live replica. Times come from the database's clock, not the replicas'.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+replicas = Table(
+    "replicas", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
