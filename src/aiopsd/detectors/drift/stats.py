@@ -109,11 +109,14 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     A reference category keeps its own cell only when its expected window count
     ``m * share`` is at least :data:`MIN_EXPECTED`; the others, and every category
     the reference never saw, share one "other" cell. If that cell is still too
-    small it absorbs the smallest kept cells until it is not (or nothing is left
-    to test). Pooling keeps the chi-squared approximation honest in 100-row
-    windows with long-tailed categories, and an unseen category still shows up
-    as an over-full "other" cell. ``new_category_share`` is the share of window
-    rows whose category the reference never saw.
+    small it absorbs the smallest kept cells until it is not, but the largest
+    category always keeps its own cell. When that leaves two cells (a binary
+    column, or one dominant category) the 2 x 2 table gets Fisher's exact test
+    instead of the chi-squared approximation, whose small-count behaviour is
+    poor. Pooling keeps the test honest in 100-row windows with long-tailed
+    categories; an unseen category still shows up as an over-full "other" cell.
+    ``new_category_share`` is the share of window rows whose category the
+    reference never saw.
     """
     n = sum(ref_counts.values())
     m = sum(window_counts.values())
@@ -121,10 +124,10 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     new_share = unseen / m if m else math.nan
     if n == 0 or m == 0:
         return ChiSquareOutcome(math.nan, math.nan, 0, new_share, 0)
-    kept = sorted((k for k, c in ref_counts.items() if m * c / n >= MIN_EXPECTED),
-                  key=lambda k: ref_counts[k])
+    ordered = sorted(ref_counts, key=lambda k: ref_counts[k])
+    kept = [k for k in ordered if m * ref_counts[k] / n >= MIN_EXPECTED] or ordered[-1:]
     other_ref = n - sum(ref_counts[k] for k in kept)
-    while kept and m * other_ref / n < MIN_EXPECTED and (other_ref > 0 or unseen > 0):
+    while len(kept) > 1 and m * other_ref / n < MIN_EXPECTED and (other_ref > 0 or unseen > 0):
         other_ref += ref_counts[kept.pop(0)]
     ref_row = [float(ref_counts[k]) for k in kept]
     win_row = [float(window_counts.get(k, 0)) for k in kept]
@@ -135,11 +138,14 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     if len(ref_row) < 2:
         return ChiSquareOutcome(0.0, 1.0, 0, new_share, len(ref_row))
     table = np.array([ref_row, win_row])
-    col = table.sum(axis=0)
-    expected = np.outer(table.sum(axis=1), col) / table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
     dof = len(ref_row) - 1
-    return ChiSquareOutcome(stat, float(stats.chi2.sf(stat, dof)), dof, new_share, len(ref_row))
+    if dof == 1:
+        p = float(stats.fisher_exact(table.astype(np.int64)).pvalue)
+    else:
+        p = float(stats.chi2.sf(stat, dof))
+    return ChiSquareOutcome(stat, min(max(p, 0.0), 1.0), dof, new_share, len(ref_row))
 
 
 def missing_rate_test(ref_missing: int, ref_total: int, win_missing: int, win_total: int) -> TestOutcome:

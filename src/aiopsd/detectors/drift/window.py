@@ -16,11 +16,12 @@ from aiopsd.detectors.drift.profile import (
     PerformanceProfile,
     ReferenceProfile,
     abs_errors,
-    categories_of,
+    category_counts,
     correct_flags,
     numeric_values,
     performance_metrics,
 )
+from aiopsd.detectors.drift.stats import FloatArray
 
 DEFAULT_ALPHA = 0.005
 """Family-wise error rate per window (Holm over every test of every column).
@@ -103,8 +104,7 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _numeric_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat], float | None]:
-    vals = numeric_values(s)
+def _numeric_tests(col: ColumnProfile, vals: FloatArray) -> tuple[dict[str, TestStat], float | None]:
     ks = stats.ks_sorted(col.sorted_values, vals)
     rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, vals)
     n, m = col.sorted_values.size, vals.size
@@ -121,8 +121,12 @@ def _numeric_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat
                                   effect=_finite(abs(auc_shift)))}, psi)
 
 
-def _categorical_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat], float | None, float]:
-    win = {str(k): int(v) for k, v in categories_of(s).value_counts(sort=False).items()}
+def _rank(hit: bool, p_adj: float) -> tuple[bool, float]:
+    return (not hit, p_adj if math.isfinite(p_adj) else 2.0)
+
+
+def _categorical_tests(col: ColumnProfile, win: dict[str, int]
+                       ) -> tuple[dict[str, TestStat], float | None, float]:
     chi = stats.chi2_pooled(col.category_counts, win)
     n, m = sum(col.category_counts.values()), sum(win.values())
     psi = tvd = None
@@ -190,12 +194,15 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
             continue
         s = window[name]
         if col.kind == "numeric":
-            tests, psi = _numeric_tests(col, s)
+            vals = numeric_values(s)
+            tests, psi = _numeric_tests(col, vals)
             new_share: float | None = None
+            win_missing = len(s) - vals.size
         else:
-            tests, psi, ns = _categorical_tests(col, s)
+            counts = category_counts(s)
+            tests, psi, ns = _categorical_tests(col, counts)
             new_share = _finite(ns)
-        win_missing = int(len(s) - (numeric_values(s).size if col.kind == "numeric" else s.notna().sum()))
+            win_missing = len(s) - sum(counts.values())
         mt = stats.missing_rate_test(col.missing, col.total, win_missing, len(s))
         tests["missing-rate"] = TestStat(statistic=_finite(mt.statistic), p_value=_finite(mt.p_value),
                                          effect=_finite(abs(mt.statistic)))
@@ -213,7 +220,7 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     adj = stats.holm(p)
     log_alpha = math.log(alpha)
 
-    def counts(test: str, ts: TestStat, a: float) -> bool:
+    def is_hit(test: str, ts: TestStat, a: float) -> bool:
         if not math.isfinite(a) or a > alpha:
             return False
         floor = MIN_PERF_DROP if test == "performance" else _FLOORS.get(test, 0.0)
@@ -222,14 +229,14 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     best: dict[str, tuple[float, str, TestStat, bool]] = {}
     score = 0.0
     for (name, test, ts), a in zip(raw, adj, strict=True):
-        hit = counts(test, ts, float(a))
+        hit = is_hit(test, ts, float(a))
         if math.isfinite(a):
             s_val = math.log(max(float(a), 1e-300)) / log_alpha
             score = max(score, s_val if hit else min(s_val, 0.999))
-        key = (not hit, float(a) if math.isfinite(a) else 2.0)
+        # A column reports its strongest test: a hit before a miss, then the smallest adjusted p.
         cur = best.get(name)
-        if cur is None or key < (not cur[3], cur[0]):
-            best[name] = (float(a) if math.isfinite(a) else math.nan, test, ts, hit)
+        if cur is None or _rank(hit, float(a)) < _rank(cur[3], cur[0]):
+            best[name] = (float(a), test, ts, hit)
 
     columns: dict[str, ColumnDrift] = {}
     for name, (col, tests, psi, new_share, win_rate) in partial.items():
