@@ -99,6 +99,24 @@ class DriftResult(_Frozen):
     columns: dict[str, ColumnDrift]
     performance: PerformanceDrift | None = None
 
+    def summary(self) -> str:
+        """One line for a person: what drifted, by which test, how much."""
+        if not self.drift:
+            return f"no drift in {len(self.columns)} columns ({self.rows} rows)"
+        parts = []
+        for name in self.drifted:
+            c = self.columns[name]
+            psi = "" if c.psi is None else f", PSI {c.psi:.2f}"
+            parts.append(f"{name} ({c.test} p={c.p_value:.2g}{psi})")
+        if self.performance is not None and self.performance.drift:
+            p = self.performance
+            change = ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}->{v:.3g}"
+                               for k, v in p.window.items())
+            parts.append(f"performance ({change})")
+        return (f"drift in {len(self.drifted)} of {len(self.columns)} columns"
+                f"{' and performance' if self.performance and self.performance.drift else ''}"
+                f" ({self.rows} rows): " + "; ".join(parts))
+
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
