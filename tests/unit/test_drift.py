@@ -189,6 +189,7 @@ def test_binary_column_with_a_rare_value_still_tests() -> None:
     assert res.drifted == ("flag",) and res.columns["flag"].test == "chi2"
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own ks_2samp on 1-element samples
 @settings(max_examples=60, deadline=None)
 @given(ref=st.lists(st.integers(-5, 5), min_size=1, max_size=60),
        win=st.lists(st.integers(-5, 5), min_size=1, max_size=60))
