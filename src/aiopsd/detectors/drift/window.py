@@ -123,15 +123,16 @@ def _finite(x: float) -> float | None:
 
 
 def _numeric_tests(col: ColumnProfile, vals: FloatArray) -> tuple[dict[str, TestStat], float | None]:
-    ks = stats.ks_sorted(col.sorted_values, vals)
-    rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, vals)
+    ranks = stats.window_ranks(col.sorted_values, vals)
+    ks = stats.ks_sorted(col.sorted_values, ranks)
+    rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, ranks)
     n, m = col.sorted_values.size, vals.size
     # Common-language effect size: P(window > reference) - 0.5, from z and the variance of U.
     auc_shift = rs.statistic * math.sqrt((n + m + 1) / (12.0 * n * m)) if n and m else math.nan
     psi = None
     if m and n:
-        shares = np.bincount(np.searchsorted(col.psi_edges, vals, side="right"),
-                             minlength=col.psi_edges.size + 1) / m
+        bins = np.searchsorted(col.psi_edges, ranks.values, side="right")
+        shares = np.bincount(bins, weights=ranks.counts, minlength=col.psi_edges.size + 1) / m
         psi = stats.psi(col.psi_shares, shares.astype(np.float64))
     return ({"ks": TestStat(statistic=_finite(ks.statistic), p_value=_finite(ks.p_value),
                             effect=_finite(ks.statistic)),
