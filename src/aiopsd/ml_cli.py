@@ -182,3 +182,34 @@ def model_rollback(model_dir: ModelDir,
     except AiopsdError as exc:
         raise _fail(str(exc)) from None
     out.print(f"[green]rolled back[/] {model_dir}: version {before} → {v.number}")
+
+
+@model_app.command("retrain")
+def model_retrain(  # noqa: PLR0917 - typer maps parameters to options
+    model_dir: ModelDir,
+    data: Annotated[Path, typer.Option(help="Labelled data (CSV or Parquet)")],
+    label: Annotated[str, typer.Option(help="Label column")],
+    min_improvement: Annotated[float, typer.Option(help="Gate margin in metric units")] = 0.0,
+    metric: Annotated[str | None, typer.Option(help="accuracy, f1, mae, mse or r2")] = None,
+    command: Annotated[str | None, typer.Option(help="Train with this shell-split command instead")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before the job's process group is killed")] = 3600.0,
+) -> None:
+    """Retrain behind the gate now (what a `retrain` rule action does); exit 1 unless promoted."""
+    import shlex
+
+    from pydantic import ValidationError
+
+    from aiopsd.actions.retrain import RetrainParams, run_retrain
+
+    try:
+        params = RetrainParams.model_validate({
+            "model_dir": model_dir, "data_path": data, "label": label, "min_improvement": min_improvement,
+            "metric": metric, "job": "command" if command else "sklearn",
+            "command": shlex.split(command) if command else None})
+    except ValidationError as exc:
+        raise _fail(str(exc.errors()[0]["msg"])) from None
+    res = run_retrain(params, timeout)
+    colour = {"promoted": "green", "rejected": "yellow"}.get(res.status, "bold red")
+    out.print(f"[{colour}]{res.status}[/]: {res.message}", highlight=False)
+    if res.status != "promoted":
+        raise typer.Exit(1)

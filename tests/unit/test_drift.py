@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
@@ -79,6 +81,7 @@ def test_mean_shift_names_the_column(split: Split) -> None:
     col = res.columns["age"]
     assert col.test in {"ks", "rank-sum"} and col.p_value is not None and col.p_value <= res.alpha
     assert col.psi is not None and col.psi > 0.1
+    assert res.summary().startswith("drift in 1 of 9 columns (100 rows): age (")
 
 
 def test_unseen_category_is_drift_with_share(
@@ -172,3 +175,25 @@ def test_empty_window(split: Split) -> None:
     _, rest, prof = split
     res = drift.test_window(prof, rest.iloc[:0])
     assert not res.drift and res.rows == 0
+
+
+def test_binary_column_with_a_rare_value_still_tests() -> None:
+    """One dominant category (98 %): pooling must not leave a single cell and silence the column."""
+    rng = np.random.default_rng(6)
+    ref = pd.DataFrame({"flag": np.where(rng.random(5000) < 0.02, "rare", "common")})
+    prof = drift.profile_reference(ref)
+    same = pd.DataFrame({"flag": np.where(rng.random(100) < 0.02, "rare", "common")})
+    assert not drift.test_window(prof, same).drift
+    moved = pd.DataFrame({"flag": ["rare"] * 50 + ["common"] * 50})
+    res = drift.test_window(prof, moved)
+    assert res.drifted == ("flag",) and res.columns["flag"].test == "chi2"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own ks_2samp on 1-element samples
+@settings(max_examples=60, deadline=None)
+@given(ref=st.lists(st.integers(-5, 5), min_size=1, max_size=60),
+       win=st.lists(st.integers(-5, 5), min_size=1, max_size=60))
+def test_ks_statistic_matches_scipy_on_any_input(ref: list[int], win: list[int]) -> None:
+    r, w = np.array(ref, dtype=np.float64), np.array(win, dtype=np.float64)
+    expected = sps.ks_2samp(r, w, method="asymp").statistic
+    assert stats.ks_sorted(np.sort(r), w).statistic == pytest.approx(expected)

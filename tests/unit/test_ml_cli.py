@@ -78,3 +78,18 @@ def test_model_list_promote_rollback(tmp_path: Path) -> None:
     res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
     assert res.exit_code == 2 and "no earlier served version" in res.output
     assert "current" in runner.invoke(model_app, ["list", "-d", str(d)]).output
+
+
+def test_model_retrain_command_promotes_through_the_gate(tmp_path: Path) -> None:
+    bunch = load_iris(as_frame=True)
+    df = bunch.frame.sample(frac=1.0, random_state=1)
+    d = tmp_path / "models"
+    few = df.iloc[:6]
+    weak = DecisionTreeClassifier(max_depth=1, random_state=0).fit(few.drop(columns="target"), few["target"])
+    reg.promote(d, reg.add_version(d, weak, metrics={}).number)
+    data = tmp_path / "recent.csv"
+    df.iloc[6:].to_csv(data, index=False)
+    res = runner.invoke(model_app, ["retrain", "-d", str(d), "--data", str(data), "--label", "target",
+                                    "--timeout", "120"])
+    assert res.exit_code == 0, res.output
+    assert "promoted" in res.output and reg.current_version(d) == 2

@@ -149,6 +149,7 @@ def test_late_labels_are_joined_by_prediction_id(tmp_path: Path) -> None:
     assert w.frame[["prediction_id", "prediction", "label"]].to_dict("records") == [
         {"prediction_id": "p1", "prediction": 1, "label": 0},
         {"prediction_id": "p2", "prediction": 0, "label": 0}]
+    assert list(w.frame["x"]) == [1.0, 2.0]  # features travel with the label: enough to retrain on
 
 
 def test_time_windows_and_model_filter(tmp_path: Path) -> None:

@@ -95,8 +95,10 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class PredictionWindow:
-    """A complete window. ``kind="predictions"``: feature, prediction (and inline label) columns;
-    ``kind="labels"``: prediction and label columns of predictions whose label arrived."""
+    """A complete window of feature, ``prediction``, ``label``, ``timestamp``, ``model``, ``version``
+    and ``prediction_id`` columns. ``kind="predictions"``: every prediction (``label`` only where it was
+    inline); ``kind="labels"``: predictions whose label is known (inline or joined later) - the data for
+    performance drift and for retraining."""
 
     kind: Literal["predictions", "labels"]
     start: float
@@ -412,7 +414,7 @@ class PredictionLogTailer:
     def _label_rec(row: dict[str, Any]) -> dict[str, Any]:
         return {"timestamp": row["timestamp"], "model": row["model"], "version": row["version"],
                 "prediction": row["prediction"], "label": row["label"], "prediction_id": row["prediction_id"],
-                "features": {}}
+                "features": row["features"]}
 
     def _add(self, buf: list[dict[str, Any]], row: dict[str, Any],
              kind: Literal["predictions", "labels"]) -> list[PredictionWindow]:
@@ -433,7 +435,7 @@ class PredictionLogTailer:
 def _to_window(kind: Literal["predictions", "labels"], rows: list[dict[str, Any]]) -> PredictionWindow:
     records = []
     for r in rows:
-        rec = dict(r["features"]) if kind == "predictions" else {}
+        rec = dict(r["features"])
         rec.update({"timestamp": r["timestamp"], "model": r["model"], "version": r["version"],
                     "prediction": r["prediction"], "label": r["label"], "prediction_id": r["prediction_id"]})
         records.append(rec)

@@ -30,7 +30,29 @@ class TestOutcome(NamedTuple):
     p_value: float
 
 
-def ks_sorted(ref_sorted: FloatArray, window: FloatArray) -> TestOutcome:
+class WindowRanks(NamedTuple):
+    """A window's distinct values, their counts, and where they fall in the sorted reference."""
+
+    values: FloatArray
+    counts: npt.NDArray[np.int64]
+    left: npt.NDArray[np.int64]
+    right: npt.NDArray[np.int64]
+    m: int
+
+
+def window_ranks(ref_sorted: FloatArray, window: FloatArray) -> WindowRanks:
+    """One ``np.unique`` of the window and two ``searchsorted`` calls, shared by KS, rank-sum and PSI."""
+    values, counts = np.unique(window, return_counts=True)
+    return WindowRanks(values, counts, np.searchsorted(ref_sorted, values, side="left"),
+                       np.searchsorted(ref_sorted, values, side="right"), int(window.size))
+
+
+def _ks_sf(d: float, en: int) -> float:
+    # scipy's exact-ish kstwo costs ~10 ms at n ~ 10^4; the limiting distribution is accurate there.
+    return float(stats.kstwo.sf(d, en)) if en <= 1000 else float(stats.kstwobign.sf(d * math.sqrt(en)))
+
+
+def ks_sorted(ref_sorted: FloatArray, window: FloatArray | WindowRanks) -> TestOutcome:
     """Two-sample Kolmogorov-Smirnov test with a pre-sorted reference.
 
     The supremum of ``|F_ref - F_win|`` is reached at a jump of either ECDF;
@@ -42,21 +64,19 @@ def ks_sorted(ref_sorted: FloatArray, window: FloatArray) -> TestOutcome:
     approximation ``scipy.stats.ks_2samp(method="asymp")`` uses. With ties the
     test is conservative (p-values too large), never anti-conservative.
     """
-    n, m = ref_sorted.size, window.size
+    w = window if isinstance(window, WindowRanks) else window_ranks(ref_sorted, window)
+    n, m = ref_sorted.size, w.m
     if n == 0 or m == 0:
         return TestOutcome(math.nan, math.nan)
-    values, counts = np.unique(window, return_counts=True)
-    g_right = np.cumsum(counts) / m  # F_win at each distinct window value
+    g_right = np.cumsum(w.counts) / m  # F_win at each distinct window value
     g_left = np.concatenate(([0.0], g_right[:-1]))  # F_win just left of it
-    f_left = np.searchsorted(ref_sorted, values, side="left") / n
-    f_right = np.searchsorted(ref_sorted, values, side="right") / n
-    d = max(float(np.max(f_left - g_left)), float(np.max(g_right - f_right)), 0.0)
+    d = max(float(np.max(w.left / n - g_left)), float(np.max(g_right - w.right / n)), 0.0)
     en = max(round(n * m / (n + m)), 1)
-    p = float(stats.kstwo.sf(d, en))
-    return TestOutcome(d, min(max(p, 0.0), 1.0))
+    return TestOutcome(d, min(max(_ks_sf(d, en), 0.0), 1.0))
 
 
-def rank_sum_sorted(ref_sorted: FloatArray, ref_tie_term: float, window: FloatArray) -> TestOutcome:
+def rank_sum_sorted(ref_sorted: FloatArray, ref_tie_term: float,
+                    window: FloatArray | WindowRanks) -> TestOutcome:
     """Two-sided Mann-Whitney U (Wilcoxon rank-sum) test with a pre-sorted reference.
 
     ``U = sum over window values of (#ref < x + 0.5 * #ref == x)``; mean ``n*m/2``
@@ -68,13 +88,12 @@ def rank_sum_sorted(ref_sorted: FloatArray, ref_tie_term: float, window: FloatAr
     is what catches a modest location shift in a 100-row window, where KS has
     little power (see the module docs of :mod:`aiopsd.detectors.drift`).
     """
-    n, m = ref_sorted.size, window.size
+    w = window if isinstance(window, WindowRanks) else window_ranks(ref_sorted, window)
+    n, m = ref_sorted.size, w.m
     if n == 0 or m == 0:
         return TestOutcome(math.nan, math.nan)
-    values, counts = np.unique(window, return_counts=True)
-    left = np.searchsorted(ref_sorted, values, side="left")
-    right = np.searchsorted(ref_sorted, values, side="right")
-    t_ref = (right - left).astype(np.float64)
+    counts, left = w.counts, w.left
+    t_ref = (w.right - w.left).astype(np.float64)
     u = float(np.sum(counts * (left + 0.5 * t_ref)))
     t_all = t_ref + counts
     tie = ref_tie_term - float(np.sum(t_ref**3 - t_ref)) + float(np.sum(t_all**3 - t_all))
@@ -109,11 +128,14 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     A reference category keeps its own cell only when its expected window count
     ``m * share`` is at least :data:`MIN_EXPECTED`; the others, and every category
     the reference never saw, share one "other" cell. If that cell is still too
-    small it absorbs the smallest kept cells until it is not (or nothing is left
-    to test). Pooling keeps the chi-squared approximation honest in 100-row
-    windows with long-tailed categories, and an unseen category still shows up
-    as an over-full "other" cell. ``new_category_share`` is the share of window
-    rows whose category the reference never saw.
+    small it absorbs the smallest kept cells until it is not, but the largest
+    category always keeps its own cell. When that leaves two cells (a binary
+    column, or one dominant category) the 2 x 2 table gets Fisher's exact test
+    instead of the chi-squared approximation, whose small-count behaviour is
+    poor. Pooling keeps the test honest in 100-row windows with long-tailed
+    categories; an unseen category still shows up as an over-full "other" cell.
+    ``new_category_share`` is the share of window rows whose category the
+    reference never saw.
     """
     n = sum(ref_counts.values())
     m = sum(window_counts.values())
@@ -121,10 +143,10 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     new_share = unseen / m if m else math.nan
     if n == 0 or m == 0:
         return ChiSquareOutcome(math.nan, math.nan, 0, new_share, 0)
-    kept = sorted((k for k, c in ref_counts.items() if m * c / n >= MIN_EXPECTED),
-                  key=lambda k: ref_counts[k])
+    ordered = sorted(ref_counts, key=lambda k: ref_counts[k])
+    kept = [k for k in ordered if m * ref_counts[k] / n >= MIN_EXPECTED] or ordered[-1:]
     other_ref = n - sum(ref_counts[k] for k in kept)
-    while kept and m * other_ref / n < MIN_EXPECTED and (other_ref > 0 or unseen > 0):
+    while len(kept) > 1 and m * other_ref / n < MIN_EXPECTED and (other_ref > 0 or unseen > 0):
         other_ref += ref_counts[kept.pop(0)]
     ref_row = [float(ref_counts[k]) for k in kept]
     win_row = [float(window_counts.get(k, 0)) for k in kept]
@@ -135,11 +157,14 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     if len(ref_row) < 2:
         return ChiSquareOutcome(0.0, 1.0, 0, new_share, len(ref_row))
     table = np.array([ref_row, win_row])
-    col = table.sum(axis=0)
-    expected = np.outer(table.sum(axis=1), col) / table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
     dof = len(ref_row) - 1
-    return ChiSquareOutcome(stat, float(stats.chi2.sf(stat, dof)), dof, new_share, len(ref_row))
+    if dof == 1:
+        p = float(stats.fisher_exact(table.astype(np.int64)).pvalue)
+    else:
+        p = float(stats.chi2.sf(stat, dof))
+    return ChiSquareOutcome(stat, min(max(p, 0.0), 1.0), dof, new_share, len(ref_row))
 
 
 def missing_rate_test(ref_missing: int, ref_total: int, win_missing: int, win_total: int) -> TestOutcome:

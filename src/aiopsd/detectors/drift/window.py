@@ -16,11 +16,12 @@ from aiopsd.detectors.drift.profile import (
     PerformanceProfile,
     ReferenceProfile,
     abs_errors,
-    categories_of,
+    category_counts,
     correct_flags,
     numeric_values,
     performance_metrics,
 )
+from aiopsd.detectors.drift.stats import FloatArray
 
 DEFAULT_ALPHA = 0.005
 """Family-wise error rate per window (Holm over every test of every column).
@@ -98,22 +99,40 @@ class DriftResult(_Frozen):
     columns: dict[str, ColumnDrift]
     performance: PerformanceDrift | None = None
 
+    def summary(self) -> str:
+        """One line for a person: what drifted, by which test, how much."""
+        if not self.drift:
+            return f"no drift in {len(self.columns)} columns ({self.rows} rows)"
+        parts = []
+        for name in self.drifted:
+            c = self.columns[name]
+            psi = "" if c.psi is None else f", PSI {c.psi:.2f}"
+            parts.append(f"{name} ({c.test} p={c.p_value:.2g}{psi})")
+        if self.performance is not None and self.performance.drift:
+            p = self.performance
+            change = ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}->{v:.3g}"
+                               for k, v in p.window.items())
+            parts.append(f"performance ({change})")
+        return (f"drift in {len(self.drifted)} of {len(self.columns)} columns"
+                f"{' and performance' if self.performance and self.performance.drift else ''}"
+                f" ({self.rows} rows): " + "; ".join(parts))
+
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _numeric_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat], float | None]:
-    vals = numeric_values(s)
-    ks = stats.ks_sorted(col.sorted_values, vals)
-    rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, vals)
+def _numeric_tests(col: ColumnProfile, vals: FloatArray) -> tuple[dict[str, TestStat], float | None]:
+    ranks = stats.window_ranks(col.sorted_values, vals)
+    ks = stats.ks_sorted(col.sorted_values, ranks)
+    rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, ranks)
     n, m = col.sorted_values.size, vals.size
     # Common-language effect size: P(window > reference) - 0.5, from z and the variance of U.
     auc_shift = rs.statistic * math.sqrt((n + m + 1) / (12.0 * n * m)) if n and m else math.nan
     psi = None
     if m and n:
-        shares = np.bincount(np.searchsorted(col.psi_edges, vals, side="right"),
-                             minlength=col.psi_edges.size + 1) / m
+        bins = np.searchsorted(col.psi_edges, ranks.values, side="right")
+        shares = np.bincount(bins, weights=ranks.counts, minlength=col.psi_edges.size + 1) / m
         psi = stats.psi(col.psi_shares, shares.astype(np.float64))
     return ({"ks": TestStat(statistic=_finite(ks.statistic), p_value=_finite(ks.p_value),
                             effect=_finite(ks.statistic)),
@@ -121,8 +140,12 @@ def _numeric_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat
                                   effect=_finite(abs(auc_shift)))}, psi)
 
 
-def _categorical_tests(col: ColumnProfile, s: pd.Series) -> tuple[dict[str, TestStat], float | None, float]:
-    win = {str(k): int(v) for k, v in categories_of(s).value_counts(sort=False).items()}
+def _rank(hit: bool, p_adj: float) -> tuple[bool, float]:
+    return (not hit, p_adj if math.isfinite(p_adj) else 2.0)
+
+
+def _categorical_tests(col: ColumnProfile, win: dict[str, int]
+                       ) -> tuple[dict[str, TestStat], float | None, float]:
     chi = stats.chi2_pooled(col.category_counts, win)
     n, m = sum(col.category_counts.values()), sum(win.values())
     psi = tvd = None
@@ -190,12 +213,15 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
             continue
         s = window[name]
         if col.kind == "numeric":
-            tests, psi = _numeric_tests(col, s)
+            vals = numeric_values(s)
+            tests, psi = _numeric_tests(col, vals)
             new_share: float | None = None
+            win_missing = len(s) - vals.size
         else:
-            tests, psi, ns = _categorical_tests(col, s)
+            counts = category_counts(s)
+            tests, psi, ns = _categorical_tests(col, counts)
             new_share = _finite(ns)
-        win_missing = int(len(s) - (numeric_values(s).size if col.kind == "numeric" else s.notna().sum()))
+            win_missing = len(s) - sum(counts.values())
         mt = stats.missing_rate_test(col.missing, col.total, win_missing, len(s))
         tests["missing-rate"] = TestStat(statistic=_finite(mt.statistic), p_value=_finite(mt.p_value),
                                          effect=_finite(abs(mt.statistic)))
@@ -213,7 +239,7 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     adj = stats.holm(p)
     log_alpha = math.log(alpha)
 
-    def counts(test: str, ts: TestStat, a: float) -> bool:
+    def is_hit(test: str, ts: TestStat, a: float) -> bool:
         if not math.isfinite(a) or a > alpha:
             return False
         floor = MIN_PERF_DROP if test == "performance" else _FLOORS.get(test, 0.0)
@@ -222,14 +248,14 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     best: dict[str, tuple[float, str, TestStat, bool]] = {}
     score = 0.0
     for (name, test, ts), a in zip(raw, adj, strict=True):
-        hit = counts(test, ts, float(a))
+        hit = is_hit(test, ts, float(a))
         if math.isfinite(a):
             s_val = math.log(max(float(a), 1e-300)) / log_alpha
             score = max(score, s_val if hit else min(s_val, 0.999))
-        key = (not hit, float(a) if math.isfinite(a) else 2.0)
+        # A column reports its strongest test: a hit before a miss, then the smallest adjusted p.
         cur = best.get(name)
-        if cur is None or key < (not cur[3], cur[0]):
-            best[name] = (float(a) if math.isfinite(a) else math.nan, test, ts, hit)
+        if cur is None or _rank(hit, float(a)) < _rank(cur[3], cur[0]):
+            best[name] = (float(a), test, ts, hit)
 
     columns: dict[str, ColumnDrift] = {}
     for name, (col, tests, psi, new_share, win_rate) in partial.items():
