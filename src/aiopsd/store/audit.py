@@ -30,6 +30,9 @@ def entry_hash(prev: str, seq: int, at: float, kind: str, event_json: str) -> st
     return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
 
 
+# Serialises audit appends across PostgreSQL replicas (one chain, one writer at a time); "paio" in hex.
+_AUDIT_LOCK = 0x7061696F
+
 class AuditChain:
     """Appends entries inside one open write transaction (the caller's).
 
@@ -47,7 +50,7 @@ class AuditChain:
     def _load_tip(self) -> tuple[int, str]:
         if self.dialect == "postgresql":
             # Replicas append to one chain: serialise appenders for the rest of the transaction.
-            self.conn.execute(text("SELECT pg_advisory_xact_lock(7061696f)"))
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         row = self.conn.execute(select(t.audit_log.c.seq, t.audit_log.c.hash)
                                 .order_by(t.audit_log.c.seq.desc()).limit(1)).first()
         return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
