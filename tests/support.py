@@ -17,6 +17,7 @@ import httpx
 import yaml
 
 from aiopsd.demo.stack import free_port
+from aiopsd.models import Series
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -146,3 +147,20 @@ def make_runtime(workdir: Path, **settings: Any) -> Any:
                  metrics=Metrics())
     rt.ready.set()
     return rt
+
+
+class ScriptedSource:
+    """Answers query_range from arrays: stands in for Prometheus where a test scripts the data
+    (the real Prometheus path is covered by tests/integration and tests/e2e)."""
+
+    def __init__(self, data: dict[tuple[tuple[str, str], ...], tuple[Any, Any]] | None = None) -> None:
+        self.data = data if data is not None else {}
+
+    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
+        out = []
+        for labels, (ts, vs) in self.data.items():
+            m = (ts >= start) & (ts <= end)
+            if m.any():
+                out.append(Series(source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()),
+                                  values=tuple(vs[m].tolist())))
+        return out

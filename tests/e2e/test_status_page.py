@@ -35,9 +35,18 @@ from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo.stack import binary, free_port
-from aiopsd.models import Finding, FindingKind, Series
+from aiopsd.models import Finding, FindingKind
 from aiopsd.store import StateStore
-from tests.support import REPO, DaemonProcess, payload, start_daemon, tool_env, wait_for, write_config
+from tests.support import (
+    REPO,
+    DaemonProcess,
+    ScriptedSource,
+    payload,
+    start_daemon,
+    tool_env,
+    wait_for,
+    write_config,
+)
 from tests.support import alert as make_alert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -45,22 +54,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ARTIFACTS = REPO / "test-artifacts"
 DESKTOP = (1366, 768)
 PHONE = (390, 844)
-
-
-class ScriptedSource:
-    """Answers query_range from arrays (stands in for Prometheus)."""
-
-    def __init__(self, data: dict[tuple[tuple[str, str], ...], tuple[np.ndarray, np.ndarray]]) -> None:
-        self.data = data
-
-    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
-        out = []
-        for labels, (ts, vs) in self.data.items():
-            m = (ts >= start) & (ts <= end)
-            if m.any():
-                out.append(Series(source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()),
-                                  values=tuple(vs[m].tolist())))
-        return out
 
 
 def seed_store(state_dir: Path, db: str, now: float) -> None:

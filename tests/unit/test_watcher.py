@@ -9,24 +9,9 @@ import numpy as np
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.watcher import Watcher
-from aiopsd.models import FindingStatus, Series
+from aiopsd.models import FindingStatus
 from aiopsd.store import StateStore
-
-
-class ScriptedSource:
-    """Answers query_range from a dict of label-set -> (timestamps, values)."""
-
-    def __init__(self) -> None:
-        self.data: dict[tuple[tuple[str, str], ...], tuple[np.ndarray, np.ndarray]] = {}
-
-    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
-        out = []
-        for labels, (ts, vs) in self.data.items():
-            m = (ts >= start) & (ts <= end)
-            if m.any():
-                out.append(Series(source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()),
-                                  values=tuple(vs[m].tolist())))
-        return out
+from tests.support import ScriptedSource
 
 
 def make(tmp_path: Path) -> tuple[Watcher, ScriptedSource, StateStore]:
