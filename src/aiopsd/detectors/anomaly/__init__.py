@@ -12,6 +12,7 @@ from aiopsd.detectors.anomaly.mad import MADDetector
 from aiopsd.detectors.anomaly.seasonal import (
     SeasonalDetector,
     decompose_detector,
+    default_detector,
     holt_winters_detector,
     stl_detector,
 )
@@ -25,7 +26,8 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "iforest": IsolationForestDetector,
     # Best NAB score of the lot at its own threshold and >= 100k points/s in 18 KB a series
     # (docs/anomaly.md, bench/anomaly.py). Parameters chosen on nab-dev; stable when a category is held out.
-    "default": decompose_detector,
+    # decompose plus level tracking between refits (level_alpha 0.005).
+    "default": default_detector,
 }
 
 

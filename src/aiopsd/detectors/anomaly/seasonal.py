@@ -103,7 +103,7 @@ class SeasonalDetector:
 
     def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
                  min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
-                 min_history: int = 48, confirm: int = 2) -> None:
+                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0) -> None:
         self.method = method
         self.history = history
         self.refit_every = refit_every
@@ -113,19 +113,21 @@ class SeasonalDetector:
         self.period = period
         self.min_history = min_history
         self.confirm = confirm
+        self.level_alpha = level_alpha
 
     def get_params(self) -> dict[str, Any]:
         return {"method": self.method, "history": self.history, "refit_every": self.refit_every,
                 "min_z": self.min_z, "margin": self.margin, "cooldown": self.cooldown,
                 "period": self.period, "min_history": self.min_history,
-                "confirm": self.confirm}
+                "confirm": self.confirm, "level_alpha": self.level_alpha}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.method not in ("decompose", "stl", "holt_winters"):
             raise ValueError(f"method must be 'decompose', 'stl' or 'holt_winters', not {self.method!r}")
         if (self.history < 16 or self.refit_every < 1 or self.min_z <= 0 or self.period < 0
-                or self.confirm < 1):
-            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0, confirm >= 1")
+                or self.confirm < 1 or not 0.0 <= self.level_alpha < 1.0):
+            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0, confirm >= 1, "
+                             "0 <= level_alpha < 1")
         vals = np.asarray(values, dtype=np.float64)
         self.buffer_: deque[float] = deque(vals[np.isfinite(vals)][-self.history:].tolist(),
                                            maxlen=self.history)
@@ -136,6 +138,7 @@ class SeasonalDetector:
         self.period_ = 0
         self.step_ = 0
         self.since_refit_ = 0
+        self.offset_ = 0.0
         if len(self.buffer_) >= self.min_history:
             self._refit()
         return self
@@ -151,6 +154,7 @@ class SeasonalDetector:
         self.scale_ = _robust_scale(resid, float(np.median(y)))
         self.step_ = 0
         self.since_refit_ = 0
+        self.offset_ = 0.0
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "buffer_"):
@@ -162,10 +166,12 @@ class SeasonalDetector:
             return Score(math.nan)
         score = Score(0.0)
         if self.step_ < len(self.forecast_):
-            yhat = self.forecast_[self.step_]
+            yhat = self.forecast_[self.step_] + self.offset_
             width = self.calibrator_.bar() * self.scale_
             anomaly = self.calibrator_(abs(value - yhat) / self.scale_)
             score = Score(anomaly, yhat, yhat - width, yhat + width)
+            if self.level_alpha and anomaly < 1.0:  # follow slow drifts between refits, not excursions
+                self.offset_ += self.level_alpha * max(-width, min(width, value - yhat))
         else:
             self.calibrator_.skip()
         self.buffer_.append(value)
@@ -197,6 +203,11 @@ class SeasonalDetector:
 def decompose_detector(**params: Any) -> SeasonalDetector:
     """Classical-decomposition forecast detector (registry factory)."""
     return SeasonalDetector(**{"method": "decompose", **params})
+
+
+def default_detector(**params: Any) -> SeasonalDetector:
+    """``decompose`` that also follows slow drifts between refits (``level_alpha`` 0.005; registry factory)."""
+    return SeasonalDetector(**{"method": "decompose", "level_alpha": 0.005, **params})
 
 
 def stl_detector(**params: Any) -> SeasonalDetector:
