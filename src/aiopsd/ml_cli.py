@@ -185,7 +185,7 @@ def model_rollback(model_dir: ModelDir,
 
 
 @model_app.command("retrain")
-def model_retrain(  # noqa: PLR0917 - typer maps parameters to options
+def model_retrain(
     model_dir: ModelDir,
     data: Annotated[Path, typer.Option(help="Labelled data (CSV or Parquet)")],
     label: Annotated[str, typer.Option(help="Label column")],

@@ -160,10 +160,8 @@ def chi2_pooled(ref_counts: Mapping[str, int], window_counts: Mapping[str, int])
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
     dof = len(ref_row) - 1
-    if dof == 1:
-        p = float(stats.fisher_exact(table.astype(np.int64)).pvalue)
-    else:
-        p = float(stats.chi2.sf(stat, dof))
+    # Two cells left: Fisher's exact test; more: the chi-squared approximation.
+    p = float(stats.fisher_exact(table.astype(np.int64)).pvalue) if dof == 1 else float(stats.chi2.sf(stat, dof))
     return ChiSquareOutcome(stat, min(max(p, 0.0), 1.0), dof, new_share, len(ref_row))
 
 
