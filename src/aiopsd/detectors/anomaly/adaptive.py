@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
 from aiopsd.detectors.anomaly.calibrate import Calibrator
-from aiopsd.errors import NotFittedError
 
 _IQR_TO_SIGMA = 1.0 / 1.349
 _MAD_TO_SIGMA = 1.4826
@@ -77,8 +76,10 @@ def find_period(values: Iterable[float], min_lag: int = 4, min_acf: float = 0.6)
     return best if acf[best] >= min_acf else 0
 
 
-class AdaptiveDetector:
+class AdaptiveDetector(DetectorBase):
     """Robust z-scores of level and step, self-calibrating threshold, cooldown after an alert."""
+
+    _fitted_attr = "levels_"
 
     def __init__(self, *, window: int = 640, min_z: float = 4.0, margin: float = 1.5,
                  cooldown: int = 100, min_periods: int = 30, season: int = 0,
@@ -90,11 +91,6 @@ class AdaptiveDetector:
         self.min_periods = min_periods
         self.season = season
         self.bar_quantile = bar_quantile
-
-    def get_params(self) -> dict[str, Any]:
-        return {"window": self.window, "min_z": self.min_z, "margin": self.margin,
-                "cooldown": self.cooldown, "min_periods": self.min_periods, "season": self.season,
-                "bar_quantile": self.bar_quantile}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.window < 8 or self.min_z <= 0 or self.margin <= 0 or self.cooldown < 0:
@@ -114,10 +110,6 @@ class AdaptiveDetector:
                         np.asarray(values, dtype=np.float64).tolist(), strict=True):
             self.update(t, v)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "levels_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def update(self, timestamp: float, value: float) -> Score:
         self._check_fitted()

@@ -10,11 +10,14 @@ and the ones before it, and the state it keeps per series is bounded.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+from aiopsd.errors import NotFittedError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,6 +51,24 @@ class AnomalyDetector(Protocol):
     def update(self, timestamp: float, value: float) -> Score: ...
 
     def score(self, timestamps: FloatArray, values: FloatArray) -> Scores: ...
+
+
+class DetectorBase:
+    """What every detector shares: scikit-learn's ``get_params`` and the fitted check.
+
+    ``get_params`` reads the constructor's keyword-only parameters (stored unchanged
+    as attributes of the same name), so adding a parameter needs no second list.
+    """
+
+    _fitted_attr = "buffer_"
+
+    def get_params(self) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {p.name: getattr(self, p.name) for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, self._fitted_attr):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
 
 def stream_scores(detector: AnomalyDetector, timestamps: FloatArray, values: FloatArray) -> Scores:

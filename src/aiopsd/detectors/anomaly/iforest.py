@@ -20,9 +20,8 @@ from typing import Any, Self
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
 from aiopsd.detectors.anomaly.calibrate import Calibrator
-from aiopsd.errors import NotFittedError
 
 _EULER = 0.5772156649015329
 
@@ -36,8 +35,10 @@ def _path_length(n: float) -> float:
     return 2.0 * (math.log(n - 1.0) + _EULER) - 2.0 * (n - 1.0) / n
 
 
-class IsolationForestDetector:
+class IsolationForestDetector(DetectorBase):
     """Isolation forest on lagged, locally normalised values; calibrated to ``anomaly_score``."""
+
+    _fitted_attr = "values_"
 
     def __init__(self, *, lags: int = 4, history: int = 512, refit_every: int = 512,
                  n_estimators: int = 32, max_samples: int = 64, random_state: int = 0,
@@ -51,12 +52,6 @@ class IsolationForestDetector:
         self.min_z = min_z
         self.margin = margin
         self.cooldown = cooldown
-
-    def get_params(self) -> dict[str, Any]:
-        return {"lags": self.lags, "history": self.history, "refit_every": self.refit_every,
-                "n_estimators": self.n_estimators, "max_samples": self.max_samples,
-                "random_state": self.random_state, "min_z": self.min_z, "margin": self.margin,
-                "cooldown": self.cooldown}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.lags < 1 or self.history < 32 or self.refit_every < 1 or self.n_estimators < 1:
@@ -73,10 +68,6 @@ class IsolationForestDetector:
                         np.asarray(values, dtype=np.float64).tolist(), strict=True):
             self.update(t, v)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "values_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def _featurise(self, value: float) -> tuple[float, ...] | None:
         window = self.values_

@@ -9,13 +9,12 @@ above the median), found by binary search in O(log window). No numpy per point.
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
-from aiopsd.errors import NotFittedError
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -48,7 +47,7 @@ def _kth_distance(s: list[float], med: float, k: int) -> float:
     return max(a(i - 1) if i > 0 else -math.inf, b(j - 1) if j > 0 else -math.inf)
 
 
-class MADDetector:
+class MADDetector(DetectorBase):
     """Score = robust z-score of a point against the trailing ``window`` points / ``threshold``.
 
     The median and the median absolute deviation of the last ``window`` finite
@@ -65,10 +64,6 @@ class MADDetector:
         self.min_periods = min_periods
         self.min_scale = min_scale
 
-    def get_params(self) -> dict[str, Any]:
-        return {"window": self.window, "threshold": self.threshold,
-                "min_periods": self.min_periods, "min_scale": self.min_scale}
-
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.window < 2 or self.threshold <= 0 or self.min_periods < 1:
             raise ValueError("window must be >= 2, threshold > 0 and min_periods >= 1")
@@ -77,10 +72,6 @@ class MADDetector:
         for v in vals[np.isfinite(vals)][-self.window:].tolist():
             self.buffer_.push(v)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "buffer_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def update(self, timestamp: float, value: float) -> Score:
         self._check_fitted()

@@ -20,9 +20,8 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from aiopsd.detectors.anomaly.adaptive import find_period
-from aiopsd.detectors.anomaly.base import FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
 from aiopsd.detectors.anomaly.calibrate import Calibrator
-from aiopsd.errors import NotFittedError
 
 Method = Literal["decompose", "stl", "holt_winters"]
 _MAD_TO_SIGMA = 1.4826
@@ -98,7 +97,7 @@ def _forecast(method: Method, y: FloatArray, period: int, horizon: int) -> tuple
     return np.full(horizon, level), y - level
 
 
-class SeasonalDetector:
+class SeasonalDetector(DetectorBase):
     """Distance to a seasonal model's forecast, in robust residual units, calibrated."""
 
     def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
@@ -114,12 +113,6 @@ class SeasonalDetector:
         self.min_history = min_history
         self.confirm = confirm
         self.level_alpha = level_alpha
-
-    def get_params(self) -> dict[str, Any]:
-        return {"method": self.method, "history": self.history, "refit_every": self.refit_every,
-                "min_z": self.min_z, "margin": self.margin, "cooldown": self.cooldown,
-                "period": self.period, "min_history": self.min_history,
-                "confirm": self.confirm, "level_alpha": self.level_alpha}
 
     def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
         if self.method not in ("decompose", "stl", "holt_winters"):
@@ -155,10 +148,6 @@ class SeasonalDetector:
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "buffer_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def update(self, timestamp: float, value: float) -> Score:
         self._check_fitted()
