@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aiopsd.durations import Duration
 from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
+from aiopsd.yamlfile import read_yaml
 
 
 class Section(BaseModel):
@@ -240,12 +240,7 @@ def load_settings(path: Path | str | None, **overrides: Any) -> Settings:
     if path is not None:
         p = Path(path)
         label = str(p)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("file not found", file=label) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+        loaded = read_yaml(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from aiopsd.engine.rules import Rule, RuleFile
 from aiopsd.errors import ConfigError, clean_msg
+from aiopsd.yamlfile import read_yaml
 
 _ACTION_TAGS = {"playbook", "retrain", "silence", "notify"}
 
@@ -26,10 +26,7 @@ def _rule_name(raw: Any, loc: tuple[int | str, ...]) -> str | None:
 
 def load_rule_file(path: Path) -> list[Rule]:
     label = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+    raw = read_yaml(path, what="rule file")
     if raw is None:
         return []
     if not isinstance(raw, dict):

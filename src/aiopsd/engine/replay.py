@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiopsd.engine.evaluate import EngineState, evaluate
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import ConfigError
 from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+from aiopsd.yamlfile import read_yaml
 
 
 class _Fixture(BaseModel):
@@ -119,12 +119,7 @@ class Simulation:
 
 def load_fixture(path: Path) -> FixtureFile:
     label = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("fixture file not found", file=label) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=label) from None
+    raw = read_yaml(path, what="fixture file")
     if not isinstance(raw, dict):
         raise ConfigError("a fixture file is a mapping with a 'findings:' list", file=label)
     try:
