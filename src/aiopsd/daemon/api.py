@@ -13,9 +13,9 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,7 +26,7 @@ from aiopsd.daemon.auth import Credentials
 from aiopsd.daemon.intake import GroupCommitter
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.daemon.status_api import create_status_router
-from aiopsd.daemon.ui import STATIC_DIR, create_ui_router
+from aiopsd.daemon.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
@@ -110,7 +110,6 @@ class FindingDetail(BaseModel):
 
 
 # Run ids are SQL integers: anything larger is a 422, not a database overflow.
-RunId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def _error(status: int, message: str) -> JSONResponse:

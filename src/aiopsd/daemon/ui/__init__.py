@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
@@ -21,6 +22,9 @@ from aiopsd.daemon.runtime import Runtime
 from aiopsd.daemon.ui.chart import NARROW, WIDE, Mark, points_from_details, render_chart
 from aiopsd.durations import format_duration
 from aiopsd.models import Finding, FindingKind, FindingStatus, RunStatus
+
+# Run ids are SQLite/PostgreSQL BIGINTs: a larger number is a 422, never an overflow inside the store.
+RunId = Annotated[int, PathParam(ge=1, le=2**62)]
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -144,7 +148,7 @@ def create_ui_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/actions/{run_id}", response_class=HTMLResponse, summary="Action page",
                 responses={404: {"description": "No such action run"}})
-    def action_page(run_id: int, refresh: int | None = None) -> HTMLResponse:
+    def action_page(run_id: RunId, refresh: int | None = None) -> HTMLResponse:
         """One action run: status, target, duration, the decision's reason and the playbook output (HTML)."""
         run = runtime.store.get_run(run_id)
         if run is None:
