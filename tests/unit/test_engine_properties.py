@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aiopsd.engine.replay import Simulation
 from aiopsd.engine.rules import RateBudget, Rule
-from aiopsd.models import Finding, FindingKind, FindingStatus, Outcome
+from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOSTS = ["web-1", "web-2", "web-3"]
@@ -63,8 +63,12 @@ def timelines(draw: st.DrawFn) -> list[tuple[int, str, Any]]:
     return events
 
 
+Snapshot = tuple[datetime, dict[str, str], dict[str, Finding], list[Decision]]
+
+
 def run(rule_list: list[Rule], timeline: list[tuple[int, str, Any]],
-        budget: RateBudget | None) -> tuple[Simulation, list[tuple[datetime, dict[str, str], dict[str, Finding]]]]:
+        budget: RateBudget | None) -> tuple[Simulation, list[Snapshot]]:
+    """Replay the timeline; each snapshot is what one tick saw and the decisions that tick made."""
     unique = {r.name: r for r in rule_list}
     sim = Simulation(list(unique.values()), global_budget=budget)
     down: dict[str, str] = {}
@@ -89,8 +93,8 @@ def run(rule_list: list[Rule], timeline: list[tuple[int, str, Any]],
                     labels=labels, score=score,
                     status=FindingStatus.FIRING if kind == "see" else FindingStatus.RESOLVED,
                     starts_at=first.setdefault(fid, now), last_seen=now, sightings=(now.timestamp(),)))
-        snapshots.append((now, dict(down), dict(sim.findings)))
-        sim.tick(now, down)
+        seen = dict(sim.findings)
+        snapshots.append((now, dict(down), seen, sim.tick(now, down)))
     return sim, snapshots
 
 
@@ -121,9 +125,9 @@ def test_brakes_hold_over_any_timeline(rule_list: list[Rule], timeline: list[tup
         if d.outcome == Outcome.SKIP:
             assert d.code != "act"
 
-    by_time = {now: (down, findings) for now, down, findings in snapshots}
-    for d in acts:
-        down, findings = by_time[d.decided_at]
+    # Several events can share one instant: judge each act against the tick that made it.
+    for d, down, findings in ((d, down, findings) for _, down, findings, made in snapshots for d in made
+                              if d.outcome == Outcome.ACT and d.code == "act"):
         f = findings[d.finding_id]
         rule = rules_by_name[d.rule]
         # No action from a down source, stale data or a resolved finding.
@@ -181,5 +185,5 @@ def test_replaying_the_same_evaluation_twice_decides_nothing_new(rule_list: list
     """Duplicate deliveries / repeated ticks at the same instant never add decisions."""
     sim, snapshots = run(rule_list, timeline, None)
     if snapshots:
-        now, down, _ = snapshots[-1]
+        now, down, _, _ = snapshots[-1]
         assert sim.tick(now, down) == []
