@@ -58,15 +58,23 @@ def run(config: ConfigOpt = Path("aiopsd.yaml"),
 def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
     """Validate the config file and every rule it points at (exit 0 valid, 2 invalid)."""
     from aiopsd.config import load_settings
-    from aiopsd.daemon.auth import load_credentials
+    from aiopsd.daemon.auth import load_approval_credentials, load_credentials
     from aiopsd.engine import load_rules
+    from aiopsd.engine.rules import PlaybookAction
 
     try:
         settings = load_settings(config)
         rules = load_rules(settings.rules_dir, settings.playbooks_dir)
         load_credentials(settings.webhook.auth)
+        load_approval_credentials(settings)
     except AiopsdError as exc:
         raise _fail(exc) from None
+    for r in rules:
+        for where, action in (("action", r.action), ("on_resolved", r.on_resolved)):
+            if isinstance(action, PlaybookAction) and action.template_vars:
+                err.print(f"[yellow]warning[/]: rule {r.name}: {where}.template_vars "
+                          f"({', '.join(sorted(action.template_vars))}) are evaluated by Ansible as templates "
+                          "on the control node: keep label data out of them (extra_vars stay literal)")
     out.print(f"[green]ok[/]: {config}: {len(settings.watches)} watches, {len(rules)} rules "
               f"from {settings.rules_dir}")
 

@@ -100,6 +100,17 @@ class WebhookAuth(Section):
     basic_password_file: Path | None = None
 
 
+class ApprovalsConfig(Section):
+    """Who may approve runs held by ``require_approval`` over HTTP: its own credential.
+
+    Unset (the default), ``POST /api/v1/actions/{id}/approve`` answers 403 and approvals go
+    through ``aiopsd approve ID`` on the host. The webhook's credential never approves:
+    whoever can send alerts must not also be able to release the actions they cause.
+    """
+
+    auth: WebhookAuth = WebhookAuth()
+
+
 class WebhookConfig(Section):
     auth: WebhookAuth = WebhookAuth()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -152,6 +163,7 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     playbooks_dir: Path = Path("playbooks")
     webhook: WebhookConfig = WebhookConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
     actions: ActionsConfig = ActionsConfig()
     ha: HAConfig = HAConfig()
     awx: AWXConfig = AWXConfig()
@@ -221,11 +233,12 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     awx = out.get("awx")
     if isinstance(awx, dict) and isinstance(awx.get("token_file"), str) and not os.path.isabs(awx["token_file"]):
         out["awx"] = {**awx, "token_file": str(base / awx["token_file"])}
-    auth = (out.get("webhook") or {}).get("auth") if isinstance(out.get("webhook"), dict) else None
-    if isinstance(auth, dict):
-        for key in ("bearer_token_file", "basic_password_file"):
-            if isinstance(auth.get(key), str) and not os.path.isabs(auth[key]):
-                auth[key] = str(base / auth[key])
+    for section in ("webhook", "approvals"):
+        auth = (out.get(section) or {}).get("auth") if isinstance(out.get(section), dict) else None
+        if isinstance(auth, dict):
+            for key in ("bearer_token_file", "basic_password_file"):
+                if isinstance(auth.get(key), str) and not os.path.isabs(auth[key]):
+                    auth[key] = str(base / auth[key])
     return out
 
 

@@ -32,16 +32,20 @@ from tests.support import alert, payload, tool_env
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+APPROVER_TOKEN = "approver-token"
+APPROVE = {"Authorization": f"Bearer {APPROVER_TOKEN}"}
 
 
-def build(tmp_path: Path, *, auth: bool = True, max_body: int = 64 * 1024) -> tuple[TestClient, Runtime]:
+def build(tmp_path: Path, *, auth: bool = True, max_body: int = 64 * 1024,
+          approvals: bool = True) -> tuple[TestClient, Runtime]:
     settings = Settings(state_url=f"sqlite:///{tmp_path / 'state' / 'state.db'}", state_dir=tmp_path / "state",
                         rules_dir=tmp_path, webhook={"max_body_bytes": max_body})
     store = StateStore(settings.state_url)
     rt = Runtime(settings=settings, rules=[], store=store, metrics=Metrics())
     rt.ready.set()
     creds = load_credentials(WebhookAuth(bearer_token=TOKEN)) if auth else Credentials(None, None, None)
-    return TestClient(create_app(rt, creds)), rt
+    approver = load_credentials(WebhookAuth(bearer_token=APPROVER_TOKEN)) if approvals else None
+    return TestClient(create_app(rt, creds, approver)), rt
 
 
 @pytest.fixture
@@ -154,23 +158,34 @@ def _awaiting_run(rt: Runtime) -> int:
     return run.id
 
 
-def test_approve_endpoint_needs_the_token(api: tuple[TestClient, Runtime]) -> None:
+def test_approve_endpoint_needs_the_approval_token_not_the_webhook_token(api: tuple[TestClient, Runtime]) -> None:
     client, rt = api
     run_id = _awaiting_run(rt)
     assert client.post(f"/api/v1/actions/{run_id}/approve").status_code == 401
     assert client.post(f"/api/v1/actions/{run_id}/approve", headers={"Authorization": "Bearer no"}).status_code == 401
+    # Whoever holds Alertmanager's credential can send alerts, but not release the runs they cause.
+    assert client.post(f"/api/v1/actions/{run_id}/approve", headers=AUTH).status_code == 401
     assert rt.store.get_run(run_id).status == RunStatus.AWAITING_APPROVAL  # type: ignore[union-attr]
-    r = client.post(f"/api/v1/actions/{run_id}/approve", headers=AUTH)
+    r = client.post(f"/api/v1/actions/{run_id}/approve", headers=APPROVE)
     assert r.status_code == 200 and r.json()["status"] == "pending"
-    assert client.post(f"/api/v1/actions/{run_id}/approve", headers=AUTH).status_code == 409
-    assert client.post("/api/v1/actions/99999999999999999999/approve", headers=AUTH).status_code == 422
+    assert client.post(f"/api/v1/actions/{run_id}/approve", headers=APPROVE).status_code == 409
+    assert client.post("/api/v1/actions/99999999999999999999/approve", headers=APPROVE).status_code == 422
     assert any(e["kind"] == "run_approved" and e["event"]["by"] == "api" for e in rt.store.audit_entries())
 
 
 def test_approve_endpoint_refuses_without_configured_auth(tmp_path: Path) -> None:
-    client, rt = build(tmp_path, auth=False)
+    client, rt = build(tmp_path, auth=False, approvals=False)
     run_id = _awaiting_run(rt)
     assert client.post(f"/api/v1/actions/{run_id}/approve").status_code == 403
+    rt.store.close()
+
+
+def test_webhook_token_alone_never_approves(tmp_path: Path) -> None:
+    client, rt = build(tmp_path, approvals=False)
+    run_id = _awaiting_run(rt)
+    r = client.post(f"/api/v1/actions/{run_id}/approve", headers=AUTH)
+    assert r.status_code == 403 and "approvals.auth" in r.json()["error"]
+    assert rt.store.get_run(run_id).status == RunStatus.AWAITING_APPROVAL  # type: ignore[union-attr]
     assert rt.store.get_run(run_id).status == RunStatus.AWAITING_APPROVAL  # type: ignore[union-attr]
     rt.store.close()
 

@@ -53,3 +53,21 @@ def test_missing_and_unparsable_files_are_clear(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text("listen: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(tmp_path / "x.yaml")
+
+
+def test_approvals_auth_is_its_own_credential_and_cannot_reuse_the_webhooks(tmp_path: Path) -> None:
+    from aiopsd.daemon.auth import load_approval_credentials
+
+    (tmp_path / "hook.token").write_text("same\n")
+    (tmp_path / "approve.token").write_text("other\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n"
+                   "approvals: {auth: {bearer_token_file: approve.token}}\n")
+    creds = load_approval_credentials(load_settings(cfg))
+    assert creds.check("Bearer other") and not creds.check("Bearer same")
+    cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n"
+                   "approvals: {auth: {bearer_token_file: hook.token}}\n")
+    with pytest.raises(ConfigError, match=r"approvals\.auth bearer token must differ"):
+        load_approval_credentials(load_settings(cfg))
+    cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n")
+    assert not load_approval_credentials(load_settings(cfg)).required

@@ -39,7 +39,7 @@ def rules(draw: st.DrawFn) -> Rule:
                   "labels": {"service": draw(st.sampled_from(["web", "~w.*", "!db"]))}},
         "for": draw(st.sampled_from([0, 30, {"count": 2, "window": 60}])),
         "action": {"playbook": "x.yml",
-                   "targets": "{{ labels.host }},{{ labels.peer }}" if spread else "{{ labels.host }}"},
+                   "targets": ["{{ labels.host }}", "{{ labels.peer }}"] if spread else "{{ labels.host }}"},
         "on_resolved": {"notify": {"message": "ok"}} if draw(st.booleans()) else None,
         "guards": guards,
     })

@@ -150,3 +150,17 @@ def test_time_axis_always_has_readable_ticks() -> None:
                 svg = render_chart(pts, title="x", size=size)
                 ticks = re.findall(r'<text class="xtick"[^>]*>([^<]+)</text>', svg)
                 assert least <= len(ticks) <= size.xticks + 2, (span, offset, size, ticks)
+
+
+def test_an_unsafe_target_skip_is_shown_with_its_reason(tmp_path: Path) -> None:
+    from aiopsd.engine import Rule, evaluate
+    from aiopsd.engine.evaluate import EngineState
+
+    rt = make_runtime(tmp_path)
+    rule = Rule.model_validate({"name": "diag", "match": {"kind": "alert"},
+                                "action": {"playbook": "collect_diagnostics.yml", "targets": "{{ labels.host }}"}})
+    f = add_finding(rt, labels={"alertname": "Disk", "host": "web[01:50].prod"})
+    decisions = evaluate([f], [rule], EngineState(), datetime.now(UTC))
+    rt.store.record_decisions(decisions, {"diag": rule})
+    page = TestClient(create_app(rt, Credentials(None, None, None))).get("/").text
+    assert "unsafe target" in page and "web[01:50].prod" in page

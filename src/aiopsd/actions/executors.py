@@ -26,7 +26,8 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
                  "aiopsd_dry_run": run.dry_run, **dict(action.get("extra_vars") or {})}
         return run_playbook(playbooks_dir=settings.playbooks_dir, playbook=str(action["playbook"]),
                             targets=run.targets, extra_vars=extra, check=run.dry_run, timeout=timeout,
-                            private_dir=private_dir, cancel=cancel)
+                            private_dir=private_dir, cancel=cancel, ports=action.get("target_ports") or None,
+                            template_vars=action.get("template_vars") or None)
     if run.kind == "notify":
         message = str((action.get("notify") or {}).get("message", ""))
         logger.warning("notify (rule %s): %s", run.rule, message)

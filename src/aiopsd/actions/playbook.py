@@ -1,9 +1,17 @@
 """Run an Ansible playbook through ansible-runner, in a private directory per run.
 
-The inventory is built from the decision's targets; ``localhost`` and
-``127.0.0.1`` use the local connection, like Ansible's implicit localhost.
-Dry runs use Ansible's check mode. The run is bounded by its timeout and
-everything it spawned is killed at the deadline (see :mod:`aiopsd.actions.process`).
+The inventory is built from the decision's targets (literal hosts, checked by
+:mod:`aiopsd.engine.targets`; a port from a ``host:port`` target is the host's
+``ansible_port``); ``localhost``, ``127.0.0.1`` and ``::1`` use the local connection,
+like Ansible's implicit localhost. Dry runs use Ansible's check mode.
+
+Labels are data, never code: every extra var is written to ``env/extravars`` as YAML
+with Ansible's ``!unsafe`` tag on every string, which ansible-core (2.19 data tagging
+included) never templates, so ``{{ ... }}`` inside a label reaches the playbook as those
+characters. Only a rule's ``template_vars`` (the explicit opt-in) are written untagged.
+The playbook path is resolved, symlinks included, and must lie inside ``playbooks_dir``.
+The run is bounded by its timeout and everything it spawned is killed at the deadline
+(see :mod:`aiopsd.actions.process`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
@@ -55,12 +65,65 @@ def tool_env(private_dir: Path) -> dict[str, str]:
     return env
 
 
-def build_inventory(targets: Sequence[str]) -> dict[str, Any]:
-    hosts: dict[str, dict[str, str]] = {}
+def build_inventory(targets: Sequence[str], ports: Mapping[str, int] | None = None) -> dict[str, Any]:
+    hosts: dict[str, dict[str, Any]] = {}
     for target in targets:
         hosts[target] = ({"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
                          if target in LOCAL_HOSTS else {})
+        if ports and target in ports:
+            hosts[target]["ansible_port"] = int(ports[target])
     return {"all": {"hosts": hosts}}
+
+
+class _Unsafe(str):
+    """A string Ansible must never template: dumped with the ``!unsafe`` tag."""
+
+
+class _ExtraVarsDumper(yaml.SafeDumper):
+    pass
+
+
+def _unsafe_scalar(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.ScalarNode:
+    # Double-quoted: every control character, NUL and newline is an escape, never YAML syntax.
+    return dumper.represent_scalar("!unsafe", str(value), style='"')
+
+
+_ExtraVarsDumper.add_representer(_Unsafe, _unsafe_scalar)
+
+
+def _tag_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, Mapping):
+        return {str(k): _tag_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_tag_unsafe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _Unsafe(str(value))
+
+
+def extravars_yaml(extra_vars: Mapping[str, Any], template_vars: Mapping[str, Any] | None = None) -> str:
+    """The run's ``env/extravars``: every string ``!unsafe`` except the opted-in ``template_vars``."""
+    data = {str(k): _tag_unsafe(v) for k, v in extra_vars.items()}
+    data.update({str(k): v for k, v in (template_vars or {}).items()})
+    return yaml.dump(data, Dumper=_ExtraVarsDumper, allow_unicode=False, sort_keys=False, width=2**30)
+
+
+def resolve_playbook(playbooks_dir: Path, playbook: str) -> Path:
+    """The playbook's real path, refused unless it lies inside ``playbooks_dir`` (symlinks resolved)."""
+    project = playbooks_dir.resolve()
+    if not playbook or "\x00" in playbook or any(c in playbook for c in "\r\n"):
+        raise ActionError(f"playbook {playbook!r} is not a file name")
+    try:
+        path = (project / playbook).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ActionError(f"playbook {playbook!r}: {exc}") from None
+    if not path.is_relative_to(project):
+        raise ActionError(f"playbook {playbook!r} resolves to {path}, outside playbooks_dir {project}: refused")
+    if not path.is_file():
+        raise ActionError(f"playbook {playbook!r} not found in {project}")
+    return path
 
 
 def tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -69,20 +132,20 @@ def tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
 
 def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
                  extra_vars: Mapping[str, Any], check: bool, timeout: float, private_dir: Path,
-                 cancel: threading.Event | None = None) -> ActionResult:
+                 cancel: threading.Event | None = None, ports: Mapping[str, int] | None = None,
+                 template_vars: Mapping[str, Any] | None = None) -> ActionResult:
     """Run one playbook to completion, timeout or cancel; never raises for a failing playbook."""
     project = playbooks_dir.resolve()
-    if not (project / playbook).is_file():
-        raise ActionError(f"playbook {playbook!r} not found in {project}")
+    path = resolve_playbook(project, playbook)
     if not targets:
         raise ActionError("a playbook run needs at least one target")
     private_dir.mkdir(parents=True, exist_ok=True)
     (private_dir / "inventory").mkdir(exist_ok=True)
     (private_dir / "env").mkdir(exist_ok=True)
-    (private_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(targets), indent=2))
-    (private_dir / "env" / "extravars").write_text(json.dumps(dict(extra_vars), indent=2, default=str))
+    (private_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(targets, ports), indent=2))
+    (private_dir / "env" / "extravars").write_text(extravars_yaml(extra_vars, template_vars), encoding="utf-8")
     cmd = [sys.executable, "-m", "ansible_runner", "run", str(private_dir), "--ident", "run",
-           "--project-dir", str(project), "-p", playbook,
+           "--project-dir", str(project), "-p", str(path.relative_to(project)),
            "--inventory", str(private_dir / "inventory" / "hosts.json")]
     if check:
         cmd += ["--cmdline", "--check --diff"]

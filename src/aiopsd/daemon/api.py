@@ -116,8 +116,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
-    """Build the FastAPI app for one daemon; tests build it the same way."""
+def create_app(runtime: Runtime, credentials: Credentials, approvals: Credentials | None = None) -> FastAPI:
+    """Build the FastAPI app for one daemon; tests build it the same way.
+
+    ``credentials`` guard the webhook, ``approvals`` (``approvals.auth``) the approve endpoint;
+    without approval credentials HTTP approvals are refused.
+    """
+    approver = approvals or Credentials(None, None, None)
     app = FastAPI(title="aiopsd", version=__version__,
                   description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.")
     store, metrics = runtime.store, runtime.metrics
@@ -245,10 +250,11 @@ def create_app(runtime: Runtime, credentials: Credentials) -> FastAPI:
     @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
               responses={401: {}, 403: {}, 409: {}})
     def approve(run_id: RunId, request: Request) -> Response:
-        if not credentials.check(request.headers.get("authorization")):
-            return _error(401, "missing or wrong credentials")
-        if not credentials.required:
-            return _error(403, "approvals over HTTP need webhook auth configured; use `aiopsd approve`")
+        if not approver.required:
+            return _error(403, "approvals over HTTP need approvals.auth configured (the webhook's credential "
+                               "cannot approve); use `aiopsd approve ID` on the host")
+        if not approver.check(request.headers.get("authorization")):
+            return _error(401, "missing or wrong approval credentials")
         run = store.approve_run(run_id, datetime.now(UTC), by="api")
         if run is None:
             return _error(409, f"action run {run_id} is not awaiting approval")

@@ -1,4 +1,8 @@
-"""Webhook and approval auth: the two schemes Alertmanager can send (bearer, basic)."""
+"""Webhook and approval auth: the two schemes Alertmanager can send (bearer, basic).
+
+The webhook (``webhook.auth``) and approvals (``approvals.auth``) have separate
+credentials; :func:`load_approval_credentials` refuses one that equals the webhook's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiopsd.config import WebhookAuth
+from aiopsd.config import Settings, WebhookAuth
 from aiopsd.errors import ConfigError
 
 
@@ -50,13 +54,27 @@ def _read_secret(path: Path, field: str) -> str:
     return value
 
 
-def load_credentials(auth: WebhookAuth) -> Credentials:
+def load_credentials(auth: WebhookAuth, section: str = "webhook.auth") -> Credentials:
     bearer = auth.bearer_token
     if auth.bearer_token_file is not None:
-        bearer = _read_secret(auth.bearer_token_file, "webhook.auth.bearer_token_file")
+        bearer = _read_secret(auth.bearer_token_file, f"{section}.bearer_token_file")
     password = None
     if auth.basic_password_file is not None:
-        password = _read_secret(auth.basic_password_file, "webhook.auth.basic_password_file")
+        password = _read_secret(auth.basic_password_file, f"{section}.basic_password_file")
     if auth.basic_username and password is None:
-        raise ConfigError("basic_username needs basic_password_file", field="webhook.auth")
+        raise ConfigError("basic_username needs basic_password_file", field=section)
     return Credentials(bearer=bearer, basic_user=auth.basic_username, basic_password=password)
+
+
+def load_approval_credentials(settings: Settings) -> Credentials:
+    """``approvals.auth``; unset means HTTP approvals are refused (403), never the webhook's token."""
+    approvals = load_credentials(settings.approvals.auth, "approvals.auth")
+    webhook = load_credentials(settings.webhook.auth)
+    if approvals.bearer and approvals.bearer == webhook.bearer:
+        raise ConfigError("approvals.auth bearer token must differ from webhook.auth's: whoever can send "
+                          "alerts must not be able to approve the runs they cause", field="approvals.auth")
+    if approvals.basic_user and (approvals.basic_user, approvals.basic_password) == \
+            (webhook.basic_user, webhook.basic_password):
+        raise ConfigError("approvals.auth basic credentials must differ from webhook.auth's",
+                          field="approvals.auth")
+    return approvals

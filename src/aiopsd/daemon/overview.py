@@ -47,6 +47,8 @@ REASON_LABELS: dict[str, str] = {
     "max_hosts": "too many hosts",
     "no_targets": "no targets",
     "template_error": "template error",
+    "unsafe_target": "unsafe target (a label is a host pattern, not a host)",
+    "on_resolved_unsafe_target": "unsafe target (a label is a host pattern, not a host)",
 }
 
 _FAILED = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}

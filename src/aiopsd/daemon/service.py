@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiopsd.config import Settings, WatchConfig, load_settings
 from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import load_credentials
+from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
 from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
@@ -77,6 +77,7 @@ class Daemon:
         self.settings = settings
         rules = load_rules(settings.rules_dir, settings.playbooks_dir)
         self.credentials = load_credentials(settings.webhook.auth)
+        self.approval_credentials = load_approval_credentials(settings)
         if settings.host not in ("127.0.0.1", "localhost", "::1") and not self.credentials.required:
             raise AiopsdError(f"refusing to listen on {settings.listen} without webhook auth: set "
                               "webhook.auth (bearer_token_file or basic_username + basic_password_file) "
@@ -206,7 +207,7 @@ class Daemon:
         else:
             rt.leader_until = 0.0
             self._lease()
-        app = create_app(rt, self.credentials)
+        app = create_app(rt, self.credentials, self.approval_credentials)
         # uvicorn's own loggers propagate to ours (text or JSON); no handlers of its own.
         config = uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5, log_config=None)

@@ -147,6 +147,10 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
     token_file = work / "webhook.token"
     token_file.write_text(secrets.token_urlsafe(24) + "\n")
     token_file.chmod(0o600)
+    # The on-call stand-in approves with its own credential: the webhook's token cannot approve.
+    approve_file = work / "approvals.token"
+    approve_file.write_text(secrets.token_urlsafe(24) + "\n")
+    approve_file.chmod(0o600)
     services: list[stack.Service] = []
     daemon: subprocess.Popen[bytes] | None = None
     try:
@@ -175,6 +179,7 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
                                  "reference": str(reference_csv), "window": {"rows": 250}, "interval": "2s",
                                  "task": "classification", "model_dir": str(model_dir)}],
             "webhook": {"auth": {"bearer_token_file": str(token_file)}},
+            "approvals": {"auth": {"bearer_token_file": str(approve_file)}},
             "alertmanager_url": am.url,
             "actions": {"concurrency": 2, "shutdown_grace": "20s"},
         }
@@ -196,7 +201,7 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
                       f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
                       f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "
                       "as the on-call would)\n")
-        narrator = Narrator(api, console, t0, token=token_file.read_text().strip())
+        narrator = Narrator(api, console, t0, token=approve_file.read_text().strip())
         stop = _stop_flag()
         while not stop["set"] and (duration is None or time.time() - t0 < duration):
             if daemon.poll() is not None:

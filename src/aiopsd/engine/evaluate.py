@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiopsd.durations import format_duration
-from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render
+from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render_action
+from aiopsd.engine.targets import UnsafeTarget, bind_targets, target_source
+from aiopsd.engine.targets import render_targets as _render_hosts
 from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
 
 
@@ -70,10 +72,15 @@ def template_context(finding: Finding) -> dict[str, Any]:
 
 
 def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
-    raw = getattr(rule.action, "targets", None)
-    if raw is None:
-        return ()
-    return _render_list(raw, finding)
+    """The canonical hosts a rule's action would touch (raises UnsafeTarget for a pattern)."""
+    return _render_hosts(target_source(rule.action), template_context(finding))[0]
+
+
+def _render(action_model: Any, finding: Finding) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Checked targets and the rendered action (with its ports and AWX limit bound in)."""
+    context = template_context(finding)
+    hosts, ports = _render_hosts(target_source(action_model), context)
+    return hosts, bind_targets(render_action(action_model, context), action_model.kind, hosts, ports)
 
 
 class _Batch:
@@ -106,6 +113,9 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
         return "no_targets", "no targets: the targets template rendered empty"
     if g.max_hosts is not None and len(targets) > g.max_hosts:
         return "max_hosts", f"blast radius: {len(targets)} targets > max_hosts {g.max_hosts}"
+    if g.max_hosts is not None and rule.action.kind == "job_template" and not targets:
+        return "max_hosts", (f"blast radius: no job_template.limit, so the job runs on its whole inventory; "
+                             f"max_hosts {g.max_hosts} cannot hold")
     if g.cooldown > 0:
         for target in targets or ("*",):
             stored = state.last_action.get((rule.name, target))
@@ -182,9 +192,10 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
     base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
                             "action_kind": action_model.kind}
     try:
-        raw = getattr(action_model, "targets", None)
-        targets = _render_list(raw, finding) if raw is not None else ()
-        action = render(action_model.model_dump(mode="json"), template_context(finding))
+        targets, action = _render(action_model, finding)
+    except UnsafeTarget as exc:
+        return Decision(id=stable_id(rule.name, finding.id, "on_resolved_unsafe_target"), outcome=Outcome.SKIP,
+                        code="on_resolved_unsafe_target", reason=f"on_resolved: unsafe target: {exc}", **base)
     except Exception as exc:  # a template error in one rule must not stop the others
         return Decision(id=stable_id(rule.name, finding.id, "on_resolved_template_error"),
                         outcome=Outcome.SKIP, code="on_resolved_template_error",
@@ -213,21 +224,14 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
                     require_approval=rule.guards.require_approval, **base)
 
 
-def _render_list(raw: str | list[str], finding: Finding) -> tuple[str, ...]:
-    out: list[str] = []
-    for item in [raw] if isinstance(raw, str) else raw:
-        for part in str(render(item, template_context(finding))).replace(",", " ").split():
-            if part not in out:
-                out.append(part)
-    return tuple(out)
-
-
 def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:
     base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
                             "action_kind": rule.action.kind}
     try:
-        targets = render_targets(rule, finding)
-        action = render(rule.action.model_dump(mode="json"), template_context(finding))
+        targets, action = _render(rule.action, finding)
+    except UnsafeTarget as exc:  # a label that is a host pattern, not a host: never acted on
+        return Decision(id=stable_id(rule.name, finding.id, "unsafe_target"), outcome=Outcome.SKIP,
+                        code="unsafe_target", reason=f"unsafe target: {exc}", **base)
     except Exception as exc:  # a template error in one rule must not stop the others
         return Decision(id=stable_id(rule.name, finding.id, "template_error"), outcome=Outcome.SKIP,
                         code="template_error", reason=f"template error: {exc}", **base)

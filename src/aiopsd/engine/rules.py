@@ -34,6 +34,20 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
+def render_action(action: BaseModel, context: dict[str, Any]) -> dict[str, Any]:
+    """The action's parameters with templates rendered; ``template_vars`` stay as written.
+
+    ``template_vars`` are Ansible's to render (see :class:`PlaybookAction`): rendering them
+    here would put label data into text Ansible then evaluates as code.
+    """
+    data = action.model_dump(mode="json")
+    verbatim = data.pop("template_vars", None)
+    out: dict[str, Any] = render(data, context)
+    if verbatim:
+        out["template_vars"] = verbatim
+    return out
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -116,10 +130,29 @@ class Guards(Strict):
 
 
 class PlaybookAction(Strict):
+    """Run a playbook from ``playbooks_dir`` on the rendered targets.
+
+    ``targets``: a list, each item rendering to exactly one literal host (see
+    :mod:`aiopsd.engine.targets`), or one string: a templated string renders to one host,
+    a plain string may name several, separated by commas or spaces.
+    ``extra_vars`` are rendered by aiopsd and reach Ansible as literal data (``!unsafe``):
+    Ansible never evaluates them. ``template_vars`` is the explicit opt-in for values Ansible
+    must template (``"{{ lookup('env', 'HOME') }}/x"``): aiopsd passes them as written, never
+    renders labels into them, and ``aiopsd check`` warns about every rule that uses them.
+    """
+
     kind: Literal["playbook"] = "playbook"
     playbook: str
     targets: str | list[str] = "localhost"
     extra_vars: dict[str, Any] = Field(default_factory=dict)
+    template_vars: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _disjoint_vars(self) -> PlaybookAction:
+        both = sorted(set(self.extra_vars) & set(self.template_vars))
+        if both:
+            raise ValueError(f"a variable is either in extra_vars or in template_vars, not both: {', '.join(both)}")
+        return self
 
     @field_validator("playbook")
     @classmethod
@@ -202,13 +235,16 @@ class JobTemplateParams(Strict):
     # Numeric id, or AWX's named URL (e.g. "restart-api++Default").
     id: int | str
     extra_vars: dict[str, Any] = Field(default_factory=dict)
-    # Host pattern limiting the template's inventory, e.g. "{{ labels.instance }}".
-    limit: str | None = None
+    # The hosts the job may touch, e.g. "{{ labels.instance }}": literal hosts like targets
+    # (never a pattern), sent to AWX as a comma-separated limit and counted by max_hosts.
+    limit: str | list[str] | None = None
 
     @field_validator("limit")
     @classmethod
-    def _template(cls, value: str | None) -> str | None:
-        return None if value is None else check_template(value)
+    def _template(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for item in [] if value is None else [value] if isinstance(value, str) else value:
+            check_template(item)
+        return value
 
 
 class JobTemplateAction(Strict):

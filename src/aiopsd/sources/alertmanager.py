@@ -1,11 +1,18 @@
-"""Alertmanager webhook payload (version 4) models; unknown fields are ignored."""
+"""Alertmanager webhook payload (version 4) models; unknown fields are ignored.
+
+Every field is checked against what the store can hold before it is accepted, so a
+field that cannot be stored is a 422 naming it (never retried), not a failed group
+commit answering 503 to every request in the batch: no NUL character and no lone
+surrogate (PostgreSQL and UTF-8 refuse both), ``alertname`` and ``receiver`` at most 256
+characters, times at most 64 and convertible to UTC (a year that overflows is refused).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from aiopsd.store import IncomingAlert
 
@@ -15,24 +22,47 @@ def parse_rfc3339(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which the state store cannot hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate), which the state store cannot hold") from None
+    return value
+
+
+def _time(value: str) -> str:
+    try:
+        parse_rfc3339(value).astimezone(UTC)
+    except ValueError:
+        raise ValueError(f"is not an RFC 3339 time: {value[:64]!r}") from None
+    except OverflowError:
+        raise ValueError(f"{value[:64]!r} is out of range once converted to UTC") from None
+    return value
+
+
+# A string the store can hold; every string of the payload is one.
+Text = Annotated[str, AfterValidator(_storable)]
+Time = Annotated[str, Field(max_length=64), AfterValidator(_time)]
+
+
 class WebhookAlert(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = Field(min_length=1)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: str  # noqa: N815 - Alertmanager's field names
-    endsAt: str | None = None  # noqa: N815
-    generatorURL: str | None = None  # noqa: N815
-    fingerprint: str = Field(min_length=1, max_length=128)
+    labels: dict[Text, Text] = Field(min_length=1)
+    annotations: dict[Text, Text] = Field(default_factory=dict)
+    startsAt: Time  # noqa: N815 - Alertmanager's field names
+    endsAt: Time | None = None  # noqa: N815
+    generatorURL: Text | None = None  # noqa: N815
+    fingerprint: Text = Field(min_length=1, max_length=128)
 
-    @field_validator("startsAt")
+    @field_validator("labels")
     @classmethod
-    def _rfc3339(cls, value: str) -> str:
-        try:
-            parse_rfc3339(value)
-        except ValueError:
-            raise ValueError(f"startsAt is not an RFC 3339 time: {value!r}") from None
+    def _alertname(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value.get("alertname", "")) > 256:
+            raise ValueError("labels.alertname is longer than 256 characters")
         return value
 
     def to_incoming(self) -> IncomingAlert:
@@ -48,14 +78,14 @@ class WebhookPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     version: Literal["4"]
-    groupKey: str = ""  # noqa: N815
+    groupKey: Text = ""  # noqa: N815
     truncatedAlerts: int = 0  # noqa: N815
     status: Literal["firing", "resolved"]
-    receiver: str = ""
-    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    externalURL: str = ""  # noqa: N815
+    receiver: Text = Field(default="", max_length=256)
+    groupLabels: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
+    externalURL: Text = ""  # noqa: N815
     alerts: list[WebhookAlert] = Field(max_length=10_000)
 
 
