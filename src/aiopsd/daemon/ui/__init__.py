@@ -150,8 +150,7 @@ def create_ui_router(runtime: Runtime) -> APIRouter:
                 responses={404: {"description": "No such action run"}})
     def action_page(run_id: RunId, refresh: int | None = None) -> HTMLResponse:
         """One action run: status, target, duration, the decision's reason and the playbook output (HTML)."""
-        # Run ids are SQL integers: a larger number is no run, not a database overflow.
-        run = runtime.store.get_run(run_id) if 1 <= run_id <= 2**62 else None
+        run = runtime.store.get_run(run_id)
         if run is None:
             raise HTTPException(404, f"no action run {run_id}")
         d = runtime.store.get_decision(run.decision_id)
