@@ -10,7 +10,8 @@ it answers ``query_range`` with ``series`` label sets, one point per ``step``, a
 seasonal value with noise and a rare spike (so incidents open and resolve). Each row
 is one minute: RSS of this process, CPU of this process over that minute (% of one
 core), poll p50/max and the tracked series. A flat steady state shows as RSS and CPU
-that stop growing once the first ``lookback`` has been read.
+that stop growing once the first ``lookback`` has been read. To compare with another
+checkout, run this script with that checkout's ``src`` first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = StateStore(f"sqlite:///{Path(tmp) / 'state.db'}")
+        # max_series only where the config has it, so the same script measures older checkouts too.
+        cap = {"max_series": args.series} if "max_series" in WatchConfig.model_fields else {}
         watch = WatchConfig(name="soak", query="app_latency", step=args.step, interval=args.interval,
-                            lookback=args.lookback, detector=args.detector, max_series=args.series)
+                            lookback=args.lookback, detector=args.detector, **cap)
         w = Watcher(watch, PrometheusConfig(url="http://synthetic", overlap=60), SyntheticSource(args.series),
                     store, Metrics())
         print(f"soak: {args.series} series, step {args.step:g}s, poll every {args.interval:g}s, "

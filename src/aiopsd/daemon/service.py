@@ -138,13 +138,14 @@ class Daemon:
         Another replica may have polled meanwhile; its cursors, watermarks and open episodes
         are what this replica continues from (never its own older memory of them).
         """
-        for w in self.watchers:
-            w.series.clear()
-        self.drift_watchers = [self._new_drift(d.cfg) for d in self.drift_watchers]
-        if self.scheduler.running:
-            for d in self.drift_watchers:
-                self.scheduler.remove_job(f"drift:{d.cfg.model}")
-                self._add_drift(d)
+        with self._reload_lock:  # a reload swaps the same lists
+            for w in self.watchers:
+                w.series.clear()
+            self.drift_watchers = [self._new_drift(d.cfg) for d in self.drift_watchers]
+            if self.scheduler.running:
+                for d in self.drift_watchers:
+                    self.scheduler.remove_job(f"drift:{d.cfg.model}")
+                    self._add_drift(d)
 
     def _leader_only(self, fn: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
