@@ -43,8 +43,11 @@ class WatchConfig(Section):
     detector_params: dict[str, Any] = Field(default_factory=dict)
     # History read on the first poll to warm the detector up.
     lookback: Duration = 3600.0
-    # Consecutive normal points that close an open anomaly incident.
+    # Consecutive normal points that close an open anomaly incident; also the polls after which
+    # a vanished series' exported score gauges are dropped.
     resolve_after: int = Field(default=5, ge=1)
+    # Series tracked at most (one detector each); the excess is refused, counted and shown.
+    max_series: int = Field(default=2000, ge=1)
 
     @model_validator(mode="after")
     def _positive(self) -> WatchConfig:

@@ -44,7 +44,8 @@ def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tm
         w = Watcher(watch, cfg, source, store, metrics)
         # History up to now only warms the detector: an incident in the past is not "new".
         assert w.poll(now) == []
-        assert store.get_cursor("prometheus:lat") == {"watermark": float(int(now))}
+        assert store.get_cursor("prometheus:lat") == {"watermark": float(int(now)), "series": 1,
+                                                       "refused_series": 0}
         w2 = Watcher(watch, cfg, source, store, metrics)
         # A restarted watcher picks up from the stored watermark; nothing new happened since.
         assert w2.poll(now + 1) == []

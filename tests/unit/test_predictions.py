@@ -92,6 +92,7 @@ def test_truncation_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture
     log.write_text("".join(row(i) for i in range(4)))
     t = tailer(tmp_path, MemoryCursorStore())
     assert ids(t.poll()[0]) == ["p0", "p1", "p2", "p3"]
+    t.commit()
     with log.open("r+") as fh:  # copytruncate-style: same inode, emptied, refilled
         fh.truncate(0)
     log.write_text("".join(row(i) for i in range(100, 104)))
@@ -141,6 +142,7 @@ def test_late_labels_are_joined_by_prediction_id(tmp_path: Path) -> None:
            + json.dumps({"prediction_id": "nope", "label": 1}) + "\n")
     t = tailer(tmp_path, store, rows=2)  # the awaiting predictions survive a restart
     assert t.poll()[0] == []
+    t.commit()
     append(log, json.dumps({"prediction_id": "p2", "label": 0}) + "\n")
     windows, stats = t.poll()
     assert stats.labels_joined == 1
@@ -161,3 +163,20 @@ def test_time_windows_and_model_filter(tmp_path: Path) -> None:
     assert [list(w.frame["prediction_id"]) for w in windows] == [["p0", "p30"], ["p60", "p90"]]
     assert stats.skipped_other_model == 1
     assert isinstance(windows[0].frame, pd.DataFrame)
+
+
+def test_a_poll_not_committed_is_judged_again_by_the_next_poll(tmp_path: Path) -> None:
+    """The caller could not store what a poll produced: the same tailer yields the same windows again."""
+    log = tmp_path / "p.jsonl"
+    store = MemoryCursorStore()
+    log.write_text("".join(row(i) for i in range(6)))
+    t = tailer(tmp_path, store)
+    first, _ = t.poll()
+    assert ids(first) == ["p0", "p1", "p2", "p3"]
+    append(log, "".join(row(i) for i in range(6, 8)))
+    again, _ = t.poll()  # no commit in between (a store blip)
+    assert ids(again) == [f"p{i}" for i in range(8)]
+    t.commit()
+    append(log, "".join(row(i) for i in range(8, 12)))
+    after, _ = t.poll()
+    assert ids(after) == ["p8", "p9", "p10", "p11"]

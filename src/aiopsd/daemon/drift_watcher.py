@@ -4,12 +4,13 @@ One finding per drift *episode* (like anomaly incidents): it opens on the first
 drifted window, continues while windows drift, and resolves on a clean window.
 When it opens, an Evidently report for that window is rendered as the evidence,
 and the window (with its labels) is saved so a retrain rule can train on it.
-The tailer's cursor is committed only after the findings are stored, so a crash
-re-reads (never skips) rows, and the deterministic finding ids make that harmless.
+The tailer's cursor is committed only after the findings are stored, so a crash or a
+failed write re-reads (never skips) rows, and the deterministic finding ids make that harmless.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -52,6 +53,7 @@ class DriftWatcher:
             fmt=None if cfg.format == "auto" else cfg.format)
         self.reference: pd.DataFrame | None = None
         self.profile: ReferenceProfile | None = None
+        self._partial: pd.DataFrame | None = None  # reference rows so far, while no reference exists
         self.tracker = IncidentTracker(resolve_after=1)
         for f in store.active_findings(kind=FindingKind.DRIFT, source=self.source):
             self.tracker.open_since = self.tracker.last_start = f.starts_at.timestamp()
@@ -79,18 +81,36 @@ class DriftWatcher:
         self.reference = ref
 
     def _grow_reference(self, frame: pd.DataFrame) -> None:
-        """No reference file: the first ``reference_rows`` rows logged become the reference (kept on disk)."""
+        """No reference file: the first ``reference_rows`` rows logged become the reference.
+
+        Grown in memory; :meth:`_save_reference` writes it once the poll's findings are stored.
+        """
+        if self._partial is None:
+            part = self.dir / "reference.partial.csv"
+            self._partial = pd.read_csv(part) if part.is_file() else frame.iloc[0:0]
+        self._partial = pd.concat([self._partial, frame], ignore_index=True)
+        if len(self._partial) >= self.cfg.reference_rows:
+            self._set_reference(self._partial)
+            logger.info("%s: reference profiled from the first %d rows", self.source, len(self._partial))
+
+    def _save_reference(self) -> None:
+        if self._partial is None:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         part = self.dir / "reference.partial.csv"
-        frame.to_csv(part, mode="a", header=not part.exists(), index=False)
-        rows = pd.read_csv(part)
-        if len(rows) >= self.cfg.reference_rows:
+        self._partial.to_csv(part, index=False)
+        if self.profile is not None:
             part.replace(self.reference_csv)
-            self._set_reference(rows)
-            logger.info("%s: reference profiled from the first %d rows", self.source, len(rows))
+            self._partial = None
 
     # ----------------------------------------------------------------- poll
     def poll(self, now: float | None = None) -> list[Finding]:
+        """Judge the windows completed since the last poll whose findings were stored.
+
+        Offsets, the episode tracker and a growing reference advance only once the findings
+        are stored: if judging a window or storing its finding fails, the exception propagates
+        and the next poll reads and judges the same rows again.
+        """
         now = time.time() if now is None else now
         try:
             windows, stats = self.tailer.poll()
@@ -101,8 +121,26 @@ class DriftWatcher:
             self.store.set_source(self.source, "prediction_log", up=False, now=_dt(now), error=str(exc))
             self.metrics.source_up.labels(self.source).set(0)
             return []
+        kept = (copy.deepcopy(self.tracker), self.profile, self.reference, self._partial)
+        try:
+            findings, newest = self._judge_all(windows)
+            self.store.upsert_findings(findings)
+            self._save_reference()
+            self.tailer.commit()
+        except Exception:
+            self.tracker, self.profile, self.reference, self._partial = kept
+            raise
         if stats.bad_rows:
             self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
+        lag = now - newest if newest > -math.inf else None
+        self.store.set_source(self.source, "prediction_log", up=True, now=_dt(now), lag=lag)
+        self.metrics.source_up.labels(self.source).set(1)
+        for f in findings:
+            if f.details.get("event") == Event.OPENED:
+                self.metrics.findings.labels(str(f.kind)).inc()
+        return findings
+
+    def _judge_all(self, windows: list[PredictionWindow]) -> tuple[list[Finding], float]:
         findings: list[Finding] = []
         newest = -math.inf
         for w in windows:
@@ -115,15 +153,7 @@ class DriftWatcher:
             found = self._judge(w)
             if found is not None:
                 findings.append(found)
-        self.store.upsert_findings(findings)
-        self.tailer.commit()
-        lag = now - newest if newest > -math.inf else None
-        self.store.set_source(self.source, "prediction_log", up=True, now=_dt(now), lag=lag)
-        self.metrics.source_up.labels(self.source).set(1)
-        for f in findings:
-            if f.details.get("event") == Event.OPENED:
-                self.metrics.findings.labels(str(f.kind)).inc()
-        return findings
+        return findings, newest
 
     def _judge(self, w: PredictionWindow) -> Finding | None:
         assert self.profile is not None and self.reference is not None

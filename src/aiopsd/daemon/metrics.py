@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -23,21 +24,54 @@ logger = logging.getLogger(__name__)
 _BAND_FIELDS = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
 
 
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def exposition_labels(watch: str, labels: dict[str, str]) -> dict[str, str]:
+    """A series' labels as valid exposition labels, ``aiopsd_watch`` first.
+
+    ``__name__`` (a watch on a plain selector) becomes ``aiopsd_metric``; other ``__``-prefixed
+    names (reserved by Prometheus), invalid names and labels named ``aiopsd_watch`` or
+    ``aiopsd_metric`` are dropped: one such label would make Prometheus reject the whole scrape.
+    """
+    out = {"aiopsd_watch": watch}
+    for name, value in labels.items():
+        if name == "__name__":
+            out["aiopsd_metric"] = value
+        elif _LABEL_NAME.match(name) and not name.startswith("__") and name not in _OWN_LABELS:
+            out[name] = value
+    return out
+
+
+_OWN_LABELS = frozenset({"aiopsd_watch", "aiopsd_metric"})
+
+
 class ScoreExport(Collector):
     """Latest score and band per watched series, with the series' own labels (for Grafana/alerts).
 
     Exposed as ``aiopsd_anomaly_score``, ``aiopsd_anomaly_yhat``, ``aiopsd_anomaly_yhat_lower``,
-    ``aiopsd_anomaly_yhat_upper`` with label ``aiopsd_watch`` plus the series labels.
+    ``aiopsd_anomaly_yhat_upper`` with label ``aiopsd_watch`` plus the series labels (see
+    :func:`exposition_labels`). A series' gauges are dropped once the watch stops seeing it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, ...]] = {}
 
+    @staticmethod
+    def _key(watch: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return watch, tuple(sorted(exposition_labels(watch, labels).items()))
+
     def set(self, watch: str, labels: dict[str, str], values: tuple[float, float, float, float]) -> None:
-        key = (watch, tuple(sorted((k, v) for k, v in labels.items() if k != "aiopsd_watch")))
+        key = self._key(watch, labels)
         with self._lock:
             self._latest[key] = values
+
+    def drop(self, watch: str, labels: dict[str, str]) -> None:
+        """Forget one series' gauges (it vanished)."""
+        key = self._key(watch, labels)
+        with self._lock:
+            self._latest.pop(key, None)
 
     def forget(self, watch: str) -> None:
         with self._lock:
@@ -53,9 +87,9 @@ class ScoreExport(Collector):
         for i, field in enumerate(_BAND_FIELDS):
             name = "aiopsd_anomaly_score" if field == "anomaly_score" else f"aiopsd_anomaly_{field}"
             metric = Metric(name, docs[field], "gauge")
-            for (watch, labels), values in items:
+            for (_watch, labels), values in items:
                 if not math.isnan(values[i]):
-                    metric.add_sample(name, {"aiopsd_watch": watch, **dict(labels)}, values[i])
+                    metric.add_sample(name, dict(labels), values[i])
             yield metric
 
 
@@ -139,6 +173,11 @@ class Metrics:
         self.leader = Gauge("aiopsd_leader", "1 while this replica holds the leader lease", registry=r)
         self.restart_needed = Gauge("aiopsd_config_restart_needed",
                                     "1 when a reloaded setting only takes effect after a restart", registry=r)
+        self.watch_series = Gauge("aiopsd_watch_series", "Series a watch tracks now (at most max_series)",
+                                  ["watch"], registry=r)
+        self.series_refused = Gauge("aiopsd_watch_series_refused",
+                                    "Series the last poll returned beyond the watch's max_series (not scored)",
+                                    ["watch"], registry=r)
         self.scores = ScoreExport()
         r.register(self.scores)
         for result in ("accepted", "duplicate", "rejected"):

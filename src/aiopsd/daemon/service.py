@@ -21,7 +21,7 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aiopsd.config import Settings, WatchConfig, load_settings
+from aiopsd.config import PredictionLogConfig, Settings, WatchConfig, load_settings
 from aiopsd.daemon.api import create_app
 from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
@@ -109,8 +109,7 @@ class Daemon:
         for w in self.watchers:
             self._add_poll(w)
         for d in self.drift_watchers:
-            s.add_job(self._timed, "interval", args=[f"drift:{d.cfg.model}", d.poll],
-                      seconds=d.cfg.interval, id=f"drift:{d.cfg.model}", next_run_time=datetime.now(UTC))
+            self._add_drift(d)
         s.add_job(self._timed, "interval", args=["dispatch", self._dispatch],
                   seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
         if self.membership is not None:
@@ -125,6 +124,29 @@ class Daemon:
         self.scheduler.add_job(self._timed, "interval", args=[f"poll:{w.watch.name}", self._leader_only(w.poll)],
                                seconds=w.watch.interval, id=f"poll:{w.watch.name}",
                                next_run_time=datetime.now(UTC))
+
+    def _add_drift(self, d: DriftWatcher) -> None:
+        """Prediction-log polls are leader-only, like Prometheus polls: one cursor, one episode."""
+        self.scheduler.add_job(self._timed, "interval", args=[f"drift:{d.cfg.model}", self._leader_only(d.poll)],
+                               seconds=d.cfg.interval, id=f"drift:{d.cfg.model}", next_run_time=datetime.now(UTC))
+
+    def _new_drift(self, cfg: PredictionLogConfig) -> DriftWatcher:
+        return DriftWatcher(cfg, self.runtime.store, self.runtime.metrics, self.settings.state_dir)
+
+    def _resync_watchers(self) -> None:
+        """Becoming leader: drop what this replica remembers of the watches, read it back from the store.
+
+        Another replica may have polled meanwhile; its cursors, watermarks and open episodes
+        are what this replica continues from (never its own older memory of them).
+        """
+        with self._reload_lock:  # a reload swaps the same lists
+            for w in self.watchers:
+                w.series.clear()
+            self.drift_watchers = [self._new_drift(d.cfg) for d in self.drift_watchers]
+            if self.scheduler.running:
+                for d in self.drift_watchers:
+                    self.scheduler.remove_job(f"drift:{d.cfg.model}")
+                    self._add_drift(d)
 
     def _leader_only(self, fn: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
@@ -163,6 +185,8 @@ class Daemon:
             logger.error("lease renewal failed: %s", exc)
             return
         if state.leader:
+            if state.changed:
+                self._resync_watchers()  # before polls may run here (they check is_leader)
             rt.leader_until = started + self.settings.ha.lease_ttl
         else:
             rt.leader_until = 0.0
@@ -243,7 +267,7 @@ class Daemon:
     def reload(self) -> bool:
         """Re-read config and rules atomically; an invalid file keeps the running set.
 
-        Applied at once: rules, watches, log level, playbook_vars, dry_run and the other
+        Applied at once: rules, watches, prediction_logs, log level, playbook_vars, dry_run and the other
         settings read per use. Settings in RESTART_FIELDS are reported, not applied.
         """
         rt = self.runtime
@@ -269,6 +293,7 @@ class Daemon:
             live = live.model_copy(update={"actions": settings.actions.model_copy(update={
                 "concurrency": old.actions.concurrency, "shutdown_grace": old.actions.shutdown_grace})})
             self._apply_watches(old.watches, live.watches)
+            self._apply_prediction_logs(old.prediction_logs, live.prediction_logs, live)
             self.settings = live
             rt.settings = live
             rt.set_rules(rules)
@@ -317,6 +342,30 @@ class Daemon:
             if self.scheduler.running:
                 self._add_poll(watcher)
         self.watchers = kept
+
+    def _apply_prediction_logs(self, old: list[PredictionLogConfig], new: list[PredictionLogConfig],
+                               settings: Settings) -> None:
+        """Keep unchanged prediction-log watches; restart changed ones from their stored cursor."""
+        before = {p.model: p for p in old}
+        after = {p.model: p for p in new}
+        kept = []
+        for d in self.drift_watchers:
+            if after.get(d.cfg.model) == before.get(d.cfg.model):
+                kept.append(d)
+                continue
+            try:
+                self.scheduler.remove_job(f"drift:{d.cfg.model}")
+            except Exception:  # not scheduled (yet)
+                logger.debug("no job for prediction log %s", d.cfg.model)
+        names = {d.cfg.model for d in kept}
+        for model, cfg in after.items():
+            if model in names:
+                continue
+            watcher = DriftWatcher(cfg, self.runtime.store, self.runtime.metrics, settings.state_dir)
+            kept.append(watcher)
+            if self.scheduler.running:
+                self._add_drift(watcher)
+        self.drift_watchers = kept
 
     def _drain(self) -> None:
         """SIGTERM: 503 on the webhook at once, let actions finish up to the deadline, then exit."""

@@ -4,6 +4,16 @@ The first poll of a series reads ``lookback`` of history: points up to the store
 watermark (already seen by an earlier run) or the whole history on a first start
 only warm the detector up; later points are scored. A failing query marks the
 watch's source down and produces nothing: missing data is never an anomaly.
+
+The watermark advances only once a poll's findings are stored. A poll that fails
+after its query (a detector raising, the store refusing the write) drops every
+detector of the watch, so the next poll rebuilds them exactly as a restart does:
+warm up to the stored watermark, score what came after. No point is skipped.
+
+At most ``max_series`` series are tracked per watch; the excess is refused (not
+scored), counted on ``aiopsd_watch_series_refused`` and shown in the watch's
+cursor on the status API. A series absent from ``resolve_after`` polls loses its
+exported score gauges; after ``stale_after`` its detector is dropped too.
 """
 
 from __future__ import annotations
@@ -11,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,14 +40,38 @@ logger = logging.getLogger(__name__)
 PLOT_POINTS = 240
 
 
+class Recent:
+    """The last PLOT_POINTS (ts, value, score, yhat, lower, upper) rows for the status page's chart.
+
+    One preallocated float64 ring (11.5 kB a series), so memory per series is flat from the
+    first poll instead of growing toward its cap as Python tuples (about 56 kB at the cap).
+    """
+
+    __slots__ = ("_len", "_next", "_rows")
+
+    def __init__(self) -> None:
+        self._rows = np.full((PLOT_POINTS, 6), np.nan)
+        self._next = 0
+        self._len = 0
+
+    def append(self, row: tuple[float, ...]) -> None:
+        self._rows[self._next] = row
+        self._next = (self._next + 1) % PLOT_POINTS
+        self._len = min(self._len + 1, PLOT_POINTS)
+
+    def rows(self) -> list[list[float]]:
+        order = np.roll(self._rows, -self._next, axis=0)[PLOT_POINTS - self._len:]
+        return order.tolist()  # type: ignore[no-any-return]
+
+
 @dataclass
 class SeriesState:
     detector: AnomalyDetector
     tracker: IncidentTracker
     last_ts: float
-    # (ts, value, score, yhat, lower, upper) for the status page's chart.
-    recent: deque[tuple[float, float, float, float, float, float]] = field(
-        default_factory=lambda: deque(maxlen=PLOT_POINTS))
+    labels: dict[str, str]
+    recent: Recent = field(default_factory=Recent)
+    absent_polls: int = 0
 
 
 class Watcher:
@@ -53,6 +86,8 @@ class Watcher:
         self.metrics = metrics
         self.series: dict[str, SeriesState] = {}
         self.cursor_name = f"prometheus:{watch.name}"
+        self._refused = 0
+        self._active: dict[str, Finding] | None = None
 
     def poll(self, now: float | None = None) -> list[Finding]:
         now = time.time() if now is None else now
@@ -74,27 +109,56 @@ class Watcher:
             return []
         finally:
             self.metrics.poll_duration.labels(w.name).observe(time.monotonic() - started)
-        findings: list[Finding] = []
-        newest = -math.inf
-        for series in batch:
-            findings.extend(self._feed(series, warm_until=watermark if watermark is not None else end))
-            if series.timestamps:
-                newest = max(newest, series.timestamps[-1])
-        findings.extend(self._forget_vanished(now, {series_key(w.name, s.labels) for s in batch}))
+        try:
+            findings, newest = self._judge(batch, now, warm_until=watermark if watermark is not None else end)
+            self.store.upsert_findings(findings)
+            self.store.put_cursor(self.cursor_name, {"watermark": end, "series": len(self.series),
+                                                     "refused_series": self._refused})
+        except Exception:
+            # Back to what is stored: the next poll re-warms up to the stored watermark and
+            # scores everything after it again (as after a restart), so nothing is skipped.
+            self.series.clear()
+            raise
         lag = now - newest if newest > -math.inf else None
         self.store.set_source(w.name, "prometheus", up=True, now=_dt(now), lag=lag)
         self.metrics.source_up.labels(w.name).set(1)
         if lag is not None:
             self.metrics.poll_lag.labels(w.name).set(lag)
-        self.store.upsert_findings(findings)
-        self.store.put_cursor(self.cursor_name, {"watermark": end})
         for f in findings:
             if f.details.get("event") == Event.OPENED:
                 self.metrics.findings.labels(str(f.kind)).inc()
         return findings
 
-    def _feed(self, series: Series, *, warm_until: float) -> list[Finding]:
-        key = series_key(self.watch.name, series.labels)
+    def _judge(self, batch: list[Series], now: float, *, warm_until: float) -> tuple[list[Finding], float]:
+        w = self.watch
+        findings: list[Finding] = []
+        newest = -math.inf
+        present: set[str] = set()
+        keyed = sorted(((series_key(w.name, s.labels), s) for s in batch), key=lambda ks: ks[0])
+        fresh = [k for k, _ in keyed if k not in self.series]
+        room = max(0, w.max_series - len(self.series))
+        refused = set(fresh[room:])
+        self._active = None
+        for key, series in keyed:
+            if key in refused:
+                continue
+            present.add(key)
+            findings.extend(self._feed(key, series, warm_until=warm_until))
+            if series.timestamps:
+                newest = max(newest, series.timestamps[-1])
+        self._count_refused(len(refused))
+        findings.extend(self._forget_vanished(now, present))
+        self.metrics.watch_series.labels(w.name).set(len(self.series))
+        return findings, newest
+
+    def _count_refused(self, refused: int) -> None:
+        if refused and refused != self._refused:
+            logger.warning("watch %s: %d series beyond max_series %d are not watched", self.watch.name,
+                           refused, self.watch.max_series)
+        self._refused = refused
+        self.metrics.series_refused.labels(self.watch.name).set(refused)
+
+    def _feed(self, key: str, series: Series, *, warm_until: float) -> list[Finding]:
         ts = np.asarray(series.timestamps, dtype=np.float64)
         vals = np.asarray(series.values, dtype=np.float64)
         state = self.series.get(key)
@@ -103,21 +167,23 @@ class Watcher:
             detector = make_detector(self.watch.detector, **self.watch.detector_params)
             detector.fit(ts[warm], vals[warm])
             state = SeriesState(detector, self._tracker_for(key),
-                                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf)
+                                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf, labels=series.labels)
             # History the detector learnt from, unscored: the chart shows what "normal" looked like.
             nan = math.nan
-            state.recent.extend((t, v, nan, nan, nan, nan) for t, v in
-                                zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
-                                    strict=True))
+            for t, v in zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
+                            strict=True):
+                state.recent.append((t, v, nan, nan, nan, nan))
             self.series[key] = state
+        state.absent_polls = 0
         out: list[Finding] = []
+        latest = None
         for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
             if t <= state.last_ts:
                 continue
             state.last_ts = t
             score = state.detector.update(t, v)
             state.recent.append((t, v, *score))
-            self.metrics.scores.set(self.watch.name, series.labels, tuple(score))  # type: ignore[arg-type]
+            latest = score
             event = state.tracker.observe(t, score.anomaly_score)
             if event is None:
                 continue
@@ -125,37 +191,51 @@ class Watcher:
             assert start is not None
             out.append(self._finding(key, series.labels, state, event, t, v, score.anomaly_score,
                                      (score.yhat, score.yhat_lower, score.yhat_upper), start))
+        if latest is not None:
+            self.metrics.scores.set(self.watch.name, series.labels, tuple(latest))  # type: ignore[arg-type]
         return out
 
     def _forget_vanished(self, now: float, present: set[str]) -> list[Finding]:
-        """Drop series absent for longer than stale_after; close their open incident as "no data".
+        """Series missing from this poll: after ``resolve_after`` polls their exported gauges go; after
+        ``stale_after`` their detector goes too and their open incident is closed as "no data".
 
-        Their detectors would otherwise live forever as label sets churn (pods come
-        and go). The incident is closed, not acted on: missing data is never evidence.
+        Detectors would otherwise live forever as label sets churn (pods come and go). The
+        incident is closed, not acted on: missing data is never evidence.
         """
         out: list[Finding] = []
         for key in [k for k in self.series if k not in present]:
             state = self.series[key]
+            state.absent_polls += 1
+            if state.absent_polls == self.watch.resolve_after:
+                self.metrics.scores.drop(self.watch.name, state.labels)
             if now - state.last_ts <= self.prometheus.stale_after:
                 continue
             del self.series[key]
+            self.metrics.scores.drop(self.watch.name, state.labels)
             if state.tracker.open_since is None:
                 continue
-            for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name):
-                if f.details.get("series") == key:
-                    out.append(f.model_copy(update={
-                        "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
-                        "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
-                        "details": {**f.details, "event": "no_data"}}))
+            f = self._active_findings().get(key)
+            if f is not None:
+                out.append(f.model_copy(update={
+                    "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
+                    "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                    "details": {**f.details, "event": "no_data"}}))
         return out
+
+    def _active_findings(self) -> dict[str, Finding]:
+        """This watch's firing anomaly findings by series key, read once per poll (not once per series)."""
+        if self._active is None:
+            self._active = {str(f.details.get("series")): f for f in
+                            self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name)}
+        return self._active
 
     def _tracker_for(self, key: str) -> IncidentTracker:
         """A fresh tracker, re-opened on the incident a previous run left firing (same finding id)."""
         tracker = IncidentTracker(self.watch.resolve_after)
-        for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name):
-            if f.details.get("series") == key:
-                tracker.open_since = tracker.last_start = f.starts_at.timestamp()
-                tracker.peak = f.score
+        f = self._active_findings().get(key)
+        if f is not None:
+            tracker.open_since = tracker.last_start = f.starts_at.timestamp()
+            tracker.peak = f.score
         return tracker
 
     def _finding(self, key: str, labels: dict[str, str], state: SeriesState, event: Event, t: float,
@@ -169,7 +249,7 @@ class Watcher:
             summary = f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score " \
                       f"{state.tracker.peak:.2f})"
         points = [[round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])]
-                  for p in state.recent]
+                  for p in state.recent.rows()]
         return Finding(
             id=stable_id("anomaly", key, start), kind=FindingKind.ANOMALY, source=self.watch.name,
             labels={**labels, "watch": self.watch.name},

@@ -8,7 +8,9 @@ the rows of the window still being filled and the predictions still waiting for
 their label, through a :class:`CursorStore`. A tailer built later from the same
 store continues exactly after the last committed row: nothing skipped, nothing
 read twice. Rows read by a ``poll()`` that was never committed are read again
-after a restart (at-least-once until commit).
+again by the next ``poll()`` and after a restart (at-least-once until commit): each
+``poll()`` starts from the last committed position, so a caller that failed to store
+what a poll produced simply polls again and gets the same windows.
 
 File life cycle:
 
@@ -17,18 +19,20 @@ File life cycle:
 * truncation (size below the offset, or the head fingerprint changed): the file
   is read again from the start, with a warning;
 * a half-written last line is left alone until its newline arrives;
-* a bad row (not JSON, not an object, wrong CSV field count, no timestamp, no
+* a bad row (not JSON, not an object, wrong CSV field count, no or unparseable timestamp, no
   prediction) is counted and logged with file and line number, then skipped.
 
-Row fields (JSONL keys or CSV header names): ``timestamp`` (epoch seconds or
-ISO 8601), ``model``, ``version``, ``prediction``, optional ``label``, optional
-``prediction_id``; features are the ``features`` object in JSONL, or every other
-field. A row with ``prediction_id`` and ``label`` but no ``prediction`` is a late
-label: it is joined to the prediction with that id.
+Row fields (JSONL keys or CSV header names): ``timestamp`` (epoch seconds,
+milliseconds, microseconds or nanoseconds, told apart by magnitude, or ISO 8601;
+a time without a zone is UTC, never the host's local time), ``model``,
+``version``, ``prediction``, optional ``label``, optional ``prediction_id``;
+features are the ``features`` object in JSONL, or every other field. A row with
+``prediction_id`` and ``label`` but no ``prediction`` is a late label: it is joined to the prediction with that id.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import glob
 import hashlib
@@ -38,7 +42,7 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -162,23 +166,43 @@ def _fingerprint(path: str, length: int) -> str:
         return hashlib.sha256(fh.read(length)).hexdigest()
 
 
+# Epoch numbers above these magnitudes are read as milliseconds, microseconds, nanoseconds: 1e11 s
+# would be the year 5138, while 1e11 ms is 1973. Times after the year 9999 or before 1970 are bad rows.
+_EPOCH_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))
+_MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+
+
 def _parse_ts(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
+    """Epoch seconds (s, ms, us or ns by magnitude) or ISO 8601; a time without a zone is UTC.
+
+    None for anything else, and for times outside 1970..9999 (never a local-time reading).
+    """
+    if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        return _epoch(float(value))
     text = str(value).strip()
     try:
-        return float(text)
+        return _epoch(float(text))
     except ValueError:
         pass
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def _epoch(x: float) -> float | None:
+    if not math.isfinite(x) or x < 0:
+        return None
+    for above, per_second in _EPOCH_UNITS:
+        if x >= above:
+            x /= per_second
+            break
+    return x if x <= _MAX_EPOCH else None
 
 
 def _csv_value(text: str) -> Any:
@@ -214,24 +238,30 @@ class PredictionLogTailer:
         self.fmt = fmt
         self.model = model
         self.max_awaiting = max_awaiting
-        self._state = self._load()
+        # The last committed position; every poll() starts from it (see the module docstring).
+        self._committed = self._load()
+        self._state = self._from_json(self._committed)
 
     # -- cursor -----------------------------------------------------------------------------------
-    def _load(self) -> _State:
-        raw = self.store.get_cursor(self.name)
-        if not raw:
-            return _State()
+    def _load(self) -> dict[str, Any]:
+        return self.store.get_cursor(self.name) or {}
+
+    @staticmethod
+    def _from_json(raw: dict[str, Any]) -> _State:
         return _State(files={k: _FileCursor.from_json(v) for k, v in raw.get("files", {}).items()},
-                      pending=list(raw.get("pending", [])), labelled=list(raw.get("labelled", [])),
-                      awaiting=OrderedDict(raw.get("awaiting", [])), next_seq=int(raw.get("next_seq", 0)))
+                      pending=copy.deepcopy(raw.get("pending", [])),
+                      labelled=copy.deepcopy(raw.get("labelled", [])),
+                      awaiting=OrderedDict(copy.deepcopy(raw.get("awaiting", []))),
+                      next_seq=int(raw.get("next_seq", 0)))
 
     def commit(self) -> None:
         """Persist everything consumed so far (call after the windows of the last poll are stored)."""
         st = self._state
-        self.store.put_cursor(self.name, {
-            "files": {k: v.to_json() for k, v in st.files.items()},
-            "pending": st.pending, "labelled": st.labelled,
-            "awaiting": [[k, v] for k, v in st.awaiting.items()], "next_seq": st.next_seq})
+        snapshot = {"files": {k: v.to_json() for k, v in st.files.items()},
+                    "pending": st.pending, "labelled": st.labelled,
+                    "awaiting": [[k, v] for k, v in st.awaiting.items()], "next_seq": st.next_seq}
+        self.store.put_cursor(self.name, snapshot)
+        self._committed = snapshot
 
     # -- files ------------------------------------------------------------------------------------
     def _locate(self, cur: _FileCursor) -> str | None:
@@ -377,7 +407,11 @@ class PredictionLogTailer:
 
     # -- rows -> windows --------------------------------------------------------------------------
     def poll(self) -> tuple[list[PredictionWindow], PollStats]:
-        """Read what is new and return the windows completed by it (oldest first). Does not commit."""
+        """Read what is new since the last commit and return the windows it completes (oldest first).
+
+        Does not commit: a poll that is not followed by ``commit()`` is read again by the next one.
+        """
+        self._state = self._from_json(self._committed)
         stats = PollStats()
         windows: list[PredictionWindow] = []
         for cur in self._files_in_order(stats):
