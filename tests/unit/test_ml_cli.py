@@ -12,8 +12,8 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 from typer.testing import CliRunner
 
-from aiopsd.actions import model_registry as reg
 from aiopsd.ml_cli import drift_app, model_app
+from aiopsd.model_store.directory import DirectoryStore
 
 runner = CliRunner()
 
@@ -66,7 +66,7 @@ def test_model_list_promote_rollback(tmp_path: Path) -> None:
     x, y = load_iris(return_X_y=True)
     d = tmp_path / "models"
     for depth in (1, 2):
-        reg.add_version(d, DecisionTreeClassifier(max_depth=depth).fit(x, y), metrics={"metric": "accuracy"})
+        DirectoryStore(d).register(DecisionTreeClassifier(max_depth=depth).fit(x, y), metrics={"metric": "accuracy"})
     assert runner.invoke(model_app, ["promote", "1", "--model-dir", str(d)]).exit_code == 0
     res = runner.invoke(model_app, ["promote", "2", "--model-dir", str(d)])
     assert res.exit_code == 0 and "serving" in res.output
@@ -74,7 +74,7 @@ def test_model_list_promote_rollback(tmp_path: Path) -> None:
     listed = [json.loads(x) for x in res.output.splitlines()]
     assert [(v["version"], v["current"]) for v in listed] == [(1, False), (2, True)]
     res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
-    assert res.exit_code == 0 and reg.current_version(d) == 1
+    assert res.exit_code == 0 and DirectoryStore(d).current() == 1
     res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
     assert res.exit_code == 2 and "no earlier served version" in res.output
     assert "current" in runner.invoke(model_app, ["list", "-d", str(d)]).output
@@ -86,10 +86,10 @@ def test_model_retrain_command_promotes_through_the_gate(tmp_path: Path) -> None
     d = tmp_path / "models"
     few = df.iloc[:6]
     weak = DecisionTreeClassifier(max_depth=1, random_state=0).fit(few.drop(columns="target"), few["target"])
-    reg.promote(d, reg.add_version(d, weak, metrics={}).number)
+    DirectoryStore(d).promote(DirectoryStore(d).register(weak, metrics={}).number)
     data = tmp_path / "recent.csv"
     df.iloc[6:].to_csv(data, index=False)
     res = runner.invoke(model_app, ["retrain", "-d", str(d), "--data", str(data), "--label", "target",
                                     "--timeout", "120"])
     assert res.exit_code == 0, res.output
-    assert "promoted" in res.output and reg.current_version(d) == 2
+    assert "promoted" in res.output and DirectoryStore(d).current() == 2

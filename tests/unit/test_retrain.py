@@ -16,8 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aiopsd.actions import model_registry as reg
 from aiopsd.actions.retrain import RetrainParams, retrain_job, run_retrain
+from aiopsd.model_store import RegistryError
+from aiopsd.model_store.directory import DirectoryStore
 
 Frame = pd.DataFrame
 
@@ -44,35 +45,35 @@ def weak_model(df: pd.DataFrame) -> Pipeline:
 @pytest.fixture
 def model_dir(tmp_path: Path, cancer: pd.DataFrame) -> Path:
     d = tmp_path / "models"
-    v = reg.add_version(d, weak_model(cancer), metrics={"note": "seed"})
-    reg.promote(d, v.number)
+    v = DirectoryStore(d).register(weak_model(cancer), metrics={"note": "seed"})
+    DirectoryStore(d).promote(v.number)
     return d
 
 
 def test_versions_promote_and_rollback_walk_back(tmp_path: Path, cancer: pd.DataFrame) -> None:
     d = tmp_path / "m"
     for _ in range(3):
-        reg.add_version(d, weak_model(cancer), metrics={})
-    assert reg.current_version(d) is None
+        DirectoryStore(d).register(weak_model(cancer), metrics={})
+    assert DirectoryStore(d).current() is None
     for n in (1, 2, 3):
-        reg.promote(d, n)
+        DirectoryStore(d).promote(n)
     assert os.readlink(d / "current") == os.path.join("versions", "3")
-    assert [v.current for v in reg.list_versions(d)] == [False, False, True]
-    assert reg.rollback(d).number == 2
-    assert reg.rollback(d).number == 1
-    with pytest.raises(reg.RegistryError, match="no earlier served version"):
-        reg.rollback(d)
-    number, model = reg.load_current(d)
+    assert [v.current for v in DirectoryStore(d).list_versions()] == [False, False, True]
+    assert DirectoryStore(d).rollback().number == 2
+    assert DirectoryStore(d).rollback().number == 1
+    with pytest.raises(RegistryError, match="no earlier served version"):
+        DirectoryStore(d).rollback()
+    number, model = DirectoryStore(d).load()
     assert number == 1 and model.predict(cancer[features(cancer)].iloc[:5]).shape == (5,)
 
 
 def test_rejected_version_is_never_served(tmp_path: Path, cancer: pd.DataFrame) -> None:
     d = tmp_path / "m"
-    v = reg.add_version(d, weak_model(cancer), metrics={"accuracy": 0.1}, status="rejected")
-    with pytest.raises(reg.RegistryError, match="rejected"):
-        reg.promote(d, v.number)
-    assert reg.current_version(d) is None
-    assert reg.list_versions(d)[0].metrics == {"accuracy": 0.1}
+    v = DirectoryStore(d).register(weak_model(cancer), metrics={"accuracy": 0.1}, status="rejected")
+    with pytest.raises(RegistryError, match="rejected"):
+        DirectoryStore(d).promote(v.number)
+    assert DirectoryStore(d).current() is None
+    assert DirectoryStore(d).list_versions()[0].metrics == {"accuracy": 0.1}
 
 
 def write_data(tmp_path: Path, df: pd.DataFrame) -> Path:
@@ -88,8 +89,8 @@ def test_gate_promotes_a_better_candidate(model_dir: Path, tmp_path: Path, cance
     assert res.status == "promoted" and res.promoted and res.candidate_version == 2
     assert res.candidate_score is not None and res.current_score is not None
     assert res.candidate_score >= res.current_score
-    assert reg.current_version(model_dir) == 2
-    stored = reg.get_version(model_dir, 2)
+    assert DirectoryStore(model_dir).current() == 2
+    stored = DirectoryStore(model_dir).get(2)
     assert stored.metrics["holdout"]["candidate"] == res.candidate_score and stored.meta["parent"] == 1
 
 
@@ -98,8 +99,8 @@ def test_gate_rejects_and_keeps_serving_current(model_dir: Path, tmp_path: Path,
                            label="target", features=features(cancer), min_improvement=0.5)  # cannot be met
     res = retrain_job(params, tmp_path)
     assert res.status == "rejected" and not res.promoted
-    assert reg.current_version(model_dir) == 1
-    rejected = reg.get_version(model_dir, res.candidate_version or 0)
+    assert DirectoryStore(model_dir).current() == 1
+    rejected = DirectoryStore(model_dir).get(res.candidate_version or 0)
     assert rejected.status == "rejected" and rejected.metrics["improvement"] == res.improvement
     assert "gate failed" in res.message
 
@@ -109,7 +110,7 @@ def test_run_retrain_in_a_subprocess(model_dir: Path, tmp_path: Path, cancer: Fr
                            label="target", features=features(cancer), metric="f1")
     res = run_retrain(params, timeout=120)
     assert res.status == "promoted", res.output
-    assert reg.current_version(model_dir) == 2 and res.metric == "f1"
+    assert DirectoryStore(model_dir).current() == 2 and res.metric == "f1"
 
 
 def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path: Path,
@@ -127,8 +128,8 @@ def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path
                            command=[sys.executable, str(script)], min_improvement=0.2)
     res = run_retrain(params, timeout=120)
     assert res.status == "rejected", res.output  # a stump is not 0.2 accuracy better than the current model
-    assert reg.current_version(model_dir) == 1
-    assert isinstance(joblib.load(reg.get_version(model_dir, 2).path / "model.joblib").max_depth, int)
+    assert DirectoryStore(model_dir).current() == 1
+    assert isinstance(joblib.load(DirectoryStore(model_dir).version_dir(2) / "model.joblib").max_depth, int)
 
 
 def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
@@ -149,7 +150,7 @@ def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, 
         time.sleep(0.05)
     else:
         pytest.fail("the job's grandchild outlived the timeout")
-    assert [v.number for v in reg.list_versions(model_dir)] == [1]
+    assert [v.number for v in DirectoryStore(model_dir).list_versions()] == [1]
 
 
 def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
