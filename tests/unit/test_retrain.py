@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from aiopsd.actions.retrain import RetrainParams, retrain_job, run_retrain
 from aiopsd.model_store import RegistryError
+from aiopsd.model_store import lineage as lin
 from aiopsd.model_store.directory import DirectoryStore
 
 Frame = pd.DataFrame
@@ -158,3 +160,43 @@ def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer:
                            label="nope")
     res = run_retrain(params, timeout=60)
     assert res.status == "failed" and "no label column 'nope'" in res.message
+
+
+def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, tmp_path: Path,
+                                                                cancer: Frame) -> None:
+    data = write_data(tmp_path, cancer.iloc[12:])
+    params = RetrainParams(model_dir=model_dir, state_dir=tmp_path / "state", data_path=data, label="target")
+    res = retrain_job(params, tmp_path)
+    store = DirectoryStore(model_dir)
+    meta = store.get(2).meta
+    lineage = meta["lineage"]
+    assert lineage == json.loads((model_dir / "versions" / "2" / "meta.json").read_text())["lineage"]
+    table = Path(lineage["table"]["path"])
+    assert table.parent == tmp_path / "state" / "training" and table.name == f"{lineage['table']['sha256']}.csv"
+    assert lin.file_sha256(table) == lineage["table"]["sha256"]
+    assert lineage["rows"] == res.rows_train == len(pd.read_csv(table)) and lineage["parent"] == 1
+    assert lineage["sources"][0] == {"path": str(data), "bytes": [0, data.stat().st_size],
+                                     "sha256": lin.file_sha256(data)}
+    assert lineage["features"][0] == {"name": "mean_radius", "dtype": "float64"}
+    assert [f["name"] for f in lineage["features"]] == features(cancer) and lineage["estimator"] == "Pipeline"
+    x = cancer[features(cancer)]
+    assert np.array_equal(lin.reproduce(store, 2).predict_proba(x), store.load(2)[1].predict_proba(x))
+    table.write_text(table.read_text().replace("1", "0", 1))
+    with pytest.raises(RegistryError, match="does not match its recorded sha256"):
+        lin.reproduce(store, 2)
+
+
+def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
+    from typer.testing import CliRunner
+
+    from aiopsd.ml_cli import model_app
+
+    retrain_job(RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
+                              label="target"), tmp_path)
+    res = CliRunner().invoke(model_app, ["show", "2", "-d", str(model_dir)])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)
+    assert shown["parent"] == 1 and shown["lineage"]["table"]["path"].startswith(str(model_dir / "training"))
+    assert shown["lineage"]["code"]["aiopsd"] and shown["metrics"]["metric"] == "accuracy"
+    missing = CliRunner().invoke(model_app, ["show", "9", "-d", str(model_dir)])
+    assert missing.exit_code == 2 and "no version 9" in missing.output

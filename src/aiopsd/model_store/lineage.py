@@ -9,7 +9,7 @@ cloned, fitted on that table, gives the same model (same predictions).
 The lineage (``meta["lineage"]``) holds: ``rows``, ``time_window`` (first and
 last ``timestamp`` of the training rows), ``sources`` (each input file with the
 byte range read and its SHA-256), ``table`` (path, sha256), ``label``,
-``features`` (name -> dtype), ``parent`` (version), ``job``, ``estimator`` and
+``features`` (in fit order: name, dtype), ``parent`` (version), ``job``, ``estimator`` and
 ``code`` (aiopsd, scikit-learn, numpy, pandas, python versions).
 """
 
@@ -72,7 +72,7 @@ def build(*, table: pd.DataFrame, table_path: Path, table_sha256: str, label: st
         window = {"start": str(ts.min()), "end": str(ts.max())}
     return {"rows": len(table), "time_window": window, "sources": sources,
             "table": {"path": str(table_path), "sha256": table_sha256},
-            "label": label, "features": {f: str(table[f].dtype) for f in features},
+            "label": label, "features": [{"name": f, "dtype": str(table[f].dtype)} for f in features],
             "parent": parent, "job": job, "estimator": type(estimator).__name__, "code": code_versions()}
 
 
@@ -99,5 +99,5 @@ def reproduce(store: ModelStore, number: int) -> Any:
                             "parent version; rerun its command on the kept table instead")
     table = read_table(lineage)
     _, parent = store.load(int(lineage["parent"]))
-    features = list(lineage["features"])
+    features = [str(f["name"]) for f in lineage["features"]]
     return clone(parent).fit(table[features], table[lineage["label"]])

@@ -201,7 +201,7 @@ def _params(meta: dict[str, Any], lineage: dict[str, Any]) -> dict[str, str]:
     code = lineage.get("code") or {}
     params = {"job": meta.get("job"), "parent": lineage.get("parent", meta.get("parent")),
               "label": lineage.get("label"), "rows": lineage.get("rows"), "estimator": lineage.get("estimator"),
-              "features": ",".join(lineage.get("features") or meta.get("features") or []),
+              "features": ",".join(f["name"] for f in lineage.get("features") or []),
               "window_start": window.get("start"), "window_end": window.get("end"),
               "data_sha256": (lineage.get("table") or {}).get("sha256"),
               "sources": json.dumps(lineage.get("sources") or [])[:6000],
