@@ -20,6 +20,7 @@ from aiopsd.demo.mlflow_server import MlflowServer
 from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
 
 _names = itertools.count(1)
+pytestmark = pytest.mark.timeout(900)  # the first MLflow case waits for the session's mlflow server
 Factory = Callable[[], ModelStore]
 
 

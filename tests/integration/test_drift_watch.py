@@ -64,12 +64,16 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
     assert render_targets(rule, f) == ()
     run = ActionRun(id=1, decision_id="d", rule="retrain", kind="retrain", targets=(), status=RunStatus.RUNNING,
                     created_at=datetime.now(UTC), action=action)
-    result = execute(run, settings=Settings(), private_dir=tmp_path / "run", timeout=300,
+    settings = Settings(state_dir=tmp_path / "state", prediction_logs=[cfg])
+    result = execute(run, settings=settings, private_dir=tmp_path / "run", timeout=300,
                      cancel=__import__("threading").Event())
     assert result.status == RunStatus.SUCCEEDED, result.output + result.error
     assert "gate" in result.output
     versions = DirectoryStore(model_dir).list_versions()
     assert len(versions) == 2, "the candidate is stored, promoted or rejected"
+    lineage = versions[1].meta["lineage"]
+    assert lineage["sources"][0]["path"] == f.details["window_csv"] and lineage["parent"] == 1
+    assert Path(lineage["table"]["path"]).parent == tmp_path / "state" / "training"
     store.close()
 
 

@@ -93,3 +93,33 @@ def test_model_retrain_command_promotes_through_the_gate(tmp_path: Path) -> None
                                     "--timeout", "120"])
     assert res.exit_code == 0, res.output
     assert "promoted" in res.output and DirectoryStore(d).current() == 2
+
+
+def test_model_commands_name_one_store_and_report_an_unreachable_mlflow(tmp_path: Path) -> None:
+    from aiopsd.demo.stack import free_port
+
+    res = runner.invoke(model_app, ["list"])
+    assert res.exit_code == 2 and "name one model store" in res.output
+    res = runner.invoke(model_app, ["list", "-d", str(tmp_path), "--mlflow", "http://127.0.0.1:1"])
+    assert res.exit_code == 2 and "name one model store" in res.output
+    res = runner.invoke(model_app, ["list", "--mlflow", "http://127.0.0.1:1"])
+    assert res.exit_code == 2 and "--mlflow needs --name" in res.output
+    down = f"http://127.0.0.1:{free_port()}"
+    res = runner.invoke(model_app, ["promote", "1", "--mlflow", down, "--name", "churn"],
+                        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert res.exit_code == 2, res.output
+    assert f"mlflow:churn@champion ({down})" in res.output and "Traceback" not in res.output
+
+
+def test_model_commands_use_the_store_of_a_configured_prediction_log(tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    store = DirectoryStore(tmp_path / "models" / "iris")
+    store.promote(store.register(DecisionTreeClassifier(max_depth=1).fit(x, y), metrics={}).number)
+    cfg = tmp_path / "aiopsd.yaml"
+    cfg.write_text("prediction_logs:\n  - {model: iris, path: logs/*.jsonl, "
+                   "model_store: {kind: directory, path: models/iris}}\n")
+    res = runner.invoke(model_app, ["list", "--config", str(cfg), "--model", "iris", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["current"] for line in res.output.splitlines()] == [True]
+    res = runner.invoke(model_app, ["list", "--config", str(cfg), "--model", "nope"])
+    assert res.exit_code == 2 and "no prediction log for model 'nope'; known: iris" in res.output

@@ -81,7 +81,7 @@ def _retrain(run: ActionRun, settings: Settings, timeout: float) -> ActionResult
     if not p.get("data") or not Path(p["data"]).is_file():
         raise ActionError(f"retrain data {p.get('data')!r} not found")
     params = RetrainParams(
-        model_dir=Path(p["model_dir"]) if store is None else None, store=store, state_dir=settings.state_dir,
+        model_dir=Path(p["model_dir"]) if store is None else None, store=store, state_dir=settings.state_dir.resolve(),
         data_path=Path(p["data"]), label=str(p.get("label", "label")),
         reference_path=Path(p["reference"]) if p.get("include_reference") and p.get("reference") else None,
         job=p.get("job", "sklearn"), command=p.get("command"), min_improvement=float(p.get("min_improvement", 0.0)),

@@ -17,8 +17,11 @@ newest switches of the alias (JSON, bounded), which ``rollback`` walks back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,11 @@ class MlflowStore:
     def __init__(self, tracking_uri: str, name: str, *, alias: str = "champion", experiment: str = "aiopsd") -> None:
         from mlflow import MlflowClient
 
+        # Progress bars on stderr would garble `aiopsd model show` and the daemon's log.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # A server that is down should fail a command in seconds, not after minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self.tracking_uri, self.name, self.alias, self.experiment = tracking_uri, name, alias, experiment
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -54,6 +62,16 @@ class MlflowStore:
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """MLflow failures (server down, refused request) as one RegistryError naming the store."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except MlflowException as exc:
+            raise RegistryError(f"{self.label}: {str(exc).splitlines()[0][:300]}") from None
 
     @staticmethod
     def _missing(exc: Exception) -> bool:
@@ -99,7 +117,9 @@ class MlflowStore:
         try:
             mv = self.client.get_model_version(self.name, str(number))
         except MlflowException as exc:
-            raise RegistryError(f"{self.label} has no version {number}; see `aiopsd model list`") from exc
+            if not self._missing(exc):
+                raise RegistryError(f"{self.label}: {str(exc).splitlines()[0][:300]}") from None
+            raise RegistryError(f"{self.label} has no version {number}; see `aiopsd model list`") from None
         meta: dict[str, Any] = {}
         if mv.run_id:
             self._use()
@@ -131,16 +151,21 @@ class MlflowStore:
             if number is None:
                 raise RegistryError(f"{self.label} has no champion; promote a version first")
         self._use()
-        return number, mlflow.sklearn.load_model(f"models:/{self.name}/{number}")
+        with self._errors():
+            return number, mlflow.sklearn.load_model(f"models:/{self.name}/{number}")
 
     # ----------------------------------------------------------------- writes
     def register(self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None,
                  status: Status = "candidate") -> ModelVersion:
+        with self._errors():
+            return self._register(model, metrics=metrics, meta=meta or {}, status=status)
+
+    def _register(self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any], status: Status) -> ModelVersion:
         import mlflow
         import mlflow.sklearn
 
         self._use()
-        meta = {**(meta or {}), "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        meta = {**meta, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
         raw = meta.get("lineage")
         lineage: dict[str, Any] = raw if isinstance(raw, dict) else {}
         exp = self.client.get_experiment_by_name(self.experiment)
@@ -162,13 +187,15 @@ class MlflowStore:
         return self._view(mv, self.current(), {**meta, "status": status, "run_id": run.info.run_id})
 
     def promote(self, number: int, *, reason: str = "promoted by hand") -> ModelVersion:
-        return self._serve(number, kind="promote", reason=reason)
+        with self._errors():
+            return self._serve(number, kind="promote", reason=reason)
 
     def rollback(self, *, to: int | None = None) -> ModelVersion:
         cur = self.current()
         if to is None:
             to = rollback_target(self.label, self.history(), cur)
-        return self._serve(to, kind="rollback", reason=f"rollback from {cur}")
+        with self._errors():
+            return self._serve(to, kind="rollback", reason=f"rollback from {cur}")
 
     def _serve(self, number: int, *, kind: str, reason: str) -> ModelVersion:
         v = self.get(number)
