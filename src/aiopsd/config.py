@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from aiopsd.durations import Duration
 from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
+from aiopsd.model_store.base import StoreSpec
 from aiopsd.yamlfile import read_yaml
 
 
@@ -92,8 +93,17 @@ class PredictionLogConfig(Section):
     task: Literal["classification", "regression"] = "classification"
     # Where the served model lives (versions/<n>/, current): retrain rules act on it.
     model_dir: Path | None = None
+    # Or another model store: {kind: mlflow, tracking_uri: ..., name: ...} (name defaults to ``model``).
+    model_store: StoreSpec | None = None
     # Render an Evidently report (HTML + JSON) when drift fires.
     reports: bool = True
+
+    @model_validator(mode="after")
+    def _store_has_a_place(self) -> PredictionLogConfig:
+        if self.model_store is not None and self.model_store.kind == "directory" \
+                and self.model_store.path is None and self.model_dir is None:
+            raise ValueError("a directory model_store needs path (or set model_dir)")
+        return self
 
 
 class WebhookAuth(Section):
@@ -228,6 +238,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             {**item, **{k: str(base / item[k]) for k in _LOG_PATH_FIELDS
                         if isinstance(item.get(k), str) and not os.path.isabs(item[k])}}
             if isinstance(item, dict) else item for item in logs]
+        for item in out["prediction_logs"]:
+            store = item.get("model_store") if isinstance(item, dict) else None
+            if isinstance(store, dict) and isinstance(store.get("path"), str) and not os.path.isabs(store["path"]):
+                item["model_store"] = {**store, "path": str(base / store["path"])}
     url = out.get("state_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")

@@ -18,11 +18,12 @@ if TYPE_CHECKING:  # pandas loads only when a command runs: `aiopsd --help` stay
     import pandas as pd
 
     from aiopsd.detectors.drift import DriftResult
+    from aiopsd.model_store import ModelStore
 
 drift_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="Test data files for drift against a reference.")
 model_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="List, promote and roll back versions in a model directory.")
+                        help="List, show, promote and roll back model versions (directory or MLflow).")
 out = Console()
 err = Console(stderr=True)
 
@@ -130,22 +131,62 @@ def drift_check(
         raise typer.Exit(1)
 
 
-ModelDir = Annotated[Path, typer.Option("--model-dir", "-d", help="Versioned model directory")]
+ModelDir = Annotated[Path | None, typer.Option("--model-dir", "-d", help="Versioned model directory")]
+MlflowOpt = Annotated[str | None, typer.Option("--mlflow", help="MLflow tracking URI (with --name)")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="MLflow registered model name")]
+AliasOpt = Annotated[str, typer.Option("--alias", help="MLflow alias of the served version")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Use the model_store of a prediction log "
+                                                "in this config (with --model)")]
+LogModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Prediction log model name (with --config)")]
+
+
+def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: str | None = None,
+                     alias: str = "champion", config: Path | None = None, model: str | None = None) -> ModelStore:
+    """The store the options name: --model-dir, --mlflow URI --name NAME, or --config FILE --model NAME."""
+    from pydantic import ValidationError
+
+    from aiopsd.model_store import StoreSpec, open_store, spec_for
+
+    chosen = [o for o, v in (("--model-dir", model_dir), ("--mlflow", mlflow), ("--config", config)) if v]
+    if len(chosen) != 1:
+        raise AiopsdError("name one model store: --model-dir DIR, --mlflow URI --name NAME, "
+                          "or --config FILE --model NAME")
+    if config is not None:
+        from aiopsd.config import load_settings
+
+        logs = {p.model: p for p in load_settings(config).prediction_logs}
+        if model not in logs:
+            raise AiopsdError(f"{config} has no prediction log for model {model!r}; known: {', '.join(logs) or '-'}")
+        spec = spec_for(logs[model].model_store, model=model, model_dir=logs[model].model_dir)
+        if spec is None:
+            raise AiopsdError(f"prediction log {model!r} in {config} has neither model_dir nor model_store")
+        return open_store(spec)
+    try:
+        spec = StoreSpec(kind="directory", path=model_dir) if model_dir else \
+            StoreSpec(kind="mlflow", tracking_uri=mlflow, name=name, alias=alias)
+    except ValidationError as exc:
+        raise AiopsdError(str(exc.errors()[0]["msg"])) from None
+    if spec.kind == "mlflow" and not name:
+        raise AiopsdError("--mlflow needs --name (the registered model name)")
+    return open_store(spec)
 
 
 @model_app.command("list")
-def model_list(model_dir: ModelDir,
+def model_list(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
+               alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None,
                fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE) -> None:
     """Every version with its status and gate metrics; the served one is marked."""
-    from aiopsd.actions import model_registry as reg
-
-    versions = reg.list_versions(model_dir)
+    try:
+        store = open_model_store(model_dir, mlflow, name, alias, config, model)
+        versions = store.list_versions()
+    except AiopsdError as exc:
+        raise _fail(str(exc)) from None
     if fmt is Format.JSON:
         for v in versions:
             typer.echo(json.dumps({"version": v.number, "status": v.status, "current": v.current,
-                                   "created_at": v.created_at, "metrics": v.metrics}, default=str))
+                                   "created_at": v.created_at, "metrics": v.metrics, "uri": v.uri}, default=str))
         return
-    t = Table(title=f"{model_dir}")
+    t = Table(title=store.label)
     for col in ("version", "status", "created", "metric", "candidate", "current model", "served"):
         t.add_column(col)
     for v in versions:
@@ -157,42 +198,60 @@ def model_list(model_dir: ModelDir,
     out.print(t)
 
 
-@model_app.command("promote")
-def model_promote(version: Annotated[int, typer.Argument(help="Version number to serve")],
-                  model_dir: ModelDir) -> None:
-    """Serve VERSION (atomically switches ``current``). Rejected candidates cannot be promoted."""
-    from aiopsd.actions import model_registry as reg
-
+@model_app.command("show")
+def model_show(version: Annotated[int, typer.Argument(help="Version number")],
+               model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
+               alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None) -> None:
+    """VERSION's status, gate metrics and data lineage (training rows, sources, table hash, schema, code)."""
     try:
-        v = reg.promote(model_dir, version)
+        v = open_model_store(model_dir, mlflow, name, alias, config, model).get(version)
     except AiopsdError as exc:
         raise _fail(str(exc)) from None
-    out.print(f"[green]serving[/] version {v.number} of {model_dir}")
+    lineage = v.meta.get("lineage")
+    typer.echo(json.dumps({"version": v.number, "uri": v.uri, "status": v.status, "current": v.current,
+                           "created_at": v.created_at, "parent": v.meta.get("parent"), "metrics": v.metrics,
+                           "lineage": lineage if isinstance(lineage, dict) else None},
+                          indent=2, default=str))
+
+
+@model_app.command("promote")
+def model_promote(version: Annotated[int, typer.Argument(help="Version number to serve")],
+                  model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
+                  alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None) -> None:
+    """Serve VERSION (atomically moves ``current`` / the alias). Rejected candidates cannot be promoted."""
+    try:
+        store = open_model_store(model_dir, mlflow, name, alias, config, model)
+        v = store.promote(version)
+    except AiopsdError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"[green]serving[/] version {v.number} of {store.label}", highlight=False)
 
 
 @model_app.command("rollback")
-def model_rollback(model_dir: ModelDir,
+def model_rollback(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
+                   alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None,
                    to: Annotated[int | None, typer.Option(help="Version to go back to")] = None) -> None:
     """Serve the version that was served before the current one (or --to)."""
-    from aiopsd.actions import model_registry as reg
-
     try:
-        before = reg.current_version(model_dir)
-        v = reg.rollback(model_dir, to=to)
+        store = open_model_store(model_dir, mlflow, name, alias, config, model)
+        before = store.current()
+        v = store.rollback(to=to)
     except AiopsdError as exc:
         raise _fail(str(exc)) from None
-    out.print(f"[green]rolled back[/] {model_dir}: version {before} → {v.number}")
+    out.print(f"[green]rolled back[/] {store.label}: version {before} → {v.number}", highlight=False)
 
 
 @model_app.command("retrain")
 def model_retrain(
-    model_dir: ModelDir,
     data: Annotated[Path, typer.Option(help="Labelled data (CSV or Parquet)")],
     label: Annotated[str, typer.Option(help="Label column")],
     min_improvement: Annotated[float, typer.Option(help="Gate margin in metric units")] = 0.0,
     metric: Annotated[str | None, typer.Option(help="accuracy, f1, mae, mse or r2")] = None,
     command: Annotated[str | None, typer.Option(help="Train with this shell-split command instead")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before the job's process group is killed")] = 3600.0,
+    model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None, alias: AliasOpt = "champion",
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Training tables are kept under STATE_DIR/training (default: MODEL_DIR/training)")] = None,
 ) -> None:
     """Retrain behind the gate now (what a `retrain` rule action does); exit 1 unless promoted."""
     import shlex
@@ -204,6 +263,8 @@ def model_retrain(
     try:
         params = RetrainParams.model_validate({
             "model_dir": model_dir, "data_path": data, "label": label, "min_improvement": min_improvement,
+            "state_dir": state_dir,
+            "store": {"kind": "mlflow", "tracking_uri": mlflow, "name": name, "alias": alias} if mlflow else None,
             "metric": metric, "job": "command" if command else "sklearn",
             "command": shlex.split(command) if command else None})
     except ValidationError as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aiopsd.actions import model_registry as registry
 from aiopsd.actions.executors import execute
 from aiopsd.config import PredictionLogConfig, Settings
 from aiopsd.daemon.drift_watcher import DriftWatcher
@@ -16,6 +15,7 @@ from aiopsd.daemon.metrics import Metrics
 from aiopsd.demo.model_workload import FEATURES, make_rows, set_up_model
 from aiopsd.engine.evaluate import render_targets, template_context
 from aiopsd.engine.rules import Rule, render
+from aiopsd.model_store.directory import DirectoryStore
 from aiopsd.models import ActionRun, FindingStatus, RunStatus
 from aiopsd.store import StateStore
 
@@ -33,7 +33,7 @@ def log_rows(path: Path, n: int, drift: float, seed: int, model: object, t0: flo
 def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(tmp_path: Path) -> None:
     model_dir, ref = tmp_path / "models" / "churn", tmp_path / "ref.csv"
     set_up_model(model_dir, ref)
-    _, model = registry.load_current(model_dir)
+    _, model = DirectoryStore(model_dir).load()
     log = tmp_path / "logs" / "churn.jsonl"
     log.parent.mkdir()
     cfg = PredictionLogConfig(model="churn", path=str(log), reference=ref, window={"rows": 300},
@@ -64,12 +64,16 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
     assert render_targets(rule, f) == ()
     run = ActionRun(id=1, decision_id="d", rule="retrain", kind="retrain", targets=(), status=RunStatus.RUNNING,
                     created_at=datetime.now(UTC), action=action)
-    result = execute(run, settings=Settings(), private_dir=tmp_path / "run", timeout=300,
+    settings = Settings(state_dir=tmp_path / "state", prediction_logs=[cfg])
+    result = execute(run, settings=settings, private_dir=tmp_path / "run", timeout=300,
                      cancel=__import__("threading").Event())
     assert result.status == RunStatus.SUCCEEDED, result.output + result.error
     assert "gate" in result.output
-    versions = registry.list_versions(model_dir)
+    versions = DirectoryStore(model_dir).list_versions()
     assert len(versions) == 2, "the candidate is stored, promoted or rejected"
+    lineage = versions[1].meta["lineage"]
+    assert lineage["sources"][0]["path"] == f.details["window_csv"] and lineage["parent"] == 1
+    assert Path(lineage["table"]["path"]).parent == tmp_path / "state" / "training"
     store.close()
 
 

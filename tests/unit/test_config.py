@@ -34,6 +34,12 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     ("watches:\n  - {name: x, query: up, detector: magic}\n", "watches.0.detector", "unknown detector"),
     ("surprise: 1\n", "surprise", "Extra inputs"),
     ("watches:\n  - {name: a, query: up}\n  - {name: a, query: up}\n", None, "unique"),
+    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: mlflow}}\n",
+     "prediction_logs.0.model_store", "needs tracking_uri"),
+    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: s3}}\n",
+     "prediction_logs.0.model_store.kind", "unknown model_store kind 's3'; known: directory, mlflow"),
+    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: directory}}\n",
+     "prediction_logs.0", "needs path (or set model_dir)"),
 ])
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, field: str | None, words: str) -> None:
     cfg = tmp_path / "bad.yaml"
@@ -71,3 +77,19 @@ def test_approvals_auth_is_its_own_credential_and_cannot_reuse_the_webhooks(tmp_
         load_approval_credentials(load_settings(cfg))
     cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n")
     assert not load_approval_credentials(load_settings(cfg)).required
+
+
+def test_model_store_per_prediction_log(tmp_path: Path) -> None:
+    from aiopsd.model_store import spec_for
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("prediction_logs:\n"
+                   "  - {model: a, path: a.jsonl, model_store: {kind: directory, path: models/a}}\n"
+                   "  - {model: b, path: b.jsonl, model_store: {kind: mlflow, tracking_uri: 'http://127.0.0.1:5000'}}\n"
+                   "  - {model: c, path: c.jsonl, model_dir: models/c}\n")
+    a, b, c = load_settings(cfg).prediction_logs
+    assert a.model_store is not None and a.model_store.path == tmp_path / "models" / "a"
+    spec = spec_for(b.model_store, model=b.model, model_dir=b.model_dir)
+    assert spec is not None and (spec.kind, spec.name, spec.alias) == ("mlflow", "b", "champion")
+    assert spec_for(c.model_store, model=c.model, model_dir=c.model_dir) == \
+        type(spec)(kind="directory", path=tmp_path / "models" / "c")

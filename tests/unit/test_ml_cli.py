@@ -12,8 +12,8 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 from typer.testing import CliRunner
 
-from aiopsd.actions import model_registry as reg
 from aiopsd.ml_cli import drift_app, model_app
+from aiopsd.model_store.directory import DirectoryStore
 
 runner = CliRunner()
 
@@ -66,7 +66,7 @@ def test_model_list_promote_rollback(tmp_path: Path) -> None:
     x, y = load_iris(return_X_y=True)
     d = tmp_path / "models"
     for depth in (1, 2):
-        reg.add_version(d, DecisionTreeClassifier(max_depth=depth).fit(x, y), metrics={"metric": "accuracy"})
+        DirectoryStore(d).register(DecisionTreeClassifier(max_depth=depth).fit(x, y), metrics={"metric": "accuracy"})
     assert runner.invoke(model_app, ["promote", "1", "--model-dir", str(d)]).exit_code == 0
     res = runner.invoke(model_app, ["promote", "2", "--model-dir", str(d)])
     assert res.exit_code == 0 and "serving" in res.output
@@ -74,7 +74,7 @@ def test_model_list_promote_rollback(tmp_path: Path) -> None:
     listed = [json.loads(x) for x in res.output.splitlines()]
     assert [(v["version"], v["current"]) for v in listed] == [(1, False), (2, True)]
     res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
-    assert res.exit_code == 0 and reg.current_version(d) == 1
+    assert res.exit_code == 0 and DirectoryStore(d).current() == 1
     res = runner.invoke(model_app, ["rollback", "--model-dir", str(d)])
     assert res.exit_code == 2 and "no earlier served version" in res.output
     assert "current" in runner.invoke(model_app, ["list", "-d", str(d)]).output
@@ -86,10 +86,40 @@ def test_model_retrain_command_promotes_through_the_gate(tmp_path: Path) -> None
     d = tmp_path / "models"
     few = df.iloc[:6]
     weak = DecisionTreeClassifier(max_depth=1, random_state=0).fit(few.drop(columns="target"), few["target"])
-    reg.promote(d, reg.add_version(d, weak, metrics={}).number)
+    DirectoryStore(d).promote(DirectoryStore(d).register(weak, metrics={}).number)
     data = tmp_path / "recent.csv"
     df.iloc[6:].to_csv(data, index=False)
     res = runner.invoke(model_app, ["retrain", "-d", str(d), "--data", str(data), "--label", "target",
                                     "--timeout", "120"])
     assert res.exit_code == 0, res.output
-    assert "promoted" in res.output and reg.current_version(d) == 2
+    assert "promoted" in res.output and DirectoryStore(d).current() == 2
+
+
+def test_model_commands_name_one_store_and_report_an_unreachable_mlflow(tmp_path: Path) -> None:
+    from aiopsd.demo.stack import free_port
+
+    res = runner.invoke(model_app, ["list"])
+    assert res.exit_code == 2 and "name one model store" in res.output
+    res = runner.invoke(model_app, ["list", "-d", str(tmp_path), "--mlflow", "http://127.0.0.1:1"])
+    assert res.exit_code == 2 and "name one model store" in res.output
+    res = runner.invoke(model_app, ["list", "--mlflow", "http://127.0.0.1:1"])
+    assert res.exit_code == 2 and "--mlflow needs --name" in res.output
+    down = f"http://127.0.0.1:{free_port()}"
+    res = runner.invoke(model_app, ["promote", "1", "--mlflow", down, "--name", "churn"],
+                        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert res.exit_code == 2, res.output
+    assert f"mlflow:churn@champion ({down})" in res.output and "Traceback" not in res.output
+
+
+def test_model_commands_use_the_store_of_a_configured_prediction_log(tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    store = DirectoryStore(tmp_path / "models" / "iris")
+    store.promote(store.register(DecisionTreeClassifier(max_depth=1).fit(x, y), metrics={}).number)
+    cfg = tmp_path / "aiopsd.yaml"
+    cfg.write_text("prediction_logs:\n  - {model: iris, path: logs/*.jsonl, "
+                   "model_store: {kind: directory, path: models/iris}}\n")
+    res = runner.invoke(model_app, ["list", "--config", str(cfg), "--model", "iris", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["current"] for line in res.output.splitlines()] == [True]
+    res = runner.invoke(model_app, ["list", "--config", str(cfg), "--model", "nope"])
+    assert res.exit_code == 2 and "no prediction log for model 'nope'; known: iris" in res.output

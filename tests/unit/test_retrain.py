@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -16,8 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aiopsd.actions import model_registry as reg
 from aiopsd.actions.retrain import RetrainParams, retrain_job, run_retrain
+from aiopsd.model_store import RegistryError
+from aiopsd.model_store import lineage as lin
+from aiopsd.model_store.directory import DirectoryStore
 
 Frame = pd.DataFrame
 
@@ -44,35 +47,35 @@ def weak_model(df: pd.DataFrame) -> Pipeline:
 @pytest.fixture
 def model_dir(tmp_path: Path, cancer: pd.DataFrame) -> Path:
     d = tmp_path / "models"
-    v = reg.add_version(d, weak_model(cancer), metrics={"note": "seed"})
-    reg.promote(d, v.number)
+    v = DirectoryStore(d).register(weak_model(cancer), metrics={"note": "seed"})
+    DirectoryStore(d).promote(v.number)
     return d
 
 
 def test_versions_promote_and_rollback_walk_back(tmp_path: Path, cancer: pd.DataFrame) -> None:
     d = tmp_path / "m"
     for _ in range(3):
-        reg.add_version(d, weak_model(cancer), metrics={})
-    assert reg.current_version(d) is None
+        DirectoryStore(d).register(weak_model(cancer), metrics={})
+    assert DirectoryStore(d).current() is None
     for n in (1, 2, 3):
-        reg.promote(d, n)
+        DirectoryStore(d).promote(n)
     assert os.readlink(d / "current") == os.path.join("versions", "3")
-    assert [v.current for v in reg.list_versions(d)] == [False, False, True]
-    assert reg.rollback(d).number == 2
-    assert reg.rollback(d).number == 1
-    with pytest.raises(reg.RegistryError, match="no earlier served version"):
-        reg.rollback(d)
-    number, model = reg.load_current(d)
+    assert [v.current for v in DirectoryStore(d).list_versions()] == [False, False, True]
+    assert DirectoryStore(d).rollback().number == 2
+    assert DirectoryStore(d).rollback().number == 1
+    with pytest.raises(RegistryError, match="no earlier served version"):
+        DirectoryStore(d).rollback()
+    number, model = DirectoryStore(d).load()
     assert number == 1 and model.predict(cancer[features(cancer)].iloc[:5]).shape == (5,)
 
 
 def test_rejected_version_is_never_served(tmp_path: Path, cancer: pd.DataFrame) -> None:
     d = tmp_path / "m"
-    v = reg.add_version(d, weak_model(cancer), metrics={"accuracy": 0.1}, status="rejected")
-    with pytest.raises(reg.RegistryError, match="rejected"):
-        reg.promote(d, v.number)
-    assert reg.current_version(d) is None
-    assert reg.list_versions(d)[0].metrics == {"accuracy": 0.1}
+    v = DirectoryStore(d).register(weak_model(cancer), metrics={"accuracy": 0.1}, status="rejected")
+    with pytest.raises(RegistryError, match="rejected"):
+        DirectoryStore(d).promote(v.number)
+    assert DirectoryStore(d).current() is None
+    assert DirectoryStore(d).list_versions()[0].metrics == {"accuracy": 0.1}
 
 
 def write_data(tmp_path: Path, df: pd.DataFrame) -> Path:
@@ -88,8 +91,8 @@ def test_gate_promotes_a_better_candidate(model_dir: Path, tmp_path: Path, cance
     assert res.status == "promoted" and res.promoted and res.candidate_version == 2
     assert res.candidate_score is not None and res.current_score is not None
     assert res.candidate_score >= res.current_score
-    assert reg.current_version(model_dir) == 2
-    stored = reg.get_version(model_dir, 2)
+    assert DirectoryStore(model_dir).current() == 2
+    stored = DirectoryStore(model_dir).get(2)
     assert stored.metrics["holdout"]["candidate"] == res.candidate_score and stored.meta["parent"] == 1
 
 
@@ -98,8 +101,8 @@ def test_gate_rejects_and_keeps_serving_current(model_dir: Path, tmp_path: Path,
                            label="target", features=features(cancer), min_improvement=0.5)  # cannot be met
     res = retrain_job(params, tmp_path)
     assert res.status == "rejected" and not res.promoted
-    assert reg.current_version(model_dir) == 1
-    rejected = reg.get_version(model_dir, res.candidate_version or 0)
+    assert DirectoryStore(model_dir).current() == 1
+    rejected = DirectoryStore(model_dir).get(res.candidate_version or 0)
     assert rejected.status == "rejected" and rejected.metrics["improvement"] == res.improvement
     assert "gate failed" in res.message
 
@@ -109,7 +112,7 @@ def test_run_retrain_in_a_subprocess(model_dir: Path, tmp_path: Path, cancer: Fr
                            label="target", features=features(cancer), metric="f1")
     res = run_retrain(params, timeout=120)
     assert res.status == "promoted", res.output
-    assert reg.current_version(model_dir) == 2 and res.metric == "f1"
+    assert DirectoryStore(model_dir).current() == 2 and res.metric == "f1"
 
 
 def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path: Path,
@@ -127,8 +130,8 @@ def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path
                            command=[sys.executable, str(script)], min_improvement=0.2)
     res = run_retrain(params, timeout=120)
     assert res.status == "rejected", res.output  # a stump is not 0.2 accuracy better than the current model
-    assert reg.current_version(model_dir) == 1
-    assert isinstance(joblib.load(reg.get_version(model_dir, 2).path / "model.joblib").max_depth, int)
+    assert DirectoryStore(model_dir).current() == 1
+    assert isinstance(joblib.load(DirectoryStore(model_dir).version_dir(2) / "model.joblib").max_depth, int)
 
 
 def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
@@ -137,8 +140,9 @@ def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, 
     params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
                            label="target", job="command", command=cmd)
     started = time.monotonic()
-    res = run_retrain(params, timeout=10)
-    assert res.status == "timed_out" and time.monotonic() - started < 40
+    # 30 s: on a loaded machine the job needs more than 10 s to import, load the model and reach the command.
+    res = run_retrain(params, timeout=30)
+    assert res.status == "timed_out" and time.monotonic() - started < 90
     grandchild = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -149,7 +153,7 @@ def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, 
         time.sleep(0.05)
     else:
         pytest.fail("the job's grandchild outlived the timeout")
-    assert [v.number for v in reg.list_versions(model_dir)] == [1]
+    assert [v.number for v in DirectoryStore(model_dir).list_versions()] == [1]
 
 
 def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
@@ -157,3 +161,43 @@ def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer:
                            label="nope")
     res = run_retrain(params, timeout=60)
     assert res.status == "failed" and "no label column 'nope'" in res.message
+
+
+def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, tmp_path: Path,
+                                                                cancer: Frame) -> None:
+    data = write_data(tmp_path, cancer.iloc[12:])
+    params = RetrainParams(model_dir=model_dir, state_dir=tmp_path / "state", data_path=data, label="target")
+    res = retrain_job(params, tmp_path)
+    store = DirectoryStore(model_dir)
+    meta = store.get(2).meta
+    lineage = meta["lineage"]
+    assert lineage == json.loads((model_dir / "versions" / "2" / "meta.json").read_text())["lineage"]
+    table = Path(lineage["table"]["path"])
+    assert table.parent == tmp_path / "state" / "training" and table.name == f"{lineage['table']['sha256']}.csv"
+    assert lin.file_sha256(table) == lineage["table"]["sha256"]
+    assert lineage["rows"] == res.rows_train == len(pd.read_csv(table)) and lineage["parent"] == 1
+    assert lineage["sources"][0] == {"path": str(data), "bytes": [0, data.stat().st_size],
+                                     "sha256": lin.file_sha256(data)}
+    assert lineage["features"][0] == {"name": "mean_radius", "dtype": "float64"}
+    assert [f["name"] for f in lineage["features"]] == features(cancer) and lineage["estimator"] == "Pipeline"
+    x = cancer[features(cancer)]
+    assert np.array_equal(lin.reproduce(store, 2).predict_proba(x), store.load(2)[1].predict_proba(x))
+    table.write_text(table.read_text().replace("1", "0", 1))
+    with pytest.raises(RegistryError, match="does not match its recorded sha256"):
+        lin.reproduce(store, 2)
+
+
+def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
+    from typer.testing import CliRunner
+
+    from aiopsd.ml_cli import model_app
+
+    retrain_job(RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
+                              label="target"), tmp_path)
+    res = CliRunner().invoke(model_app, ["show", "2", "-d", str(model_dir)])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)
+    assert shown["parent"] == 1 and shown["lineage"]["table"]["path"].startswith(str(model_dir / "training"))
+    assert shown["lineage"]["code"]["aiopsd"] and shown["metrics"]["metric"] == "accuracy"
+    missing = CliRunner().invoke(model_app, ["show", "9", "-d", str(model_dir)])
+    assert missing.exit_code == 2 and "no version 9" in missing.output

@@ -35,7 +35,7 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
     if run.kind == "silence":
         return _silence(run, settings, timeout)
     if run.kind == "retrain":
-        return _retrain(run, timeout)
+        return _retrain(run, settings, timeout)
     if run.kind == "job_template":
         return run_job_template(settings.awx, dict(action.get("job_template") or {}), timeout=timeout,
                                 dry_run=run.dry_run, cancel=cancel)
@@ -68,22 +68,28 @@ def _silence(run: ActionRun, settings: Settings, timeout: float) -> ActionResult
     return ActionResult(RunStatus.SUCCEEDED, 0, f"silence {resp.json().get('silenceID')} created")
 
 
-def _retrain(run: ActionRun, timeout: float) -> ActionResult:
+def _retrain(run: ActionRun, settings: Settings, timeout: float) -> ActionResult:
     """Run the gated retrain job in a subprocess; a rejected candidate is a successful run that changed nothing."""
     from aiopsd.actions.retrain import RetrainParams, run_retrain
+    from aiopsd.model_store import spec_for
 
     p = run.action.get("retrain") or {}
-    if not p.get("model_dir") or p["model_dir"] == "None":
-        raise ActionError("retrain needs a model_dir (set model_dir on the prediction log or in the rule)")
+    log = next((pl for pl in settings.prediction_logs if pl.model == p.get("model")), None)
+    store = spec_for(log.model_store, model=log.model, model_dir=log.model_dir) \
+        if log is not None and log.model_store is not None else None
+    if store is None and (not p.get("model_dir") or p["model_dir"] == "None"):
+        raise ActionError("retrain needs a model_dir or model_store (set one on the prediction log or in the rule)")
     if not p.get("data") or not Path(p["data"]).is_file():
         raise ActionError(f"retrain data {p.get('data')!r} not found")
     params = RetrainParams(
-        model_dir=Path(p["model_dir"]), data_path=Path(p["data"]), label=str(p.get("label", "label")),
+        model_dir=Path(p["model_dir"]) if store is None else None, store=store, state_dir=settings.state_dir.resolve(),
+        data_path=Path(p["data"]), label=str(p.get("label", "label")),
         reference_path=Path(p["reference"]) if p.get("include_reference") and p.get("reference") else None,
         job=p.get("job", "sklearn"), command=p.get("command"), min_improvement=float(p.get("min_improvement", 0.0)),
         holdout=float(p.get("holdout", 0.25)))
     if run.dry_run:
-        return ActionResult(RunStatus.SUCCEEDED, 0, f"dry run: would retrain {params.model_dir} on {params.data_path}")
+        return ActionResult(RunStatus.SUCCEEDED, 0,
+                            f"dry run: would retrain {params.open_store().label} on {params.data_path}")
     result = run_retrain(params, timeout)
     text = f"{result.status}: {result.message}\n{result.model_dump_json(indent=2, exclude={'output'})}\n{result.output}"
     status = {"promoted": RunStatus.SUCCEEDED, "rejected": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,

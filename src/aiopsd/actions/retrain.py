@@ -17,6 +17,11 @@ SIGKILL after a grace period) so nothing the job spawned outlives it. The job:
    candidate only if it is better by at least ``min_improvement`` (in metric
    units, sign-adjusted so "better" is always positive); otherwise the
    candidate is stored as ``rejected`` with its metrics and never served.
+
+The model lives in a model store (:mod:`aiopsd.model_store`: ``store``, else the
+directory ``model_dir``). The candidate is fitted on the training table as kept
+under ``<state_dir>/training/<sha256>.csv`` and registered with its lineage
+(:mod:`aiopsd.model_store.lineage`), so it can be retrained from the lineage alone.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import aiopsd
-from aiopsd.actions import model_registry as registry
 from aiopsd.errors import ActionError
+from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
+from aiopsd.model_store import lineage as lin
 
 Metric = Literal["accuracy", "f1", "mae", "mse", "r2"]
 LOWER_IS_BETTER = frozenset({"mae", "mse"})
@@ -50,7 +56,11 @@ class RetrainParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_dir: Path
+    model_dir: Path | None = None
+    # Where the model lives; None: the directory model_dir.
+    store: StoreSpec | None = None
+    # Training tables are kept under <state_dir>/training (None: <model_dir>/training).
+    state_dir: Path | None = None
     data_path: Path
     label: str
     features: list[str] | None = None
@@ -60,6 +70,23 @@ class RetrainParams(BaseModel):
     metric: Metric | None = None
     min_improvement: float = 0.0
     holdout: float = Field(default=0.25, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _some_store(self) -> RetrainParams:
+        if self.store is None and self.model_dir is None:
+            raise ValueError("retrain needs a model store or a model_dir")
+        if self.state_dir is None and self.model_dir is None:
+            raise ValueError("retrain into a model store other than a directory needs state_dir")
+        return self
+
+    @property
+    def tables_dir(self) -> Path:
+        base = self.state_dir if self.state_dir is not None else self.model_dir
+        assert base is not None  # checked above
+        return base / lin.TABLES
+
+    def open_store(self) -> ModelStore:
+        return open_store(self.store or StoreSpec(kind="directory", path=self.model_dir))
 
 
 class RetrainResult(BaseModel):
@@ -108,16 +135,16 @@ def _default_metric(model: Any) -> Metric:
     return "accuracy" if is_classifier(model) else "mae"
 
 
-def _train_command(params: RetrainParams, train: pd.DataFrame, workdir: Path) -> Any:
+def _train_command(params: RetrainParams, train_path: Path, current: Any, workdir: Path) -> Any:
     import joblib
 
     if not params.command:
         raise ActionError("job 'command' needs a command to run")
-    train_path, cand_path = workdir / "train.csv", workdir / "candidate.joblib"
-    train.to_csv(train_path, index=False)
+    cand_path, cur_path = workdir / "candidate.joblib", workdir / "current.joblib"
+    if current is not None:
+        joblib.dump(current, cur_path)
     env = {**os.environ, "AIOPSD_TRAIN_DATA": str(train_path), "AIOPSD_CANDIDATE": str(cand_path),
-           "AIOPSD_MODEL_DIR": str(params.model_dir),
-           "AIOPSD_CURRENT_MODEL": str(Path(params.model_dir) / "current" / registry.MODEL_FILE)}
+           "AIOPSD_MODEL_DIR": str(params.model_dir or ""), "AIOPSD_CURRENT_MODEL": str(cur_path)}
     proc = subprocess.run(params.command, env=env, check=False)  # same process group: killed with us
     if proc.returncode != 0:
         raise ActionError(f"retrain command exited with {proc.returncode}")
@@ -142,18 +169,26 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
     train, hold = data.iloc[:-n_hold], data.iloc[-n_hold:]
     if params.reference_path is not None:
         train = pd.concat([_read_table(params.reference_path), train], ignore_index=True)
+    store = params.open_store()
     try:
-        cur_version, current = registry.load_current(params.model_dir)
-    except registry.RegistryError:
+        cur_version, current = store.load()
+    except RegistryError:
         cur_version, current = None, None
     features = params.features or list(getattr(current, "feature_names_in_", [])) or \
         [c for c in data.columns if c not in {params.label, "timestamp"}]
+    missing = [c for c in [*features, params.label] if c not in train.columns]
+    if missing:
+        raise ActionError(f"{params.data_path} lacks column(s) {', '.join(missing)} the model needs")
+    # The candidate is fitted on the table as kept (read back), so the lineage reproduces it exactly.
+    keep = [*features, params.label, *(["timestamp"] if "timestamp" in train.columns else [])]
+    table_path, table_sha = lin.save_training_table(train[keep], params.tables_dir)
+    train = lin.read_table({"table": {"path": str(table_path), "sha256": table_sha}})
     if params.job == "sklearn":
         if current is None:
-            raise ActionError(f"{params.model_dir} has no current model to clone; promote one first")
+            raise ActionError(f"{store.label} has no current model to clone; promote one first")
         candidate = clone(current).fit(train[features], train[params.label])
     else:
-        candidate = _train_command(params, train, workdir)
+        candidate = _train_command(params, table_path, current, workdir)
     metric: Metric = params.metric or _default_metric(candidate)
     y = hold[params.label].to_numpy()
     cand_score = score(metric, y, candidate.predict(hold[features]))
@@ -167,11 +202,15 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
                "improvement": None if not np.isfinite(improvement) else improvement,
                "min_improvement": params.min_improvement, "rows_train": len(train), "rows_holdout": len(hold),
                "compared_with_version": cur_version}
-    meta = {"job": params.job, "parent": cur_version, "data": str(params.data_path), "features": features}
-    version = registry.add_version(params.model_dir, candidate, metrics=metrics, meta=meta,
-                                   status="candidate" if accepted else "rejected")
+    sources = [lin.source(p) for p in (params.data_path, params.reference_path) if p is not None]
+    lineage = lin.build(table=train, table_path=table_path, table_sha256=table_sha, label=params.label,
+                        features=features, sources=sources, parent=cur_version, job=params.job,
+                        estimator=candidate)
+    meta = {"job": params.job, "parent": cur_version, "data": str(params.data_path), "features": features,
+            "lineage": lineage}
+    version = store.register(candidate, metrics=metrics, meta=meta, status="candidate" if accepted else "rejected")
     if accepted:
-        registry.promote(params.model_dir, version.number, reason="retrain gate passed")
+        store.promote(version.number, reason="retrain gate passed")
     verdict = "passed" if accepted else "failed"
     msg = (f"candidate v{version.number} {metric}={cand_score:.4g} vs current "
            f"{'none' if cur_score is None else f'v{cur_version} {metric}={cur_score:.4g}'}: gate {verdict} "

@@ -62,16 +62,17 @@ def churn_pipeline() -> Any:
 
 def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3) -> None:
     """Train version 1, serve it, and write the reference window (features, prediction, label)."""
-    from aiopsd.actions import model_registry as registry
+    from aiopsd.model_store.directory import DirectoryStore
 
+    store = DirectoryStore(model_dir)
     rng = np.random.default_rng(seed)
     train = make_rows(3000, rng)
     model = churn_pipeline().fit(train[FEATURES], train["churn"])
     ref = make_rows(2000, rng)
     acc = float((model.predict(ref[FEATURES]) == ref["churn"]).mean())
-    v = registry.add_version(model_dir, model, metrics={"metric": "accuracy", "holdout": {"candidate": acc}},
-                             meta={"job": "demo", "data": "synthetic reference"}, status="candidate")
-    registry.promote(model_dir, v.number, reason="initial model")
+    v = store.register(model, metrics={"metric": "accuracy", "holdout": {"candidate": acc}},
+                       meta={"job": "demo", "data": "synthetic reference"}, status="candidate")
+    store.promote(v.number, reason="initial model")
     out = ref[FEATURES].copy()
     out["prediction"] = model.predict(ref[FEATURES])
     out["label"] = ref["churn"]
@@ -133,10 +134,11 @@ class PredictionLogWriter:
 
 
     def _reload(self) -> None:
-        from aiopsd.actions import model_registry as registry
+        from aiopsd.model_store.directory import DirectoryStore
 
-        if registry.current_version(self.model_dir) != self.served_version or self._model is None:
-            self.served_version, self._model = registry.load_current(self.model_dir)
+        store = DirectoryStore(self.model_dir)
+        if store.current() != self.served_version or self._model is None:
+            self.served_version, self._model = store.load()
 
 
 def _json(value: object) -> object:

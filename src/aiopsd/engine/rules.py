@@ -177,6 +177,8 @@ class RetrainParams(Strict):
     """
 
     model_dir: str = "{{ finding.details.model_dir }}"
+    # The prediction log's model: its model_store (e.g. MLflow), when it has one, wins over model_dir.
+    model: str = "{{ finding.details.model }}"
     job: Literal["sklearn", "command"] = "sklearn"
     command: list[str] | None = None
     data: str = "{{ finding.details.window_csv }}"
