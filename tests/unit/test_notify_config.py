@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from aiopsd.actions.notify import CHANNELS
+from aiopsd.actions.notify.slack import SlackChannel
 from aiopsd.cli import app
 from aiopsd.config import load_settings
 from aiopsd.errors import ConfigError
 
 
-def write(tmp_path: Path, channels: object, rules: list[dict[str, object]] | None = None) -> Path:
+def write(tmp_path: Path, channels: object, rules: list[dict[str, Any]] | None = None) -> Path:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": rules or []}))
     cfg = tmp_path / "aiopsd.yaml"
@@ -34,7 +36,7 @@ def test_inline_secret_is_refused_naming_file_and_field(tmp_path: Path) -> None:
 def test_secret_files_resolve_against_the_config_directory(tmp_path: Path) -> None:
     cfg = write(tmp_path, {"team": {"kind": "slack", "url_file": "secrets/slack.url"}})
     chan = load_settings(cfg).notify_channels["team"]
-    assert getattr(chan, "url_file") == tmp_path / "secrets" / "slack.url"
+    assert isinstance(chan, SlackChannel) and chan.url_file == tmp_path / "secrets" / "slack.url"
 
 
 def test_unknown_kind_lists_the_registry(tmp_path: Path) -> None:
@@ -51,8 +53,9 @@ def test_bad_channel_name_is_refused(tmp_path: Path) -> None:
 
 
 def test_check_refuses_a_rule_naming_an_unknown_channel(tmp_path: Path) -> None:
-    rule = {"name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}},
-            "on_resolved": {"notify": {"message": "ok", "channel": "pager"}}}
+    rule: dict[str, Any] = {
+        "name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}},
+        "on_resolved": {"notify": {"message": "ok", "channel": "pager"}}}
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, [rule])
     res = CliRunner().invoke(app, ["check", "--config", str(cfg)])
     assert res.exit_code == 2
@@ -61,7 +64,8 @@ def test_check_refuses_a_rule_naming_an_unknown_channel(tmp_path: Path) -> None:
 
 
 def test_check_accepts_known_channels_and_plain_log_notify(tmp_path: Path) -> None:
-    rules = [{"name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}}},
+    rules: list[dict[str, Any]] = [
+        {"name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}}},
              {"name": "log", "match": {"kind": "alert"}, "action": {"notify": {"message": "m"}}}]
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, rules)
     res = CliRunner().invoke(app, ["check", "--config", str(cfg)])
