@@ -1,9 +1,11 @@
 """Maintenance windows, pure: which window covers a finding at ``now``.
 
 A window is one-off (``start``/``end``) or recurring (``cron`` + ``duration``; the cron
-expression is read by APScheduler's ``CronTrigger``, which aiopsd already uses for its
-schedule, in the window's ``timezone``). Labels are matched with the rules' matcher
-syntax (``value``, ``~regex`` full match, ``!value``, ``!~regex``); a window without
+expression is read by croniter with standard crontab semantics, in the window's
+``timezone``). APScheduler 3's ``CronTrigger.from_crontab`` is not used: it counts
+weekdays from Monday = 0, so ``0 2 * * 3`` would be Thursday there and Wednesday in cron.
+Labels are matched with the rules' matcher syntax (``value``, ``~regex`` full match, ``!value``, ``!~regex``);
+a window without
 labels covers every finding. Windows come from the config and from the state DB
 (``aiopsd maintenance start``); both are this model.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
+from croniter import croniter
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from aiopsd.durations import Duration, format_duration
@@ -62,26 +64,24 @@ class MaintenanceWindow(Strict):
         else:
             if self.cron is None or self.duration is None or self.duration <= 0:
                 raise ValueError("a recurring window needs cron and a duration greater than 0")
-            try:
-                self.trigger()
-            except ValueError as exc:
-                raise ValueError(f"bad cron {self.cron!r}: {exc}") from None
+            if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
+                raise ValueError(f"bad cron {self.cron!r}: five fields, minute hour day month weekday "
+                                 f"(0 or 7 = Sunday)")
         return self
-
-    def trigger(self) -> CronTrigger:
-        return CronTrigger.from_crontab(str(self.cron), timezone=ZoneInfo(self.timezone))
 
     def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
         """(start, end) of this window's occurrence that contains ``now``, or None."""
         if self.start is not None and self.end is not None:
             return (self.start, self.end) if self.start <= now < self.end else None
-        assert self.duration is not None
+        assert self.duration is not None and self.cron is not None
         length = timedelta(seconds=self.duration)
-        # The first start after now - duration: if it is not after now, now is inside that occurrence.
-        first = self.trigger().get_next_fire_time(None, now - length + timedelta(microseconds=1))
-        if first is not None and first <= now:
-            return first, first + length
-        return None
+        # The latest start at or before now (croniter has second resolution, so step past now, then back).
+        it = croniter(self.cron, now.astimezone(ZoneInfo(self.timezone)) + timedelta(seconds=1))
+        start = it.get_prev(datetime)
+        if start > now:
+            start = it.get_prev(datetime)
+        start = start.astimezone(now.tzinfo)
+        return (start, start + length) if start <= now < start + length else None
 
     def covers(self, labels: Mapping[str, str]) -> bool:
         return all(LabelMatcher.parse(v).matches(labels.get(k)) for k, v in self.labels.items())
