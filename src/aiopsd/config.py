@@ -127,6 +127,15 @@ class AWXConfig(Section):
     poll_interval: Duration = 5.0
 
 
+class SilencesConfig(Section):
+    """Read Alertmanager's silences (alertmanager_url, API v2): a silenced finding is not remediated."""
+
+    enabled: bool = False
+    # Silences are read at most this often; a failed read marks them unknown (no actions) until one succeeds.
+    ttl: Duration = Field(default=15.0, gt=0)
+    timeout: Duration = Field(default=5.0, gt=0)
+
+
 class HAConfig(Section):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 
@@ -163,6 +172,7 @@ class Settings(BaseSettings):
     notify_channels: dict[str, AnyChannel] = Field(default_factory=dict)
     # Planned work: matching findings are not remediated while a window is active (docs/rules.md).
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    alertmanager_silences: SilencesConfig = SilencesConfig()
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
     dispatch_interval: Duration = 1.0
@@ -195,6 +205,8 @@ class Settings(BaseSettings):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+        if self.alertmanager_silences.enabled and not self.alertmanager_url:
+            raise ValueError("alertmanager_silences.enabled needs alertmanager_url")
         bad = sorted(n for n in self.notify_channels if not _NAME.fullmatch(n))
         if bad:
             raise ValueError(f"notify channel names are letters, digits, '_', '.', '-'; got {bad[0]!r}")

@@ -47,6 +47,10 @@ REASON_LABELS: dict[str, str] = {
     "max_hosts": "too many hosts",
     "no_targets": "no targets",
     "template_error": "template error",
+    "maintenance": "maintenance window",
+    "silenced": "silenced in Alertmanager",
+    "silences_unknown": "silences unknown",
+    "dropped_after_maintenance": "dropped after maintenance",
 }
 
 _FAILED = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}

@@ -4,9 +4,9 @@ A window is one-off (``start``/``end``) or recurring (``cron`` + ``duration``; t
 expression is read by croniter with standard crontab semantics, in the window's
 ``timezone``). APScheduler 3's ``CronTrigger.from_crontab`` is not used: it counts
 weekdays from Monday = 0, so ``0 2 * * 3`` would be Thursday there and Wednesday in cron.
-Labels are matched with the rules' matcher syntax (``value``, ``~regex`` full match, ``!value``, ``!~regex``);
-a window without
-labels covers every finding. Windows come from the config and from the state DB
+Labels are matched with the rules' matcher syntax (``value``, ``~regex`` full match,
+``!value``, ``!~regex``); a window without labels covers every finding.
+Windows come from the config and from the state DB
 (``aiopsd maintenance start``); both are this model.
 """
 

@@ -280,6 +280,8 @@ class Rule(Strict):
     action: Action
     on_resolved: Action | None = None
     guards: Guards = Guards()
+    # A finding skipped for a maintenance window or a silence: act once that ends if it still fires, or drop it.
+    after_maintenance: Literal["act", "drop"] = "act"
 
 
 class RuleFile(Strict):
