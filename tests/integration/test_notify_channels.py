@@ -202,3 +202,13 @@ def test_every_registered_channel_refuses_its_secret_inline() -> None:
         for name in cls.secret_fields:
             with pytest.raises(ValueError, match=f"{name} is a secret"):
                 Settings(notify_channels={"c": {"kind": kind, name: "hunter2"}})
+
+
+def test_the_runs_timeout_bounds_every_attempt_and_pause() -> None:
+    with http_receiver((200, 2.0), (200, 2.0), (200, 2.0)) as rec:
+        chans = channels(ops={"kind": "webhook", "url": rec.url, "timeout": "5s", "retries": 5, "backoff": "1s"})
+        result = send_notify(run_for({"message": "x", "channel": "ops"}), chans, threading.Event(), timeout=0.5)
+    # One attempt, cut at the run's 0.5s (not the channel's 5s), and no retry that could not finish in time.
+    assert len(rec.requests) == 1
+    assert result.status == RunStatus.FAILED
+    assert "no answer within 0.5s" in result.error and "no time left" in result.error

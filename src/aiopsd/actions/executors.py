@@ -29,7 +29,7 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
                             targets=run.targets, extra_vars=extra, check=run.dry_run, timeout=timeout,
                             private_dir=private_dir, cancel=cancel)
     if run.kind == "notify":
-        return send_notify(run, settings.notify_channels, cancel)
+        return send_notify(run, settings.notify_channels, cancel, timeout)
     if run.kind == "silence":
         return _silence(run, settings, timeout)
     if run.kind == "retrain":

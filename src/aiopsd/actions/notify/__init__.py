@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
@@ -51,8 +52,9 @@ def notification(run: ActionRun) -> Notification:
                         finding=finding if isinstance(finding, dict) else {}, run_id=run.id)
 
 
-def send_notify(run: ActionRun, channels: dict[str, ChannelConfig], cancel: threading.Event) -> ActionResult:
-    """Deliver a notify run to its channel; without a channel, the message is only logged."""
+def send_notify(run: ActionRun, channels: dict[str, ChannelConfig], cancel: threading.Event,
+                timeout: float | None = None) -> ActionResult:
+    """Deliver a notify run to its channel within ``timeout`` (the run's); without a channel, only log it."""
     note = notification(run)
     name = (run.action.get("notify") or {}).get("channel")
     if not name:
@@ -65,7 +67,7 @@ def send_notify(run: ActionRun, channels: dict[str, ChannelConfig], cancel: thre
     if run.dry_run:
         return ActionResult(RunStatus.SUCCEEDED, 0, f"dry run: would notify {name} ({channel.describe()}): "
                                                     f"{note.event} {note.title}: {note.message}")
-    delivery = channel.send(note, cancel)
+    delivery = channel.send(note, cancel, None if timeout is None else time.monotonic() + timeout)
     what = f"notify {name} ({channel.describe()}), {note.event}"
     if delivery.ok:
         return ActionResult(RunStatus.SUCCEEDED, 0, f"{what}: delivered in {delivery.attempts} attempt(s): "

@@ -13,6 +13,7 @@ once. Either way the last reason is returned: a failure is recorded, never swall
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,8 @@ class ChannelConfig(BaseModel):
                                      f"readable only by aiopsd and set {name}_file to its path")
         return data
 
-    def send(self, note: Notification, cancel: threading.Event) -> Delivery:
+    def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
+        """Deliver ``note`` (with retries), giving up at ``deadline`` (monotonic seconds) or on ``cancel``."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -103,17 +105,29 @@ def read_secret(path: Path, what: str) -> str:
     return value
 
 
-def with_retries(cfg: ChannelConfig, once: Callable[[], str], cancel: threading.Event) -> Delivery:
-    """Call ``once`` until it returns (the receiver's answer) or fails for good; the last reason is kept."""
+def with_retries(cfg: ChannelConfig, once: Callable[[float], str], cancel: threading.Event,
+                 deadline: float | None = None) -> Delivery:
+    """Call ``once(timeout)`` until it returns (the receiver's answer) or fails for good; the last reason is kept.
+
+    ``deadline`` (``time.monotonic()`` seconds; the run's own timeout) bounds every attempt and
+    every pause: no attempt starts or waits past it.
+    """
     attempts = cfg.retries + 1
     for n in range(1, attempts + 1):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return Delivery(False, f"the run's timeout ran out after {n - 1} attempts", attempts=n - 1)
         try:
-            return Delivery(True, once(), attempts=n)
+            return Delivery(True, once(cfg.timeout if left is None else min(cfg.timeout, left)), attempts=n)
         except Attempt as exc:
             if not exc.retry or n == attempts:
                 tried = f" after {n} attempts" if n > 1 else ""
                 return Delivery(False, f"{exc.reason}{tried}", attempts=n)
-        if cancel.wait(min(cfg.backoff * 2 ** (n - 1), MAX_PAUSE)):
+            last = exc.reason
+        pause = min(cfg.backoff * 2 ** (n - 1), MAX_PAUSE)
+        if deadline is not None and time.monotonic() + pause >= deadline:
+            return Delivery(False, f"{last}; no time left for another attempt within the run's timeout", attempts=n)
+        if cancel.wait(pause):
             return Delivery(False, "canceled while waiting to retry", attempts=n)
     raise AssertionError("unreachable")
 
@@ -124,7 +138,7 @@ def post_json(url: str, body: dict[str, Any], *, timeout: float, headers: dict[s
     try:
         resp = httpx.post(url, json=body, headers=headers, timeout=timeout, follow_redirects=False)
     except httpx.TimeoutException:
-        raise Attempt(f"no answer within {timeout:g}s", retry=True) from None
+        raise Attempt(f"no answer within {timeout:.3g}s", retry=True) from None
     except httpx.HTTPError as exc:
         raise Attempt(f"cannot reach the receiver: {exc}", retry=True) from None
     if resp.status_code in ok:

@@ -65,17 +65,17 @@ class EmailChannel(ChannelConfig):
                 raise ValueError(f"not one email address: {addr!r}")
         return self
 
-    def send(self, note: Notification, cancel: threading.Event) -> Delivery:
-        def once() -> str:
+    def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
+        def once(timeout: float) -> str:
             msg = message(note, sender=self.from_, to=self.to)
             password = read_secret(self.password_file, "SMTP password") if self.password_file else None
             try:
                 smtp: smtplib.SMTP
                 if self.tls == "ssl":
-                    smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                    smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout,
                                             context=ssl.create_default_context())
                 else:
-                    smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                    smtp = smtplib.SMTP(self.host, self.port, timeout=timeout)
                 with smtp:
                     if self.tls == "starttls":
                         smtp.starttls(context=ssl.create_default_context())
@@ -91,7 +91,7 @@ class EmailChannel(ChannelConfig):
                 raise Attempt(f"SMTP server refused every recipient: {sorted(exc.recipients)}", retry=False) \
                     from None
             except TimeoutError:
-                raise Attempt(f"no answer from {self.host}:{self.port} within {self.timeout:g}s", retry=True) \
+                raise Attempt(f"no answer from {self.host}:{self.port} within {timeout:.3g}s", retry=True) \
                     from None
             except (OSError, smtplib.SMTPException) as exc:
                 raise Attempt(f"cannot send through {self.host}:{self.port}: {exc}", retry=True) from None
@@ -99,7 +99,7 @@ class EmailChannel(ChannelConfig):
                 raise Attempt(f"SMTP server refused {sorted(refused)}", retry=False)
             return f"sent to {', '.join(self.to)} through {self.host}:{self.port}"
 
-        return with_retries(self, once, cancel)
+        return with_retries(self, once, cancel, deadline)
 
     def describe(self) -> str:
         return f"email to {', '.join(self.to)} via {self.host}:{self.port}"

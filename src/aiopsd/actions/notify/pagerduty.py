@@ -53,13 +53,13 @@ class PagerDutyChannel(ChannelConfig):
 
     secret_fields = ("routing_key", "integration_key")
 
-    def send(self, note: Notification, cancel: threading.Event) -> Delivery:
-        def once() -> str:
+    def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
+        def once(timeout: float) -> str:
             key = read_secret(self.routing_key_file, "PagerDuty routing key")
-            return post_json(self.url, body(note, key, client_url=self.client_url), timeout=self.timeout,
+            return post_json(self.url, body(note, key, client_url=self.client_url), timeout=timeout,
                              ok=(200, 201, 202))
 
-        return with_retries(self, once, cancel)
+        return with_retries(self, once, cancel, deadline)
 
     def describe(self) -> str:
         return f"pagerduty {self.url}"

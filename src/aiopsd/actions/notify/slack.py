@@ -51,14 +51,14 @@ class SlackChannel(ChannelConfig):
 
     secret_fields = ("url", "webhook_url")
 
-    def send(self, note: Notification, cancel: threading.Event) -> Delivery:
-        def once() -> str:
+    def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
+        def once(timeout: float) -> str:
             url = read_secret(self.url_file, "Slack webhook URL")
             if not url.startswith(("https://", "http://")):
                 raise Attempt(f"{self.url_file} does not hold an http(s) URL", retry=False)
-            return post_json(url, body(note, self.channel), timeout=self.timeout, ok=(200,))
+            return post_json(url, body(note, self.channel), timeout=timeout, ok=(200,))
 
-        return with_retries(self, once, cancel)
+        return with_retries(self, once, cancel, deadline)
 
     def describe(self) -> str:
         return f"slack (URL in {self.url_file})"

@@ -28,14 +28,14 @@ class WebhookChannel(ChannelConfig):
 
     secret_fields = ("bearer_token",)
 
-    def send(self, note: Notification, cancel: threading.Event) -> Delivery:
-        def once() -> str:
+    def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
+        def once(timeout: float) -> str:
             headers = dict(self.headers)
             if self.bearer_token_file is not None:
                 headers["Authorization"] = f"Bearer {read_secret(self.bearer_token_file, 'bearer token')}"
-            return post_json(self.url, body(note), timeout=self.timeout, headers=headers)
+            return post_json(self.url, body(note), timeout=timeout, headers=headers)
 
-        return with_retries(self, once, cancel)
+        return with_retries(self, once, cancel, deadline)
 
     def describe(self) -> str:
         return f"webhook {self.url}"
