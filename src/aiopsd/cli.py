@@ -64,7 +64,7 @@ def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
 
     try:
         settings = load_settings(config)
-        rules = load_rules(settings.rules_dir, settings.playbooks_dir)
+        rules = load_rules(settings.rules_dir, settings.playbooks_dir, settings.notify_channels)
         load_credentials(settings.webhook.auth)
         load_approval_credentials(settings)
     except AiopsdError as exc:
@@ -126,6 +126,15 @@ def _register_safety() -> None:
 
 
 _register_safety()
+
+
+def _register_maintenance() -> None:
+    from aiopsd.cli_maintenance import register
+
+    register(app)
+
+
+_register_maintenance()
 
 
 db_app = typer.Typer(help="State store schema (Alembic migrations, SQLite or PostgreSQL).", no_args_is_help=True)

@@ -7,13 +7,16 @@ config works the same from any working directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from aiopsd.actions.notify import AnyChannel
 from aiopsd.durations import Duration
+from aiopsd.engine.maintenance import MaintenanceWindow
 from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
 from aiopsd.model_store.base import StoreSpec
@@ -148,6 +151,15 @@ class AWXConfig(Section):
     poll_interval: Duration = 5.0
 
 
+class SilencesConfig(Section):
+    """Read Alertmanager's silences (alertmanager_url, API v2): a silenced finding is not remediated."""
+
+    enabled: bool = False
+    # Silences are read at most this often; a failed read marks them unknown (no actions) until one succeeds.
+    ttl: Duration = Field(default=15.0, gt=0)
+    timeout: Duration = Field(default=5.0, gt=0)
+
+
 class HAConfig(Section):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 
@@ -181,6 +193,11 @@ class Settings(BaseSettings):
     ha: HAConfig = HAConfig()
     awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
+    # Named channels a notify action can name (``channel:``); see docs/rules.md.
+    notify_channels: dict[str, AnyChannel] = Field(default_factory=dict)
+    # Planned work: matching findings are not remediated while a window is active (docs/rules.md).
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    alertmanager_silences: SilencesConfig = SilencesConfig()
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
     dispatch_interval: Duration = 1.0
@@ -208,10 +225,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
         for what, names in (("watch", [w.name for w in self.watches]),
-                            ("prediction log model", [p.model for p in self.prediction_logs])):
+                            ("prediction log model", [p.model for p in self.prediction_logs]),
+                            ("maintenance window", [m.name for m in self.maintenance])):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+        if self.alertmanager_silences.enabled and not self.alertmanager_url:
+            raise ValueError("alertmanager_silences.enabled needs alertmanager_url")
+        bad = sorted(n for n in self.notify_channels if not _NAME.fullmatch(n))
+        if bad:
+            raise ValueError(f"notify channel names are letters, digits, '_', '.', '-'; got {bad[0]!r}")
         return self
 
     @property
@@ -223,6 +246,7 @@ class Settings(BaseSettings):
         return int(self.listen.rpartition(":")[2])
 
 
+_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
 _PATH_FIELDS = ("state_dir", "rules_dir", "playbooks_dir")
 _LOG_PATH_FIELDS = ("path", "reference", "model_dir")
 
@@ -256,6 +280,12 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             for key in ("bearer_token_file", "basic_password_file"):
                 if isinstance(auth.get(key), str) and not os.path.isabs(auth[key]):
                     auth[key] = str(base / auth[key])
+    channels = out.get("notify_channels")
+    if isinstance(channels, dict):
+        out["notify_channels"] = {
+            name: {k: str(base / v) if k.endswith("_file") and isinstance(v, str) and not os.path.isabs(v) else v
+                   for k, v in ch.items()} if isinstance(ch, dict) else ch
+            for name, ch in channels.items()}
     return out
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from aiopsd.actions.job_template import run_job_template
+from aiopsd.actions.notify import send_notify
 from aiopsd.actions.playbook import ActionResult, run_playbook
 from aiopsd.config import Settings
 from aiopsd.errors import ActionError
@@ -29,9 +30,7 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
                             private_dir=private_dir, cancel=cancel, ports=action.get("target_ports") or None,
                             template_vars=action.get("template_vars") or None)
     if run.kind == "notify":
-        message = str((action.get("notify") or {}).get("message", ""))
-        logger.warning("notify (rule %s): %s", run.rule, message)
-        return ActionResult(RunStatus.SUCCEEDED, 0, message)
+        return send_notify(run, settings.notify_channels, cancel, timeout)
     if run.kind == "silence":
         return _silence(run, settings, timeout)
     if run.kind == "retrain":

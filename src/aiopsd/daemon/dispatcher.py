@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiopsd.actions.executors import execute
 from aiopsd.actions.playbook import ActionResult
+from aiopsd.daemon.planned_work import PlannedWork
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.engine import evaluate
 from aiopsd.errors import AiopsdError, StoreUnavailableError
@@ -28,6 +29,7 @@ class Dispatcher:
         self.running: dict[int, tuple[threading.Event, Future[None], ActionRun]] = {}
         self._lock = threading.Lock()
         self.runs_dir = Path(s.state_dir) / "runs"
+        self.planned = PlannedWork()
 
     # -------------------------------------------------------------- one tick
     def tick(self, now: datetime | None = None) -> None:
@@ -55,6 +57,7 @@ class Dispatcher:
         state = store.engine_state(rules, now, sources_down=down,
                                    global_dry_run=self.rt.settings.actions.dry_run,
                                    global_budget=self.rt.settings.actions.max_per_window)
+        state = self.planned.apply(self.rt.settings, state, store, now)  # maintenance windows and silences
         decisions = evaluate(findings, rules, state, now)
         if not decisions:
             return

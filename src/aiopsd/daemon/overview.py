@@ -49,6 +49,10 @@ REASON_LABELS: dict[str, str] = {
     "template_error": "template error",
     "unsafe_target": "unsafe target (a label is a host pattern, not a host)",
     "on_resolved_unsafe_target": "unsafe target (a label is a host pattern, not a host)",
+    "maintenance": "maintenance window",
+    "silenced": "silenced in Alertmanager",
+    "silences_unknown": "silences unknown",
+    "dropped_after_maintenance": "dropped after maintenance",
 }
 
 _FAILED = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}

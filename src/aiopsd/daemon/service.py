@@ -75,7 +75,7 @@ class Daemon:
     def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.config_path = config_path
         self.settings = settings
-        rules = load_rules(settings.rules_dir, settings.playbooks_dir)
+        rules = load_rules(settings.rules_dir, settings.playbooks_dir, settings.notify_channels)
         self.credentials = load_credentials(settings.webhook.auth)
         self.approval_credentials = load_approval_credentials(settings)
         if settings.host not in ("127.0.0.1", "localhost", "::1") and not self.credentials.required:
@@ -275,7 +275,7 @@ class Daemon:
         with self._reload_lock:
             try:
                 settings = load_settings(self.config_path) if self.config_path else self.settings
-                rules = load_rules(settings.rules_dir, settings.playbooks_dir)
+                rules = load_rules(settings.rules_dir, settings.playbooks_dir, settings.notify_channels)
             except AiopsdError as exc:
                 rt.last_reload_error = str(exc)
                 rt.metrics.config_reload.labels("error").inc()

@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiopsd.durations import format_duration
+from aiopsd.engine.maintenance import MaintenanceWindow, covering
 from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render_action
+from aiopsd.engine.silences import Silence, silencing
 from aiopsd.engine.targets import UnsafeTarget, bind_targets, target_source
 from aiopsd.engine.targets import render_targets as _render_hosts
 from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
@@ -47,6 +49,11 @@ class EngineState:
     global_recent: Sequence[datetime] = ()
     # (rule, finding id) whose act run has started (on_resolved follows only an action that happened).
     started: frozenset[tuple[str, str]] = frozenset()
+    # Planned work (engine/maintenance.py, engine/silences.py): windows from the config and the CLI,
+    # active Alertmanager silences, and why the silences could not be read (None: read, or not checked).
+    maintenance: Sequence[MaintenanceWindow] = ()
+    silences: Sequence[Silence] = ()
+    silences_down: str | None = None
 
 
 def matches(match: Match, finding: Finding) -> bool:
@@ -107,6 +114,9 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
     if finding.kind != FindingKind.ALERT and age > g.stale_after:
         return "stale", (f"stale data: last seen {format_duration(age)} ago "
                          f"(stale_after {format_duration(g.stale_after)})")
+    planned = _planned_work_skip(rule, finding, state, now)
+    if planned is not None:
+        return planned
     if rule.name in state.open_circuits:
         return "circuit_open", f"circuit open: {state.open_circuits[rule.name]}"
     if rule.action.kind == "playbook" and not targets:
@@ -134,6 +144,32 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
                                    f"{format_duration(g.max_per_window.window)} "
                                    f"(max {g.max_per_window.count})")
     return _global_budget_skip(state, batch, now)
+
+
+# ---- planned work: maintenance windows and Alertmanager silences (issue 17) ----
+PLANNED_WORK_CODES = ("maintenance", "silenced")
+
+
+def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> tuple[str, str] | None:
+    """Skip while a maintenance window or an active silence covers the finding's labels.
+
+    The skip is recorded once per code and the finding stays eligible, so it acts once the
+    window ends if it still fires; with ``after_maintenance: drop`` it is dropped instead.
+    Silences that could not be read are missing data: no action until they can be.
+    """
+    window = covering(state.maintenance, finding.labels, now)
+    if window is not None:
+        return "maintenance", window.reason()
+    silence = silencing(state.silences, finding.labels, now)
+    if silence is not None:
+        return "silenced", f"silenced: {silence.describe()}"
+    if state.silences_down is not None:
+        return "silences_unknown", f"silences unknown: {state.silences_down}"
+    if rule.after_maintenance == "drop" and any((rule.name, finding.id, c) in state.decided
+                                                 for c in PLANNED_WORK_CODES):
+        return "dropped_after_maintenance", ("dropped: it fired during planned work and the rule says "
+                                             "after_maintenance: drop")
+    return None
 
 
 def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> tuple[str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,13 @@ def load_rule_file(path: Path) -> list[Rule]:
         raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 
 
-def load_rules(rules_dir: Path, playbooks_dir: Path | None = None) -> list[Rule]:
-    """All rules under ``rules_dir`` (``*.yaml`` / ``*.yml``, sorted), checked as one set."""
+def load_rules(rules_dir: Path, playbooks_dir: Path | None = None,
+               channels: Collection[str] | None = None) -> list[Rule]:
+    """All rules under ``rules_dir`` (``*.yaml`` / ``*.yml``, sorted), checked as one set.
+
+    With ``channels`` (the config's notify channel names), a notify action naming
+    another channel is refused here, naming file, rule and field.
+    """
     if not rules_dir.is_dir():
         raise ConfigError("rules directory not found", file=str(rules_dir))
     rules: list[Rule] = []
@@ -59,6 +65,8 @@ def load_rules(rules_dir: Path, playbooks_dir: Path | None = None) -> list[Rule]
             seen[rule.name] = path
             if playbooks_dir is not None:
                 _check_playbooks(rule, path, playbooks_dir)
+            if channels is not None:
+                _check_channels(rule, path, channels)
             rules.append(rule)
     return rules
 
@@ -70,3 +78,12 @@ def _check_playbooks(rule: Rule, path: Path, playbooks_dir: Path) -> None:
             if "{" not in name and not (playbooks_dir / name).is_file():
                 raise ConfigError(f"playbook {name!r} not found in {playbooks_dir}", file=str(path),
                                   rule=rule.name, field=f"{field}.playbook")
+
+
+def _check_channels(rule: Rule, path: Path, channels: Collection[str]) -> None:
+    for field, action in (("action", rule.action), ("on_resolved", rule.on_resolved)):
+        if action is not None and action.kind == "notify" and action.notify.channel is not None \
+                and action.notify.channel not in channels:
+            known = ", ".join(sorted(channels)) or "none configured"
+            raise ConfigError(f"notify channel {action.notify.channel!r} is not in the config's notify_channels "
+                              f"({known})", file=str(path), rule=rule.name, field=f"{field}.notify.channel")

@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from aiopsd.durations import Duration
 from aiopsd.models import FindingKind
@@ -217,13 +226,33 @@ class SilenceAction(Strict):
     silence: SilenceParams
 
 
-class NotifyParams(Strict):
-    message: str
+# What a notify channel receives about the finding, rendered once with the rest of the action.
+_FINDING_DATA = ("{{ {'id': finding.id, 'kind': kind, 'source': source, 'score': score, 'labels': labels, "
+                 "'status': finding.status, 'summary': finding.summary, 'starts_at': finding.starts_at} | tojson }}")
 
-    @field_validator("message")
+
+class NotifyParams(Strict):
+    """Tell people: ``channel`` names one of the config's ``notify_channels`` (none: a log line only)."""
+
+    message: str
+    channel: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]+$")
+    title: str = "{{ kind }} on {{ source }}{{ ': ' ~ finding.summary if finding.summary else '' }}"
+    # PagerDuty's event_action; other channels pass it on ("resolve" fits an on_resolved notify).
+    event: Literal["trigger", "resolve"] = "trigger"
+    severity: Literal["critical", "error", "warning", "info"] = "warning"
+    # Same finding, same key: a re-sent trigger updates one PagerDuty alert, a resolve closes it.
+    dedup_key: str = "aiopsd-{{ finding.id }}"
+
+    @field_validator("message", "title", "dedup_key")
     @classmethod
     def _template(cls, value: str) -> str:
         return check_template(value)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def finding_data(self) -> str:
+        """Not settable: the finding's identity and labels as JSON, for channels that send structured data."""
+        return _FINDING_DATA
 
 
 class NotifyAction(Strict):
@@ -289,6 +318,8 @@ class Rule(Strict):
     action: Action
     on_resolved: Action | None = None
     guards: Guards = Guards()
+    # A finding skipped for a maintenance window or a silence: act once that ends if it still fires, or drop it.
+    after_maintenance: Literal["act", "drop"] = "act"
 
 
 class RuleFile(Strict):

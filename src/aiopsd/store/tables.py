@@ -155,3 +155,17 @@ replicas = Table(
     Column("heartbeat_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# Maintenance windows created at run time (``aiopsd maintenance start``); config windows are not stored.
+maintenance_windows = Table(
+    "maintenance_windows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("labels", JSON, nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_by", String(256), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Index("ix_maintenance_ends_at", "ends_at"),
+)
