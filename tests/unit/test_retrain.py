@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -157,3 +158,30 @@ def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer:
                            label="nope")
     res = run_retrain(params, timeout=60)
     assert res.status == "failed" and "no label column 'nope'" in res.message
+
+
+def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp_path: Path,
+                                                            cancer: Frame) -> None:
+    """SIGTERM's drain cancels a retrain like a playbook: at once, its whole tree, status canceled."""
+    pidfile = tmp_path / "child.pid"
+    # The grandchild leaves the job's session: only the run's environment marker still finds it.
+    cmd = ["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; wait"]
+    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
+                           label="target", job="command", command=cmd)
+    cancel = threading.Event()
+    threading.Timer(3.0, cancel.set).start()
+    started = time.monotonic()
+    res = run_retrain(params, timeout=600, cancel=cancel)
+    assert res.status == "canceled", res
+    assert time.monotonic() - started < 60  # not the 600 s timeout
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the retrain's detached grandchild outlived the cancel")
+    assert [v.number for v in reg.list_versions(model_dir)] == [1]

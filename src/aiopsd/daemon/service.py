@@ -27,7 +27,7 @@ from aiopsd.daemon.auth import load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
 from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.daemon.watcher import Watcher
 from aiopsd.engine import load_rules
@@ -204,6 +204,11 @@ class Daemon:
                 logger.warning("%d action runs were running when the daemon last stopped: marked interrupted, "
                                "not re-run", interrupted)
         else:
+            # A restarted container keeps its hostname and PID: its previous life's runs are ours to end.
+            interrupted = rt.store.mark_interrupted(datetime.now(UTC), slot=process_slot(), keep=rt.replica)
+            if interrupted:
+                logger.warning("%d action runs were running in this replica's previous start (%s): marked "
+                               "interrupted, not re-run", interrupted, process_slot())
             rt.leader_until = 0.0
             self._lease()
         app = create_app(rt, self.credentials)
