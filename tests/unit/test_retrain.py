@@ -169,11 +169,19 @@ def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp
     params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
                            label="target", job="command", command=cmd)
     cancel = threading.Event()
-    threading.Timer(3.0, cancel.set).start()
+
+    def cancel_once_started() -> None:  # the drain's cancel, once the job's tree is up
+        deadline = time.monotonic() + 120
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        cancel.set()
+
+    threading.Thread(target=cancel_once_started, daemon=True).start()
     started = time.monotonic()
     res = run_retrain(params, timeout=600, cancel=cancel)
     assert res.status == "canceled", res
-    assert time.monotonic() - started < 60  # not the 600 s timeout
+    assert time.monotonic() - started < 180  # not the 600 s timeout
     grandchild = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
