@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from aiopsd.daemon import dispatcher
+from aiopsd.engine import evaluate
+from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import RunStatus
-from aiopsd.store import StateStore
+from aiopsd.store import IncomingAlert, StateStore
 from aiopsd.store import tables as t
+from aiopsd.store.retention import horizon, prune, prune_run_dirs
 from tests.support import make_runtime
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -124,3 +128,92 @@ def test_result_is_retried_until_stored_and_the_failure_is_visible(tmp_path: Pat
         d.shutdown(0)
     finally:
         rt.store.close()
+
+
+# ------------------------------------------------------------------------------ retention
+DAY = 86400.0
+
+
+def story(store: StateStore, fp: str, at: datetime, *, resolve: bool, finish: bool = True) -> int:
+    """An alert, its finding, an act decision and its run at ``at``; resolved and finished if asked."""
+    rule = Rule.model_validate({"name": "r", "match": {"kind": "alert"},
+                                "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}})
+    store.accept_alerts([IncomingAlert(fingerprint=fp, status="firing", starts_at=at.isoformat(), ends_at=None,
+                                       labels={"alertname": "A", "host": fp}, annotations={}, generator_url=None,
+                                       starts_at_epoch=at.timestamp())],
+                        received_at=at.timestamp(), receiver="x", group_key="g")
+    findings = [f for f in store.active_findings() if f.labels["host"] == fp]
+    state = store.engine_state([rule], at, sources_down={})
+    [decision] = evaluate(findings, [rule], state, at)
+    [run_id] = store.record_decisions([decision], {"r": rule})
+    store.claim_runnable(at, limit=10, owner="me")
+    if finish:
+        store.finish_run(run_id, RunStatus.SUCCEEDED, finished_at=at, rc=0, output="x" * 1000, owner="me")
+    if resolve:
+        store.resolve_findings([findings[0].id], at + timedelta(minutes=5))
+    return run_id
+
+
+def test_prune_deletes_old_history_keeps_unfinished_and_firing_and_the_audit_chain_verifies(
+        store: StateStore, tmp_path: Path) -> None:
+    now = T0 + timedelta(days=100)
+    old_done = story(store, "old-done", T0, resolve=True)
+    old_running = story(store, "old-running", T0, resolve=True, finish=False)
+    old_firing = story(store, "old-firing", T0, resolve=False)
+    recent = story(store, "recent", now - timedelta(days=1), resolve=True)
+    before = store.verify_audit()
+    assert before.ok and before.anchored_at is None
+
+    result = prune(store, now, 30 * DAY)
+
+    assert (result.runs, result.decisions, result.findings, result.alerts) == (1, 1, 1, 1)
+    assert {r.id for r in store.list_runs()} == {old_running, old_firing, recent}
+    assert store.get_run(old_done) is None
+    assert {f.labels["host"] for f in store.list_findings()} == {"old-running", "old-firing", "recent"}
+    after = store.verify_audit()
+    assert after.ok and after.anchored_at == result.audit_starts_at > 1
+    assert after.entries < before.entries + 1
+    [entry] = [e for e in store.audit_entries(limit=1000) if e["kind"] == "pruned"]
+    assert entry["event"]["runs"] == 1
+    # A second prune has nothing older to remove and keeps the anchor valid.
+    assert prune(store, now, 30 * DAY).total == 0
+    assert store.verify_audit().ok
+    # The kept chain still detects a change, and a deletion right after the anchor.
+    with store.write() as conn:
+        conn.execute(t.audit_log.delete().where(t.audit_log.c.seq == result.audit_starts_at))
+    broken = store.verify_audit()
+    assert not broken.ok and broken.first_bad == result.audit_starts_at
+
+
+def test_prune_tampered_entry_after_a_prune_is_still_named(store: StateStore) -> None:
+    now = T0 + timedelta(days=100)
+    story(store, "old", T0, resolve=True)
+    story(store, "recent", now - timedelta(days=1), resolve=True)
+    start = prune(store, now, 30 * DAY).audit_starts_at
+    with store.write() as conn:
+        conn.execute(update(t.audit_log).where(t.audit_log.c.seq == start + 1).values(event='{"forged":1}'))
+    broken = store.verify_audit()
+    assert not broken.ok and broken.first_bad == start + 1 and "changed" in broken.problem
+
+
+def test_retention_never_shorter_than_what_guards_look_back_on() -> None:
+    rule = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "action": {"playbook": "x.yml"},
+                                "guards": {"cooldown": "60d", "max_per_window": {"count": 1, "window": "7d"}}})
+    assert horizon([rule]) == 60 * DAY
+    assert horizon([], RateBudget(count=1, window=90 * DAY)) == 90 * DAY
+
+
+def test_prune_run_dirs_removes_old_finished_keeps_unfinished(store: StateStore, tmp_path: Path) -> None:
+    import os
+
+    runs_dir = tmp_path / "runs"
+    now = T0 + timedelta(days=100)
+    done = story(store, "done", T0, resolve=True)
+    running = story(store, "running", T0, resolve=True, finish=False)
+    for run_id in (done, running):
+        p = runs_dir / f"{run_id:06d}-1"
+        p.mkdir(parents=True)
+        os.utime(p, (T0.timestamp(), T0.timestamp()))
+    (runs_dir / "000999-1").mkdir()  # recent: kept
+    assert prune_run_dirs(runs_dir, store, now, 30 * DAY) == 1
+    assert sorted(p.name for p in runs_dir.iterdir()) == sorted([f"{running:06d}-1", "000999-1"])
