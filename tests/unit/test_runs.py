@@ -217,3 +217,32 @@ def test_prune_run_dirs_removes_old_finished_keeps_unfinished(store: StateStore,
     (runs_dir / "000999-1").mkdir()  # recent: kept
     assert prune_run_dirs(runs_dir, store, now, 30 * DAY) == 1
     assert sorted(p.name for p in runs_dir.iterdir()) == sorted([f"{running:06d}-1", "000999-1"])
+
+
+def test_audit_verify_cli_passes_after_a_prune_and_still_catches_a_tamper(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aiopsd.cli import app
+    from tests.support import write_config
+
+    cfg = write_config(tmp_path)
+    s = StateStore(yaml_url(cfg))
+    try:
+        now = T0 + timedelta(days=100)
+        story(s, "old", T0, resolve=True)
+        story(s, "recent", now - timedelta(days=1), resolve=True)
+        start = prune(s, now, 30 * DAY).audit_starts_at
+        r = CliRunner().invoke(app, ["audit", "verify", "--config", str(cfg)])
+        assert r.exit_code == 0 and f"from entry {start}" in r.stdout, r.stdout
+        with s.write() as conn:
+            conn.execute(update(t.audit_log).where(t.audit_log.c.seq == start + 2).values(at=0.5))
+        r = CliRunner().invoke(app, ["audit", "verify", "--config", str(cfg)])
+        assert r.exit_code == 1 and f"at entry {start + 2}" in r.stderr
+    finally:
+        s.close()
+
+
+def yaml_url(cfg: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load(cfg.read_text())["state_url"])
