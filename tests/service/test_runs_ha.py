@@ -88,14 +88,14 @@ def test_after_an_outage_live_peers_get_a_grace_period_before_their_runs_are_orp
 
 # ------------------------------------------------------------------------------ daemons
 def start_replica(root: Path, name: str, pg: Postgres, markers: Path, token: str, *, port: int | None = None,
-                  prefix: list[str] | None = None) -> DaemonProcess:
+                  prefix: list[str] | None = None, concurrency: int = 4) -> DaemonProcess:
     work = root / name
     (work / "rules").mkdir(parents=True, exist_ok=True)
     (work / "rules" / "ha.yaml").write_text(HA_RULE)
     extra = {"listen": f"127.0.0.1:{port}"} if port else {}
     cfg = write_config(work, state_url=pg.url, playbooks_dir=str(playbook_dir(root)), ha={"lease_ttl": f"{TTL}s"},
                        playbook_vars={"marker_dir": str(markers), "sleep_token": token},
-                       actions={"shutdown_grace": "2s"}, **extra)
+                       actions={"shutdown_grace": "2s", "concurrency": concurrency}, **extra)
     return start_daemon(cfg, extra_env={"TEST_REPLICA_NAME": name}, prefix=prefix)
 
 
@@ -206,3 +206,39 @@ def test_restarted_container_with_the_same_hostname_and_pid_1_interrupts_its_lef
         first.stop(signal.SIGKILL)
         if second is not None:
             second.stop()
+
+
+def test_database_outage_longer_than_the_lease_does_not_interrupt_a_live_peers_run(
+        tmp_path: Path, postgres: Postgres, work: tuple[Path, str]) -> None:
+    """Two replicas; the database goes away for longer than lease_ttl while the follower runs an action.
+
+    Whichever replica renews first when the database is back must not call the other dead:
+    the follower's run finishes ``succeeded``, is never marked interrupted, and runs once.
+    """
+    markers, token = work
+    a = start_replica(tmp_path, "a", postgres, markers, token, concurrency=1)
+    b: DaemonProcess | None = None
+    store = StateStore(postgres.url, create=False)
+    try:
+        assert post_on(a.url, "hold", "h-a", sleep="300") == 200  # fills a's only slot
+        wait_for(lambda: list(markers.glob("started-*-a")), 60, 0.2, what="a to start its action")
+        b = start_replica(tmp_path, "b", postgres, markers, token)
+        assert post_on(b.url, "peer", "h-b", sleep="25") == 200
+        wait_for(lambda: list(markers.glob("started-*-b")), 60, 0.2, what="b to claim and start the action")
+        postgres.stop()
+        time.sleep(TTL * 3)  # every heartbeat and the lease expire on the database clock
+        postgres.start()
+        run = wait_for(lambda: (r := run_of(store, "peer")) is not None and r.status.finished and r, 120, 0.5,
+                       what="b's action to finish")
+        assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+        interrupted = [e["event"]["run_id"] for e in store.audit_entries(limit=1000)
+                       if e["kind"] == "run_interrupted"]
+        assert run.id not in interrupted
+        assert len(list(markers.glob(f"started-{run.id}-*"))) == 1
+        assert "stopped answering: marked interrupted" not in a.log_text() + b.log_text()
+        assert store.verify_audit().ok
+    finally:
+        store.close()
+        a.stop()
+        if b is not None:
+            b.stop()
