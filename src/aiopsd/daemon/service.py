@@ -224,7 +224,11 @@ class Daemon:
                                "not re-run", interrupted)
         else:
             # A restarted container keeps its hostname and PID: its previous life's runs are ours to end.
-            interrupted = rt.store.mark_interrupted(datetime.now(UTC), slot=process_slot(), keep=rt.replica)
+            try:
+                interrupted = rt.store.mark_interrupted(datetime.now(UTC), slot=process_slot(), keep=rt.replica)
+            except AiopsdError as exc:  # the leader's orphan detection ends them once the store is back
+                logger.error("could not mark this replica's previous runs interrupted: %s", exc)
+                interrupted = 0
             if interrupted:
                 logger.warning("%d action runs were running in this replica's previous start (%s): marked "
                                "interrupted, not re-run", interrupted, process_slot())
