@@ -74,12 +74,14 @@ def write_config(workdir: Path, **overrides: Any) -> Path:
 
 
 def start_daemon(config_path: Path, *, ready_timeout: float = 60,
-                 extra_env: dict[str, str] | None = None) -> DaemonProcess:
+                 extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> DaemonProcess:
+    """Start ``aiopsd run`` (behind ``prefix``, e.g. ``unshare ...``, when given) and wait until ready."""
     cfg = yaml.safe_load(config_path.read_text())
     url = f"http://{cfg['listen']}"
     log = config_path.parent / "aiopsd.log"
     with log.open("ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "aiopsd", "run", "--config", str(config_path)],
+        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "aiopsd", "run", "--config",
+                                 str(config_path)],
                                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**tool_env(), **(extra_env or {})})
     d = DaemonProcess(proc, url, config_path, log)

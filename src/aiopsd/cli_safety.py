@@ -133,7 +133,9 @@ def audit_verify(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
         err.print(f"[bold red]audit log broken[/] at entry {result.first_bad}: {result.problem} "
                   f"({result.entries} entries before it are intact)", highlight=False)
         raise typer.Exit(1)
-    out.print(f"[green]ok[/]: audit log intact, {result.entries} entries")
+    since = "" if result.anchored_at is None else \
+        f" from entry {result.anchored_at} (older entries were removed by retention)"
+    out.print(f"[green]ok[/]: audit log intact, {result.entries} entries{since}")
 
 
 def register(app: typer.Typer) -> None:

@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
     dispatch_interval: Duration = 1.0
+    # Alerts, findings, decisions, finished runs, their outputs and audit entries older than this
+    # are deleted hourly (never less than the rules' guards look back on; unfinished runs never).
+    retention: Duration = Field(default=30 * 86400.0, gt=0)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -50,8 +50,9 @@ def read_lease(pg: Postgres) -> Any:
         store.close()
 
 
-def leader_name(d: DaemonProcess) -> str:
-    return f"{socket.gethostname()}:{d.proc.pid}"
+def is_replica_of(holder: str, d: DaemonProcess) -> bool:
+    """Replica identities are ``hostname:pid:nonce`` (unique per process start)."""
+    return holder.startswith(f"{socket.gethostname()}:{d.proc.pid}:")
 
 
 def leader_of(replicas: dict[str, DaemonProcess]) -> str | None:
@@ -108,7 +109,7 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
         replicas["a"].proc.send_signal(signal.SIGKILL)
         replicas["a"].proc.wait(10)
         dead_lease = read_lease(postgres)  # the dead leader's last renewal, still valid for a while
-        assert dead_lease.holder == leader_name(replicas["a"])
+        assert is_replica_of(dead_lease.holder, replicas["a"])
         new_leader = wait_for(lambda: leader_of(replicas), 10 * TTL, 0.1, what="a follower to take the lease")
         # Keep alerts flowing to the survivors for a while after the takeover.
         wait_for(lambda: len(sent_ok) >= max(before_kill, 1) + 15, 90, 0.1, what="alerts after the takeover")
@@ -154,7 +155,7 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
         assert {str(r.id) for r in others} <= {p.name.split("-")[1] for p in markers.glob("done-*")}
         # The lease moved to the survivor only after the dead leader's lease ran out (never two
         # leaders), and within one renewal round after that (database clock, not the test's).
-        assert lease.holder == leader_name(survivor)
+        assert is_replica_of(lease.holder, survivor)
         assert dead_lease.expires_at <= lease.acquired_at <= dead_lease.expires_at + TTL
         assert "now the leader" in survivor.log_text()
         assert "stopped answering: marked interrupted" in survivor.log_text()

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aiopsd.actions import model_registry as registry
 from aiopsd.config import PredictionLogConfig, PrometheusConfig, WatchConfig
 from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo.model_workload import set_up_model
 from aiopsd.errors import StoreUnavailableError
+from aiopsd.model_store.directory import DirectoryStore
 from aiopsd.models import FindingStatus, series_key
 from aiopsd.store import StateStore
 from tests.integration.test_drift_watch import log_rows
@@ -38,7 +38,7 @@ def _fail_next_upsert(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_drift_window_judged_again_after_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model_dir, ref = tmp_path / "models" / "churn", tmp_path / "ref.csv"
     set_up_model(model_dir, ref)
-    _, model = registry.load_current(model_dir)
+    _, model = DirectoryStore(model_dir).load()
     log = tmp_path / "churn.jsonl"
     cfg = PredictionLogConfig(model="churn", path=str(log), reference=ref, window={"rows": 300}, reports=False)
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")

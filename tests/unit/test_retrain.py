@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -201,3 +202,38 @@ def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: 
     assert shown["lineage"]["code"]["aiopsd"] and shown["metrics"]["metric"] == "accuracy"
     missing = CliRunner().invoke(model_app, ["show", "9", "-d", str(model_dir)])
     assert missing.exit_code == 2 and "no version 9" in missing.output
+
+
+def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp_path: Path,
+                                                            cancer: Frame) -> None:
+    """SIGTERM's drain cancels a retrain like a playbook: at once, its whole tree, status canceled."""
+    pidfile = tmp_path / "child.pid"
+    # The grandchild leaves the job's session: only the run's environment marker still finds it.
+    cmd = ["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; wait"]
+    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
+                           label="target", job="command", command=cmd)
+    cancel = threading.Event()
+
+    def cancel_once_started() -> None:  # the drain's cancel, once the job's tree is up
+        deadline = time.monotonic() + 120
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        cancel.set()
+
+    threading.Thread(target=cancel_once_started, daemon=True).start()
+    started = time.monotonic()
+    res = run_retrain(params, timeout=600, cancel=cancel)
+    assert res.status == "canceled", res
+    assert time.monotonic() - started < 180  # not the 600 s timeout
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the retrain's detached grandchild outlived the cancel")
+    assert [v.number for v in DirectoryStore(model_dir).list_versions()] == [1]

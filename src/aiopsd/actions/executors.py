@@ -34,7 +34,7 @@ def execute(run: ActionRun, *, settings: Settings, private_dir: Path, timeout: f
     if run.kind == "silence":
         return _silence(run, settings, timeout)
     if run.kind == "retrain":
-        return _retrain(run, settings, timeout)
+        return _retrain(run, settings, timeout, cancel)
     if run.kind == "job_template":
         return run_job_template(settings.awx, dict(action.get("job_template") or {}), timeout=timeout,
                                 dry_run=run.dry_run, cancel=cancel)
@@ -67,7 +67,7 @@ def _silence(run: ActionRun, settings: Settings, timeout: float) -> ActionResult
     return ActionResult(RunStatus.SUCCEEDED, 0, f"silence {resp.json().get('silenceID')} created")
 
 
-def _retrain(run: ActionRun, settings: Settings, timeout: float) -> ActionResult:
+def _retrain(run: ActionRun, settings: Settings, timeout: float, cancel: threading.Event) -> ActionResult:
     """Run the gated retrain job in a subprocess; a rejected candidate is a successful run that changed nothing."""
     from aiopsd.actions.retrain import RetrainParams, run_retrain
     from aiopsd.model_store import spec_for
@@ -89,9 +89,9 @@ def _retrain(run: ActionRun, settings: Settings, timeout: float) -> ActionResult
     if run.dry_run:
         return ActionResult(RunStatus.SUCCEEDED, 0,
                             f"dry run: would retrain {params.open_store().label} on {params.data_path}")
-    result = run_retrain(params, timeout)
+    result = run_retrain(params, timeout, cancel=cancel)
     text = f"{result.status}: {result.message}\n{result.model_dump_json(indent=2, exclude={'output'})}\n{result.output}"
     status = {"promoted": RunStatus.SUCCEEDED, "rejected": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,
-              "timed_out": RunStatus.TIMED_OUT}[result.status]
+              "timed_out": RunStatus.TIMED_OUT, "canceled": RunStatus.CANCELED}[result.status]
     return ActionResult(status, 0 if status == RunStatus.SUCCEEDED else None, text,
                         "" if status == RunStatus.SUCCEEDED else result.message)

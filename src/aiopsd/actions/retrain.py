@@ -1,9 +1,10 @@
-"""Retrain a model behind a gate, as a subprocess with a hard timeout.
+"""Retrain a model behind a gate, as a subprocess bounded like a playbook.
 
 :func:`run_retrain` (what the daemon calls) starts ``python -m
-aiopsd.actions.retrain PARAMS.json RESULT.json`` in a new session, waits at most
-``timeout`` seconds, and on timeout kills the whole process group (SIGTERM, then
-SIGKILL after a grace period) so nothing the job spawned outlives it. The job:
+aiopsd.actions.retrain PARAMS.json RESULT.json`` through the same bounded runner
+as playbooks (:func:`aiopsd.actions.process.run_bounded`): on timeout or cancel
+(the SIGTERM drain) it kills the job's whole process tree, including anything
+that left its session, and the run ends ``timed_out`` or ``canceled``. The job:
 
 1. reads the labelled data (CSV or Parquet), sorted by ``timestamp`` when that
    column exists, and holds back the newest ``holdout`` share of rows;
@@ -26,13 +27,12 @@ under ``<state_dir>/training/<sha256>.csv`` and registered with its lineage
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -42,13 +42,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import aiopsd
+from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
 from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
 
 Metric = Literal["accuracy", "f1", "mae", "mse", "r2"]
 LOWER_IS_BETTER = frozenset({"mae", "mse"})
-KILL_GRACE_SECONDS = 5.0
 
 
 class RetrainParams(BaseModel):
@@ -94,7 +94,7 @@ class RetrainResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    status: Literal["promoted", "rejected", "failed", "timed_out"]
+    status: Literal["promoted", "rejected", "failed", "timed_out", "canceled"]
     promoted: bool = False
     candidate_version: int | None = None
     previous_version: int | None = None
@@ -145,7 +145,7 @@ def _train_command(params: RetrainParams, train_path: Path, current: Any, workdi
         joblib.dump(current, cur_path)
     env = {**os.environ, "AIOPSD_TRAIN_DATA": str(train_path), "AIOPSD_CANDIDATE": str(cand_path),
            "AIOPSD_MODEL_DIR": str(params.model_dir or ""), "AIOPSD_CURRENT_MODEL": str(cur_path)}
-    proc = subprocess.run(params.command, env=env, check=False)  # same process group: killed with us
+    proc = subprocess.run(params.command, env=env, check=False)  # inherits the run marker: killed with us
     if proc.returncode != 0:
         raise ActionError(f"retrain command exited with {proc.returncode}")
     if not cand_path.is_file():
@@ -222,25 +222,9 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
                          message=msg)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            if sig == signal.SIGTERM:
-                os.killpg(proc.pid, signal.SIGKILL)  # the leader is gone; leave no stragglers in its group
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
-
-
-def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = None) -> RetrainResult:
-    """Run the retrain job in its own process group; never raises for job failures."""
+def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = None,
+                cancel: threading.Event | None = None) -> RetrainResult:
+    """Run the retrain job as a bounded process; never raises for job failures."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aiopsd-retrain-") as tmp:
         pfile, rfile, log = Path(tmp) / "params.json", Path(tmp) / "result.json", Path(tmp) / "output.log"
@@ -249,26 +233,18 @@ def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = N
         pkg_root = str(Path(aiopsd.__file__).resolve().parent.parent)
         path = os.pathsep.join(filter(None, [pkg_root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path}
-        with log.open("wb") as out:
-            cmd = [python or sys.executable, "-m", "aiopsd.actions.retrain", str(pfile), str(rfile)]
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=tmp, env=env)
-            try:
-                rc = proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                rc, timed_out = proc.returncode, True
-            else:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # the job is done: reap anything left in its group
+        cmd = [python or sys.executable, "-m", "aiopsd.actions.retrain", str(pfile), str(rfile)]
+        done = run_bounded(cmd, env=env, cwd=Path(tmp), timeout=timeout, output=log, cancel=cancel)
         output = log.read_text(errors="replace")[-4000:]
         took = time.monotonic() - started
-        if timed_out:
+        if done.timed_out:
             return RetrainResult(status="timed_out", message=f"retrain killed after {timeout:g}s timeout",
                                  output=output, duration_seconds=took)
-        if rc != 0 or not rfile.is_file():
-            last = output.strip().splitlines()[-1] if output.strip() else f"exit code {rc}"
+        if done.canceled:
+            return RetrainResult(status="canceled", message=f"retrain canceled after {took:.0f}s (shutdown)",
+                                 output=output, duration_seconds=took)
+        if done.rc != 0 or not rfile.is_file():
+            last = output.strip().splitlines()[-1] if output.strip() else f"exit code {done.rc}"
             return RetrainResult(status="failed", message=last, output=output, duration_seconds=took)
         result = RetrainResult.model_validate_json(rfile.read_text())
         return result.model_copy(update={"output": output, "duration_seconds": took})

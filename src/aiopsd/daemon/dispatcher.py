@@ -20,6 +20,12 @@ from aiopsd.store import Claim
 
 logger = logging.getLogger(__name__)
 
+# Storing a finished action's result is retried with this backoff (seconds) until it succeeds.
+STORE_RETRY_FIRST = 0.5
+STORE_RETRY_MAX = 10.0
+# After the shutdown deadline, how long canceled actions get to end and store their results.
+STORE_GIVE_UP = 30.0
+
 
 class Dispatcher:
     def __init__(self, runtime: Runtime) -> None:
@@ -30,6 +36,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self.runs_dir = Path(s.state_dir) / "runs"
         self.planned = PlannedWork()
+        # Set when shutdown stops waiting: a result still failing to store is then given up.
+        self._give_up = threading.Event()
 
     # -------------------------------------------------------------- one tick
     def tick(self, now: datetime | None = None) -> None:
@@ -100,27 +108,65 @@ class Dispatcher:
             logger.exception("action %d crashed", run.id)
 
             result = ActionResult(RunStatus.FAILED, None, "", f"internal error: {exc!r}")
-        now = datetime.now(UTC)
         try:
-            retry = (result.status == RunStatus.FAILED and run.attempt < claim.max_attempts
-                     and not cancel.is_set())
-            if retry:
-                delay = claim.retry_backoff * (2 ** (run.attempt - 1))
-                logger.warning("action %d failed (%s); retrying in %.0fs", run.id, result.error, delay)
-                self.rt.store.retry_run(run.id, not_before=now + timedelta(seconds=delay),
-                                        output=result.output, error=result.error)
-            else:
-                self.rt.store.finish_run(run.id, result.status, finished_at=now, rc=result.rc,
-                                         output=result.output, error=result.error,
-                                         artifact_dir=result.artifact_dir)
-                self.rt.metrics.runs.labels(run.kind, str(result.status)).inc()
-                self.rt.metrics.run_duration.labels(run.kind).observe(time.monotonic() - started)
-                logger.info("action %d %s%s", run.id, result.status,
-                            f": {result.error}" if result.error else "")
+            self._store_result(claim, result, cancel, started)
         finally:
             with self._lock:
                 self.running.pop(run.id, None)
                 self.rt.metrics.runs_active.set(len(self.running))
+
+    def _store_result(self, claim: Claim, result: ActionResult, cancel: threading.Event, started: float) -> None:
+        """Record the result, retrying until the store takes it (full disk, failover, outage).
+
+        Until then the run keeps its slot and target lock here, as it still shows ``running``
+        in the store; the failure is logged and counted. Only a shutdown that outlasts its
+        deadline gives up, and the run is then marked ``interrupted`` by the next start
+        (or by the leader once this replica's heartbeat is gone).
+        """
+        run, m = claim.run, self.rt.metrics
+        now = datetime.now(UTC)
+        retry = result.status == RunStatus.FAILED and run.attempt < claim.max_attempts and not cancel.is_set()
+        delay, failures = STORE_RETRY_FIRST, 0
+        while True:
+            try:
+                if retry:
+                    backoff = claim.retry_backoff * (2 ** (run.attempt - 1))
+                    stored = self.rt.store.retry_run(run.id, not_before=now + timedelta(seconds=backoff),
+                                                     output=result.output, error=result.error,
+                                                     owner=self.rt.replica)
+                    if stored:
+                        logger.warning("action %d failed (%s); retrying in %.0fs", run.id, result.error, backoff)
+                else:
+                    stored = self.rt.store.finish_run(run.id, result.status, finished_at=now, rc=result.rc,
+                                                      output=result.output, error=result.error,
+                                                      artifact_dir=result.artifact_dir, owner=self.rt.replica)
+                    if stored:
+                        m.runs.labels(run.kind, str(result.status)).inc()
+                        m.run_duration.labels(run.kind).observe(time.monotonic() - started)
+                        logger.info("action %d %s%s", run.id, result.status,
+                                    f": {result.error}" if result.error else "")
+                break
+            except Exception as exc:  # StoreUnavailableError, or a bug: never leave the run "running" silently
+                failures += 1
+                m.result_store_errors.inc()
+                if failures == 1:
+                    m.results_unstored.inc()
+                logger.error("action %d finished %s, but its result could not be stored (attempt %d): %s; "
+                             "retrying in %.0fs", run.id, result.status, failures, exc, delay,
+                             exc_info=not isinstance(exc, StoreUnavailableError))
+                if self._give_up.wait(delay):
+                    logger.critical("action %d finished %s, but shutdown came before its result could be "
+                                    "stored; the run will show interrupted", run.id, result.status)
+                    return
+                delay = min(delay * 2, STORE_RETRY_MAX)
+        if failures:
+            m.results_unstored.dec()
+            logger.warning("action %d: result stored after %d failed attempts", run.id, failures)
+        if not stored:
+            m.results_rejected.inc()
+            logger.warning("action %d finished %s, but the store no longer shows it running as this replica's "
+                           "(marked interrupted meanwhile?): result not recorded, see the audit log",
+                           run.id, result.status)
 
     # -------------------------------------------------------------- shutdown
     def shutdown(self, grace: float) -> None:
@@ -138,7 +184,8 @@ class Dispatcher:
             cancel.set()
         for _, fut, _ in left:
             try:
-                fut.result(timeout=30)
+                fut.result(timeout=STORE_GIVE_UP)
             except Exception:  # the worker already recorded its result
                 logger.debug("worker ended with an error during shutdown", exc_info=True)
+        self._give_up.set()
         self.pool.shutdown(wait=True)

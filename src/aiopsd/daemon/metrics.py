@@ -147,6 +147,15 @@ class Metrics:
                                       ["kind"], registry=r,
                                       buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
         self.runs_active = Gauge("aiopsd_action_runs_active", "Action runs executing now", registry=r)
+        self.result_store_errors = Counter(
+            "aiopsd_action_result_store_errors",
+            "Failed attempts to store a finished action's result (retried until stored)", registry=r)
+        self.results_unstored = Gauge(
+            "aiopsd_action_results_unstored",
+            "Finished actions whose result is not stored yet (their run still shows running)", registry=r)
+        self.results_rejected = Counter(
+            "aiopsd_action_results_rejected",
+            "Results not recorded because the run was no longer running as this replica's", registry=r)
         self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"],
                                registry=r)
         self.poll_lag = Gauge("aiopsd_source_poll_lag_seconds",

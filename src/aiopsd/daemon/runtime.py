@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -14,6 +15,20 @@ from aiopsd.engine.rules import Rule
 from aiopsd.store import StateStore
 
 
+def process_slot() -> str:
+    """``hostname:pid``: what a restarted container keeps (same hostname, PID 1 again)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def replica_identity() -> str:
+    """``hostname:pid:nonce``, new at every process start even when hostname and PID repeat.
+
+    The random part tells a restarted container from its previous life, whose runs are
+    then orphans (interrupted), not its own live work.
+    """
+    return f"{process_slot()}:{secrets.token_hex(4)}"
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -21,7 +36,8 @@ class Runtime:
     store: StateStore
     metrics: Metrics
     started_at: float = field(default_factory=time.time)
-    replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # Unique per process start (see replica_identity); owner of the runs this process claims.
+    replica: str = field(default_factory=replica_identity)
     # Set when SIGTERM arrives: the webhook answers 503 so Alertmanager retries elsewhere/later.
     draining: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import uvicorn
@@ -27,14 +27,16 @@ from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
 from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.daemon.watcher import Watcher
+from aiopsd.durations import format_duration
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
 from aiopsd.sources.prometheus import PrometheusSource
 from aiopsd.store import StateStore
 from aiopsd.store.ha import Membership
+from aiopsd.store.retention import PRUNE_INTERVAL, horizon, prune, prune_run_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ class Daemon:
             self._add_drift(d)
         s.add_job(self._timed, "interval", args=["dispatch", self._dispatch],
                   seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
+        s.add_job(self._timed, "interval", args=["prune", self._prune], seconds=PRUNE_INTERVAL, id="prune",
+                  next_run_time=datetime.now(UTC) + timedelta(seconds=60))
         if self.membership is not None:
             s.add_job(self._timed, "interval", args=["lease", self._lease],
                       seconds=self.settings.ha.lease_ttl / 3, id="lease")
@@ -173,6 +177,21 @@ class Daemon:
             logger.error("dispatch loop last ran %.0fs ago: not pinging the systemd watchdog",
                          time.monotonic() - self._last_dispatch)
 
+    def _prune(self) -> None:
+        """Retention: the leader prunes the store; every replica its own run directories."""
+        rt, s = self.runtime, self.settings
+        keep = max(s.retention, horizon(list(rt.rules_by_name().values()), s.actions.max_per_window))
+        now = datetime.now(UTC)
+        if rt.is_leader():
+            done = prune(rt.store, now, keep)
+            if done.total:
+                logger.info("retention %s: pruned %d alerts, %d findings, %d decisions, %d runs, %d audit entries "
+                            "(audit chain now starts at entry %d)", format_duration(keep), done.alerts,
+                            done.findings, done.decisions, done.runs, done.audit_entries, done.audit_starts_at)
+        removed = prune_run_dirs(self.dispatcher.runs_dir, rt.store, now, keep)
+        if removed:
+            logger.info("retention: removed %d run directories", removed)
+
     def _lease(self) -> None:
         """Heartbeat and leader lease (PostgreSQL); the leader also interrupts dead replicas' runs."""
         assert self.membership is not None
@@ -229,6 +248,15 @@ class Daemon:
                 logger.warning("%d action runs were running when the daemon last stopped: marked interrupted, "
                                "not re-run", interrupted)
         else:
+            # A restarted container keeps its hostname and PID: its previous life's runs are ours to end.
+            try:
+                interrupted = rt.store.mark_interrupted(datetime.now(UTC), slot=process_slot(), keep=rt.replica)
+            except AiopsdError as exc:  # the leader's orphan detection ends them once the store is back
+                logger.error("could not mark this replica's previous runs interrupted: %s", exc)
+                interrupted = 0
+            if interrupted:
+                logger.warning("%d action runs were running in this replica's previous start (%s): marked "
+                               "interrupted, not re-run", interrupted, process_slot())
             rt.leader_until = 0.0
             self._lease()
         app = create_app(rt, self.credentials, self.approval_credentials)

@@ -35,6 +35,23 @@ class Postgres:
     url: str  # SQLAlchemy URL (postgresql+psycopg://)
     port: int
     datadir: Path
+    options: str = ""  # the server options it was started with (start() reuses them)
+
+    def _pg_ctl(self, *args: str) -> None:
+        bindir = pg_bindir()
+        assert bindir is not None
+        done = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), *args]), check=False,
+                              capture_output=True, cwd=self.datadir.parent)
+        if done.returncode != 0:
+            raise AiopsdError(f"pg_ctl {args[-1]} failed: {done.stderr.decode(errors='replace').strip()}")
+
+    def stop(self) -> None:
+        """Stop the server at once (like a crash or a failover: clients see their connections die)."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        """Start it again on the same port and data directory."""
+        self._pg_ctl("-l", str(self.datadir.parent / "log"), "-o", self.options, "-w", "-t", "60", "start")
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -64,7 +81,8 @@ def running_postgres(max_connections: int = 200) -> Iterator[Postgres]:
         run([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(root / "log"), "-o", opts, "-w", "-t", "60",
              "start"])
         run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "aiopsd", "aiopsd"])
-        yield Postgres(url=f"postgresql+psycopg://aiopsd@127.0.0.1:{port}/aiopsd", port=port, datadir=datadir)
+        yield Postgres(url=f"postgresql+psycopg://aiopsd@127.0.0.1:{port}/aiopsd", port=port, datadir=datadir,
+                       options=opts)
     finally:
         if (datadir / "postmaster.pid").exists():
             subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w",

@@ -3,6 +3,8 @@
 Entry ``n`` stores ``hash_n = sha256(hash_{n-1} + canonical JSON of {seq, at, kind, event})``,
 so changing, deleting or reordering any entry breaks every hash after it.
 :func:`verify` walks the chain and names the first entry that does not fit.
+Retention (:func:`prune`) deletes the oldest entries and anchors the chain at the first
+one kept (its seq and prev_hash), so what is kept stays verifiable.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, delete, func, select, text, update
 
 from aiopsd.store import tables as t
 
 GENESIS = "0" * 64
+ANCHOR = "audit"  # the one row of audit_anchor
 
 
 def canonical(value: Any) -> str:
@@ -87,14 +90,16 @@ class VerifyResult:
     entries: int
     first_bad: int | None = None
     problem: str = ""
+    # After a retention prune: the seq the verified chain starts at (entries before were pruned).
+    anchored_at: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.first_bad is None
 
 
-def iter_entries(conn: Connection, *, batch: int = 5000) -> Iterator[Any]:
-    last = 0
+def iter_entries(conn: Connection, *, batch: int = 5000, after: int = 0) -> Iterator[Any]:
+    last = after
     while True:
         rows = conn.execute(select(t.audit_log).where(t.audit_log.c.seq > last)
                             .order_by(t.audit_log.c.seq).limit(batch)).all()
@@ -104,10 +109,41 @@ def iter_entries(conn: Connection, *, batch: int = 5000) -> Iterator[Any]:
         last = int(rows[-1].seq)
 
 
+def prune(conn: Connection, dialect: str, before: float, now: float) -> tuple[int, int]:
+    """Delete the entries older than ``before`` and anchor the chain at the first one kept.
+
+    Entries go by seq, oldest first, up to the first entry at or after ``before``; the newest
+    entry is always kept (the chain's tip). The anchor records that entry's seq and
+    prev_hash, so :func:`verify` checks the rest as before and a deletion beyond the anchor,
+    or any change, is still found. Returns (entries deleted, seq the chain now starts at).
+    """
+    chain = AuditChain(conn, dialect)
+    tip_seq, _ = chain._load_tip()  # takes the appenders' lock on PostgreSQL
+    if tip_seq == 0:
+        return 0, 0
+    first_kept = conn.execute(select(func.min(t.audit_log.c.seq)).where(t.audit_log.c.at >= before)).scalar()
+    keep_from = min(int(first_kept), tip_seq) if first_kept is not None else tip_seq
+    row = conn.execute(select(t.audit_log.c.prev_hash).where(t.audit_log.c.seq == keep_from)).one()
+    deleted = conn.execute(delete(t.audit_log).where(t.audit_log.c.seq < keep_from)).rowcount or 0
+    if deleted:
+        anchor = conn.execute(select(t.audit_anchor.c.pruned_entries)
+                              .where(t.audit_anchor.c.name == ANCHOR)).scalar()
+        values = {"seq": keep_from, "prev_hash": row.prev_hash, "pruned_at": now,
+                  "pruned_entries": int(anchor or 0) + deleted}
+        if anchor is None:
+            conn.execute(t.audit_anchor.insert().values(name=ANCHOR, **values))
+        else:
+            conn.execute(update(t.audit_anchor).where(t.audit_anchor.c.name == ANCHOR).values(**values))
+    return deleted, keep_from
+
+
 def verify(conn: Connection) -> VerifyResult:
-    """Walk the whole chain; the first entry whose seq, link or hash is wrong is named."""
+    """Walk the chain from its start (or its anchor after a prune); name the first entry that does not fit."""
     prev, expected, count = GENESIS, 1, 0
-    for row in iter_entries(conn):
+    anchor = conn.execute(select(t.audit_anchor).where(t.audit_anchor.c.name == ANCHOR)).first()
+    if anchor is not None:
+        prev, expected = str(anchor.prev_hash), int(anchor.seq)
+    for row in iter_entries(conn, after=expected - 1):
         seq = int(row.seq)
         if seq != expected:
             return VerifyResult(count, expected, f"entry {expected} is missing (next is {seq})")
@@ -120,4 +156,4 @@ def verify(conn: Connection) -> VerifyResult:
         if digest != row.hash:
             return VerifyResult(count, seq, "its content does not match its hash (changed after it was written)")
         prev, expected, count = digest, expected + 1, count + 1
-    return VerifyResult(count)
+    return VerifyResult(count, anchored_at=None if anchor is None else int(anchor.seq))

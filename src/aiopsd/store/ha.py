@@ -11,6 +11,12 @@ skew does not matter.
 
 Heartbeats say which replicas are alive; a run left ``running`` by a replica whose
 heartbeat expired is marked ``interrupted`` (never re-run blindly), like after a crash.
+
+After a database outage every heartbeat has expired, the live peers' included: they could
+not renew either. So a replica judges orphans only once it has itself renewed without a
+gap for ``lease_ttl`` (on the database clock), which gives every live peer three renewal
+rounds to show it is alive again. A peer's result that still loses a race (its run was
+interrupted meanwhile) is refused by the guarded ``finish_run`` and audited, never applied.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from aiopsd.models import RunStatus
 from aiopsd.store import tables as t
+from aiopsd.store.audit import AuditChain
 from aiopsd.store.state import StateStore
 
 LEADER = "leader"
@@ -49,6 +56,9 @@ class Membership:
         self.store, self.name, self.ttl = store, name, ttl
         self.started_at = time.time()
         self._holder = ""
+        # Database time of our last successful renewal, and since when we renewed without a gap.
+        self._last_renewal: float | None = None
+        self.connected_since: float | None = None
 
     def renew(self) -> LeaseState:
         """Heartbeat, then take or keep the leader lease if it is free, expired or ours."""
@@ -72,6 +82,9 @@ class Membership:
                     values["acquired_at"] = now
                 conn.execute(update(t.leases).where(t.leases.c.name == LEADER).values(**values))
                 holder, expires = self.name, now + self.ttl
+        if self._last_renewal is None or now - self._last_renewal > self.ttl:
+            self.connected_since = now  # first renewal, or back after an outage (ours or the database's)
+        self._last_renewal = now
         changed = holder != self._holder
         self._holder = holder
         return LeaseState(leader=holder == self.name, holder=holder, expires_at=expires, changed=changed,
@@ -84,20 +97,27 @@ class Membership:
             conn.execute(delete(t.replicas).where(t.replicas.c.name == self.name))
 
     def interrupt_orphans(self) -> list[tuple[int, str]]:
-        """Mark ``interrupted`` the running runs whose owner has no live heartbeat; return (id, owner)."""
+        """Mark ``interrupted`` the running runs whose owner has no live heartbeat; return (id, owner).
+
+        Nothing is judged until this replica has renewed without a gap for ``ttl`` (see the
+        module docstring): right after a start or an outage, expired heartbeats prove nothing.
+        """
         with self.store.write() as conn:
             now = db_now(conn)
+            if self.connected_since is None or now - self.connected_since < self.ttl:
+                return []
             alive = select(t.replicas.c.name).where(t.replicas.c.expires_at >= now)
             cond = and_(t.action_runs.c.status == str(RunStatus.RUNNING),
                         or_(t.action_runs.c.owner.is_(None), t.action_runs.c.owner.not_in(alive)))
-            rows = [(int(r.id), str(r.owner)) for r in
-                    conn.execute(select(t.action_runs.c.id, t.action_runs.c.owner).where(cond))]
-            if rows:
-                conn.execute(update(t.action_runs).where(t.action_runs.c.id.in_([r[0] for r in rows]))
-                             .where(t.action_runs.c.status == str(RunStatus.RUNNING)).values(
-                    status=str(RunStatus.INTERRUPTED), finished_at=now,
-                    error="the replica running this action stopped answering (heartbeat expired); "
-                          "it was not re-run"))
+            why = "the replica running this action stopped answering (heartbeat expired); it was not re-run"
+            rows = [(int(r.id), str(r.owner)) for r in conn.execute(
+                update(t.action_runs).where(cond).values(status=str(RunStatus.INTERRUPTED), finished_at=now,
+                                                         error=why)
+                .returning(t.action_runs.c.id, t.action_runs.c.owner))]
+            audit = AuditChain(conn, self.store.dialect)
+            for run_id, owner in sorted(rows):
+                audit.append("run_interrupted", now, {"run_id": run_id, "owner": owner, "reason": why,
+                                                      "by": self.name})
             conn.execute(delete(t.replicas).where(t.replicas.c.expires_at < now - 3600))
         return rows
 

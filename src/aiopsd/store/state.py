@@ -622,13 +622,7 @@ class StateStore:
                 running_targets.update(r.targets or ())
                 per_rule[r.rule] = per_rule.get(r.rule, 0) + 1
             audit = AuditChain(conn, self.dialect)
-            q = (select(t.action_runs)
-                 .where(and_(t.action_runs.c.status == str(RunStatus.PENDING),
-                             t.action_runs.c.not_before <= ts(now)))
-                 .order_by(t.action_runs.c.not_before, t.action_runs.c.id).limit(limit * 4))
-            if self.dialect == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            for row in conn.execute(q).all():
+            for row in self._due_runs(conn, now):
                 if len(out) >= limit:
                     break
                 targets = set(row.targets or ())
@@ -639,7 +633,8 @@ class StateStore:
                     continue
                 running_targets |= targets
                 per_rule[row.rule] = per_rule.get(row.rule, 0) + 1
-                conn.execute(update(t.action_runs).where(t.action_runs.c.id == row.id).values(
+                conn.execute(update(t.action_runs).where(and_(
+                    t.action_runs.c.id == row.id, t.action_runs.c.status == str(RunStatus.PENDING))).values(
                     status=str(RunStatus.RUNNING), started_at=ts(now), owner=owner))
                 audit.append("run_started", ts(now), {"run_id": row.id, "rule": row.rule, "attempt": row.attempt,
                                                       "targets": list(targets), "dry_run": row.dry_run,
@@ -648,40 +643,106 @@ class StateStore:
                 out.append(Claim(claimed, row.timeout, row.max_attempts, row.retry_backoff))
         return out
 
+    def _due_runs(self, conn: Connection, now: datetime) -> Iterator[Any]:
+        """Every due pending run, oldest first, read page by page (keyset on not_before, id).
+
+        The caller stops as soon as it has claimed enough, so a short queue costs one page;
+        a long queue of runs whose targets are busy is paged through instead of starving the
+        runs behind it (head-of-line blocking).
+        """
+        c = t.action_runs.c
+        base = (select(t.action_runs).where(and_(c.status == str(RunStatus.PENDING), c.not_before <= ts(now)))
+                .order_by(c.not_before, c.id))
+        after: tuple[float, int] | None = None
+        page = 64
+        while True:
+            q = base if after is None else base.where(or_(
+                c.not_before > after[0], and_(c.not_before == after[0], c.id > after[1])))
+            q = q.limit(page)
+            if self.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            yield from rows
+            if len(rows) < page:
+                return
+            after = (float(rows[-1].not_before), int(rows[-1].id))
+            page = min(page * 2, 1024)
+
     def finish_run(self, run_id: int, status: RunStatus, *, finished_at: datetime, rc: int | None,
-                   output: str, error: str = "", artifact_dir: str | None = None) -> None:
+                   output: str, error: str = "", artifact_dir: str | None = None,
+                   owner: str | None = None) -> bool:
+        """Record a run's result if it is still ``running`` (and, given ``owner``, still ours).
+
+        Returns False when the run moved on meanwhile (e.g. marked ``interrupted`` by the leader
+        during an outage): the result is then not applied, and the lost race is audited.
+        """
         with self.write() as conn:
-            conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
+            stmt = (update(t.action_runs).where(self._owned(run_id, owner)).values(
                 status=str(status), finished_at=ts(finished_at), rc=rc, output=output, error=error,
-                artifact_dir=artifact_dir))
-            AuditChain(conn, self.dialect).append("run_finished", ts(finished_at), {
-                "run_id": run_id, "status": str(status), "rc": rc, "error": error})
-
-    def retry_run(self, run_id: int, *, not_before: datetime, output: str, error: str) -> None:
-        """Put a failed attempt back in the queue for a later attempt."""
-        with self.write() as conn:
-            conn.execute(update(t.action_runs).where(t.action_runs.c.id == run_id).values(
-                status=str(RunStatus.PENDING), attempt=t.action_runs.c.attempt + 1, not_before=ts(not_before),
-                output=output, error=error, started_at=None, owner=None))
-            AuditChain(conn, self.dialect).append("run_retry", time.time(), {
-                "run_id": run_id, "not_before": ts(not_before), "error": error})
-
-    def mark_interrupted(self, now: datetime, *, owner: str | None = None) -> int:
-        """Runs left ``running`` by a dead process become ``interrupted`` (never re-run blindly)."""
-        cond = t.action_runs.c.status == str(RunStatus.RUNNING)
-        if owner is not None:
-            cond = and_(cond, or_(t.action_runs.c.owner == owner, t.action_runs.c.owner.is_(None)))
-        with self.write() as conn:
-            ids = [int(r.id) for r in conn.execute(select(t.action_runs.c.id).where(cond))]
-            if not ids:
-                return 0
-            why = "the daemon stopped while this action was running; it was not re-run"
-            conn.execute(update(t.action_runs).where(and_(cond, t.action_runs.c.id.in_(ids))).values(
-                status=str(RunStatus.INTERRUPTED), finished_at=ts(now), error=why))
+                artifact_dir=artifact_dir).returning(t.action_runs.c.id))
             audit = AuditChain(conn, self.dialect)
-            for run_id in ids:
-                audit.append("run_interrupted", ts(now), {"run_id": run_id, "reason": why})
-            return len(ids)
+            if conn.execute(stmt).first() is None:
+                self._audit_lost_race(conn, audit, run_id, owner, ts(finished_at),
+                                      {"status": str(status), "rc": rc, "error": error})
+                return False
+            audit.append("run_finished", ts(finished_at), {
+                "run_id": run_id, "status": str(status), "rc": rc, "error": error})
+        return True
+
+    def retry_run(self, run_id: int, *, not_before: datetime, output: str, error: str,
+                  owner: str | None = None) -> bool:
+        """Put a failed attempt back in the queue for a later attempt (guarded like :meth:`finish_run`)."""
+        with self.write() as conn:
+            stmt = (update(t.action_runs).where(self._owned(run_id, owner)).values(
+                status=str(RunStatus.PENDING), attempt=t.action_runs.c.attempt + 1, not_before=ts(not_before),
+                output=output, error=error, started_at=None, owner=None).returning(t.action_runs.c.id))
+            audit = AuditChain(conn, self.dialect)
+            if conn.execute(stmt).first() is None:
+                self._audit_lost_race(conn, audit, run_id, owner, time.time(), {"status": "retry", "error": error})
+                return False
+            audit.append("run_retry", time.time(), {
+                "run_id": run_id, "not_before": ts(not_before), "error": error})
+        return True
+
+    @staticmethod
+    def _owned(run_id: int, owner: str | None) -> Any:
+        cond = and_(t.action_runs.c.id == run_id, t.action_runs.c.status == str(RunStatus.RUNNING))
+        return cond if owner is None else and_(cond, t.action_runs.c.owner == owner)
+
+    @staticmethod
+    def _audit_lost_race(conn: Connection, audit: AuditChain, run_id: int, owner: str | None, at: float,
+                         result: Mapping[str, Any]) -> None:
+        row = conn.execute(select(t.action_runs.c.status, t.action_runs.c.owner)
+                           .where(t.action_runs.c.id == run_id)).first()
+        now_status, now_owner = (None, None) if row is None else (row.status, row.owner)
+        logger.warning("action %d: result %s not recorded: the run is now %s (owner %s), not running as %s",
+                       run_id, result.get("status"), now_status or "gone", now_owner or "-", owner or "any")
+        audit.append("run_result_rejected", at, {"run_id": run_id, "by": owner, "result": dict(result),
+                                                 "run_status": now_status, "run_owner": now_owner})
+
+    def mark_interrupted(self, now: datetime, *, slot: str | None = None, keep: str | None = None) -> int:
+        """Runs left ``running`` by a dead process become ``interrupted`` (never re-run blindly).
+
+        Without ``slot`` (one daemon on its own store) every running run is such a leftover.
+        With ``slot`` (``hostname:pid``, several replicas on one database) only the runs of an
+        earlier process start in the same slot are: a restarted container's previous life.
+        ``keep`` is the caller's own identity, never touched.
+        """
+        c = t.action_runs.c
+        cond = c.status == str(RunStatus.RUNNING)
+        if slot is not None:
+            cond = and_(cond, or_(c.owner == slot, c.owner.startswith(f"{slot}:", autoescape=True)))
+        if keep is not None:
+            cond = and_(cond, or_(c.owner.is_(None), c.owner != keep))
+        why = "the daemon stopped while this action was running; it was not re-run"
+        with self.write() as conn:
+            rows = [(int(r.id), r.owner) for r in conn.execute(
+                update(t.action_runs).where(cond).values(status=str(RunStatus.INTERRUPTED), finished_at=ts(now),
+                                                         error=why).returning(c.id, c.owner))]
+            audit = AuditChain(conn, self.dialect)
+            for run_id, owner in sorted(rows):
+                audit.append("run_interrupted", ts(now), {"run_id": run_id, "owner": owner, "reason": why})
+            return len(rows)
 
     def approve_run(self, run_id: int, now: datetime, *, by: str = "") -> ActionRun | None:
         with self.write() as conn:

@@ -130,6 +130,16 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
+audit_anchor = Table(
+    "audit_anchor", metadata,
+    # After a retention prune the chain starts at ``seq``, whose prev_hash must be ``prev_hash``.
+    Column("name", String(16), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("pruned_at", Float, nullable=False),
+    Column("pruned_entries", Integer, nullable=False),
+)
+
 circuit_resets = Table(
     "circuit_resets", metadata,
     # Runs finished before reset_at no longer count towards the rule's circuit breaker.
