@@ -33,6 +33,9 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     ("listen: nowhere\n", "listen", "HOST:PORT"),
     ("watches:\n  - {name: x, query: up, detector: magic}\n", "watches.0.detector", "unknown detector"),
     ("surprise: 1\n", "surprise", "Extra inputs"),
+    ("watches:\n  - {name: x, query: up, interval: .inf}\n", "watches.0.interval", "finite"),
+    ("dispatch_interval: .nan\n", "dispatch_interval", "not a number"),
+    ("alerts: {max_age: 0}\n", "alerts.max_age", "more than zero"),
     ("watches:\n  - {name: a, query: up}\n  - {name: a, query: up}\n", None, "unique"),
 ])
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, field: str | None, words: str) -> None:

@@ -144,7 +144,8 @@ class Watcher:
             for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name):
                 if f.details.get("series") == key:
                     out.append(f.model_copy(update={
-                        "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
+                        "status": FindingStatus.RESOLVED, "resolution": "no_data",
+                        "last_seen": _dt(state.last_ts), "sightings": (),
                         "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
                         "details": {**f.details, "event": "no_data"}}))
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from aiopsd.store import IncomingAlert
 
@@ -26,20 +26,25 @@ class WebhookAlert(BaseModel):
     generatorURL: str | None = None  # noqa: N815
     fingerprint: str = Field(min_length=1, max_length=128)
 
-    @field_validator("startsAt")
+    @field_validator("startsAt", "endsAt")
     @classmethod
-    def _rfc3339(cls, value: str) -> str:
+    def _rfc3339(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         try:
             parse_rfc3339(value)
         except ValueError:
-            raise ValueError(f"startsAt is not an RFC 3339 time: {value!r}") from None
+            raise ValueError(f"{info.field_name} is not an RFC 3339 time: {value!r}") from None
         return value
 
     def to_incoming(self) -> IncomingAlert:
+        starts = parse_rfc3339(self.startsAt).timestamp()
+        ends = None if self.endsAt is None else parse_rfc3339(self.endsAt).timestamp()
         return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.startsAt,
                              ends_at=self.endsAt, labels=self.labels, annotations=self.annotations,
-                             generator_url=self.generatorURL,
-                             starts_at_epoch=parse_rfc3339(self.startsAt).timestamp())
+                             generator_url=self.generatorURL, starts_at_epoch=starts,
+                             # Alertmanager sends the zero time (0001-01-01) on a firing alert: no end known.
+                             ends_at_epoch=ends if ends is not None and ends > starts else None)
 
 
 class WebhookPayload(BaseModel):
