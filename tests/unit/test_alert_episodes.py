@@ -57,6 +57,7 @@ def test_redelivery_is_a_no_op_but_a_refire_after_resolve_with_the_same_starts_a
     assert (refire.accepted, refire.opened) == (1, 1)
     findings = store.list_findings()
     assert sorted(f.status for f in findings) == [FindingStatus.FIRING, FindingStatus.RESOLVED]
+    assert {f.status: f.details["episode"] for f in findings} == {FindingStatus.RESOLVED: 1, FindingStatus.FIRING: 2}
     decide(store, T0 + timedelta(seconds=61))
     assert len(store.list_runs()) == 2
     # Redeliveries of the new episode are no-ops again.

@@ -153,7 +153,7 @@ def accept(store: StateStore, conn: Connection, alerts: Sequence[IncomingAlert],
         assert fid is not None or a.status != "firing"
         if a.status == "firing" and fid is not None:
             ep.ends_at, ep.changed = a.ends_at_epoch, True
-            finding = alert_finding(a, fid, received_at)
+            finding = alert_finding(a, fid, received_at, ep.episode)
             if fid in out.opened or is_open:
                 out.seen_again.append(finding)
             else:
@@ -209,7 +209,7 @@ def _write(store: StateStore, conn: Connection, audit: AuditChain, out: _Pending
     audit.flush()
 
 
-def alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
+def alert_finding(a: IncomingAlert, fid: str, received_at: float, episode: int) -> Finding:
     summary = a.annotations.get("summary") or a.annotations.get("description") or \
         a.labels.get("alertname", "alert")
     return Finding(
@@ -217,7 +217,7 @@ def alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
         score=1.0, starts_at=datetime.fromtimestamp(a.starts_at_epoch, UTC),
         last_seen=datetime.fromtimestamp(received_at, UTC), summary=str(summary),
         details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                 "generator_url": a.generator_url},
+                 "generator_url": a.generator_url, "episode": episode},
         sightings=(received_at,))
 
 
