@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aiopsd.actions.notify import AnyChannel
-from aiopsd.durations import Duration
+from aiopsd.durations import Duration, PositiveDuration
 from aiopsd.engine.maintenance import MaintenanceWindow
 from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
@@ -29,11 +29,11 @@ class Section(BaseModel):
 
 class PrometheusConfig(Section):
     url: str = "http://127.0.0.1:9090"
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
     # Samples this close to "now" may still be arriving; they are re-read next poll.
     overlap: Duration = 60.0
     # A series whose newest sample is older than this is stale: no decisions from it.
-    stale_after: Duration = 300.0
+    stale_after: PositiveDuration = 300.0
 
 
 class WatchConfig(Section):
@@ -41,12 +41,12 @@ class WatchConfig(Section):
 
     name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_:.-]*$")
     query: str = Field(min_length=1)
-    step: Duration = 30.0
-    interval: Duration = 30.0
+    step: PositiveDuration = 30.0
+    interval: PositiveDuration = 30.0
     detector: str = "default"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     # History read on the first poll to warm the detector up.
-    lookback: Duration = 3600.0
+    lookback: PositiveDuration = 3600.0
     # Consecutive normal points that close an open anomaly incident; also the polls after which
     # a vanished series' exported score gauges are dropped.
     resolve_after: int = Field(default=5, ge=1)
@@ -73,7 +73,7 @@ class DriftWindow(Section):
     """A window closes after ``rows`` rows or ``seconds`` of rows, whichever comes first."""
 
     rows: int | None = Field(default=500, ge=20)
-    seconds: Duration | None = None
+    seconds: PositiveDuration | None = None
 
     @model_validator(mode="after")
     def _some_bound(self) -> DriftWindow:
@@ -92,7 +92,7 @@ class PredictionLogConfig(Section):
     reference: Path | None = None
     reference_rows: int = Field(default=1000, ge=100)
     window: DriftWindow = DriftWindow()
-    interval: Duration = 30.0
+    interval: PositiveDuration = 30.0
     task: Literal["classification", "regression"] = "classification"
     # Where the served model lives (versions/<n>/, current): retrain rules act on it.
     model_dir: Path | None = None
@@ -141,6 +141,15 @@ class ActionsConfig(Section):
     shutdown_grace: Duration = 30.0
 
 
+class AlertsConfig(Section):
+    """Alertmanager alerts (webhook findings)."""
+
+    # A firing alert finding not delivered again for this long resolves as "expired" (a lost or
+    # never-sent resolve must not keep it actionable). Keep it above Alertmanager's repeat_interval
+    # (default 4h), which is how often a still-firing alert is re-sent.
+    max_age: PositiveDuration = 43200.0
+
+
 class AWXConfig(Section):
     """AWX / Ansible Automation Platform controller for ``job_template`` actions (token auth)."""
 
@@ -148,7 +157,7 @@ class AWXConfig(Section):
     token_file: Path | None = None
     verify_tls: bool = True
     # How often a launched job's status is read.
-    poll_interval: Duration = 5.0
+    poll_interval: PositiveDuration = 5.0
 
 
 class SilencesConfig(Section):
@@ -164,7 +173,7 @@ class HAConfig(Section):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 
     # A leader that stops renewing loses the lease after this long; a follower then takes over.
-    lease_ttl: Duration = 15.0
+    lease_ttl: PositiveDuration = 15.0
 
     @model_validator(mode="after")
     def _ttl(self) -> HAConfig:
@@ -190,6 +199,7 @@ class Settings(BaseSettings):
     webhook: WebhookConfig = WebhookConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
     actions: ActionsConfig = ActionsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     ha: HAConfig = HAConfig()
     awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
@@ -200,10 +210,10 @@ class Settings(BaseSettings):
     alertmanager_silences: SilencesConfig = SilencesConfig()
     # Site-wide extra vars for every playbook run (a rule's own extra_vars win).
     playbook_vars: dict[str, Any] = Field(default_factory=dict)
-    dispatch_interval: Duration = 1.0
+    dispatch_interval: PositiveDuration = 1.0
     # Alerts, findings, decisions, finished runs, their outputs and audit entries older than this
     # are deleted hourly (never less than the rules' guards look back on; unfinished runs never).
-    retention: Duration = Field(default=30 * 86400.0, gt=0)
+    retention: PositiveDuration = 30 * 86400.0
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -96,6 +96,10 @@ class Finding(Frozen):
     details: dict[str, Any] = Field(default_factory=dict)
     # Epoch seconds of the latest sightings (bounded), for count-within-window rules.
     sightings: tuple[float, ...] = ()
+    # Why a resolved finding resolved: "recovered" (the data or Alertmanager says so), "no_data"
+    # (its series vanished) or "expired" (an alert whose resolve never came). Only recovery
+    # triggers on_resolved. None while firing.
+    resolution: str | None = None
 
 
 class Decision(Frozen):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, insert, inspect, select, text
 
 from aiopsd.demo.postgres import Postgres
 from aiopsd.store import StateStore, migrate
@@ -56,8 +56,11 @@ def test_db_upgrade_on_an_empty_database(backend: str, tmp_path: Path, request: 
 def test_a_skeleton_database_is_stamped_and_upgraded_keeping_its_rows(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
-    t.metadata.create_all(engine, tables=[t.metadata.tables[n] for n in SKELETON_TABLES])
+    # The skeleton's schema is revision 0001 without its alembic_version table (today's tables.py has more).
+    migrate.upgrade(engine, migrate.FIRST)
     with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        assert set(inspect(conn).get_table_names()) == set(SKELETON_TABLES)
         conn.execute(insert(t.cursors).values(name="watch:latency", value={"ts": 1}, updated_at=1.0))
     engine.dispose()
     store = StateStore(url)  # what `aiopsd run` does on start
@@ -82,3 +85,34 @@ def test_replicas_starting_together_migrate_once(postgres: Postgres) -> None:
 
     with ThreadPoolExecutor(3) as pool:
         assert list(pool.map(open_store, range(3))) == [migrate.head()] * 3
+
+
+def test_a_firing_alert_stored_before_episodes_keeps_its_finding_after_the_upgrade(tmp_path: Path) -> None:
+    from aiopsd.models import stable_id
+    from aiopsd.sources.alertmanager import WebhookAlert
+    from aiopsd.store import AcceptResult
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    migrate.upgrade(engine, "0003")
+    old_id = stable_id("alert", "fp", "2026-01-01T00:00:00Z")  # the id before episodes
+    with engine.begin() as conn:
+        conn.execute(insert(t.alerts).values(
+            fingerprint="fp", status="firing", starts_at="2026-01-01T00:00:00Z", labels={"alertname": "A"},
+            annotations={}, received_at=1.0, finding_id=old_id))
+        conn.execute(insert(t.findings).values(
+            id=old_id, kind="alert", source="alertmanager", labels={"alertname": "A"}, score=1.0,
+            status="firing", starts_at=0.0, last_seen=1.0, details={}, sightings=[1.0]))
+    engine.dispose()
+    store = StateStore(url)
+    try:
+        def deliver(starts: str) -> AcceptResult:
+            a = WebhookAlert.model_validate({"status": "firing", "labels": {"alertname": "A"}, "startsAt": starts,
+                                             "fingerprint": "fp"}).to_incoming()
+            return store.accept_alerts([a], received_at=2.0, receiver="x", group_key="g")
+
+        assert deliver("2026-01-01T00:00:00Z").duplicates == 1
+        assert deliver("2026-01-01T00:00:05Z").opened == 0
+        assert [f.id for f in store.list_findings()] == [old_id]
+    finally:
+        store.close()

@@ -36,6 +36,10 @@ def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
     alert_rows = [x for x in rows if x["rule"] == "page-on-alert"]
     assert len(alert_rows) == 1 and alert_rows[0]["require_approval"]
     assert all(x["reason"] for x in rows)
+    # The incident closed for lack of data gets no on_resolved, and the skip says why.
+    web2 = [x for x in rows if x["finding"] == "lat-web-2" and x["code"].startswith("on_resolved")]
+    assert [(x["outcome"], x["code"]) for x in web2] == [("skip", "on_resolved_no_data")]
+    assert "no data" in web2[0]["reason"]
 
 
 def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from aiopsd.engine import EngineState, Rule, evaluate
+from aiopsd.engine.rules import RateBudget
 from aiopsd.models import Finding, FindingKind, FindingStatus, Outcome
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
@@ -129,3 +132,38 @@ def test_template_errors_skip_with_reason_and_do_not_stop_other_rules() -> None:
     out = {d.rule: d for d in evaluate([finding()], [bad, good], EngineState(), NOW)}
     assert out["bad"].code == "template_error" and "nope" in out["bad"].reason
     assert out["good"].outcome == Outcome.ACT
+
+
+def test_a_rule_that_fails_to_evaluate_is_a_skip_and_the_other_rules_still_decide() -> None:
+    good = rule(name="good")
+    broken = rule(name="broken")
+    # A window that validation refuses (.inf): stands in for any bug that raises inside one rule.
+    guards = broken.guards.model_copy(update={"max_per_window": RateBudget.model_construct(count=1,
+                                                                                          window=float("inf"))})
+    broken = broken.model_copy(update={"guards": guards})
+    out = {d.rule: d for d in evaluate([finding()], [broken, good], EngineState(), NOW)}
+    assert out["good"].outcome == Outcome.ACT
+    assert (out["broken"].outcome, out["broken"].code) == (Outcome.SKIP, "evaluation_error")
+    assert "OverflowError" in out["broken"].reason
+    # Recorded once: the same failure is not re-decided every tick.
+    decided = frozenset({("broken", "f1", "evaluation_error"), ("good", "f1", "act")})
+    assert evaluate([finding()], [broken, good], EngineState(decided=decided), NOW) == []
+
+
+@pytest.mark.parametrize(("resolution", "down", "seen_ago", "code"), [
+    ("recovered", False, 0.0, "on_resolved"),
+    ("no_data", False, 0.0, "on_resolved_no_data"),
+    ("expired", False, 0.0, "on_resolved_no_data"),
+    ("recovered", True, 0.0, "on_resolved_source_down"),
+    ("recovered", False, 3600.0, "on_resolved_stale"),
+])
+def test_on_resolved_only_follows_a_recovery_on_fresh_data(resolution: str, down: bool, seen_ago: float,
+                                                           code: str) -> None:
+    r = rule(on_resolved={"notify": {"message": "{{ labels.host }} is back"}})
+    f = finding(status=FindingStatus.RESOLVED, last_seen_age=seen_ago).model_copy(
+        update={"resolution": resolution})
+    state = EngineState(started=frozenset({("r", "f1")}),
+                        sources_down={"latency": "connection refused"} if down else {})
+    [d] = evaluate([f], [r], state, NOW)
+    assert d.code == code
+    assert (d.outcome == Outcome.ACT) == (code == "on_resolved")

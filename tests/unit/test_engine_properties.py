@@ -33,11 +33,13 @@ def rules(draw: st.DrawFn) -> Rule:
     if draw(st.booleans()):
         guards["max_hosts"] = draw(st.integers(1, 2))
     spread = draw(st.booleans())
+    kind = draw(st.sampled_from([None, "anomaly", "alert"]))
+    # A count needs data points to count: only anomaly/drift rules may use it.
+    fors: list[Any] = [0, 30, {"count": 2, "window": 60}] if kind == "anomaly" else [0, 30]
     return Rule.model_validate({
         "name": f"r{draw(st.integers(0, 2))}",
-        "match": {"kind": draw(st.sampled_from([None, "anomaly", "alert"])),
-                  "labels": {"service": draw(st.sampled_from(["web", "~w.*", "!db"]))}},
-        "for": draw(st.sampled_from([0, 30, {"count": 2, "window": 60}])),
+        "match": {"kind": kind, "labels": {"service": draw(st.sampled_from(["web", "~w.*", "!db"]))}},
+        "for": draw(st.sampled_from(fors)),
         "action": {"playbook": "x.yml",
                    "targets": ["{{ labels.host }}", "{{ labels.peer }}"] if spread else "{{ labels.host }}"},
         "on_resolved": {"notify": {"message": "ok"}} if draw(st.booleans()) else None,

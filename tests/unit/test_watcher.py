@@ -75,3 +75,4 @@ def test_vanished_series_is_forgotten_and_its_incident_closed_as_no_data(tmp_pat
     assert not w.series
     [f] = store.list_findings()
     assert f.status == FindingStatus.RESOLVED and "no data" in f.summary
+    assert f.resolution == "no_data", "missing data is not a recovery (no on_resolved)"

@@ -56,6 +56,7 @@ class Dispatcher:
         store, rules = self.rt.store, list(self.rt.rules_by_name().values())
         if not rules:
             return
+        store.expire_alert_findings(now, self.rt.settings.alerts.max_age)
         findings = store.active_findings()
         if any(r.on_resolved is not None for r in rules):
             findings += store.recently_resolved(now)

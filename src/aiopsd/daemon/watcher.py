@@ -217,7 +217,8 @@ class Watcher:
             f = self._active_findings().get(key)
             if f is not None:
                 out.append(f.model_copy(update={
-                    "status": FindingStatus.RESOLVED, "last_seen": _dt(state.last_ts), "sightings": (),
+                    "status": FindingStatus.RESOLVED, "resolution": "no_data",
+                    "last_seen": _dt(state.last_ts), "sightings": (),
                     "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
                     "details": {**f.details, "event": "no_data"}}))
         return out

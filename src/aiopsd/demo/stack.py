@@ -124,13 +124,15 @@ def start_prometheus(workdir: Path, *, scrape: list[dict[str, object]], rules: d
 
 def start_alertmanager(workdir: Path, *, webhook_url: str, token_file: Path | None = None,
                        group_wait: str = "1s", group_interval: str = "5s",
-                       repeat_interval: str = "1h") -> Service:
+                       repeat_interval: str = "1h", resolve_timeout: str = "5m",
+                       send_resolved: bool = True) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    webhook: dict[str, object] = {"url": webhook_url, "send_resolved": True, "max_alerts": 0}
+    webhook: dict[str, object] = {"url": webhook_url, "send_resolved": send_resolved, "max_alerts": 0}
     if token_file is not None:
         webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
     cfg = {
+        "global": {"resolve_timeout": resolve_timeout},
         "route": {"receiver": "aiopsd", "group_by": ["alertname"], "group_wait": group_wait,
                   "group_interval": group_interval, "repeat_interval": repeat_interval},
         "receivers": [{"name": "aiopsd", "webhook_configs": [webhook]}],

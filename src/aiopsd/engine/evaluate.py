@@ -15,6 +15,7 @@ rule's action for the finding actually started.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from aiopsd.engine.silences import Silence, silencing
 from aiopsd.engine.targets import UnsafeTarget, bind_targets, target_source
 from aiopsd.engine.targets import render_targets as _render_hosts
 from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -195,26 +198,33 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
         if not rule.enabled:
             continue
         for finding in ordered:
-            if finding.status == FindingStatus.RESOLVED:
-                resolved = _on_resolved(rule, finding, state, batch, now)
-                if resolved is not None and (rule.name, finding.id, resolved.code) not in state.decided:
-                    out.append(resolved)
-                    if resolved.outcome == Outcome.ACT:
-                        batch.acts.append((rule.name, resolved.targets, now))
-                continue
-            if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
-                continue
-            if (rule.name, finding.id, "act") in state.decided:
-                continue
-            if not _for_satisfied(rule, finding, now):
-                continue
-            decision = _decide(rule, finding, state, batch, now)
-            if (rule.name, finding.id, decision.code) in state.decided:
+            try:
+                decision = _evaluate_one(rule, finding, state, batch, now)
+            except Exception as exc:  # one rule's failure must not stop the other rules or the tick
+                logger.exception("rule %s on finding %s: evaluation failed", rule.name, finding.id)
+                decision = Decision(id=stable_id(rule.name, finding.id, "evaluation_error"), rule=rule.name,
+                                    finding_id=finding.id, outcome=Outcome.SKIP, code="evaluation_error",
+                                    reason=f"evaluation failed: {exc.__class__.__name__}: {exc}",
+                                    action_kind=rule.action.kind, decided_at=now)
+            if decision is None or (rule.name, finding.id, decision.code) in state.decided:
                 continue
             out.append(decision)
             if decision.outcome == Outcome.ACT:
                 batch.acts.append((rule.name, decision.targets, now))
     return out
+
+
+def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batch,
+                  now: datetime) -> Decision | None:
+    if finding.status == FindingStatus.RESOLVED:
+        return _on_resolved(rule, finding, state, batch, now)
+    if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
+        return None
+    if (rule.name, finding.id, "act") in state.decided:
+        return None
+    if not _for_satisfied(rule, finding, now):
+        return None
+    return _decide(rule, finding, state, batch, now)
 
 
 def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch,
@@ -236,18 +246,7 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
         return Decision(id=stable_id(rule.name, finding.id, "on_resolved_template_error"),
                         outcome=Outcome.SKIP, code="on_resolved_template_error",
                         reason=f"on_resolved template error: {exc}", **base)
-    skip: tuple[str, str] | None = None
-    if rule.name in state.open_circuits:
-        skip = "on_resolved_circuit_open", f"on_resolved: circuit open: {state.open_circuits[rule.name]}"
-    elif action_model.kind == "playbook" and not targets:
-        skip = "on_resolved_no_targets", "on_resolved: no targets: the targets template rendered empty"
-    elif rule.guards.max_hosts is not None and len(targets) > rule.guards.max_hosts:
-        skip = "on_resolved_max_hosts", (f"on_resolved: blast radius: {len(targets)} targets > "
-                                         f"max_hosts {rule.guards.max_hosts}")
-    else:
-        skip = _global_budget_skip(state, batch, now)
-        if skip is not None:
-            skip = f"on_resolved_{skip[0]}", f"on_resolved: {skip[1]}"
+    skip = _not_recovered(rule, finding, state, now) or _on_resolved_guard(rule, targets, state, batch, now)
     if skip is not None:
         return Decision(id=stable_id(rule.name, finding.id, skip[0]), outcome=Outcome.SKIP, code=skip[0],
                         reason=skip[1], targets=targets, action=action, **base)
@@ -258,6 +257,40 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
     return Decision(id=stable_id(rule.name, finding.id, "on_resolved"), outcome=Outcome.ACT, code="on_resolved",
                     reason=reason, targets=targets, action=action, dry_run=dry_run,
                     require_approval=rule.guards.require_approval, **base)
+
+
+def _on_resolved_guard(rule: Rule, targets: tuple[str, ...], state: EngineState, batch: _Batch,
+                       now: datetime) -> tuple[str, str] | None:
+    action_model = rule.on_resolved
+    assert action_model is not None
+    if rule.name in state.open_circuits:
+        return "on_resolved_circuit_open", f"on_resolved: circuit open: {state.open_circuits[rule.name]}"
+    if action_model.kind == "playbook" and not targets:
+        return "on_resolved_no_targets", "on_resolved: no targets: the targets template rendered empty"
+    if rule.guards.max_hosts is not None and len(targets) > rule.guards.max_hosts:
+        return "on_resolved_max_hosts", (f"on_resolved: blast radius: {len(targets)} targets > "
+                                         f"max_hosts {rule.guards.max_hosts}")
+    skip = _global_budget_skip(state, batch, now)
+    return None if skip is None else (f"on_resolved_{skip[0]}", f"on_resolved: {skip[1]}")
+
+
+def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> tuple[str, str] | None:
+    """Why this resolve is no evidence of recovery (missing data is never evidence), or None."""
+    if finding.resolution not in (None, "recovered"):
+        what = {"no_data": "its series vanished (no data)",
+                "expired": "its resolve never arrived (expired)"}.get(str(finding.resolution),
+                                                                       str(finding.resolution))
+        return "on_resolved_no_data", f"on_resolved: not a recovery: the finding resolved because {what}"
+    if finding.kind in (FindingKind.ANOMALY, FindingKind.DRIFT):
+        if finding.source in state.sources_down:
+            return "on_resolved_source_down", (f"on_resolved: source down: {finding.source}: "
+                                               f"{state.sources_down[finding.source]}")
+        age = (now - finding.last_seen).total_seconds()
+        if age > rule.guards.stale_after:
+            return "on_resolved_stale", (f"on_resolved: stale data: resolved on data "
+                                         f"{format_duration(age)} old (stale_after "
+                                         f"{format_duration(rule.guards.stale_after)})")
+    return None
 
 
 def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:

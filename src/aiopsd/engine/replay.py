@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,8 @@ class FindingEvent(_Fixture):
     labels: dict[str, str] = Field(default_factory=dict)
     score: float = 1.0
     status: FindingStatus = FindingStatus.FIRING
+    # For a resolve: why (only "recovered" is a recovery that may trigger on_resolved).
+    resolution: Literal["recovered", "no_data", "expired"] | None = None
     starts_at: datetime | None = None
     summary: str = ""
 
@@ -94,7 +96,8 @@ class Simulation:
         sightings = tuple(sorted({*old.sightings, *finding.sightings})[-64:])
         self.findings[finding.id] = old.model_copy(update={
             "last_seen": max(old.last_seen, finding.last_seen), "score": max(old.score, finding.score),
-            "sightings": sightings, "status": finding.status, "labels": finding.labels})
+            "sightings": sightings, "status": finding.status, "labels": finding.labels,
+            "resolution": finding.resolution})
 
     def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
         state = EngineState(decided=frozenset(self.decided), last_action=dict(self.last_action),
@@ -146,7 +149,8 @@ def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
             starts = _utc(ev.starts_at) if ev.starts_at else first_seen.setdefault(fid, now)
             sim.observe(Finding(id=fid, kind=ev.kind, source=ev.source, labels=ev.labels, score=ev.score,
                                 status=ev.status, starts_at=starts, last_seen=now,
-                                summary=ev.summary, sightings=(now.timestamp(),)))
+                                summary=ev.summary, sightings=(now.timestamp(),),
+                                resolution=ev.resolution if ev.status == FindingStatus.RESOLVED else None))
         down = {d.source: d.reason for d in fixture.sources_down
                 if _utc(d.from_) <= now and (d.until is None or now < _utc(d.until))}
         sim.tick(now, down)

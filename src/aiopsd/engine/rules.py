@@ -13,12 +13,13 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
 )
 
-from aiopsd.durations import Duration
+from aiopsd.durations import Duration, PositiveDuration
 from aiopsd.models import FindingKind
 
 _TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -110,17 +111,17 @@ class ForCount(Strict):
     """Fire when the finding was seen ``count`` times within ``window``."""
 
     count: int = Field(ge=1)
-    window: Duration
+    window: PositiveDuration
 
 
 class RateBudget(Strict):
     count: int = Field(ge=1)
-    window: Duration
+    window: PositiveDuration
 
 
 class CircuitBreaker(Strict):
     failures: int = Field(default=3, ge=1)
-    reset_after: Duration = 3600.0
+    reset_after: PositiveDuration = 3600.0
 
 
 class Guards(Strict):
@@ -128,14 +129,14 @@ class Guards(Strict):
     max_per_window: RateBudget | None = None
     max_hosts: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
-    timeout: Duration = 600.0
+    timeout: PositiveDuration = 600.0
     retries: int = Field(default=0, ge=0, le=10)
     retry_backoff: Duration = 10.0
     require_approval: bool = False
     dry_run: bool = False
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     # Data older than this (seconds since the finding was last seen) is never acted on.
-    stale_after: Duration = 900.0
+    stale_after: PositiveDuration = 900.0
 
 
 class PlaybookAction(Strict):
@@ -216,7 +217,7 @@ class RetrainAction(Strict):
 
 
 class SilenceParams(Strict):
-    duration: Duration = 3600.0
+    duration: PositiveDuration = 3600.0
     comment: str = "silenced by aiopsd"
     matchers: dict[str, str] | None = None
 
@@ -320,6 +321,18 @@ class Rule(Strict):
     guards: Guards = Guards()
     # A finding skipped for a maintenance window or a silence: act once that ends if it still fires, or drop it.
     after_maintenance: Literal["act", "drop"] = "act"
+
+    @field_validator("for_")
+    @classmethod
+    def _count_needs_data(cls, value: float | ForCount, info: ValidationInfo) -> float | ForCount:
+        # An alert's "sightings" would be Alertmanager's notification schedule (group_interval,
+        # repeat_interval, HA peers), not evidence: a count rule on alerts would act or not by chance.
+        match = info.data.get("match")
+        if isinstance(value, ForCount) and isinstance(match, Match) and \
+                match.kind not in (FindingKind.ANOMALY, FindingKind.DRIFT):
+            raise ValueError("for: {count, window} needs match.kind anomaly or drift (alert findings have no "
+                             "sightings to count: use a duration, e.g. for: 5m, or the alert rule's own for:)")
+        return value
 
 
 class RuleFile(Strict):

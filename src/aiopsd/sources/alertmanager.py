@@ -66,10 +66,13 @@ class WebhookAlert(BaseModel):
         return value
 
     def to_incoming(self) -> IncomingAlert:
+        starts = parse_rfc3339(self.startsAt).timestamp()
+        ends = None if self.endsAt is None else parse_rfc3339(self.endsAt).timestamp()
         return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.startsAt,
                              ends_at=self.endsAt, labels=self.labels, annotations=self.annotations,
-                             generator_url=self.generatorURL,
-                             starts_at_epoch=parse_rfc3339(self.startsAt).timestamp())
+                             generator_url=self.generatorURL, starts_at_epoch=starts,
+                             # Alertmanager sends the zero time (0001-01-01) on a firing alert: no end known.
+                             ends_at_epoch=ends if ends is not None and ends > starts else None)
 
 
 class WebhookPayload(BaseModel):

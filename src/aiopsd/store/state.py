@@ -35,9 +35,13 @@ from aiopsd.models import (
     RunStatus,
     stable_id,
 )
+from aiopsd.store import alerts as alerts_intake
 from aiopsd.store import migrate
 from aiopsd.store import tables as t
+from aiopsd.store.alerts import AcceptResult, AlertBatch, IncomingAlert
 from aiopsd.store.audit import AuditChain, VerifyResult, verify
+
+__all__ = ["AcceptResult", "AlertBatch", "Claim", "IncomingAlert", "StateStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +65,6 @@ def _dt(value: float) -> datetime:
 
 
 @dataclass(frozen=True)
-class IncomingAlert:
-    """One alert of an Alertmanager webhook, as the store keeps it."""
-
-    fingerprint: str
-    status: str
-    starts_at: str
-    ends_at: str | None
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    generator_url: str | None
-    starts_at_epoch: float
-
-
-@dataclass(frozen=True)
 class Claim:
     """A run this process now owns, with its execution bounds."""
 
@@ -82,24 +72,6 @@ class Claim:
     timeout: float
     max_attempts: int
     retry_backoff: float
-
-
-@dataclass(frozen=True)
-class AlertBatch:
-    """The alerts of one webhook request, as handed to :meth:`StateStore.accept_alert_batches`."""
-
-    alerts: Sequence[IncomingAlert]
-    received_at: float
-    receiver: str | None
-    group_key: str | None
-
-
-@dataclass(frozen=True)
-class AcceptResult:
-    accepted: int
-    duplicates: int
-    # Firing alerts that opened a finding (the findings counter's "alert" kind).
-    opened: int = 0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -145,7 +117,6 @@ class StateStore:
         self.observe: Callable[[str, float], None] | None = None
         # One writer at a time inside this process keeps SQLite from busy-waiting on itself.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self._alert_insert: Any = None
         if create:
             try:
                 migrate.upgrade(self.engine)
@@ -215,110 +186,15 @@ class StateStore:
             return [self._accept(conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
                                  group_key=b.group_key) for b in batches]
 
-    _ALERT_KEYS = (select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.starts_at)
-                   .where(t.alerts.c.fingerprint.in_(bindparam("fps", expanding=True))))
-    _FINDING_IDS = select(t.findings.c.id).where(t.findings.c.id.in_(bindparam("ids", expanding=True)))
-
     def _accept(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
                 receiver: str | None, group_key: str | None) -> AcceptResult:
-        """Insert new alerts and open their findings in bulk; duplicates (stored or in this batch) are skipped.
+        return alerts_intake.accept(self, conn, alerts, received_at=received_at, receiver=receiver,
+                                    group_key=group_key)
 
-        Runs inside one write transaction that holds SQLite's write lock (BEGIN IMMEDIATE) or, on
-        PostgreSQL, relies on ON CONFLICT DO NOTHING per row, so the duplicate check cannot race.
-        """
-        if self.dialect != "sqlite":
-            return self._accept_rowwise(conn, alerts, received_at=received_at, receiver=receiver,
-                                        group_key=group_key)
-        audit = AuditChain(conn, self.dialect, buffered=True)
-        seen: set[tuple[str, str, str]] = set()
-        fps = list({a.fingerprint for a in alerts})
-        for k in range(0, len(fps), 500):
-            seen.update(conn.execute(self._ALERT_KEYS, {"fps": fps[k:k + 500]}).tuples())
-        fresh: list[tuple[IncomingAlert, str]] = []
-        for a in alerts:
-            key = (a.fingerprint, a.status, a.starts_at)
-            if key not in seen:
-                seen.add(key)
-                fresh.append((a, stable_id("alert", a.fingerprint, a.starts_at)))
-        if not fresh:
-            return AcceptResult(accepted=0, duplicates=len(alerts), opened=0)
-        conn.execute(t.alerts.insert(), [
-            {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at, "ends_at": a.ends_at,
-             "alertname": a.labels.get("alertname"), "labels": dict(a.labels), "annotations": dict(a.annotations),
-             "generator_url": a.generator_url, "receiver": receiver, "group_key": group_key,
-             "received_at": received_at, "finding_id": fid} for a, fid in fresh])
-        firing = [(a, fid) for a, fid in fresh if a.status == "firing"]
-        ids = [fid for _, fid in firing]
-        known: set[str] = set()
-        for k in range(0, len(ids), 500):
-            known.update(conn.execute(self._FINDING_IDS, {"ids": ids[k:k + 500]}).scalars())
-        new_findings: list[dict[str, Any]] = []
-        for a, fid in fresh:
-            audit.append("alert_accepted", received_at, {
-                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
-                "alertname": a.labels.get("alertname"), "finding_id": fid})
-            if a.status != "firing":
-                continue
-            f = self._alert_finding(a, fid, received_at)
-            if fid in known:
-                self._upsert_finding(conn, audit, f)
-                continue
-            new_findings.append({
-                "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
-                "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
-                "resolved_at": None, "summary": f.summary, "details": f.details, "sightings": list(f.sightings),
-                "occurrences": 1})
-            audit.append("finding_opened", received_at, {
-                "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
-                "status": str(f.status)})
-        if new_findings:
-            conn.execute(t.findings.insert(), new_findings)
-        for a, fid in fresh:
-            if a.status != "firing":
-                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
-        audit.flush()
-        return AcceptResult(accepted=len(fresh), duplicates=len(alerts) - len(fresh), opened=len(new_findings))
-
-    @staticmethod
-    def _alert_finding(a: IncomingAlert, fid: str, received_at: float) -> Finding:
-        summary = a.annotations.get("summary") or a.annotations.get("description") or \
-            a.labels.get("alertname", "alert")
-        return Finding(
-            id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
-            score=1.0, starts_at=_dt(a.starts_at_epoch), last_seen=_dt(received_at), summary=str(summary),
-            details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                     "generator_url": a.generator_url},
-            sightings=(received_at,))
-
-    def _accept_rowwise(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
-                        receiver: str | None, group_key: str | None) -> AcceptResult:
-        accepted = opened = 0
-        # Statements are built once and bound per row: SQLAlchemy then reuses the compiled form.
-        if self._alert_insert is None:
-            self._alert_insert = self._insert(t.alerts).on_conflict_do_nothing(
-                index_elements=["fingerprint", "status", "starts_at"])
-        audit = AuditChain(conn, self.dialect, buffered=True)
-        for a in alerts:
-            fid = stable_id("alert", a.fingerprint, a.starts_at)
-            row = {"fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
-                   "ends_at": a.ends_at, "alertname": a.labels.get("alertname"), "labels": dict(a.labels),
-                   "annotations": dict(a.annotations), "generator_url": a.generator_url,
-                   "receiver": receiver, "group_key": group_key, "received_at": received_at,
-                   "finding_id": fid}
-            # RETURNING, not rowcount: psycopg reports no rowcount for PostgreSQL's implicit RETURNING.
-            if conn.execute(self._alert_insert.returning(t.alerts.c.id), row).first() is None:
-                continue
-            accepted += 1
-            audit.append("alert_accepted", received_at, {
-                "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
-                "alertname": a.labels.get("alertname"), "finding_id": fid})
-            if a.status == "firing":
-                opened += 1
-                self._upsert_finding(conn, audit, self._alert_finding(a, fid, received_at))
-            else:
-                self._resolve(conn, audit, fid, received_at, why="the alert resolved")
-        audit.flush()
-        return AcceptResult(accepted=accepted, duplicates=len(alerts) - accepted, opened=opened)
+    def expire_alert_findings(self, now: datetime, max_age: float) -> list[str]:
+        """Resolve, as ``expired``, alert findings whose resolve never came (see store/alerts.py)."""
+        with self.write() as conn:
+            return alerts_intake.expire(self, conn, ts(now), max_age)
 
     # ----------------------------------------------------------------- findings
     def upsert_findings(self, items: Sequence[Finding]) -> None:
@@ -340,6 +216,7 @@ class StateStore:
                 "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
                 "status": str(f.status), "starts_at": ts(f.starts_at), "last_seen": ts(f.last_seen),
                 "resolved_at": ts(f.last_seen) if f.status == FindingStatus.RESOLVED else None,
+                "resolution": (f.resolution or "recovered") if f.status == FindingStatus.RESOLVED else None,
                 "summary": f.summary, "details": f.details, "sightings": list(f.sightings[-MAX_SIGHTINGS:]),
                 "occurrences": max(1, len(f.sightings))})
             audit.append("finding_opened", ts(f.last_seen), {
@@ -356,20 +233,24 @@ class StateStore:
             "details": {**(row.details or {}), **f.details}, "summary": f.summary, "status": str(f.status)}
         if f.status == FindingStatus.RESOLVED:
             values["resolved_at"] = ts(f.last_seen)
+            values["resolution"] = f.resolution or "recovered"
         conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
         if f.status == FindingStatus.RESOLVED and row.status == FindingStatus.FIRING:
-            audit.append("finding_resolved", ts(f.last_seen), {"finding_id": f.id})
+            audit.append("finding_resolved", ts(f.last_seen), {"finding_id": f.id,
+                                                               "resolution": f.resolution or "recovered"})
             self._cancel_for_finding(conn, audit, f.id, ts(f.last_seen),
                                      "canceled: the finding resolved before the action started")
 
-    def _resolve(self, conn: Connection, audit: AuditChain, finding_id: str, at: float, *, why: str) -> None:
+    def _resolve(self, conn: Connection, audit: AuditChain, finding_id: str, at: float, *, why: str,
+                 resolution: str = "recovered") -> None:
         """Resolve a firing finding and cancel its runs that have not started, in the caller's transaction."""
         res = conn.execute(update(t.findings).where(and_(t.findings.c.id == finding_id,
                                                          t.findings.c.status == str(FindingStatus.FIRING)))
-                           .values(status=str(FindingStatus.RESOLVED), resolved_at=at, last_seen=at))
+                           .values(status=str(FindingStatus.RESOLVED), resolved_at=at, last_seen=at,
+                                   resolution=resolution))
         if res.rowcount != 1:
             return
-        audit.append("finding_resolved", at, {"finding_id": finding_id})
+        audit.append("finding_resolved", at, {"finding_id": finding_id, "resolution": resolution})
         self._cancel_for_finding(conn, audit, finding_id, at,
                                  f"canceled: {why} before the action started")
 
@@ -398,7 +279,7 @@ class StateStore:
         return Finding(id=row.id, kind=FindingKind(row.kind), source=row.source, labels=row.labels,
                        score=row.score, status=FindingStatus(row.status), starts_at=_dt(row.starts_at),
                        last_seen=_dt(row.last_seen), summary=row.summary or "", details=row.details or {},
-                       sightings=tuple(row.sightings or ()))
+                       sightings=tuple(row.sightings or ()), resolution=row.resolution)
 
     def active_findings(self, kind: FindingKind | None = None, source: str | None = None) -> list[Finding]:
         q = select(t.findings).where(t.findings.c.status == str(FindingStatus.FIRING))
@@ -541,7 +422,8 @@ class StateStore:
             return run_ids
         with self.write() as conn:
             audit = AuditChain(conn, self.dialect)
-            for d in items:
+            for item in items:
+                d = self._still_firing(conn, item) if item.outcome == Outcome.ACT and item.code == "act" else item
                 stmt = self._insert(t.decisions).values(
                     id=d.id, rule=d.rule, finding_id=d.finding_id, outcome=str(d.outcome), code=d.code,
                     reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
@@ -568,6 +450,24 @@ class StateStore:
                 audit.append("run_created", ts(d.decided_at), {"run_id": int(key[0]), "decision_id": d.id,
                                                                "status": str(status)})
         return run_ids
+
+    def _still_firing(self, conn: Connection, d: Decision) -> Decision:
+        """The act decision, or a ``resolved_before_act`` skip when its finding stopped firing after
+        the engine read it. Reads the finding in this write transaction (locked on PostgreSQL), so a
+        resolve commits either before (no run) or after (its cancel finds the pending run)."""
+        q = select(t.findings.c.status, t.findings.c.resolution).where(t.findings.c.id == d.finding_id)
+        if self.dialect == "postgresql":
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is not None and row.status == str(FindingStatus.FIRING):
+            return d
+        why = f"resolved ({row.resolution or 'recovered'})" if row is not None else "gone from the store"
+        logger.warning("rule %s on finding %s: not acting: the finding %s while the decision was made",
+                       d.rule, d.finding_id, why)
+        return d.model_copy(update={
+            "id": stable_id(d.rule, d.finding_id, "resolved_before_act"), "outcome": Outcome.SKIP,
+            "code": "resolved_before_act",
+            "reason": f"the finding {why} while this decision was being made: no action"})
 
     def get_decision(self, decision_id: str) -> Decision | None:
         found = self.list_decisions(limit=1, decision_id=decision_id)

@@ -33,7 +33,21 @@ alerts = Table(
     Column("group_key", Text, nullable=True),
     Column("received_at", Float, nullable=False),
     Column("finding_id", String(64), nullable=True),
-    UniqueConstraint("fingerprint", "status", "starts_at", name="uq_alert_delivery"),
+    # One row per distinct delivery of one firing episode: a redelivery is a no-op, a re-fire after a
+    # resolve (same startsAt, new episode, new finding_id) is not.
+    UniqueConstraint("fingerprint", "status", "starts_at", "finding_id", name="uq_alert_delivery"),
+)
+
+# The current firing episode of each alert fingerprint. Episode n's finding id is
+# stable_id("alert", fingerprint, "episode", n); while that finding fires, every delivery of the
+# fingerprint (whatever its startsAt: HA pairs differ) belongs to it.
+alert_episodes = Table(
+    "alert_episodes", metadata,
+    Column("fingerprint", String(128), primary_key=True),
+    Column("episode", Integer, nullable=False),
+    Column("finding_id", String(64), nullable=True),
+    # The latest firing delivery's endsAt (epoch), when the sender gave one: resolved unless resent.
+    Column("ends_at", Float, nullable=True),
 )
 
 findings = Table(
@@ -51,6 +65,8 @@ findings = Table(
     Column("details", JSON, nullable=False),
     Column("sightings", JSON, nullable=False),
     Column("occurrences", Integer, nullable=False, default=1),
+    # Why a resolved finding resolved: "recovered", "no_data" or "expired" (only "recovered" is recovery).
+    Column("resolution", String(32), nullable=True),
     Index("ix_findings_status", "status", "kind"),
     Index("ix_findings_last_seen", "last_seen"),
 )
