@@ -45,6 +45,7 @@ from aiopsd.reports.evidently_report import run_data_drift
 
 if __package__ in (None, ""):  # run as ``python bench/drift.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import drift_perf
 from bench.drift_tables import TUNE, Data, load_bed
 
 SCENARIOS = ("none", "mean", "category", "missing", "surge")
@@ -321,6 +322,7 @@ def main() -> None:
     results = quality(sets, windows, ev_windows, args.seed, EvidentlyCache(args.seed))
     print_quality(results, [s.data.name for s in sets])
     print(f"\n(quality run took {time.perf_counter() - t0:.0f} s)")
+    drift_perf.run(args.seed)
     cost(next(d for d in bed if d.name == "randhie"), args.seed, args.quick)
 
 
