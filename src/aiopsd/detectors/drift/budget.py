@@ -16,9 +16,9 @@ chance that a no-drift window rejects anything is at most ``alpha`` whatever
 the dependence between the tests. The reported adjusted p-value is
 ``min(1, p_i / w_i)``, compared with ``alpha`` as before.
 
-The weights were chosen by the grid in ``bench/drift.py --tune`` on the tuning
-tables only (the others are reported as held out); docs/ml-monitoring.md has the
-tables.
+The weights are an a-priori split; the grid in ``bench/drift.py --tune`` (tuning
+tables only) could not tell its points apart at the window counts it could
+afford, so they stayed (docs/ml-monitoring.md).
 """
 
 from __future__ import annotations

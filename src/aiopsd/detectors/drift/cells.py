@@ -95,11 +95,13 @@ def tarone_k(p_min: FloatArray, alpha: float) -> int:
 
 
 def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alpha: float,
-              *, new_cell: bool = True) -> CellOutcome:
+              *, new_cell: bool = True, untested: frozenset[str] = frozenset()) -> CellOutcome:
     """Test every cell of a categorical column; p-value Tarone-adjusted at ``alpha``.
 
     ``new_cell`` adds the cell of window categories unseen in the reference
-    (off for numeric point masses, where every window value has a cell).
+    (off for numeric point masses, where every window value has a cell). Cells in
+    ``untested`` count in the totals but are not tested (the "rest" of the numeric
+    point masses: it collects the selection bias of every atom chosen on the reference).
     The returned ``p_value`` is ``K * min p`` over the testable cells (capped at 1):
     the column rejects at ``alpha`` exactly when that is ``<= alpha``.
     """
@@ -114,6 +116,8 @@ def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alph
     q = (int(np.sum(ref == 1)) + 1.0) / (n + 1.0)
     if new_cell:
         p_min = np.append(p_min, q**m)
+    if untested:
+        p_min[[i for i, k in enumerate(keys) if k in untested]] = np.inf
     k_tests = tarone_k(p_min, alpha)
     testable = p_min <= alpha / k_tests
     seen = testable[:len(keys)]

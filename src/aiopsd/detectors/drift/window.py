@@ -159,6 +159,9 @@ def _shifts(cells: tuple[CellShift, ...], top: int = MAX_SHIFTS) -> tuple[ShareS
                  for c in moved if c.window_share != c.reference_share)
 
 
+_REST = frozenset({"rest"})
+
+
 def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float]
                    ) -> tuple[dict[str, TestStat], float | None, tuple[ShareShift, ...]]:
     ranks = stats.window_ranks(col.sorted_values, vals)
@@ -179,7 +182,7 @@ def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float
         at_atom = (ranks.right - ranks.left) >= atom_threshold(n)
         win = {atom_key(v): int(c) for v, c in zip(ranks.values[at_atom], ranks.counts[at_atom], strict=True)}
         win["rest"] = m - sum(win.values())
-        pm = cell_test(col.atom_counts, win, budget["point-mass"], new_cell=False)
+        pm = cell_test(col.atom_counts, win, budget["point-mass"], new_cell=False, untested=_REST)
         tests["point-mass"] = _stat(pm.statistic, pm.p_value, pm.statistic)
         shifts = _shifts(pm.cells)
     return tests, psi, shifts
