@@ -1,38 +1,41 @@
 """Drift detection quality and cost: aiopsd's tests vs Evidently's DataDriftPreset at its defaults.
 
-Quality: real data sets bundled with statsmodels (nothing is downloaded):
-
-* ``fair``      - 1974 affairs survey, 6,366 rows: 5 numeric, 4 categorical columns
-                  (occupation codes, religiousness, marriage rating as labels);
-* ``randhie``   - RAND health insurance experiment, 20,190 rows: 5 numeric, 5 categorical;
-* ``fertility`` - World Bank fertility rate per country and year (1960-2013) in long
-                  form, 11,826 rows: country code (219 categories), year, and the rate,
-                  which has *real* missing values (~13 %).
-
-Each is shuffled with a fixed seed and split in half: reference (profiled once) and a
-pool that windows of 100 rows are drawn from. Scenarios per window:
+Quality on the 14-table development bed of ``bench/drift_tables.py`` (bundled
+statsmodels / scikit-learn tables and seeded generated ones; nothing is
+downloaded). Each table is shuffled with a fixed seed: the reference is its
+first half (at most 2,000 rows, profiled once), windows of 100 rows are drawn
+from the rest. Shift kinds per window:
 
 * none     - the window as drawn (a false alarm if flagged);
 * mean     - one numeric column (round robin) shifted by 0.5 reference std;
-* category - in one categorical column whose top category has >= 10 % share, half of
-             the window's rows of the top category moved to the most common category
-             with < 5 % reference share (or to an unseen one when none is rare);
-* missing  - 20 % of the window's rows set missing in one column (round robin).
+* category - in one categorical column whose top category has >= 10 % share, half
+             of the window's rows of the top category moved to a rare category
+             (the most common one with < 1 % reference share, or an unseen one);
+* missing  - 20 % of the window's rows set missing in one column (round robin);
+* surge    - 10 % of the window's rows of one categorical column set to that rare
+             category (bot traffic from one small country, one merchant surging).
+
+Tables in ``drift_tables.TUNE`` were used to choose the weights (``--tune``); the
+others are reported separately as held out. Evidently runs are cached on disk
+(``bench/.cache/``) by table, kind, window and seed, since they cost ~1 s each.
 
 Cost: a 100,000 x 25 window against a 10,000-row reference, rows bootstrapped from
 ``randhie`` (15 numeric, 10 categorical columns), and ours at several row counts.
 
-``python bench/drift.py`` (full) or ``--quick``.
+``nice -n 10 python bench/drift.py`` (full), ``--quick``, or ``--tune``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,41 +43,17 @@ import pandas as pd
 from aiopsd.detectors.drift import DEFAULT_ALPHA, profile_reference, test_window
 from aiopsd.reports.evidently_report import run_data_drift
 
-SCENARIOS = ("none", "mean", "category", "missing")
-TARGET = {"none": "<= 1 %", "mean": ">= 95 %", "category": ">= 95 %", "missing": ">= 95 %"}
+if __package__ in (None, ""):  # run as ``python bench/drift.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import drift_perf
+from bench.drift_tables import TUNE, Data, load_bed
 
-
-@dataclass
-class Data:
-    name: str
-    frame: pd.DataFrame
-    numeric: list[str]
-    categorical: list[str]
-
-
-def load_sets() -> list[Data]:
-    import statsmodels.api as sm
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fair = sm.datasets.fair.load_pandas().data
-        rand = sm.datasets.randhie.load_pandas().data
-        fert = sm.datasets.fertility.load_pandas().data
-    fcat = ["rate_marriage", "religious", "occupation", "occupation_husb"]
-    for c in fcat:
-        fair[c] = fair[c].astype(int).map(lambda v, c=c: f"{c}{v}")
-    rcat = ["idp", "hlthg", "hlthf", "hlthp", "lncoins"]
-    for c in rcat:
-        rand[c] = rand[c].map(lambda v, c=c: f"{c}={v:g}")
-    years = [c for c in fert.columns if c.isdigit()]
-    long = fert.melt(id_vars=["Country Code"], value_vars=years, var_name="year", value_name="fertility")
-    long = long.rename(columns={"Country Code": "country"})
-    long["year"] = long["year"].astype(int)
-    return [
-        Data("fair", fair, [c for c in fair.columns if c not in fcat], fcat),
-        Data("randhie", rand, [c for c in rand.columns if c not in rcat], rcat),
-        Data("fertility", long[["country", "year", "fertility"]], ["year", "fertility"], ["country"]),
-    ]
+SCENARIOS = ("none", "mean", "category", "missing", "surge")
+TARGET = {"none": "<= 1 %", "mean": ">= 95 %", "category": ">= 95 %", "missing": ">= 95 %",
+          "surge": ">= 95 %"}
+WINDOW = 100
+MAX_REFERENCE = 2000
+CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 @dataclass
@@ -84,42 +63,53 @@ class Split:
     pool: pd.DataFrame
     std: dict[str, float] = field(default_factory=dict)
     cat_moves: dict[str, tuple[str, str]] = field(default_factory=dict)
+    rare: dict[str, str] = field(default_factory=dict)
 
 
 def split(d: Data, seed: int) -> Split:
     shuffled = d.frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    half = len(shuffled) // 2
+    half = min(len(shuffled) // 2, MAX_REFERENCE)
     s = Split(d, shuffled.iloc[:half].reset_index(drop=True), shuffled.iloc[half:].reset_index(drop=True))
     s.std = {c: float(s.ref[c].std(skipna=True)) for c in d.numeric}
     for c in d.categorical:
-        share = s.ref[c].value_counts(normalize=True)
-        if share.iloc[0] < 0.10:
-            continue
-        rare = share[share < 0.05]
-        s.cat_moves[c] = (str(share.index[0]), str(rare.index[0]) if len(rare) else "__unseen__")
+        share = s.ref[c].astype(str).where(s.ref[c].notna()).value_counts(normalize=True)
+        rare = share[share < 0.01]
+        s.rare[c] = str(rare.index[0]) if len(rare) else "__unseen__"
+        if share.iloc[0] >= 0.10:
+            s.cat_moves[c] = (str(share.index[0]), s.rare[c])
     return s
 
 
 def make_window(s: Split, scenario: str, i: int, rng: np.random.Generator) -> tuple[pd.DataFrame, str | None]:
-    w = s.pool.iloc[rng.choice(len(s.pool), size=100, replace=False)].reset_index(drop=True)
+    w = s.pool.iloc[rng.choice(len(s.pool), size=WINDOW, replace=False)].reset_index(drop=True)
     if scenario == "mean":
         col = s.data.numeric[i % len(s.data.numeric)]
         w[col] = w[col] + 0.5 * s.std[col]
         return w, col
-    if scenario == "category":
-        cols = list(s.cat_moves)
+    if scenario in ("category", "surge"):
+        cols = list(s.cat_moves) if scenario == "category" else list(s.rare)
         col = cols[i % len(cols)]
+        w[col] = w[col].astype(object)
+        if scenario == "surge":
+            w.loc[rng.choice(WINDOW, size=WINDOW // 10, replace=False), col] = s.rare[col]
+            return w, col
         top, to = s.cat_moves[col]
-        rows = np.flatnonzero((w[col] == top).to_numpy())
+        rows = np.flatnonzero((w[col].astype(str) == top).to_numpy())
         moved = rng.choice(rows, size=len(rows) // 2, replace=False) if len(rows) >= 2 else rows
         w.loc[moved, col] = to
         return w, col
     if scenario == "missing":
         cols = s.data.numeric + s.data.categorical
         col = cols[i % len(cols)]
-        w.loc[rng.choice(100, size=20, replace=False), col] = np.nan
+        w[col] = w[col].astype(object) if w[col].dtype == bool else w[col]
+        w.loc[rng.choice(WINDOW, size=WINDOW // 5, replace=False), col] = np.nan
         return w, col
     return w, None
+
+
+def applicable(s: Split, scenario: str) -> bool:
+    return not ((scenario == "category" and not s.cat_moves) or (scenario == "surge" and not s.rare)
+                or (scenario == "mean" and not s.data.numeric))
 
 
 @dataclass
@@ -141,14 +131,33 @@ def pct(k: int, n: int) -> str:
     return "n/a" if n == 0 else f"{100.0 * k / n:.1f} %"
 
 
-def quality(sets: list[Split], windows: int, ev_windows: int, seed: int) -> dict[tuple[str, str], Tally]:
+class EvidentlyCache:
+    """Evidently verdicts on disk: (dataset drift, any column, right column) per window key."""
+
+    def __init__(self, seed: int) -> None:
+        self.path = CACHE / f"drift-evidently-{seed}.json"
+        self.data: dict[str, list[bool]] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key: str, run: Callable[[], tuple[bool, bool, bool]]) -> tuple[bool, bool, bool]:
+        if key not in self.data:
+            self.data[key] = list(run())
+        a, b, c = self.data[key]
+        return a, b, c
+
+    def save(self) -> None:
+        CACHE.mkdir(exist_ok=True)
+        self.path.write_text(json.dumps(self.data))
+
+
+def quality(sets: list[Split], windows: int, ev_windows: int, seed: int,
+            cache: EvidentlyCache | None) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
     for s in sets:
         prof = profile_reference(s.ref, categorical=s.data.categorical)
         for scenario in SCENARIOS:
             t = Tally()
-            if scenario == "category" and not s.cat_moves:
-                out[(s.data.name, scenario)] = t
+            out[(s.data.name, scenario)] = t
+            if not applicable(s, scenario):
                 continue
             rng = np.random.default_rng([seed, SCENARIOS.index(scenario), len(s.ref)])
             for i in range(windows):
@@ -157,41 +166,82 @@ def quality(sets: list[Split], windows: int, ev_windows: int, seed: int) -> dict
                 t.n += 1
                 t.ours += res.drift
                 t.ours_right += bool(col is not None and col in res.drifted)
-                if i < ev_windows:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        ev = run_data_drift(s.ref, w, categorical=s.data.categorical)
+                if cache is not None and i < ev_windows:
+                    def run(w: pd.DataFrame = w, col: str | None = col, s: Split = s) -> tuple[bool, bool, bool]:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            ev = run_data_drift(s.ref, w, categorical=s.data.categorical)
+                        return ev.dataset_drift, bool(ev.drifted_columns), col in ev.drifted_columns
+                    ds, anyc, right = cache.get(f"{s.data.name}|{scenario}|{i}", run)
                     t.ev_n += 1
-                    t.ev_dataset += ev.dataset_drift
-                    t.ev_any += bool(ev.drifted_columns)
-                    t.ev_right += bool(col is not None and col in ev.drifted_columns)
-            out[(s.data.name, scenario)] = t
-            print(f"  .. {s.data.name:9s} {scenario:8s} done", flush=True)
+                    t.ev_dataset += ds
+                    t.ev_any += anyc
+                    t.ev_right += right
+        if cache is not None:
+            cache.save()
     return out
 
 
 def print_quality(results: dict[tuple[str, str], Tally], names: list[str]) -> None:
-    print("\n### Detection quality (windows of 100 rows; % of windows flagged)\n")
-    print(f"aiopsd: Holm-corrected family-wise alpha {DEFAULT_ALPHA}; Evidently: DataDriftPreset() defaults "
-          "(dataset drift = share of drifted columns >= 0.5).\n")
-    header = ("| data set | scenario | target | aiopsd flagged | aiopsd right column | windows | "
-              "Evidently dataset drift | Evidently any column | Evidently right column | Evidently windows |")
-    print(header)
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\n### Detection quality (windows of {WINDOW} rows; % of windows flagged)\n")
+    print(f"aiopsd: weighted-Bonferroni family-wise alpha {DEFAULT_ALPHA}; Evidently: DataDriftPreset() "
+          "defaults (dataset drift = share of drifted columns >= 0.5). Fold: tune = the weights were "
+          "chosen on this table, held-out = never looked at while tuning.\n")
+    print("| data set | fold | scenario | target | aiopsd flagged | aiopsd right column | windows | "
+          "Evidently dataset drift | Evidently any column | Evidently right column | Evidently windows |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for scenario in SCENARIOS:
-        total = Tally()
         for name in names:
             t = results[(name, scenario)]
-            total.add(t)
-            right = pct(t.ours_right, t.n) if scenario != "none" else "-"
-            print(f"| {name} | {scenario} | {TARGET[scenario]} | {pct(t.ours, t.n)} | "
-                  f"{right} | {t.n} | {pct(t.ev_dataset, t.ev_n)} | "
-                  f"{pct(t.ev_any, t.ev_n)} | {pct(t.ev_right, t.ev_n) if scenario != 'none' else '-'} | "
-                  f"{t.ev_n} |")
-        print(f"| **all** | **{scenario}** | {TARGET[scenario]} | **{pct(total.ours, total.n)}** | "
-              f"{pct(total.ours_right, total.n) if scenario != 'none' else '-'} | {total.n} | "
-              f"{pct(total.ev_dataset, total.ev_n)} | {pct(total.ev_any, total.ev_n)} | "
-              f"{pct(total.ev_right, total.ev_n) if scenario != 'none' else '-'} | {total.ev_n} |")
+            if t.n == 0:
+                continue
+            nd = scenario == "none"
+            print(f"| {name} | {'tune' if name in TUNE else 'held-out'} | {scenario} | {TARGET[scenario]} | "
+                  f"{pct(t.ours, t.n)} | {'-' if nd else pct(t.ours_right, t.n)} | {t.n} | "
+                  f"{pct(t.ev_dataset, t.ev_n)} | {pct(t.ev_any, t.ev_n)} | "
+                  f"{'-' if nd else pct(t.ev_right, t.ev_n)} | {t.ev_n} |")
+    print("\n### Summary: tuning tables vs held-out tables (aiopsd flagged; worst table and pooled)\n")
+    print("| scenario | target | tune worst | tune pooled | held-out worst | held-out pooled | "
+          "Evidently any column, pooled (all tables) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for scenario in SCENARIOS:
+        row = [scenario, TARGET[scenario]]
+        ev = Tally()
+        for fold in (True, False):
+            ts = [results[(n, scenario)] for n in names if (n in TUNE) == fold and results[(n, scenario)].n]
+            tot = Tally()
+            for t in ts:
+                tot.add(t)
+            ev.add(tot)
+            rates = [t.ours / t.n for t in ts]
+            worst = (max(rates) if scenario == "none" else min(rates)) if rates else float("nan")
+            row += [f"{100 * worst:.1f} %", pct(tot.ours, tot.n)]
+        row.append(pct(ev.ev_any, ev.ev_n))
+        print("| " + " | ".join(row) + " |")
+
+
+def tune(sets: list[Split], windows: int, seed: int) -> None:
+    """Grid over the within-column weights, on the tuning tables only; prints every point."""
+    from aiopsd.detectors.drift import budget
+
+    tuning = [s for s in sets if s.data.name in TUNE]
+    grid_num = [{"rank-sum": r, "point-mass": pm, "ks": ks, "missing-rate": mr}
+                for r, pm, ks, mr in [(0.6, 0.2, 0.15, 0.05), (0.8, 0.1, 0.05, 0.05), (0.4, 0.4, 0.15, 0.05)]]
+    grid_cat = [{"cells": c, "chi2": x, "missing-rate": mr}
+                for c, x, mr in [(0.6, 0.3, 0.1), (0.9, 0.05, 0.05)]]
+    saved = (budget.NUMERIC_WEIGHTS, budget.CATEGORICAL_WEIGHTS)
+    print("\n### Tuning grid (tuning tables only): worst false-alarm rate and worst power over tables x kinds\n")
+    print("| numeric weights | categorical weights | worst false alarms | worst power |\n|---|---|---:|---:|")
+    try:
+        for wn in grid_num:
+            for wc in grid_cat:
+                budget.NUMERIC_WEIGHTS, budget.CATEGORICAL_WEIGHTS = wn, wc
+                res = quality(tuning, windows, 0, seed, None)
+                fa = max(t.ours / t.n for (_, sc), t in res.items() if sc == "none" and t.n)
+                pw = min(t.ours / t.n for (_, sc), t in res.items() if sc != "none" and t.n)
+                print(f"| {wn} | {wc} | {100 * fa:.1f} % | {100 * pw:.1f} % |", flush=True)
+    finally:
+        budget.NUMERIC_WEIGHTS, budget.CATEGORICAL_WEIGHTS = saved
 
 
 def bootstrap_frame(base: pd.DataFrame, numeric: list[str], categorical: list[str], rows: int,
@@ -246,26 +296,33 @@ def cost(rand: Data, seed: int, quick: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few windows, smaller cost run")
+    ap.add_argument("--tune", action="store_true", help="print the weight grid on the tuning tables and stop")
     ap.add_argument("--windows", type=int, default=None, help="aiopsd windows per data set and scenario")
     ap.add_argument("--evidently-windows", type=int, default=None,
-                    help="Evidently windows per data set and scenario (1-3 s each, so fewer than ours)")
+                    help="Evidently windows per data set and scenario (~1 s each, cached)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    windows = args.windows or (40 if args.quick else 300)
-    ev_windows = args.evidently_windows if args.evidently_windows is not None else (5 if args.quick else 20)
-    sets = [split(d, args.seed) for d in load_sets()]
-    print("### Data sets (bundled with statsmodels; shuffled, split in half)\n")
-    print("| data set | reference rows | pool rows | numeric | categorical | missing cells (reference) | "
-          "category scenario moves |\n|---|---:|---:|---|---|---:|---|")
+    windows = args.windows or (60 if args.quick else 300)
+    ev_windows = args.evidently_windows if args.evidently_windows is not None else (3 if args.quick else 10)
+    bed = load_bed()
+    sets = [split(d, args.seed) for d in bed]
+    if args.tune:
+        tune(sets, windows, args.seed)
+        return
+    print("### Development bed (bundled with statsmodels / scikit-learn, or generated with a fixed seed)\n")
+    print("| data set | fold | source | reference rows | pool rows | numeric | categorical | "
+          "missing cells (reference) | category moves |\n|---|---|---|---:|---:|---:|---:|---:|---|")
     for s in sets:
-        moves = ", ".join(f"{c}: {a}→{b}" for c, (a, b) in s.cat_moves.items()) or "n/a (no category >= 10 %)"
-        print(f"| {s.data.name} | {len(s.ref):,} | {len(s.pool):,} | {', '.join(s.data.numeric)} | "
-              f"{', '.join(s.data.categorical)} | {s.ref.isna().to_numpy().mean():.1%} | {moves} |")
+        moves = ", ".join(f"{c}: {a}→{b}" for c, (a, b) in s.cat_moves.items()) or "n/a"
+        print(f"| {s.data.name} | {'tune' if s.data.name in TUNE else 'held-out'} | {s.data.source} | "
+              f"{len(s.ref):,} | {len(s.pool):,} | {len(s.data.numeric)} | {len(s.data.categorical)} | "
+              f"{s.ref.isna().to_numpy().mean():.1%} | {moves} |")
     t0 = time.perf_counter()
-    results = quality(sets, windows, ev_windows, args.seed)
+    results = quality(sets, windows, ev_windows, args.seed, EvidentlyCache(args.seed))
     print_quality(results, [s.data.name for s in sets])
     print(f"\n(quality run took {time.perf_counter() - t0:.0f} s)")
-    cost(sets[1].data, args.seed, args.quick)
+    drift_perf.run(args.seed)
+    cost(next(d for d in bed if d.name == "randhie"), args.seed, args.quick)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ def _line(path: Path, res: DriftResult) -> dict[str, Any]:
 
 def _table(path: Path, res: DriftResult) -> Table:
     verdict = "[bold red]DRIFT[/]" if res.drift else "[green]no drift[/]"
-    t = Table(title=f"{path}: {verdict} ({res.rows} rows, alpha {res.alpha:g}, Holm)")
-    for col in ("column", "test", "statistic", "p (Holm)", "PSI", "missing ref→win", "drift"):
+    t = Table(title=f"{path}: {verdict} ({res.rows} rows, alpha {res.alpha:g}, weighted Bonferroni)")
+    for col in ("column", "test", "statistic", "p (adjusted)", "PSI", "missing ref→win", "drift"):
         t.add_column(col, justify="left" if col in {"column", "test"} else "right")
 
     def f(x: float | None, spec: str = ".3g") -> str:
@@ -108,7 +108,7 @@ def drift_check(
     categorical: CategoricalOpt = None,
     prediction: Annotated[str | None, typer.Option(help="Prediction column (prediction drift)")] = None,
     label: Annotated[str | None, typer.Option(help="Label column (performance drift)")] = None,
-    alpha: Annotated[float, typer.Option(help="Family-wise error rate per file")] = 0.005,
+    alpha: Annotated[float, typer.Option(help="Family-wise error rate per file")] = 0.01,
     fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when any file drifted")] = False,
 ) -> None:
     """Test each CURRENT file against the reference (profiled once); print one result per file."""

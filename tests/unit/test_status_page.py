@@ -164,3 +164,24 @@ def test_an_unsafe_target_skip_is_shown_with_its_reason(tmp_path: Path) -> None:
     rt.store.record_decisions(decisions, {"diag": rule})
     page = TestClient(create_app(rt, Credentials(None, None, None))).get("/").text
     assert "unsafe target" in page and "web[01:50].prod" in page
+
+
+def test_drift_finding_explains_which_values_gained_share(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from aiopsd.daemon.drift_watcher import explanation
+    from aiopsd.detectors.drift import profile_reference, test_window
+
+    rng = np.random.default_rng(0)
+    hostile = "<b>bot</b>"
+    ref = pd.DataFrame({"country": rng.choice(["de", "fr", hostile], 2000, p=[0.7, 0.295, 0.005])})
+    win = pd.DataFrame({"country": rng.choice(["de", "fr", hostile], 100, p=[0.5, 0.25, 0.25])})
+    result = test_window(profile_reference(ref), win)
+    assert result.drift
+    rt = make_runtime(tmp_path)
+    add_finding(rt, id="d1", kind=FindingKind.DRIFT, source="predictions:churn",
+                details={"explanation": explanation(result)})
+    html = TestClient(create_app(rt, Credentials(None, None, None))).get("/findings/d1").text
+    assert "drifted columns by effect size" in html and "<strong>country</strong>" in html
+    assert "&lt;b&gt;bot&lt;/b&gt; 0." in html and "<b>bot</b>" not in html

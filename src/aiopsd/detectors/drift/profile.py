@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -17,6 +18,15 @@ Task = Literal["regression", "classification"]
 Role = Literal["feature", "prediction"]
 
 PSI_BINS = 10
+ATOM_MIN = 5
+ATOM_SHARE = 0.01
+"""A numeric value held by at least ``max(ATOM_MIN, ATOM_SHARE * n)`` of the ``n`` reference rows is a
+point mass of its own. Only heavy atoms: the set is chosen on the reference, so atoms just above the
+threshold have their share over-estimated (selection), which a 100,000-row window would see."""
+
+
+def atom_threshold(n: int) -> int:
+    return max(ATOM_MIN, math.ceil(ATOM_SHARE * n))
 MAX_CLASSIFICATION_CLASSES = 20
 """A numeric label with at most this many distinct values is treated as classes."""
 
@@ -35,6 +45,9 @@ class ColumnProfile:
     psi_edges: FloatArray = field(default_factory=lambda: np.empty(0))
     psi_shares: FloatArray = field(default_factory=lambda: np.empty(0))
     category_counts: dict[str, int] = field(default_factory=dict)
+    atom_counts: dict[str, int] = field(default_factory=dict)
+    """Numeric point masses: values held by at least :data:`ATOM_MIN` reference rows (keyed by
+    ``repr(float)``), plus the key ``"rest"`` for every other finite value. Empty when none."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,22 @@ def _numeric_profile(name: str, s: pd.Series, role: Role) -> ColumnProfile:
     shares = np.bincount(bins, minlength=edges.size + 1) / max(vals.size, 1)
     return ColumnProfile(name=name, kind="numeric", role=role, total=len(s), missing=len(s) - vals.size,
                          sorted_values=vals, tie_term=tie_term(vals), psi_edges=edges,
-                         psi_shares=shares.astype(np.float64))
+                         psi_shares=shares.astype(np.float64), atom_counts=atoms(vals))
+
+
+def atom_key(v: float) -> str:
+    return repr(float(v))
+
+
+def atoms(sorted_vals: FloatArray) -> dict[str, int]:
+    """Point masses of a numeric column (see :func:`atom_threshold`) and the ``rest`` count."""
+    values, counts = np.unique(sorted_vals, return_counts=True)
+    keep = counts >= atom_threshold(int(sorted_vals.size))
+    if not keep.any():
+        return {}
+    out = {atom_key(v): int(c) for v, c in zip(values[keep], counts[keep], strict=True)}
+    out["rest"] = int(sorted_vals.size - counts[keep].sum())
+    return out
 
 
 def _categorical_profile(name: str, s: pd.Series, role: Role) -> ColumnProfile:
