@@ -6,7 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from aiopsd.detectors.anomaly.adaptive import AdaptiveDetector
-from aiopsd.detectors.anomaly.base import AnomalyDetector, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import (
+    AnomalyDetector,
+    DetectorBase,
+    InvalidParameterError,
+    Score,
+    Scores,
+    stream_scores,
+)
 from aiopsd.detectors.anomaly.iforest import IsolationForestDetector
 from aiopsd.detectors.anomaly.mad import MADDetector
 from aiopsd.detectors.anomaly.seasonal import (
@@ -41,13 +48,31 @@ def make_detector(name: str, **params: Any) -> AnomalyDetector:
     return factory(**params)
 
 
+def validate_detector_params(name: str, params: dict[str, Any]) -> None:
+    """Check ``params`` for detector ``name`` as ``fit`` would, without fitting.
+
+    Raises :class:`InvalidParameterError` naming the first unknown or invalid
+    parameter (``aiopsd check`` reports it as ``watches.N.detector_params.FIELD``).
+    """
+    known = make_detector(name).get_params()
+    for key in params:
+        if key not in known:
+            raise InvalidParameterError(str(key), f"unknown parameter {key!r} of detector {name!r}; "
+                                        f"known: {', '.join(sorted(known))}")
+    detector = make_detector(name, **params)
+    if isinstance(detector, DetectorBase):
+        detector._validate_params()
+
+
 __all__ = [
     "DETECTORS",
     "AnomalyDetector",
+    "InvalidParameterError",
     "MADDetector",
     "Score",
     "Scores",
     "SeasonalDetector",
     "make_detector",
     "stream_scores",
+    "validate_detector_params",
 ]
