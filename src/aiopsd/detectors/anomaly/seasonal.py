@@ -111,11 +111,13 @@ class SeasonalDetector(DetectorBase):
         "min_history": Interval(int, 4),
         "confirm": Interval(int, 1),
         "level_alpha": Interval(float, 0, 1, closed="left"),
+        "flat_after": Interval(int, 0),
     }
 
     def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
                  min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
-                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0) -> None:
+                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0,
+                 flat_after: int = 0) -> None:
         self.method = method
         self.history = history
         self.refit_every = refit_every
@@ -126,6 +128,7 @@ class SeasonalDetector(DetectorBase):
         self.min_history = min_history
         self.confirm = confirm
         self.level_alpha = level_alpha
+        self.flat_after = flat_after
 
     def get_tags(self) -> dict[str, Any]:
         # decompose refits in ~0.3 ms; the statsmodels methods are made cheap for long checks.
@@ -146,6 +149,10 @@ class SeasonalDetector(DetectorBase):
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
+        self.last_ = math.nan
+        self.run_ = 0  # consecutive points equal to the last one
+        self.longest_ = 0  # longest such run seen (before the current one)
+        self.changes_ = 0  # points that differed from the one before
         if len(self.buffer_) >= self.min_history:
             self._refit()
 
@@ -162,17 +169,35 @@ class SeasonalDetector(DetectorBase):
         self.since_refit_ = 0
         self.offset_ = 0.0
 
+    def _flatlined(self, value: float) -> bool:
+        """A series that moves has stopped moving: the run of equal values reaches, just now,
+        ``flat_after`` points and twice the longest run seen before (never for a series that
+        has barely moved yet, e.g. a constant one)."""
+        run = self.run_ + 1 if value == self.last_ else 1
+        return self.changes_ >= 4 * self.min_history and run == max(self.flat_after, 2 * self.longest_ + 1)
+
     def _update(self, timestamp: float, value: float) -> Score:
         score = Score(0.0)
         if self.step_ < len(self.forecast_):
             yhat = self.forecast_[self.step_] + self.offset_
-            width = self.calibrator_.bar() * self.scale_
-            anomaly = self.calibrator_(abs(value - yhat) / self.scale_)
+            bar = self.calibrator_.bar()
+            width = bar * self.scale_
+            raw = abs(value - yhat) / self.scale_
+            if self.flat_after and self._flatlined(value):
+                raw = max(raw, bar)
+            anomaly = self.calibrator_(raw)
             score = Score(anomaly, yhat, yhat - width, yhat + width)
             if self.level_alpha and anomaly < 1.0:  # follow slow drifts between refits, not excursions
                 self.offset_ += self.level_alpha * max(-width, min(width, value - yhat))
         else:
             self.calibrator_.skip()
+        if value == self.last_:
+            self.run_ += 1
+        else:
+            self.longest_ = max(self.longest_, self.run_)
+            self.run_ = 1
+            self.changes_ += 1
+        self.last_ = value
         self.buffer_.push(value)
         self.step_ += 1
         self.since_refit_ += 1
