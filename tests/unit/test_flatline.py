@@ -8,7 +8,7 @@ from aiopsd.detectors.anomaly import make_detector
 
 
 def _scores(values: np.ndarray, **params: int) -> np.ndarray:
-    t = np.arange(values.size) * 300.0
+    t = np.arange(values.size, dtype=np.float64) * 300.0
     det = make_detector("decompose", **params).fit(t[:0], values[:0])
     return det.score(t, values).anomaly_score
 
