@@ -39,12 +39,9 @@ def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
 
 # Modest grids: every setting is a full pass over both corpora.
 GRIDS: dict[str, list[dict[str, Any]]] = {
-    # flat_after 0 is the detector before the flat-line view; margin 1.5, cooldown 100 won every fold
-    # of a wider grid (margin 1.5/2, cooldown 100/300, level_alpha 0.005/0.02) without it.
-    "default": [*_grid(margin=[1.5], cooldown=[100], level_alpha=[0.005, 0.02], flat_after=[0, 12, 36]),
-                {"margin": 2.0, "cooldown": 100, "level_alpha": 0.02, "flat_after": 12},
-                {"margin": 1.5, "cooldown": 300, "level_alpha": 0.005, "flat_after": 12},
-                {"margin": 1.5, "cooldown": 100, "level_alpha": 0.005, "flat_after": 12, "min_z": 6.0}],
+    # A first run over margin 1.5/2, cooldown 100/300, level_alpha 0.005/0.02 (8 settings, no flat-line
+    # view) gave the same setting in and out of fold (docs/anomaly.md); this grid asks about the view.
+    "default": _grid(margin=[1.5], cooldown=[100], level_alpha=[0.005], flat_after=[0, 12]),
     "mad": _grid(threshold=[3.5, 10.0]),
     "adaptive": _grid(margin=[1.5, 2.0]),
     "decompose": _grid(margin=[1.5, 2.0]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiopsd.detectors.anomaly.adaptive import AdaptiveDetector
@@ -31,10 +32,9 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "stl": stl_detector,
     "holt_winters": holt_winters_detector,
     "iforest": IsolationForestDetector,
-    # Best NAB score of the lot at its own threshold and >= 100k points/s in 18 KB a series
-    # (docs/anomaly.md, bench/anomaly.py). Parameters chosen on nab-dev; stable when a category is held out.
-    # decompose plus level tracking between refits (level_alpha 0.005).
-    "default": default_detector,
+    # decompose plus level tracking between refits (level_alpha 0.005) and the flat-line view
+    # (flat_after 12): the out-of-fold winner of bench/anomaly.py (docs/anomaly.md).
+    "default": partial(default_detector, flat_after=12),
 }
 
 
