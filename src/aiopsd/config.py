@@ -9,9 +9,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aiopsd.actions.notify import AnyChannel
@@ -21,6 +29,9 @@ from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
 from aiopsd.model_store.base import StoreSpec
 from aiopsd.yamlfile import read_yaml
+
+if TYPE_CHECKING:
+    from aiopsd.detectors.anomaly.knobs import Knobs
 
 
 class Section(BaseModel):
@@ -52,6 +63,12 @@ class WatchConfig(Section):
     resolve_after: int = Field(default=5, ge=1)
     # Series tracked at most (one detector each); the excess is refused, counted and shown.
     max_series: int = Field(default=2000, ge=1)
+    # Noise knobs (docs/anomaly.md): which side of the band alerts, how far from it a value must be
+    # (absolute, and relative to |yhat|), and how long after a series first appears nothing alerts.
+    direction: Literal["up", "down", "both"] = "both"
+    min_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    min_relative_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    warmup: Duration = 0.0
 
     @model_validator(mode="after")
     def _positive(self) -> WatchConfig:
@@ -67,6 +84,40 @@ class WatchConfig(Section):
         if value not in DETECTORS:
             raise ValueError(f"unknown detector {value!r}; known: {', '.join(sorted(DETECTORS))}")
         return value
+
+    @field_validator("detector_params")
+    @classmethod
+    def _valid_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Parameters are checked against the detector's declared constraints at load, not in the poll loop."""
+        from aiopsd.detectors.anomaly import validate_detector_params
+
+        if "detector" in info.data:  # else the detector name itself is the error reported
+            validate_detector_params(info.data["detector"], value)
+        return value
+
+    @field_validator("warmup")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("warmup must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _knobs_fit_the_detector(self) -> WatchConfig:
+        from aiopsd.detectors.anomaly import make_detector
+        from aiopsd.detectors.anomaly.knobs import knob_problem
+
+        problem = knob_problem(make_detector(self.detector, **self.detector_params), self.knobs)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def knobs(self) -> Knobs:
+        """The noise knobs of this watch, for :func:`aiopsd.detectors.anomaly.knobs.with_knobs`."""
+        from aiopsd.detectors.anomaly.knobs import Knobs
+
+        return Knobs(self.direction, self.min_deviation, self.min_relative_deviation, self.warmup)
 
 
 class DriftWindow(Section):
@@ -323,7 +374,13 @@ def load_settings(path: Path | str | None, **overrides: Any) -> Settings:
     try:
         return Settings(**raw)
     except ValidationError as exc:
+        from aiopsd.detectors.anomaly.base import InvalidParameterError
+
         err = exc.errors()[0]
-        loc = format_loc(tuple(err["loc"]))
+        where = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, InvalidParameterError):  # name the parameter inside detector_params
+            where = (*where, cause.field)
+        loc = format_loc(where)
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"{clean_msg(err['msg'])}{more}", file=label, field=loc or None) from None

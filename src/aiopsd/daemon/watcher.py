@@ -30,6 +30,7 @@ from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
+from aiopsd.detectors.anomaly.knobs import with_knobs
 from aiopsd.errors import SourceError
 from aiopsd.models import Finding, FindingKind, FindingStatus, Series, series_key, stable_id
 from aiopsd.sources.prometheus import RangeSource
@@ -164,7 +165,8 @@ class Watcher:
         state = self.series.get(key)
         if state is None:
             warm = ts <= warm_until
-            detector = make_detector(self.watch.detector, **self.watch.detector_params)
+            detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params),
+                                  self.watch.knobs)
             detector.fit(ts[warm], vals[warm])
             state = SeriesState(detector, self._tracker_for(key),
                                 last_ts=float(ts[warm][-1]) if warm.any() else -math.inf, labels=series.labels)

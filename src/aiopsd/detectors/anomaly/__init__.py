@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiopsd.detectors.anomaly.adaptive import AdaptiveDetector
-from aiopsd.detectors.anomaly.base import AnomalyDetector, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import (
+    AnomalyDetector,
+    DetectorBase,
+    InvalidParameterError,
+    Score,
+    Scores,
+    stream_scores,
+)
 from aiopsd.detectors.anomaly.iforest import IsolationForestDetector
 from aiopsd.detectors.anomaly.mad import MADDetector
 from aiopsd.detectors.anomaly.seasonal import (
@@ -24,10 +32,9 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "stl": stl_detector,
     "holt_winters": holt_winters_detector,
     "iforest": IsolationForestDetector,
-    # Best NAB score of the lot at its own threshold and >= 100k points/s in 18 KB a series
-    # (docs/anomaly.md, bench/anomaly.py). Parameters chosen on nab-dev; stable when a category is held out.
-    # decompose plus level tracking between refits (level_alpha 0.005).
-    "default": default_detector,
+    # decompose plus level tracking between refits (level_alpha 0.005) and the flat-line view
+    # (flat_after 12): the out-of-fold winner of bench/anomaly.py (docs/anomaly.md).
+    "default": partial(default_detector, flat_after=12),
 }
 
 
@@ -41,13 +48,31 @@ def make_detector(name: str, **params: Any) -> AnomalyDetector:
     return factory(**params)
 
 
+def validate_detector_params(name: str, params: dict[str, Any]) -> None:
+    """Check ``params`` for detector ``name`` as ``fit`` would, without fitting.
+
+    Raises :class:`InvalidParameterError` naming the first unknown or invalid
+    parameter (``aiopsd check`` reports it as ``watches.N.detector_params.FIELD``).
+    """
+    known = make_detector(name).get_params()
+    for key in params:
+        if key not in known:
+            raise InvalidParameterError(str(key), f"unknown parameter {key!r} of detector {name!r}; "
+                                        f"known: {', '.join(sorted(known))}")
+    detector = make_detector(name, **params)
+    if isinstance(detector, DetectorBase):
+        detector._validate_params()
+
+
 __all__ = [
     "DETECTORS",
     "AnomalyDetector",
+    "InvalidParameterError",
     "MADDetector",
     "Score",
     "Scores",
     "SeasonalDetector",
     "make_detector",
     "stream_scores",
+    "validate_detector_params",
 ]

@@ -18,13 +18,13 @@ distance at which the level feature alone would score 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Self
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, InvalidParameterError, Score
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 _IQR_TO_SIGMA = 1.0 / 1.349
@@ -80,6 +80,15 @@ class AdaptiveDetector(DetectorBase):
     """Robust z-scores of level and step, self-calibrating threshold, cooldown after an alert."""
 
     _fitted_attr = "levels_"
+    _parameter_constraints = {
+        "window": Interval(int, 8),
+        "min_z": Interval(float, 0, closed="neither"),
+        "margin": Interval(float, 0, closed="neither"),
+        "cooldown": Interval(int, 0),
+        "min_periods": Interval(int, 2),
+        "season": Interval(int, 0),
+        "bar_quantile": Interval(float, 0, 1),
+    }
 
     def __init__(self, *, window: int = 640, min_z: float = 4.0, margin: float = 1.5,
                  cooldown: int = 100, min_periods: int = 30, season: int = 0,
@@ -92,11 +101,11 @@ class AdaptiveDetector(DetectorBase):
         self.season = season
         self.bar_quantile = bar_quantile
 
-    def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
-        if self.window < 8 or self.min_z <= 0 or self.margin <= 0 or self.cooldown < 0:
-            raise ValueError("window must be >= 8, min_z > 0, margin > 0 and cooldown >= 0")
-        if self.min_periods < 2 or self.season < 0:
-            raise ValueError("min_periods must be >= 2 and season >= 0")
+    def _validate_together(self, params: Mapping[str, Any]) -> None:
+        if params["season"] > params["window"]:
+            raise InvalidParameterError("season", "season must be <= window (the season is looked up in it)")
+
+    def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         self.levels_ = SortedWindow(self.window)
         self.steps_ = SortedWindow(self.window)
         self.calibrator_ = Calibrator(self.window, self.min_z, self.margin, self.bar_quantile,
@@ -106,15 +115,10 @@ class AdaptiveDetector(DetectorBase):
         self.since_refit_ = 0
         self.prev_ = math.nan
         self.n_ = 0
-        for t, v in zip(np.asarray(timestamps, dtype=np.float64).tolist(),
-                        np.asarray(values, dtype=np.float64).tolist(), strict=True):
+        for t, v in zip(timestamps.tolist(), values.tolist(), strict=True):
             self.update(t, v)
-        return self
 
-    def update(self, timestamp: float, value: float) -> Score:
-        self._check_fitted()
-        if not math.isfinite(value):
-            return Score(math.nan)
+    def _update(self, timestamp: float, value: float) -> Score:
         levels, steps = self.levels_, self.steps_
         prev = self.prev_
         has_step = not math.isnan(prev)
@@ -131,7 +135,7 @@ class AdaptiveDetector(DetectorBase):
             raw = z_level if z_level > z_step else z_step
             period = self.period_
             if period and len(levels) >= period:
-                gap = abs(value - levels.order[-period])
+                gap = abs(value - levels.order.ago(period))
                 if len(self.seasonal_) >= self.min_periods:
                     z_season = gap / _spread_abs(self.seasonal_, floor)
                     raw = z_level if z_level > z_season else z_season
@@ -150,12 +154,8 @@ class AdaptiveDetector(DetectorBase):
         self.since_refit_ += 1
         if not self.season and self.since_refit_ >= self.window // 4 and len(levels) >= self.window // 2:
             self.since_refit_ = 0
-            period = find_period(levels.order)
+            period = find_period(levels.order.tolist())
             if period != self.period_:
                 self.period_ = period
                 self.seasonal_ = SortedWindow(self.window // 2)
         return score
-
-    def score(self, timestamps: FloatArray, values: FloatArray) -> Scores:
-        self._check_fitted()
-        return stream_scores(self, timestamps, values)

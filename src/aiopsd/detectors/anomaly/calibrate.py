@@ -42,7 +42,7 @@ class Calibrator:
     run: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.history = SortedWindow(self.window)
+        self.history = SortedWindow(self.window, "f")  # raw scores: float32 is plenty
         self.since_alert = self.cooldown
         self.run = 0
 

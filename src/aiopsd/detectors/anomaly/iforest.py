@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Score
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 _EULER = 0.5772156649015329
@@ -39,6 +39,17 @@ class IsolationForestDetector(DetectorBase):
     """Isolation forest on lagged, locally normalised values; calibrated to ``anomaly_score``."""
 
     _fitted_attr = "values_"
+    _parameter_constraints = {
+        "lags": Interval(int, 1, 64),
+        "history": Interval(int, 32),
+        "refit_every": Interval(int, 1),
+        "n_estimators": Interval(int, 1),
+        "max_samples": Interval(int, 2),
+        "random_state": Interval(int),
+        "min_z": Interval(float, 0, closed="neither"),
+        "margin": Interval(float, 0, closed="neither"),
+        "cooldown": Interval(int, 0),
+    }
 
     def __init__(self, *, lags: int = 4, history: int = 512, refit_every: int = 512,
                  n_estimators: int = 32, max_samples: int = 64, random_state: int = 0,
@@ -53,9 +64,10 @@ class IsolationForestDetector(DetectorBase):
         self.margin = margin
         self.cooldown = cooldown
 
-    def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
-        if self.lags < 1 or self.history < 32 or self.refit_every < 1 or self.n_estimators < 1:
-            raise ValueError("lags >= 1, history >= 32, refit_every >= 1 and n_estimators >= 1 required")
+    def get_tags(self) -> dict[str, Any]:
+        return {**super().get_tags(), "cheap_params": {"refit_every": 4096}}
+
+    def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         self.values_ = SortedWindow(self.history)
         self.features_: deque[tuple[float, ...]] = deque(maxlen=self.history)
         self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown)
@@ -64,10 +76,8 @@ class IsolationForestDetector(DetectorBase):
         self.spread_ = 1.0
         self.since_refit_ = 0
         self._walk: tuple[list[int], list[int], list[int], list[int], list[float]] | None = None
-        for t, v in zip(np.asarray(timestamps, dtype=np.float64).tolist(),
-                        np.asarray(values, dtype=np.float64).tolist(), strict=True):
+        for t, v in zip(timestamps.tolist(), values.tolist(), strict=True):
             self.update(t, v)
-        return self
 
     def _featurise(self, value: float) -> tuple[float, ...] | None:
         window = self.values_
@@ -75,7 +85,7 @@ class IsolationForestDetector(DetectorBase):
             return None
         med = window.quantile(0.5)
         spread = max(window.quantile(0.75) - window.quantile(0.25), 1e-9 + 1e-6 * abs(med))
-        recent = list(window.order)[-self.lags:]
+        recent = [window.order.ago(k) for k in range(self.lags, 0, -1)]
         feats = [(value - med) / spread]
         feats.extend((x - med) / spread for x in reversed(recent[1:]))
         feats.append((value - recent[-1]) / spread)
@@ -138,10 +148,7 @@ class IsolationForestDetector(DetectorBase):
             total += thr_leaf[n_nodes + node]
         return float(2.0 ** (-total / trees["norm"]))
 
-    def update(self, timestamp: float, value: float) -> Score:
-        self._check_fitted()
-        if not math.isfinite(value):
-            return Score(math.nan)
+    def _update(self, timestamp: float, value: float) -> Score:
         feats = self._featurise(value)
         score = Score(0.0)
         if feats is not None and self.trees_ is not None:
@@ -156,10 +163,6 @@ class IsolationForestDetector(DetectorBase):
             if len(self.features_) >= 64 and (self.trees_ is None or self.since_refit_ >= self.refit_every):
                 self._refit()
         return score
-
-    def score(self, timestamps: FloatArray, values: FloatArray) -> Scores:
-        self._check_fitted()
-        return stream_scores(self, timestamps, values)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

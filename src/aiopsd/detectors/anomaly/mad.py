@@ -9,17 +9,17 @@ above the median), found by binary search in O(log window). No numpy per point.
 from __future__ import annotations
 
 import math
-from typing import Self
+from collections.abc import Sequence
 
 import numpy as np
 
 from aiopsd.detectors.anomaly._window import SortedWindow
-from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Score
 
 _MAD_TO_SIGMA = 1.4826
 
 
-def _kth_distance(s: list[float], med: float, k: int) -> float:
+def _kth_distance(s: Sequence[float], med: float, k: int) -> float:
     """k-th smallest (0-based) of ``|x - med|`` over the sorted list ``s``."""
     from bisect import bisect_left
 
@@ -57,6 +57,13 @@ class MADDetector(DetectorBase):
     measured against.
     """
 
+    _parameter_constraints = {
+        "window": Interval(int, 2),
+        "threshold": Interval(float, 0, closed="neither"),
+        "min_periods": Interval(int, 1),
+        "min_scale": Interval(float, 0),
+    }
+
     def __init__(self, *, window: int = 288, threshold: float = 3.5, min_periods: int = 12,
                  min_scale: float = 1e-9) -> None:
         self.window = window
@@ -64,19 +71,13 @@ class MADDetector(DetectorBase):
         self.min_periods = min_periods
         self.min_scale = min_scale
 
-    def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
-        if self.window < 2 or self.threshold <= 0 or self.min_periods < 1:
-            raise ValueError("window must be >= 2, threshold > 0 and min_periods >= 1")
-        vals = np.asarray(values, dtype=np.float64)
+    def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
+        vals = values
         self.buffer_ = SortedWindow(self.window)
         for v in vals[np.isfinite(vals)][-self.window:].tolist():
             self.buffer_.push(v)
-        return self
 
-    def update(self, timestamp: float, value: float) -> Score:
-        self._check_fitted()
-        if not math.isfinite(value):
-            return Score(math.nan)
+    def _update(self, timestamp: float, value: float) -> Score:
         buf = self.buffer_
         n = len(buf)
         score = Score(0.0)
@@ -92,7 +93,3 @@ class MADDetector(DetectorBase):
             score = Score(min(abs(value - med) / width, 1e9), med, med - width, med + width)
         buf.push(value)
         return score
-
-    def score(self, timestamps: FloatArray, values: FloatArray) -> Scores:
-        self._check_fitted()
-        return stream_scores(self, timestamps, values)

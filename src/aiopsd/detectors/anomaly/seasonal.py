@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import warnings
 from array import array
-from collections import deque
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
 
+from aiopsd.detectors.anomaly._window import Ring
 from aiopsd.detectors.anomaly.adaptive import find_period
-from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Score, Scores, stream_scores
+from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Options, Score
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 Method = Literal["decompose", "stl", "holt_winters"]
@@ -100,9 +100,24 @@ def _forecast(method: Method, y: FloatArray, period: int, horizon: int) -> tuple
 class SeasonalDetector(DetectorBase):
     """Distance to a seasonal model's forecast, in robust residual units, calibrated."""
 
+    _parameter_constraints = {
+        "method": Options(("decompose", "stl", "holt_winters")),
+        "history": Interval(int, 16),
+        "refit_every": Interval(int, 1),
+        "min_z": Interval(float, 0, closed="neither"),
+        "margin": Interval(float, 0, closed="neither"),
+        "cooldown": Interval(int, 0),
+        "period": Interval(int, 0),
+        "min_history": Interval(int, 4),
+        "confirm": Interval(int, 1),
+        "level_alpha": Interval(float, 0, 1, closed="left"),
+        "flat_after": Interval(int, 0),
+    }
+
     def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
                  min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
-                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0) -> None:
+                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0,
+                 flat_after: int = 0) -> None:
         self.method = method
         self.history = history
         self.refit_every = refit_every
@@ -113,18 +128,20 @@ class SeasonalDetector(DetectorBase):
         self.min_history = min_history
         self.confirm = confirm
         self.level_alpha = level_alpha
+        self.flat_after = flat_after
 
-    def fit(self, timestamps: FloatArray, values: FloatArray) -> Self:
-        if self.method not in ("decompose", "stl", "holt_winters"):
-            raise ValueError(f"method must be 'decompose', 'stl' or 'holt_winters', not {self.method!r}")
-        if (self.history < 16 or self.refit_every < 1 or self.min_z <= 0 or self.period < 0
-                or self.confirm < 1 or not 0.0 <= self.level_alpha < 1.0):
-            raise ValueError("history must be >= 16, refit_every >= 1, min_z > 0, period >= 0, confirm >= 1, "
-                             "0 <= level_alpha < 1")
-        vals = np.asarray(values, dtype=np.float64)
-        self.buffer_: deque[float] = deque(vals[np.isfinite(vals)][-self.history:].tolist(),
-                                           maxlen=self.history)
-        self.forecast_: list[float] = []
+    def get_tags(self) -> dict[str, Any]:
+        # decompose refits in ~0.3 ms; the statsmodels methods are made cheap for long checks.
+        if self.method == "decompose":
+            return {**super().get_tags(), "memory_bound": 20_000}
+        return {**super().get_tags(), "cheap_params": {"refit_every": 4096}}
+
+    def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
+        vals = values
+        self.buffer_ = Ring(self.history)
+        for v in vals[np.isfinite(vals)][-self.history:].tolist():
+            self.buffer_.push(v)
+        self.forecast_ = array("d")
         self.scale_ = math.nan
         self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown,
                                       confirm=self.confirm)
@@ -132,61 +149,62 @@ class SeasonalDetector(DetectorBase):
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
+        self.last_ = math.nan
+        self.run_ = 0  # consecutive points equal to the last one
+        self.longest_ = 0  # longest such run seen (before the current one)
+        self.changes_ = 0  # points that differed from the one before
         if len(self.buffer_) >= self.min_history:
             self._refit()
-        return self
 
     def _refit(self) -> None:
-        y = np.fromiter(self.buffer_, dtype=np.float64)
+        y = np.array(self.buffer_.tolist(), dtype=np.float64)
         self.period_ = self.period or find_period(y)
         forecast, resid = _forecast(self.method, y, self.period_, self.refit_every)
         if not np.isfinite(forecast).all():
             level = float(np.median(y))
             forecast, resid = np.full(self.refit_every, level), y - level
-        self.forecast_ = forecast.tolist()
+        self.forecast_ = array("d", forecast.tolist())
         self.scale_ = _robust_scale(resid, float(np.median(y)))
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
 
-    def update(self, timestamp: float, value: float) -> Score:
-        self._check_fitted()
-        if not math.isfinite(value):
-            return Score(math.nan)
+    def _flatlined(self, value: float) -> bool:
+        """A series that moves has stopped moving: the run of equal values reaches, just now,
+        ``flat_after`` points and twice the longest run seen before (never for a series that
+        has barely moved yet, e.g. a constant one)."""
+        run = self.run_ + 1 if value == self.last_ else 1
+        return self.changes_ >= 4 * self.min_history and run == max(self.flat_after, 2 * self.longest_ + 1)
+
+    def _update(self, timestamp: float, value: float) -> Score:
         score = Score(0.0)
         if self.step_ < len(self.forecast_):
             yhat = self.forecast_[self.step_] + self.offset_
-            width = self.calibrator_.bar() * self.scale_
-            anomaly = self.calibrator_(abs(value - yhat) / self.scale_)
+            bar = self.calibrator_.bar()
+            width = bar * self.scale_
+            raw = abs(value - yhat) / self.scale_
+            if self.flat_after and self._flatlined(value):
+                raw = max(raw, bar)
+            anomaly = self.calibrator_(raw)
             score = Score(anomaly, yhat, yhat - width, yhat + width)
             if self.level_alpha and anomaly < 1.0:  # follow slow drifts between refits, not excursions
                 self.offset_ += self.level_alpha * max(-width, min(width, value - yhat))
         else:
             self.calibrator_.skip()
-        self.buffer_.append(value)
+        if value == self.last_:
+            self.run_ += 1
+        else:
+            self.longest_ = max(self.longest_, self.run_)
+            self.run_ = 1
+            self.changes_ += 1
+        self.last_ = value
+        self.buffer_.push(value)
         self.step_ += 1
         self.since_refit_ += 1
         if len(self.buffer_) >= self.min_history and (
                 not self.forecast_ or self.since_refit_ >= self.refit_every):
             self._refit()
         return score
-
-    def score(self, timestamps: FloatArray, values: FloatArray) -> Scores:
-        self._check_fitted()
-        return stream_scores(self, timestamps, values)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if "buffer_" in state:  # 8 bytes a value instead of 9 (pickled floats)
-            state["buffer_"] = array("d", self.buffer_)
-            state["forecast_"] = array("d", self.forecast_)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "buffer_" in state:
-            state["buffer_"] = deque(state["buffer_"], maxlen=state["history"])
-            state["forecast_"] = list(state["forecast_"])
-        self.__dict__.update(state)
 
 
 def decompose_detector(**params: Any) -> SeasonalDetector:
