@@ -7,7 +7,6 @@ a one-off window stored in the state DB and audited; windows in the config file
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -16,26 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aiopsd.cli_safety import _fail, _operator
 from aiopsd.errors import AiopsdError, ConfigError
 
-err = Console(stderr=True)
 out = Console()
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file", exists=False)]
 maintenance_app = typer.Typer(no_args_is_help=True,
                               help="Maintenance windows: no remediation for matching findings while one is active.")
-
-
-def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @maintenance_app.command("start")

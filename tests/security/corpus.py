@@ -47,6 +47,11 @@ CORPUS: tuple[Payload, ...] = (
     # YAML-looking text: a tag or a document marker in a value is just characters.
     Payload("yaml", "!!python/object/apply:os.system ['touch CANARY']", "alertname"),
     Payload("yaml", "!unsafe x", "alertname"),
+    # Strings that YAML would read as another type if Ansible re-resolved them: stay strings.
+    Payload("yaml", "true", "alertname"),
+    Payload("yaml", "0123", "alertname"),
+    Payload("yaml", "null", "alertname"),
+    Payload("yaml", "1e3", "alertname"),
     Payload("yaml", "x\n---\nincident: {{ lookup('pipe','touch CANARY') }}", "alertname"),
     # Path traversal and absolute paths: never a file name outside diagnostics_dir.
     Payload("traversal", "../../../../../CANARY", "alertname"),

@@ -5,10 +5,10 @@ The inventory is built from the decision's targets (literal hosts, checked by
 ``ansible_port``); ``localhost``, ``127.0.0.1`` and ``::1`` use the local connection,
 like Ansible's implicit localhost. Dry runs use Ansible's check mode.
 
-Labels are data, never code: every extra var is written to ``env/extravars`` as YAML
-with Ansible's ``!unsafe`` tag on every string, which ansible-core (2.19 data tagging
-included) never templates, so ``{{ ... }}`` inside a label reaches the playbook as those
-characters. Only a rule's ``template_vars`` (the explicit opt-in) are written untagged.
+Labels are data, never code: every extra var is written to ``env/extravars`` as one YAML
+mapping tagged ``!unsafe``, which ansible-core (2.19 data tagging included) never
+templates, so ``{{ ... }}`` inside a label reaches the playbook as those characters.
+Only a rule's ``template_vars`` (the explicit opt-in) go in a second, untagged file.
 The playbook path is resolved, symlinks included, and must lie inside ``playbooks_dir``.
 The run is bounded by its timeout and everything it spawned is killed at the deadline
 (see :mod:`aiopsd.actions.process`).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -75,39 +76,43 @@ def build_inventory(targets: Sequence[str], ports: Mapping[str, int] | None = No
     return {"all": {"hosts": hosts}}
 
 
-class _Unsafe(str):
-    """A string Ansible must never template: dumped with the ``!unsafe`` tag."""
-
-
 class _ExtraVarsDumper(yaml.SafeDumper):
-    pass
+    """Every string double-quoted: control characters, NULs and newlines are escapes, never YAML syntax."""
 
 
-def _unsafe_scalar(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.ScalarNode:
-    # Double-quoted: every control character, NUL and newline is an escape, never YAML syntax.
-    return dumper.represent_scalar("!unsafe", str(value), style='"')
+def _quoted(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
 
 
-_ExtraVarsDumper.add_representer(_Unsafe, _unsafe_scalar)
+_ExtraVarsDumper.add_representer(str, _quoted)
 
 
-def _tag_unsafe(value: Any) -> Any:
-    if isinstance(value, str):
-        return _Unsafe(value)
+def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _tag_unsafe(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_tag_unsafe(v) for v in value]
-    if value is None or isinstance(value, bool | int | float):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
         return value
-    return _Unsafe(str(value))
+    return str(value)
 
 
-def extravars_yaml(extra_vars: Mapping[str, Any], template_vars: Mapping[str, Any] | None = None) -> str:
-    """The run's ``env/extravars``: every string ``!unsafe`` except the opted-in ``template_vars``."""
-    data = {str(k): _tag_unsafe(v) for k, v in extra_vars.items()}
-    data.update({str(k): v for k, v in (template_vars or {}).items()})
-    return yaml.dump(data, Dumper=_ExtraVarsDumper, allow_unicode=False, sort_keys=False, width=2**30)
+def extravars_yaml(extra_vars: Mapping[str, Any]) -> str:
+    """The run's ``env/extravars``: one mapping tagged ``!unsafe`` as a whole.
+
+    ansible-core 2.19 re-resolves a *scalar* tagged ``!unsafe`` as if it were unquoted, so
+    ``!unsafe "true"`` arrives as a bool and ``!unsafe "0123"`` as the octal 83. Tagging the
+    root mapping instead leaves every quoted string a string, and everything constructed
+    inside it (keys, nested lists and maps) is untrusted: never templated.
+    """
+    body = yaml.dump({str(k): _plain(v) for k, v in extra_vars.items()}, Dumper=_ExtraVarsDumper,
+                     allow_unicode=False, sort_keys=False, width=2**30, default_flow_style=False)
+    return "--- !unsafe\n" + body
+
+
+def template_vars_yaml(template_vars: Mapping[str, Any]) -> str:
+    """The opted-in ``template_vars``: plain YAML, which Ansible templates (rule text only, no labels)."""
+    return yaml.safe_dump({str(k): v for k, v in template_vars.items()}, sort_keys=False, allow_unicode=False)
 
 
 def resolve_playbook(playbooks_dir: Path, playbook: str) -> Path:
@@ -143,12 +148,20 @@ def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
     (private_dir / "inventory").mkdir(exist_ok=True)
     (private_dir / "env").mkdir(exist_ok=True)
     (private_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(targets, ports), indent=2))
-    (private_dir / "env" / "extravars").write_text(extravars_yaml(extra_vars, template_vars), encoding="utf-8")
+    (private_dir / "env" / "extravars").write_text(extravars_yaml(extra_vars), encoding="utf-8")
     cmd = [sys.executable, "-m", "ansible_runner", "run", str(private_dir), "--ident", "run",
            "--project-dir", str(project), "-p", str(path.relative_to(project)),
            "--inventory", str(private_dir / "inventory" / "hosts.json")]
+    cmdline: list[str] = []
+    if template_vars:
+        # A second -e file, outside the unsafe mapping: only these are trusted as templates.
+        tv = private_dir / "env" / "template_vars.yml"
+        tv.write_text(template_vars_yaml(template_vars), encoding="utf-8")
+        cmdline += ["-e", f"@{tv}"]
     if check:
-        cmd += ["--cmdline", "--check --diff"]
+        cmdline += ["--check", "--diff"]
+    if cmdline:
+        cmd += ["--cmdline", shlex.join(cmdline)]
     console = private_dir / "console.log"
     result = run_bounded(cmd, env=tool_env(private_dir), cwd=private_dir, timeout=timeout, output=console,
                          cancel=cancel)
