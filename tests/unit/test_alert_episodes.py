@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import Rule
@@ -16,13 +12,6 @@ from aiopsd.sources.alertmanager import WebhookAlert
 from aiopsd.store import IncomingAlert, StateStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 RULE = Rule.model_validate({"name": "r", "match": {"kind": "alert"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,6 @@ from aiopsd.store.retention import horizon, prune, prune_run_dirs
 from tests.support import make_runtime
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 def queue(store: StateStore, target: str, *, n: int = 1, rule: str = "r", at: datetime = T0) -> list[int]:

@@ -4,9 +4,7 @@ concurrency, global rate budget, approvals, restart recovery, and the hash-chain
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +17,6 @@ from aiopsd.store import IncomingAlert, StateStore
 from aiopsd.store import tables as t
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 def rule(name: str = "r", targets: str = "{{ labels.host }}", **guards: Any) -> Rule:
