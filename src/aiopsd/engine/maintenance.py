@@ -22,12 +22,12 @@ from croniter import croniter
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from aiopsd.durations import Duration, format_duration
-from aiopsd.engine.rules import LabelMatcher, Strict
+from aiopsd.engine.rules import LabelMatcher, Matchers, Strict
 
 
 class MaintenanceWindow(Strict):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.:-]+$")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Matchers = Field(default_factory=dict)
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
     cron: str | None = None
@@ -35,13 +35,6 @@ class MaintenanceWindow(Strict):
     timezone: str = "UTC"
     comment: str = ""
     created_by: str = ""
-
-    @field_validator("labels")
-    @classmethod
-    def _valid_matchers(cls, value: dict[str, str]) -> dict[str, str]:
-        for raw in value.values():
-            LabelMatcher.parse(str(raw))
-        return value
 
     @field_validator("timezone")
     @classmethod

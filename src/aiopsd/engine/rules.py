@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -90,18 +91,22 @@ class LabelMatcher(Strict):
         return hit != self.negate
 
 
+def check_matchers(value: dict[str, str]) -> dict[str, str]:
+    """Every matcher of a labels map parses (a bad regex is a ValueError naming it)."""
+    for raw in value.values():
+        LabelMatcher.parse(str(raw))
+    return value
+
+
+# A labels map of matchers, as rules, maintenance windows and fixtures write them.
+Matchers = Annotated[dict[str, str], AfterValidator(check_matchers)]
+
+
 class Match(Strict):
     kind: FindingKind | None = None
     source: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Matchers = Field(default_factory=dict)
     min_score: float | None = None
-
-    @field_validator("labels")
-    @classmethod
-    def _valid_matchers(cls, value: dict[str, str]) -> dict[str, str]:
-        for raw in value.values():
-            LabelMatcher.parse(str(raw))
-        return value
 
     def matchers(self) -> dict[str, LabelMatcher]:
         return {k: LabelMatcher.parse(v) for k, v in self.labels.items()}
