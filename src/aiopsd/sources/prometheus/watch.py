@@ -87,7 +87,7 @@ class PrometheusWatch:
         self.store = store
         self.metrics = metrics
         self.series: dict[str, SeriesState] = {}
-        self.cursor_name = f"prometheus:{watch.name}"
+        self.cursor_name = f"{SourceKind.PROMETHEUS}:{watch.name}"
         self._refused = 0
         self._active: dict[str, Finding] | None = None
 
