@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/series_rss.py [--series 0 500 2000] [--detector default] [--polls 300]
 
-Each count runs in a fresh Python process: one Watcher reads ``lookback`` of a synthetic
+Each count runs in a fresh Python process: one PrometheusWatch reads ``lookback`` of a synthetic
 source (bench/soak.py's), then polls ``polls`` more steps on a simulated clock, so the
 detector windows and chart buffers have reached their caps. The process's RSS is read
 from /proc; the per-series figure is the slope against the 0-series process.
