@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/series_rss.py [--series 0 500 2000] [--detector default] [--polls 300]
 
-Each count runs in a fresh Python process: one Watcher reads ``lookback`` of a synthetic
+Each count runs in a fresh Python process: one PrometheusWatch reads ``lookback`` of a synthetic
 source (bench/soak.py's), then polls ``polls`` more steps on a simulated clock, so the
 detector windows and chart buffers have reached their caps. The process's RSS is read
 from /proc; the per-series figure is the slope against the 0-series process.
@@ -22,7 +22,8 @@ import json, sys, tempfile, time
 from pathlib import Path
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
+from aiopsd.daemon.runner import SourceRunner
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
 from bench.soak import SyntheticSource, rss_mb
 n, detector, polls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -30,11 +31,13 @@ with tempfile.TemporaryDirectory() as tmp:
     store = StateStore(f"sqlite:///{Path(tmp) / 's.db'}")
     watch = WatchConfig(name="rss", query="q", step=5, interval=5, lookback=3600, detector=detector,
                         max_series=max(n, 1))
-    w = Watcher(watch, PrometheusConfig(url="http://synthetic", overlap=10), SyntheticSource(n), store, Metrics())
+    metrics = Metrics()
+    w = PrometheusWatch(watch, PrometheusConfig(url="http://synthetic", overlap=10), SyntheticSource(n), store, metrics)
+    runner = SourceRunner(store, metrics)
     now = 1_700_000_000.0
     started = time.process_time()
     for i in range(polls + 1):
-        w.poll(now + 5 * i)
+        runner.run(w, now + 5 * i)
     print(json.dumps({"series": len(w.series), "rss_mb": rss_mb(), "cpu_s": time.process_time() - started}))
 """
 

@@ -2,7 +2,7 @@
 
     nice -n 10 python bench/soak.py [--series 2000] [--interval 5] [--minutes 30] [--detector default]
 
-One :class:`~aiopsd.daemon.watcher.Watcher` polls a synthetic source every ``interval``
+One :class:`~aiopsd.sources.prometheus.watch.PrometheusWatch` polls a synthetic source every ``interval``
 seconds of wall time, with a real SQLite state store, exactly as the daemon's scheduler
 does. The source stands in for Prometheus (a real one with tens of thousands of
 series would dominate this shared machine's CPU and measure Prometheus, not aiopsd):
@@ -27,8 +27,9 @@ import numpy as np
 
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
+from aiopsd.daemon.runner import SourceRunner
 from aiopsd.models import Series
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
 
 
@@ -78,8 +79,10 @@ def main() -> None:
         cap = {"max_series": args.series} if "max_series" in WatchConfig.model_fields else {}
         watch = WatchConfig(name="soak", query="app_latency", step=args.step, interval=args.interval,
                             lookback=args.lookback, detector=args.detector, **cap)
-        w = Watcher(watch, PrometheusConfig(url="http://synthetic", overlap=60), SyntheticSource(args.series),
-                    store, Metrics())
+        metrics = Metrics()
+        w = PrometheusWatch(watch, PrometheusConfig(url="http://synthetic", overlap=60), SyntheticSource(args.series),
+                            store, metrics)
+        runner = SourceRunner(store, metrics)
         print(f"soak: {args.series} series, step {args.step:g}s, poll every {args.interval:g}s, "
               f"detector {args.detector}, {args.minutes:g} min")
         print(f"{'min':>4} {'rss_mb':>8} {'cpu_%':>6} {'poll_p50_s':>10} {'poll_max_s':>10} {'polls':>5} "
@@ -92,7 +95,7 @@ def main() -> None:
         next_poll = started
         while time.monotonic() - started < args.minutes * 60:
             t0 = time.monotonic()
-            findings += len(w.poll())
+            findings += len(runner.run(w))
             polls.append(time.monotonic() - t0)
             next_poll += args.interval
             now = time.monotonic()

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh SQLite state store per test, and one real ``mlflow server`` per session."""
+"""Shared fixtures: a fresh SQLite state store per test, a scripted source, and one real ``mlflow server``
+per session."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from aiopsd.demo.mlflow_server import MlflowServer, running_mlflow
 from aiopsd.store import StateStore
+from aiopsd.testing import ScriptedSource
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +25,9 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
     s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     yield s
     s.close()
+
+
+@pytest.fixture
+def scripted_source() -> ScriptedSource:
+    """A source whose polls the test scripts (``scripted_source.then(finding, lag=...)``)."""
+    return ScriptedSource(name="scripted")

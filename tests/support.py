@@ -16,8 +16,13 @@ from typing import Any
 import httpx
 import yaml
 
+from aiopsd.daemon.metrics import Metrics
+from aiopsd.daemon.runner import SourceRunner
 from aiopsd.demo.stack import free_port
-from aiopsd.models import Series
+from aiopsd.models import Finding
+from aiopsd.sources.predictions.watch import DriftWatch
+from aiopsd.sources.prometheus.watch import PrometheusWatch
+from aiopsd.store import StateStore
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -151,18 +156,7 @@ def make_runtime(workdir: Path, **settings: Any) -> Any:
     return rt
 
 
-class ScriptedSource:
-    """Answers query_range from arrays: stands in for Prometheus where a test scripts the data
-    (the real Prometheus path is covered by tests/integration and tests/e2e)."""
-
-    def __init__(self, data: dict[tuple[tuple[str, str], ...], tuple[Any, Any]] | None = None) -> None:
-        self.data = data if data is not None else {}
-
-    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
-        out = []
-        for labels, (ts, vs) in self.data.items():
-            m = (ts >= start) & (ts <= end)
-            if m.any():
-                out.append(Series(source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()),
-                                  values=tuple(vs[m].tolist())))
-        return out
+def run_poll(source: PrometheusWatch | DriftWatch, now: float) -> list[Finding]:
+    """One poll as the daemon runs it: through the source runner (findings stored, cursor committed)."""
+    assert isinstance(source.store, StateStore) and isinstance(source.metrics, Metrics)
+    return SourceRunner(source.store, source.metrics).run(source, now)

@@ -24,6 +24,29 @@ class FindingKind(StrEnum):
     ALERT = "alert"
 
 
+class SourceKind(StrEnum):
+    """Where a finding's data came from; the kind of a source health row and of a status-page source."""
+
+    PROMETHEUS = "prometheus"
+    PREDICTION_LOG = "prediction_log"
+    ALERTMANAGER = "alertmanager"
+
+    @property
+    def finding_kind(self) -> FindingKind:
+        return _SOURCE_FINDINGS[self]
+
+    @property
+    def polled(self) -> bool:
+        """Polled by the daemon (its health can be down), as opposed to pushed to it (webhooks)."""
+        return self is not SourceKind.ALERTMANAGER
+
+
+_SOURCE_FINDINGS = {SourceKind.PROMETHEUS: FindingKind.ANOMALY, SourceKind.PREDICTION_LOG: FindingKind.DRIFT,
+                    SourceKind.ALERTMANAGER: FindingKind.ALERT}
+# Findings judged from polled data: a "source down" fact holds back every rule on them.
+POLLED_FINDING_KINDS = frozenset(k.finding_kind for k in SourceKind if k.polled)
+
+
 class FindingStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"

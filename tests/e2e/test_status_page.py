@@ -33,15 +33,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo.stack import binary, free_port
 from aiopsd.models import Finding, FindingKind
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
+from aiopsd.testing import ScriptedRange
 from tests.support import (
     REPO,
     DaemonProcess,
-    ScriptedSource,
     payload,
+    run_poll,
     start_daemon,
     tool_env,
     wait_for,
@@ -66,13 +67,13 @@ def seed_store(state_dir: Path, db: str, now: float) -> None:
         vs = 0.12 + rng.normal(0, 0.01, ts.size)
         vs[-6:] = 0.55 + rng.normal(0, 0.02, 6)
         data[(("host", "localhost"), ("instance", inst), ("service", "checkout"))] = (ts, vs)
-    src = ScriptedSource({k: (v[0][:-40], v[1][:-40]) for k, v in data.items()})
-    watcher = Watcher(WatchConfig(name="checkout_latency", query="checkout_latency_seconds", step=5, interval=5,
+    src = ScriptedRange({k: (v[0][:-40], v[1][:-40]) for k, v in data.items()})
+    watcher = PrometheusWatch(WatchConfig(name="checkout_latency", query="checkout_latency_seconds", step=5, interval=5,
                                   lookback=3600, detector="mad"),
                       PrometheusConfig(url="http://unused", overlap=10), src, store, Metrics())
-    watcher.poll(float(ts[-41]))
+    run_poll(watcher, float(ts[-41]))
     src.data = data
-    watcher.poll(now)
+    run_poll(watcher, now)
     reports = state_dir / "reports"
     reports.mkdir(parents=True)
     (reports / "churn-1.html").write_text("<html><body><h1>Evidently drift report: churn</h1></body></html>")

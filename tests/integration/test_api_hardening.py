@@ -146,7 +146,7 @@ def _awaiting_run(rt: Runtime) -> int:
 
     rule = Rule.model_validate({"name": "manual", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}},
                                 "guards": {"require_approval": True}})
-    from aiopsd.store import IncomingAlert
+    from aiopsd.sources.alertmanager import IncomingAlert
 
     rt.store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
                                           0.0)], received_at=0.0, receiver=None, group_key=None)

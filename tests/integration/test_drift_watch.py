@@ -10,14 +10,15 @@ import numpy as np
 
 from aiopsd.actions.executors import execute
 from aiopsd.config import PredictionLogConfig, Settings
-from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.demo.model_workload import FEATURES, make_rows, set_up_model
 from aiopsd.engine.evaluate import render_targets, template_context
 from aiopsd.engine.rules import Rule, render
 from aiopsd.model_store.directory import DirectoryStore
 from aiopsd.models import ActionRun, FindingStatus, RunStatus
+from aiopsd.sources.predictions.watch import DriftWatch
 from aiopsd.store import StateStore
+from tests.support import run_poll
 
 
 def log_rows(path: Path, n: int, drift: float, seed: int, model: object, t0: float) -> None:
@@ -40,14 +41,14 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
                               model_dir=model_dir)
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     metrics = Metrics()
-    w = DriftWatcher(cfg, store, metrics, tmp_path / "state")
+    w = DriftWatch(cfg, store, metrics, tmp_path / "state")
     log_rows(log, 600, 0.0, 1, model, 1000.0)
     with log.open("a") as fh:
         fh.write("{not json\n")
-    assert w.poll(2000.0) == [], "windows like the reference are not drift"
+    assert run_poll(w, 2000.0) == [], "windows like the reference are not drift"
     assert 'aiopsd_prediction_log_bad_rows_total{model="churn"} 1.0' in _metrics_text(metrics)
     log_rows(log, 600, 1.0, 2, model, 3000.0)
-    found = DriftWatcher(cfg, store, metrics, tmp_path / "state").poll(4000.0)  # a restarted daemon continues
+    found = run_poll(DriftWatch(cfg, store, metrics, tmp_path / "state"), 4000.0)  # a restarted daemon continues
     firing = [f for f in found if f.status == FindingStatus.FIRING]
     assert len({f.id for f in firing}) == 1 and len(firing) == 2
     f = store.active_findings()[0]

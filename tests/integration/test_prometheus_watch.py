@@ -9,12 +9,13 @@ import pytest
 
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo import stack
 from aiopsd.errors import SourceError
 from aiopsd.models import FindingKind
-from aiopsd.sources.prometheus import PrometheusSource
+from aiopsd.sources.prometheus.client import PrometheusClient
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
+from tests.support import run_poll
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tm
     prom = stack.start_prometheus(tmp_path, scrape=[], tsdb_dir=tmp_path / "data")
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     cfg = PrometheusConfig(url=prom.url, timeout=5, overlap=30)
-    source = PrometheusSource(cfg)
+    source = PrometheusClient(cfg)
     try:
         series = source.query_range("w", "app_latency", start, now, 1.0)
         assert len(series) == 1
@@ -41,19 +42,19 @@ def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tm
 
         watch = WatchConfig(name="lat", query="app_latency", step=1, interval=1, lookback=1800, detector="mad")
         metrics = Metrics()
-        w = Watcher(watch, cfg, source, store, metrics)
+        w = PrometheusWatch(watch, cfg, source, store, metrics)
         # History up to now only warms the detector: an incident in the past is not "new".
-        assert w.poll(now) == []
+        assert run_poll(w, now) == []
         assert store.get_cursor("prometheus:lat") == {"watermark": float(int(now)), "series": 1,
                                                        "refused_series": 0}
-        w2 = Watcher(watch, cfg, source, store, metrics)
+        w2 = PrometheusWatch(watch, cfg, source, store, metrics)
         # A restarted watcher picks up from the stored watermark; nothing new happened since.
-        assert w2.poll(now + 1) == []
+        assert run_poll(w2, now + 1) == []
 
         # A newly started watcher whose watermark predates the incident scores it (it was never seen).
         store.put_cursor("prometheus:lat", {"watermark": start + 1400})
-        w3 = Watcher(watch, cfg, source, store, metrics)
-        found = w3.poll(now)
+        w3 = PrometheusWatch(watch, cfg, source, store, metrics)
+        found = run_poll(w3, now)
         assert [f.kind for f in found][:1] == [FindingKind.ANOMALY]
         opened = found[0]
         assert opened.starts_at.timestamp() == pytest.approx(start + 1500, abs=1)
@@ -64,7 +65,7 @@ def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tm
     with pytest.raises(SourceError, match="unreachable"):
         source.query_range("w", "app_latency", now - 60, now, 1.0)
     before = len(store.list_findings())
-    assert w3.poll(now + 30) == []
+    assert run_poll(w3, now + 30) == []
     assert len(store.list_findings()) == before
     [src] = store.list_sources()
     assert src["up"] is False and "unreachable" in src["error"]

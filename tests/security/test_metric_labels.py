@@ -19,12 +19,13 @@ import pytest
 from aiopsd.actions.playbook import run_playbook
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
 from aiopsd.demo import stack
 from aiopsd.engine import EngineState, evaluate, load_rules
 from aiopsd.models import FindingKind, FindingStatus, Outcome
-from aiopsd.sources.prometheus import PrometheusSource
+from aiopsd.sources.prometheus.client import PrometheusClient
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
+from tests.support import run_poll
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def test_hostile_metric_labels_are_data_or_unsafe_target(tmp_path: Path) -> None
         cfg = PrometheusConfig(url=prom.url, timeout=10, overlap=30)
         watch = WatchConfig(name="lat", query="app_latency", step=1, interval=1, lookback=1800, detector="mad")
         store.put_cursor("prometheus:lat", {"watermark": start + 1400})
-        found = Watcher(watch, cfg, PrometheusSource(cfg), store, Metrics()).poll(now)
+        found = run_poll(PrometheusWatch(watch, cfg, PrometheusClient(cfg), store, Metrics()), now)
     finally:
         prom.stop()
     latest = {f.id: f for f in found if f.kind == FindingKind.ANOMALY and f.status == FindingStatus.FIRING}

@@ -11,8 +11,8 @@ from aiopsd.demo.postgres import Postgres
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
-from aiopsd.sources.alertmanager import WebhookAlert
-from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.sources.alertmanager import IncomingAlert, WebhookAlert
+from aiopsd.store import StateStore
 from aiopsd.store.audit import AuditChain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,8 +8,8 @@ from typing import Any
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
-from aiopsd.sources.alertmanager import WebhookAlert
-from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.sources.alertmanager import IncomingAlert, WebhookAlert
+from aiopsd.store import StateStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

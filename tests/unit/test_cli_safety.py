@@ -15,7 +15,8 @@ from aiopsd.cli import app
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import Rule
 from aiopsd.models import RunStatus
-from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.sources.alertmanager import IncomingAlert
+from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from aiopsd.sources.predictions import MemoryCursorStore, PredictionLogTailer, WindowSpec
+from aiopsd.sources.predictions.cursor import MemoryCursorStore
+from aiopsd.sources.predictions.tail import PredictionLogTailer
+from aiopsd.sources.predictions.windows import WindowSpec
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 

@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from aiopsd.sources.predictions import MemoryCursorStore, PredictionLogTailer, PredictionWindow, WindowSpec
+from aiopsd.sources.predictions.cursor import MemoryCursorStore
+from aiopsd.sources.predictions.tail import PredictionLogTailer
+from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 
 
 def row(i: int, **extra: Any) -> str:

@@ -9,6 +9,14 @@ import yaml
 
 from aiopsd.config import load_settings
 from aiopsd.daemon.service import Daemon
+from aiopsd.models import SourceKind
+from aiopsd.sources.predictions.watch import DriftWatch
+
+
+def drift_watches(daemon: Daemon) -> list[DriftWatch]:
+    found = daemon.sources.of(SourceKind.PREDICTION_LOG)
+    assert all(isinstance(d, DriftWatch) for d in found)
+    return [d for d in found if isinstance(d, DriftWatch)]
 
 
 def test_reload_applies_prediction_logs(tmp_path: Path) -> None:
@@ -21,22 +29,22 @@ def test_reload_applies_prediction_logs(tmp_path: Path) -> None:
     cfg.write_text(yaml.safe_dump(base))
     daemon = Daemon(load_settings(cfg), str(cfg))
     try:
-        assert daemon.drift_watchers == []
+        assert drift_watches(daemon) == []
         cfg.write_text(yaml.safe_dump({**base, "prediction_logs": [
             {"model": "m", "path": "m.jsonl", "interval": "7s"}]}))
         assert daemon.reload()
-        assert [d.cfg.model for d in daemon.drift_watchers] == ["m"]
-        assert daemon.drift_watchers[0].cfg.interval == 7.0
+        assert [d.cfg.model for d in drift_watches(daemon)] == ["m"]
+        assert drift_watches(daemon)[0].cfg.interval == 7.0
         assert "prediction_logs" not in daemon.runtime.restart_needed
-        first = daemon.drift_watchers[0]
+        first = drift_watches(daemon)[0]
         assert daemon.reload()
-        assert daemon.drift_watchers[0] is first, "an unchanged log keeps its watcher"
+        assert drift_watches(daemon)[0] is first, "an unchanged log keeps its watcher"
         cfg.write_text(yaml.safe_dump({**base, "prediction_logs": [
             {"model": "m", "path": "m.jsonl", "interval": "9s"}]}))
         assert daemon.reload()
-        assert daemon.drift_watchers[0] is not first and daemon.drift_watchers[0].cfg.interval == 9.0
+        assert drift_watches(daemon)[0] is not first and drift_watches(daemon)[0].cfg.interval == 9.0
         cfg.write_text(yaml.safe_dump(base))
         assert daemon.reload()
-        assert daemon.drift_watchers == []
+        assert drift_watches(daemon) == []
     finally:
         daemon.runtime.store.close()

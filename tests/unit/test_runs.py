@@ -15,7 +15,8 @@ from aiopsd.engine import evaluate
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import RunStatus
-from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.sources.alertmanager import IncomingAlert
+from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 from aiopsd.store.retention import horizon, prune, prune_run_dirs
 from tests.support import make_runtime

@@ -170,8 +170,8 @@ def test_drift_finding_explains_which_values_gained_share(tmp_path: Path) -> Non
     import numpy as np
     import pandas as pd
 
-    from aiopsd.daemon.drift_watcher import explanation
     from aiopsd.detectors.drift import profile_reference, test_window
+    from aiopsd.sources.predictions.watch import explanation
 
     rng = np.random.default_rng(0)
     hostile = "<b>bot</b>"

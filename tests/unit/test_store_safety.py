@@ -13,7 +13,8 @@ from sqlalchemy import update
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
-from aiopsd.store import IncomingAlert, StateStore
+from aiopsd.sources.alertmanager import IncomingAlert
+from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Watcher bookkeeping with a scripted source (the real Prometheus path is in tests/integration)."""
+"""PrometheusWatch bookkeeping with a scripted source (the real Prometheus path is in tests/integration)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import numpy as np
 
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
-from aiopsd.daemon.watcher import Watcher
 from aiopsd.models import FindingStatus
+from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
-from tests.support import ScriptedSource
+from aiopsd.testing import ScriptedRange
+from tests.support import run_poll
 
 
-def make(tmp_path: Path) -> tuple[Watcher, ScriptedSource, StateStore]:
+def make(tmp_path: Path) -> tuple[PrometheusWatch, ScriptedRange, StateStore]:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
-    src = ScriptedSource()
-    w = Watcher(WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad", resolve_after=3),
-                PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src,
-                store, Metrics())
+    src = ScriptedRange()
+    w = PrometheusWatch(WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad",
+                                    resolve_after=3),
+                        PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src,
+                        store, Metrics())
     return w, src, store
 
 
@@ -31,9 +33,9 @@ def test_incident_opens_once_continues_and_resolves(tmp_path: Path) -> None:
     vs[350:356] = 50.0
     key = (("host", "a"),)
     src.data[key] = (ts[:300], vs[:300])
-    assert w.poll(300.0) == []
+    assert run_poll(w, 300.0) == []
     src.data[key] = (ts, vs)
-    found = w.poll(400.0)
+    found = run_poll(w, 400.0)
     firing = [f for f in found if f.status == FindingStatus.FIRING]
     resolved = [f for f in found if f.status == FindingStatus.RESOLVED]
     assert {f.id for f in firing} == {resolved[0].id}, "one incident id from open to resolve"
@@ -48,12 +50,12 @@ def test_restart_reopens_the_same_incident_not_a_new_one(tmp_path: Path) -> None
     vs = 10 + np.random.default_rng(2).normal(0, 0.5, ts.size)
     vs[390:] = 50.0
     src.data[(("host", "a"),)] = (ts[:380], vs[:380])
-    w.poll(380.0)
+    run_poll(w, 380.0)
     src.data[(("host", "a"),)] = (ts[:395], vs[:395])
-    [first, *_] = w.poll(395.0)
-    w2 = Watcher(w.watch, w.prometheus, src, store, Metrics())  # a restarted daemon
+    [first, *_] = run_poll(w, 395.0)
+    w2 = PrometheusWatch(w.watch, w.prometheus, src, store, Metrics())  # a restarted daemon
     src.data[(("host", "a"),)] = (ts, vs)
-    later = w2.poll(400.0)
+    later = run_poll(w2, 400.0)
     assert later and {f.id for f in later} == {first.id}
     assert len(store.list_findings()) == 1
 
@@ -63,15 +65,15 @@ def test_vanished_series_is_forgotten_and_its_incident_closed_as_no_data(tmp_pat
     ts = np.arange(0.0, 300.0)
     vs = 10 + np.random.default_rng(3).normal(0, 0.5, ts.size)
     src.data[(("pod", "x"),)] = (ts[:250], vs[:250])
-    w.poll(250.0)
+    run_poll(w, 250.0)
     vs[250:] = 80.0
     src.data[(("pod", "x"),)] = (ts, vs)
-    w.poll(300.0)
+    run_poll(w, 300.0)
     assert store.active_findings()
     del src.data[(("pod", "x"),)]
-    w.poll(320.0)
+    run_poll(w, 320.0)
     assert w.series, "kept while absent for less than stale_after"
-    w.poll(340.0)
+    run_poll(w, 340.0)
     assert not w.series
     [f] = store.list_findings()
     assert f.status == FindingStatus.RESOLVED and "no data" in f.summary

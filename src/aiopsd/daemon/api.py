@@ -183,7 +183,7 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         try:
             result = await intake.submit(AlertBatch(
                 [a.to_incoming() for a in payload.alerts], received_at=time.time(),
-                receiver=payload.receiver or None, group_key=payload.groupKey or None))
+                receiver=payload.receiver or None, group_key=payload.group_key or None))
         except StoreUnavailableError as exc:
             logger.error("webhook: %s", exc)
             return 503, {"error": "state store unavailable; Alertmanager will retry"}

@@ -23,7 +23,7 @@ from aiopsd import __version__
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
 from aiopsd.engine.rules import Rule
-from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus
+from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus, SourceKind
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class DaemonInfo(BaseModel):
 
 class SourceView(BaseModel):
     name: str
-    kind: str = Field(description="prometheus, predictions, ...")
+    kind: str = Field(description=f"{', '.join(SourceKind)}")
     state: Literal["up", "down", "waiting"] = Field(description="waiting: configured but not polled yet")
     configured: bool = Field(description="Part of the running configuration")
     detail: str = Field(description="The PromQL query or the log path")
@@ -214,7 +214,7 @@ def sources(runtime: Runtime) -> list[SourceView]:
     stored = {s["name"]: s for s in store.list_sources()}
     cursors = store.list_cursors()
     details = {w.name: w.query for w in settings.watches}
-    kinds = {w.name: "prometheus" for w in settings.watches}
+    kinds = {w.name: SourceKind.PROMETHEUS for w in settings.watches}
     out: list[SourceView] = []
     for name in sorted(set(stored) | set(details)):
         row = stored.get(name)
@@ -225,7 +225,7 @@ def sources(runtime: Runtime) -> list[SourceView]:
                 cursor.update(value if cname == f"{kind}:{name}" else {cname.split(":", 2)[2]: value})
         state: Literal["up", "down", "waiting"] = "waiting" if row is None else ("up" if row["up"] else "down")
         out.append(SourceView(
-            name=name, kind=kind, state=state, configured=name in details or kind != "prometheus",
+            name=name, kind=kind, state=state, configured=name in details or kind != SourceKind.PROMETHEUS,
             detail=details.get(name, ""), last_ok=row["last_ok"] if row else None,
             last_error_at=row["last_error_at"] if row else None, error=row["error"] if row else "",
             lag_seconds=row["lag_seconds"] if row else None, updated_at=row["updated_at"] if row else None,

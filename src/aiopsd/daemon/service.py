@@ -1,4 +1,4 @@
-"""``aiopsd run``: wire config, store, scheduler, watchers, dispatcher and the HTTP server."""
+"""``aiopsd run``: wire config, store, scheduler, sources, dispatcher and the HTTP server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 
 import uvicorn
@@ -21,19 +22,20 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aiopsd.config import PredictionLogConfig, Settings, WatchConfig, load_settings
+from aiopsd.config import Settings, load_settings
 from aiopsd.daemon.api import create_app
 from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
-from aiopsd.daemon.drift_watcher import DriftWatcher
 from aiopsd.daemon.metrics import Metrics
+from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
-from aiopsd.daemon.watcher import Watcher
 from aiopsd.durations import format_duration
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
-from aiopsd.sources.prometheus import PrometheusSource
+from aiopsd.models import SourceKind
+from aiopsd.sources.base import SourceEnv
+from aiopsd.sources.registry import source_specs
 from aiopsd.store import StateStore
 from aiopsd.store.ha import Membership
 from aiopsd.store.retention import PRUNE_INTERVAL, horizon, prune, prune_run_dirs
@@ -44,6 +46,10 @@ logger = logging.getLogger(__name__)
 # status API and /metrics, and takes effect at the next restart.
 RESTART_FIELDS = ("listen", "state_url", "state_dir", "webhook", "log_format", "prometheus", "ha",
                   "actions.concurrency", "actions.shutdown_grace", "dispatch_interval")
+
+
+def _job(key: SourceKey) -> str:
+    return f"poll:{key[1]}"
 
 
 def _field(settings: Settings, dotted: str) -> object:
@@ -89,14 +95,11 @@ class Daemon:
         self.runtime = Runtime(settings=settings, rules=rules, store=store, metrics=Metrics())
         self.runtime.set_rules(rules)
         self.dispatcher = Dispatcher(self.runtime)
-        self.source = PrometheusSource(settings.prometheus)
-        self.watchers = [Watcher(w, settings.prometheus, self.source, store, self.runtime.metrics)
-                         for w in settings.watches]
-        self.drift_watchers = [DriftWatcher(p, store, self.runtime.metrics, settings.state_dir)
-                               for p in settings.prediction_logs]
+        self.sources = SourceSet(source_specs(settings), SourceEnv(store=store, metrics=self.runtime.metrics),
+                                 SourceRunner(store, self.runtime.metrics))
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": SchedulerPool(max_workers=4 + len(self.watchers) + len(self.drift_watchers))},
+            executors={"default": SchedulerPool(max_workers=4 + len(self.sources))},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
         self.server: _Server | None = None
         self.notifier = Notifier()
@@ -108,10 +111,8 @@ class Daemon:
 
     def _schedule(self) -> None:
         s = self.scheduler
-        for w in self.watchers:
-            self._add_poll(w)
-        for d in self.drift_watchers:
-            self._add_drift(d)
+        for key in self.sources:
+            self._add_poll(key)
         s.add_job(self._timed, "interval", args=["dispatch", self._dispatch],
                   seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
         s.add_job(self._timed, "interval", args=["prune", self._prune], seconds=PRUNE_INTERVAL, id="prune",
@@ -124,38 +125,22 @@ class Daemon:
                       seconds=self.notifier.watchdog_interval, id="watchdog", next_run_time=datetime.now(UTC))
         s.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED)
 
-    def _add_poll(self, w: Watcher) -> None:
-        self.scheduler.add_job(self._timed, "interval", args=[f"poll:{w.watch.name}", self._leader_only(w.poll)],
-                               seconds=w.watch.interval, id=f"poll:{w.watch.name}",
-                               next_run_time=datetime.now(UTC))
+    def _add_poll(self, key: SourceKey) -> None:
+        """Every source is scheduled alike: every ``interval``, leader-only where the source says so."""
+        self.scheduler.add_job(self._timed, "interval", args=[_job(key), partial(self._poll, key)],
+                               seconds=self.sources[key].interval, id=_job(key), next_run_time=datetime.now(UTC))
 
-    def _add_drift(self, d: DriftWatcher) -> None:
-        """Prediction-log polls are leader-only, like Prometheus polls: one cursor, one episode."""
-        self.scheduler.add_job(self._timed, "interval", args=[f"drift:{d.cfg.model}", self._leader_only(d.poll)],
-                               seconds=d.cfg.interval, id=f"drift:{d.cfg.model}", next_run_time=datetime.now(UTC))
+    def _poll(self, key: SourceKey) -> None:
+        self.sources.poll(key, leader=self.runtime.is_leader())
 
-    def _new_drift(self, cfg: PredictionLogConfig) -> DriftWatcher:
-        return DriftWatcher(cfg, self.runtime.store, self.runtime.metrics, self.settings.state_dir)
-
-    def _resync_watchers(self) -> None:
-        """Becoming leader: drop what this replica remembers of the watches, read it back from the store.
+    def _resync_sources(self) -> None:
+        """Becoming leader: drop what this replica remembers of the sources, read it back from the store.
 
         Another replica may have polled meanwhile; its cursors, watermarks and open episodes
         are what this replica continues from (never its own older memory of them).
         """
-        with self._reload_lock:  # a reload swaps the same lists
-            for w in self.watchers:
-                w.series.clear()
-            self.drift_watchers = [self._new_drift(d.cfg) for d in self.drift_watchers]
-            if self.scheduler.running:
-                for d in self.drift_watchers:
-                    self.scheduler.remove_job(f"drift:{d.cfg.model}")
-                    self._add_drift(d)
-
-    def _leader_only(self, fn: Callable[[], object]) -> Callable[[], object]:
-        def run() -> object:
-            return fn() if self.runtime.is_leader() else None
-        return run
+        with self._reload_lock:  # a reload swaps the same sources
+            self.sources.rebuild_leader_only()
 
     @staticmethod
     def _timed(name: str, fn: Callable[[], object]) -> None:
@@ -205,7 +190,7 @@ class Daemon:
             return
         if state.leader:
             if state.changed:
-                self._resync_watchers()  # before polls may run here (they check is_leader)
+                self._resync_sources()  # before polls may run here (they check is_leader)
             rt.leader_until = started + self.settings.ha.lease_ttl
         else:
             rt.leader_until = 0.0
@@ -238,7 +223,7 @@ class Daemon:
         if rt.restart_needed:
             note += f"; restart needed for: {', '.join(rt.restart_needed)}"
         return (f"serving on {self.settings.listen},{role} {len(rt.rules)} rules, "
-                f"{len(self.watchers)} watches{note}")[:400]
+                f"{len(self.sources.of(SourceKind.PROMETHEUS))} watches{note}")[:400]
 
     def run(self) -> int:
         rt, s = self.runtime, self.settings
@@ -286,7 +271,7 @@ class Daemon:
         rt, s = self.runtime, self.settings
         rt.ready.set()
         logger.info("aiopsd listening on http://%s:%d (state %s, %d watches, %d rules)", s.host, s.port,
-                    rt.store.safe_url, len(self.watchers), len(rt.rules))
+                    rt.store.safe_url, len(self.sources.of(SourceKind.PROMETHEUS)), len(rt.rules))
         self.notifier.ready(self._status_line())
 
     def _on_hup(self, _sig: int, _frame: FrameType | None) -> None:
@@ -320,9 +305,8 @@ class Daemon:
                                                 "prometheus", "ha", "dispatch_interval")})
             live = live.model_copy(update={"actions": settings.actions.model_copy(update={
                 "concurrency": old.actions.concurrency, "shutdown_grace": old.actions.shutdown_grace})})
-            self._apply_watches(old.watches, live.watches)
-            self._apply_prediction_logs(old.prediction_logs, live.prediction_logs, live)
             self.settings = live
+            self._apply_sources()
             rt.settings = live
             rt.set_rules(rules)
             self._audit_reload(ok=True, detail=f"{len(rules)} rules", rules=[r.name for r in rules])
@@ -347,53 +331,18 @@ class Daemon:
         except AiopsdError as exc:
             logger.error("could not write the config reload to the audit log: %s", exc)
 
-    def _apply_watches(self, old: list[WatchConfig], new: list[WatchConfig]) -> None:
-        before = {w.name: w for w in old}
-        after = {w.name: w for w in new}
-        kept = []
-        for w in self.watchers:
-            if after.get(w.watch.name) == before.get(w.watch.name):
-                kept.append(w)
-                continue
+    def _apply_sources(self) -> None:
+        """Keep every source whose (kind, name, config) is unchanged; restart the changed ones from their
+        stored cursor, start the added ones, stop the removed ones."""
+        stopped, started = self.sources.apply(source_specs(self.settings))
+        for key in stopped:
             try:
-                self.scheduler.remove_job(f"poll:{w.watch.name}")
+                self.scheduler.remove_job(_job(key))
             except Exception:  # not scheduled (yet)
-                logger.debug("no job for watch %s", w.watch.name)
-            self.runtime.metrics.scores.forget(w.watch.name)
-        names = {w.watch.name for w in kept}
-        for name, cfg in after.items():
-            if name in names:
-                continue
-            watcher = Watcher(cfg, self.settings.prometheus, self.source, self.runtime.store,
-                              self.runtime.metrics)
-            kept.append(watcher)
-            if self.scheduler.running:
-                self._add_poll(watcher)
-        self.watchers = kept
-
-    def _apply_prediction_logs(self, old: list[PredictionLogConfig], new: list[PredictionLogConfig],
-                               settings: Settings) -> None:
-        """Keep unchanged prediction-log watches; restart changed ones from their stored cursor."""
-        before = {p.model: p for p in old}
-        after = {p.model: p for p in new}
-        kept = []
-        for d in self.drift_watchers:
-            if after.get(d.cfg.model) == before.get(d.cfg.model):
-                kept.append(d)
-                continue
-            try:
-                self.scheduler.remove_job(f"drift:{d.cfg.model}")
-            except Exception:  # not scheduled (yet)
-                logger.debug("no job for prediction log %s", d.cfg.model)
-        names = {d.cfg.model for d in kept}
-        for model, cfg in after.items():
-            if model in names:
-                continue
-            watcher = DriftWatcher(cfg, self.runtime.store, self.runtime.metrics, settings.state_dir)
-            kept.append(watcher)
-            if self.scheduler.running:
-                self._add_drift(watcher)
-        self.drift_watchers = kept
+                logger.debug("no job for %s source %s", *key)
+        if self.scheduler.running:
+            for key in started:
+                self._add_poll(key)
 
     def _drain(self) -> None:
         """SIGTERM: 503 on the webhook at once, let actions finish up to the deadline, then exit."""

@@ -27,7 +27,7 @@ from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render_action
 from aiopsd.engine.silences import Silence, silencing
 from aiopsd.engine.targets import UnsafeTarget, bind_targets, target_source
 from aiopsd.engine.targets import render_targets as _render_hosts
-from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+from aiopsd.models import POLLED_FINDING_KINDS, Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
                 batch: _Batch, now: datetime) -> tuple[str, str] | None:
     """(code, reason) of the first guard that blocks, or None."""
     g = rule.guards
-    if finding.kind in (FindingKind.ANOMALY, FindingKind.DRIFT) and finding.source in state.sources_down:
+    if finding.kind in POLLED_FINDING_KINDS and finding.source in state.sources_down:
         return "source_down", f"source down: {finding.source}: {state.sources_down[finding.source]}"
     age = (now - finding.last_seen).total_seconds()
     if finding.kind != FindingKind.ALERT and age > g.stale_after:
@@ -281,7 +281,7 @@ def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: dateti
                 "expired": "its resolve never arrived (expired)"}.get(str(finding.resolution),
                                                                        str(finding.resolution))
         return "on_resolved_no_data", f"on_resolved: not a recovery: the finding resolved because {what}"
-    if finding.kind in (FindingKind.ANOMALY, FindingKind.DRIFT):
+    if finding.kind in POLLED_FINDING_KINDS:
         if finding.source in state.sources_down:
             return "on_resolved_source_down", (f"on_resolved: source down: {finding.source}: "
                                                f"{state.sources_down[finding.source]}")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aiopsd.engine.evaluate import EngineState, evaluate
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import ConfigError
-from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, SourceKind, stable_id
 from aiopsd.yamlfile import read_yaml
 
 
@@ -33,7 +33,7 @@ class FindingEvent(_Fixture):
     at: datetime
     id: str | None = None
     kind: FindingKind = FindingKind.ALERT
-    source: str = "alertmanager"
+    source: str = SourceKind.ALERTMANAGER
     labels: dict[str, str] = Field(default_factory=dict)
     score: float = 1.0
     status: FindingStatus = FindingStatus.FIRING

@@ -1,4 +1,6 @@
-"""Alertmanager webhook payload (version 4) models; unknown fields are ignored.
+"""Alertmanager webhook payload (version 4) models, and an alert -> its :class:`IncomingAlert` -> Finding.
+
+Unknown fields are ignored; Alertmanager's camelCase field names are the models' aliases.
 
 Every field is checked against what the store can hold before it is accepted, so a
 field that cannot be stored is a 422 naming it (never retried), not a failed group
@@ -9,12 +11,15 @@ characters, times at most 64 and convertible to UTC (a year that overflows is re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 
-from aiopsd.store import IncomingAlert
+from aiopsd.models import Finding, FindingKind, SourceKind
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -47,15 +52,52 @@ Text = Annotated[str, AfterValidator(_storable)]
 Time = Annotated[str, Field(max_length=64), AfterValidator(_time)]
 
 
-class WebhookAlert(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+def _alertmanager_name(field: str) -> str:
+    """Alertmanager's name of a field: camelCase, with ``URL`` in capitals (``generatorURL``)."""
+    camel = to_camel(field)
+    return camel[:-3] + "URL" if camel.endswith("Url") else camel
 
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=_alertmanager_name)
+
+
+@dataclass(frozen=True)
+class IncomingAlert:
+    """One alert of an Alertmanager webhook, as the store keeps it (the store's ``AlertDelivery``)."""
+
+    fingerprint: str
+    status: str
+    starts_at: str
+    ends_at: str | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    generator_url: str | None
+    starts_at_epoch: float
+    # endsAt as epoch seconds when it is a real time after startsAt (Alertmanager sends
+    # 0001-01-01 on firing alerts it has not timed out), else None.
+    ends_at_epoch: float | None = None
+
+    def finding(self, finding_id: str, received_at: float, episode: int) -> Finding:
+        """The finding of this alert's firing episode ``episode`` (its id chosen by the store)."""
+        summary = self.annotations.get("summary") or self.annotations.get("description") or \
+            self.labels.get("alertname", "alert")
+        return Finding(
+            id=finding_id, kind=FindingKind.ALERT, source=SourceKind.ALERTMANAGER, labels=dict(self.labels),
+            score=1.0, starts_at=datetime.fromtimestamp(self.starts_at_epoch, UTC),
+            last_seen=datetime.fromtimestamp(received_at, UTC), summary=str(summary),
+            details={"fingerprint": self.fingerprint, "annotations": dict(self.annotations),
+                     "generator_url": self.generator_url, "episode": episode},
+            sightings=(received_at,))
+
+
+class WebhookAlert(_Payload):
     status: Literal["firing", "resolved"]
     labels: dict[Text, Text] = Field(min_length=1)
     annotations: dict[Text, Text] = Field(default_factory=dict)
-    startsAt: Time  # noqa: N815 - Alertmanager's field names
-    endsAt: Time | None = None  # noqa: N815
-    generatorURL: Text | None = None  # noqa: N815
+    starts_at: Time
+    ends_at: Time | None = None
+    generator_url: Text | None = None
     fingerprint: Text = Field(min_length=1, max_length=128)
 
     @field_validator("labels")
@@ -66,29 +108,27 @@ class WebhookAlert(BaseModel):
         return value
 
     def to_incoming(self) -> IncomingAlert:
-        starts = parse_rfc3339(self.startsAt).timestamp()
-        ends = None if self.endsAt is None else parse_rfc3339(self.endsAt).timestamp()
-        return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.startsAt,
-                             ends_at=self.endsAt, labels=self.labels, annotations=self.annotations,
-                             generator_url=self.generatorURL, starts_at_epoch=starts,
+        starts = parse_rfc3339(self.starts_at).timestamp()
+        ends = None if self.ends_at is None else parse_rfc3339(self.ends_at).timestamp()
+        return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.starts_at,
+                             ends_at=self.ends_at, labels=self.labels, annotations=self.annotations,
+                             generator_url=self.generator_url, starts_at_epoch=starts,
                              # Alertmanager sends the zero time (0001-01-01) on a firing alert: no end known.
                              ends_at_epoch=ends if ends is not None and ends > starts else None)
 
 
-class WebhookPayload(BaseModel):
+class WebhookPayload(_Payload):
     """The body Alertmanager POSTs to a webhook receiver."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
     version: Literal["4"]
-    groupKey: Text = ""  # noqa: N815
-    truncatedAlerts: int = 0  # noqa: N815
+    group_key: Text = ""
+    truncated_alerts: int = 0
     status: Literal["firing", "resolved"]
     receiver: Text = Field(default="", max_length=256)
-    groupLabels: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
-    commonLabels: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
-    commonAnnotations: dict[Text, Text] = Field(default_factory=dict)  # noqa: N815
-    externalURL: Text = ""  # noqa: N815
+    group_labels: dict[Text, Text] = Field(default_factory=dict)
+    common_labels: dict[Text, Text] = Field(default_factory=dict)
+    common_annotations: dict[Text, Text] = Field(default_factory=dict)
+    external_url: Text = ""
     alerts: list[WebhookAlert] = Field(max_length=10_000)
 
 

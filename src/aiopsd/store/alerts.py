@@ -25,8 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, and_, bindparam, or_, select
 
@@ -44,28 +43,46 @@ NO_DATA = "no_data"
 EXPIRED = "expired"
 
 
-@dataclass(frozen=True)
-class IncomingAlert:
-    """One alert of an Alertmanager webhook, as the store keeps it."""
+class AlertDelivery(Protocol):
+    """One delivered alert, as the store keeps it (``aiopsd.sources.alertmanager.IncomingAlert`` is one).
 
-    fingerprint: str
-    status: str
-    starts_at: str
-    ends_at: str | None
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    generator_url: str | None
-    starts_at_epoch: float
-    # endsAt as epoch seconds when it is a real time after startsAt (Alertmanager sends
-    # 0001-01-01 on firing alerts it has not timed out), else None.
-    ends_at_epoch: float | None = None
+    ``finding`` maps the alert to the finding of its firing episode; the store picks the id and
+    the episode number (see the module doc).
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def starts_at(self) -> str: ...
+
+    @property
+    def ends_at(self) -> str | None: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+    @property
+    def generator_url(self) -> str | None: ...
+
+    @property
+    def ends_at_epoch(self) -> float | None:
+        """endsAt in epoch seconds when the sender gave a real end after startsAt, else None."""
+
+    def finding(self, finding_id: str, received_at: float, episode: int) -> Finding: ...
 
 
 @dataclass(frozen=True)
 class AlertBatch:
     """The alerts of one webhook request, as handed to :meth:`StateStore.accept_alert_batches`."""
 
-    alerts: Sequence[IncomingAlert]
+    alerts: Sequence[AlertDelivery]
     received_at: float
     receiver: str | None
     group_key: str | None
@@ -115,7 +132,7 @@ _DELIVERIES = (select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.star
 _CHUNK = 500
 
 
-def accept(store: StateStore, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+def accept(store: StateStore, conn: Connection, alerts: Sequence[AlertDelivery], *, received_at: float,
            receiver: str | None, group_key: str | None) -> AcceptResult:
     """Store one webhook request's alerts in the caller's write transaction (see the module doc)."""
     audit = AuditChain(conn, store.dialect, buffered=True)
@@ -153,7 +170,7 @@ def accept(store: StateStore, conn: Connection, alerts: Sequence[IncomingAlert],
         assert fid is not None or a.status != "firing"
         if a.status == "firing" and fid is not None:
             ep.ends_at, ep.changed = a.ends_at_epoch, True
-            finding = alert_finding(a, fid, received_at, ep.episode)
+            finding = a.finding(fid, received_at, ep.episode)
             if fid in out.opened or is_open:
                 out.seen_again.append(finding)
             else:
@@ -207,18 +224,6 @@ def _write(store: StateStore, conn: Connection, audit: AuditChain, out: _Pending
     for fid in out.resolved:
         store._resolve(conn, audit, fid, received_at, why="the alert resolved", resolution=RECOVERED)
     audit.flush()
-
-
-def alert_finding(a: IncomingAlert, fid: str, received_at: float, episode: int) -> Finding:
-    summary = a.annotations.get("summary") or a.annotations.get("description") or \
-        a.labels.get("alertname", "alert")
-    return Finding(
-        id=fid, kind=FindingKind.ALERT, source="alertmanager", labels=dict(a.labels),
-        score=1.0, starts_at=datetime.fromtimestamp(a.starts_at_epoch, UTC),
-        last_seen=datetime.fromtimestamp(received_at, UTC), summary=str(summary),
-        details={"fingerprint": a.fingerprint, "annotations": dict(a.annotations),
-                 "generator_url": a.generator_url, "episode": episode},
-        sightings=(received_at,))
 
 
 def expire(store: StateStore, conn: Connection, now: float, max_age: float) -> list[str]:

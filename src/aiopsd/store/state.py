@@ -38,10 +38,10 @@ from aiopsd.models import (
 from aiopsd.store import alerts as alerts_intake
 from aiopsd.store import migrate
 from aiopsd.store import tables as t
-from aiopsd.store.alerts import AcceptResult, AlertBatch, IncomingAlert
+from aiopsd.store.alerts import AcceptResult, AlertBatch, AlertDelivery
 from aiopsd.store.audit import AuditChain, VerifyResult, verify
 
-__all__ = ["AcceptResult", "AlertBatch", "Claim", "IncomingAlert", "StateStore"]
+__all__ = ["AcceptResult", "AlertBatch", "AlertDelivery", "Claim", "StateStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class StateStore:
             return False
 
     # ------------------------------------------------------------------- alerts
-    def accept_alerts(self, alerts: Sequence[IncomingAlert], *, received_at: float, receiver: str | None,
+    def accept_alerts(self, alerts: Sequence[AlertDelivery], *, received_at: float, receiver: str | None,
                       group_key: str | None) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
         with self.write() as conn:
@@ -186,7 +186,7 @@ class StateStore:
             return [self._accept(conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
                                  group_key=b.group_key) for b in batches]
 
-    def _accept(self, conn: Connection, alerts: Sequence[IncomingAlert], *, received_at: float,
+    def _accept(self, conn: Connection, alerts: Sequence[AlertDelivery], *, received_at: float,
                 receiver: str | None, group_key: str | None) -> AcceptResult:
         return alerts_intake.accept(self, conn, alerts, received_at=received_at, receiver=receiver,
                                     group_key=group_key)

@@ -4,8 +4,9 @@ One finding per drift *episode* (like anomaly incidents): it opens on the first
 drifted window, continues while windows drift, and resolves on a clean window.
 When it opens, an Evidently report for that window is rendered as the evidence,
 and the window (with its labels) is saved so a retrain rule can train on it.
-The tailer's cursor is committed only after the findings are stored, so a crash or a
-failed write re-reads (never skips) rows, and the deterministic finding ids make that harmless.
+The tailer's cursor is committed only after the findings are stored (``Poll.commit``), so a
+crash or a failed write re-reads (never skips) rows, and the deterministic finding ids make that
+harmless. A log or reference that cannot be read is a ``SourceError``: the source is down.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from aiopsd.config import PredictionLogConfig
-from aiopsd.daemon.metrics import Metrics
+from aiopsd.config import PredictionLogConfig, Settings
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
 from aiopsd.detectors.drift.window import DriftResult, test_window
-from aiopsd.models import Finding, FindingKind, FindingStatus, stable_id
-from aiopsd.sources.predictions import PredictionLogTailer, PredictionWindow, WindowSpec
-from aiopsd.store import StateStore
+from aiopsd.errors import SourceError
+from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, stable_id
+from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.predictions.tail import PredictionLogTailer
+from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,14 @@ def _dt(x: float) -> datetime:
     return datetime.fromtimestamp(x, UTC)
 
 
-class DriftWatcher:
-    """Watches one model's prediction log."""
+class DriftWatch:
+    """Watches one model's prediction log (a :class:`~aiopsd.sources.base.Source`)."""
 
-    def __init__(self, cfg: PredictionLogConfig, store: StateStore, metrics: Metrics, state_dir: Path) -> None:
+    kind = SourceKind.PREDICTION_LOG
+    leader_only = True  # one cursor, one episode
+
+    def __init__(self, cfg: PredictionLogConfig, store: SourceStore, metrics: SourceMetrics,
+                 state_dir: Path) -> None:
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
@@ -57,6 +62,17 @@ class DriftWatcher:
         self.tracker = IncidentTracker(resolve_after=1)
         for f in store.active_findings(kind=FindingKind.DRIFT, source=self.source):
             self.tracker.open_since = self.tracker.last_start = f.starts_at.timestamp()
+
+    @property
+    def name(self) -> str:
+        return self.source
+
+    @property
+    def interval(self) -> float:
+        return self.cfg.interval
+
+    def close(self) -> None:
+        return None
 
     # ------------------------------------------------------------ reference
     @property
@@ -104,41 +120,38 @@ class DriftWatcher:
             self._partial = None
 
     # ----------------------------------------------------------------- poll
-    def poll(self, now: float | None = None) -> list[Finding]:
+    def poll(self, now: float) -> Poll:
         """Judge the windows completed since the last poll whose findings were stored.
 
         Offsets, the episode tracker and a growing reference advance only once the findings
-        are stored: if judging a window or storing its finding fails, the exception propagates
-        and the next poll reads and judges the same rows again.
+        are stored (``Poll.commit``): if judging a window or storing its finding fails, the next
+        poll reads and judges the same rows again.
         """
-        now = time.time() if now is None else now
         try:
             windows, stats = self.tailer.poll()
             if not self._load_reference() and self.cfg.reference is not None:
                 raise FileNotFoundError(f"reference file {self.cfg.reference} not found")
         except (OSError, ValueError) as exc:
-            logger.warning("%s: %s", self.source, exc)
-            self.store.set_source(self.source, "prediction_log", up=False, now=_dt(now), error=str(exc))
-            self.metrics.source_up.labels(self.source).set(0)
-            return []
+            raise SourceError(str(exc)) from exc
         kept = (copy.deepcopy(self.tracker), self.profile, self.reference, self._partial)
+
+        def rollback() -> None:
+            self.tracker, self.profile, self.reference, self._partial = kept
+
         try:
             findings, newest = self._judge_all(windows)
-            self.store.upsert_findings(findings)
+        except Exception:
+            rollback()
+            raise
+
+        def commit() -> None:
             self._save_reference()
             self.tailer.commit()
-        except Exception:
-            self.tracker, self.profile, self.reference, self._partial = kept
-            raise
-        if stats.bad_rows:
-            self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
-        lag = now - newest if newest > -math.inf else None
-        self.store.set_source(self.source, "prediction_log", up=True, now=_dt(now), lag=lag)
-        self.metrics.source_up.labels(self.source).set(1)
-        for f in findings:
-            if f.details.get("event") == Event.OPENED:
-                self.metrics.findings.labels(str(f.kind)).inc()
-        return findings
+            if stats.bad_rows:
+                self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
+
+        return Poll(findings=findings, lag=now - newest if newest > -math.inf else None,
+                    commit=commit, rollback=rollback)
 
     def _judge_all(self, windows: list[PredictionWindow]) -> tuple[list[Finding], float]:
         findings: list[Finding] = []
@@ -218,3 +231,12 @@ def explanation(result: DriftResult) -> list[dict[str, Any]]:
     """Drifted columns ranked by effect size (PSI), each with the values that gained or lost share."""
     return [{"column": c.name, "test": c.test, "psi": c.psi, "p_value": c.p_value,
              "shifts": [s.model_dump(mode="json") for s in c.shifts]} for c in result.ranked()]
+
+
+def plan(settings: Settings) -> list[SourceSpec]:
+    """One source per configured prediction log."""
+    def spec(cfg: PredictionLogConfig) -> SourceSpec:
+        return SourceSpec(SourceKind.PREDICTION_LOG, f"predictions:{cfg.model}", cfg,
+                          lambda env: DriftWatch(cfg, env.store, env.metrics, settings.state_dir))
+
+    return [spec(p) for p in settings.prediction_logs]

@@ -22,13 +22,13 @@ logger = logging.getLogger(__name__)
 MAX_POINTS = 10_000
 
 
-class RangeSource(Protocol):
-    """Anything that answers range queries like Prometheus (the watcher depends only on this)."""
+class RangeClient(Protocol):
+    """Anything that answers range queries like Prometheus (a watch depends only on this)."""
 
     def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]: ...
 
 
-class PrometheusSource:
+class PrometheusClient:
     """One Prometheus server. Every failure is a :class:`SourceError`, never an empty result."""
 
     def __init__(self, config: PrometheusConfig) -> None:

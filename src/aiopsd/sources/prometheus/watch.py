@@ -2,11 +2,12 @@
 
 The first poll of a series reads ``lookback`` of history: points up to the stored
 watermark (already seen by an earlier run) or the whole history on a first start
-only warm the detector up; later points are scored. A failing query marks the
-watch's source down and produces nothing: missing data is never an anomaly.
+only warm the detector up; later points are scored. A failing query is a
+:class:`~aiopsd.errors.SourceError` (the runner marks the watch's source down) and
+produces nothing: missing data is never an anomaly.
 
-The watermark advances only once a poll's findings are stored. A poll that fails
-after its query (a detector raising, the store refusing the write) drops every
+The watermark advances only once a poll's findings are stored (``Poll.commit``). A poll
+that fails after its query (a detector raising, the store refusing the write) drops every
 detector of the watch, so the next poll rebuilds them exactly as a restart does:
 warm up to the stored watermark, score what came after. No point is skipped.
 
@@ -20,21 +21,18 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from aiopsd.config import PrometheusConfig, WatchConfig
-from aiopsd.daemon.metrics import Metrics
+from aiopsd.config import PrometheusConfig, Settings, WatchConfig
 from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
-from aiopsd.errors import SourceError
-from aiopsd.models import Finding, FindingKind, FindingStatus, Series, series_key, stable_id
-from aiopsd.sources.prometheus import RangeSource
-from aiopsd.store import StateStore
+from aiopsd.models import Finding, FindingKind, FindingStatus, Series, SourceKind, series_key, stable_id
+from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +73,36 @@ class SeriesState:
     absent_polls: int = 0
 
 
-class Watcher:
-    """Polls one watch; owns the detectors of its series."""
+class PrometheusWatch:
+    """One watch (a :class:`~aiopsd.sources.base.Source`); owns the detectors of its series."""
 
-    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, source: RangeSource,
-                 store: StateStore, metrics: Metrics) -> None:
+    kind = SourceKind.PROMETHEUS
+    leader_only = True
+
+    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, client: RangeClient,
+                 store: SourceStore, metrics: SourceMetrics) -> None:
         self.watch = watch
         self.prometheus = prometheus
-        self.source = source
+        self.client = client
         self.store = store
         self.metrics = metrics
         self.series: dict[str, SeriesState] = {}
-        self.cursor_name = f"prometheus:{watch.name}"
+        self.cursor_name = f"{SourceKind.PROMETHEUS}:{watch.name}"
         self._refused = 0
         self._active: dict[str, Finding] | None = None
 
-    def poll(self, now: float | None = None) -> list[Finding]:
-        now = time.time() if now is None else now
+    @property
+    def name(self) -> str:
+        return self.watch.name
+
+    @property
+    def interval(self) -> float:
+        return self.watch.interval
+
+    def close(self) -> None:
+        self.metrics.scores.forget(self.watch.name)
+
+    def poll(self, now: float) -> Poll:
         w = self.watch
         cursor = self.store.get_cursor(self.cursor_name) or {}
         watermark = float(cursor["watermark"]) if "watermark" in cursor else None
@@ -100,35 +111,20 @@ class Watcher:
             start = (watermark if watermark is not None else end) - w.lookback
         else:
             start = (watermark if watermark is not None else end) - self.prometheus.overlap
-        started = time.monotonic()
-        try:
-            batch = self.source.query_range(w.name, w.query, start, end, w.step)
-        except SourceError as exc:
-            logger.warning("watch %s: %s", w.name, exc)
-            self.store.set_source(w.name, "prometheus", up=False, now=_dt(now), error=str(exc))
-            self.metrics.source_up.labels(w.name).set(0)
-            return []
-        finally:
-            self.metrics.poll_duration.labels(w.name).observe(time.monotonic() - started)
+        batch = self.client.query_range(w.name, w.query, start, end, w.step)  # SourceError: source down
         try:
             findings, newest = self._judge(batch, now, warm_until=watermark if watermark is not None else end)
-            self.store.upsert_findings(findings)
-            self.store.put_cursor(self.cursor_name, {"watermark": end, "series": len(self.series),
-                                                     "refused_series": self._refused})
         except Exception:
-            # Back to what is stored: the next poll re-warms up to the stored watermark and
-            # scores everything after it again (as after a restart), so nothing is skipped.
-            self.series.clear()
+            self._rollback()
             raise
-        lag = now - newest if newest > -math.inf else None
-        self.store.set_source(w.name, "prometheus", up=True, now=_dt(now), lag=lag)
-        self.metrics.source_up.labels(w.name).set(1)
-        if lag is not None:
-            self.metrics.poll_lag.labels(w.name).set(lag)
-        for f in findings:
-            if f.details.get("event") == Event.OPENED:
-                self.metrics.findings.labels(str(f.kind)).inc()
-        return findings
+        value = {"watermark": end, "series": len(self.series), "refused_series": self._refused}
+        return Poll(findings=findings, lag=now - newest if newest > -math.inf else None,
+                    commit=lambda: self.store.put_cursor(self.cursor_name, value), rollback=self._rollback)
+
+    def _rollback(self) -> None:
+        """Back to what is stored: the next poll re-warms up to the stored watermark and scores
+        everything after it again (as after a restart), so nothing is skipped."""
+        self.series.clear()
 
     def _judge(self, batch: list[Series], now: float, *, warm_until: float) -> tuple[list[Finding], float]:
         w = self.watch
@@ -272,3 +268,16 @@ def _num(x: float) -> float | None:
 
 def _dt(x: float) -> datetime:
     return datetime.fromtimestamp(x, UTC)
+
+
+def plan(settings: Settings) -> list[SourceSpec]:
+    """One source per configured watch, all querying one Prometheus client."""
+    if not settings.watches:
+        return []
+    client = PrometheusClient(settings.prometheus)
+
+    def spec(w: WatchConfig) -> SourceSpec:
+        return SourceSpec(SourceKind.PROMETHEUS, w.name, w, lambda env: PrometheusWatch(
+            w, settings.prometheus, client, env.store, env.metrics))
+
+    return [spec(w) for w in settings.watches]

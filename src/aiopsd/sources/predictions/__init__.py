@@ -1,0 +1,1 @@
+"""Prediction logs: tail files (tail, cursor) -> rows -> windows -> drift test -> Finding (watch)."""

@@ -1,0 +1,1 @@
+"""Prometheus watches: range queries (client) -> series -> detector -> incident -> Finding (watch)."""
