@@ -180,7 +180,7 @@ class Decision(Frozen):
     rule: str
     finding_id: str
     outcome: Outcome
-    # Machine-readable reason: "act", or the guard that skipped ("cooldown", "source_down", ...).
+    # Machine-readable reason: "act" / "on_resolved", or the guard that skipped (a SkipReason value).
     code: str
     reason: str
     action_kind: str | None = None

@@ -115,13 +115,13 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
     age = (now - finding.last_seen).total_seconds()
     if finding.kind != FindingKind.ALERT and age > g.stale_after:
         return SkipReason.STALE, (f"stale data: last seen {format_duration(age)} ago "
-                         f"(stale_after {format_duration(g.stale_after)})")
+                                  f"(stale_after {format_duration(g.stale_after)})")
     planned = _planned_work_skip(rule, finding, state, now)
     if planned is not None:
         return planned
     if rule.name in state.open_circuits:
         return SkipReason.CIRCUIT_OPEN, f"circuit open: {state.open_circuits[rule.name]}"
-    kind_skip = rule.action.check(targets, max_hosts=g.max_hosts)  # no_targets, max_hosts: the kind's own guards
+    kind_skip = rule.action.check(targets, max_hosts=g.max_hosts)  # the kind's own: no_targets, max_hosts
     if kind_skip is not None:
         return kind_skip
     if g.cooldown > 0:
@@ -131,16 +131,16 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
             last = max((t for t in (stored, in_batch) if t is not None), default=None)
             if last is not None and (now - last).total_seconds() < g.cooldown:
                 left = g.cooldown - (now - last).total_seconds()
-                return SkipReason.COOLDOWN, (f"cooldown: last action on {target} at {last:%Y-%m-%d %H:%M:%S}Z, "
-                                    f"{format_duration(left)} left")
+                return SkipReason.COOLDOWN, (f"cooldown: last action on {target} at "
+                                             f"{last:%Y-%m-%d %H:%M:%S}Z, {format_duration(left)} left")
     if g.max_per_window is not None:
         since = now - timedelta(seconds=g.max_per_window.window)
         used = sum(1 for t in state.recent_actions.get(rule.name, ()) if t > since)
         used += batch.count(rule.name)
         if used >= g.max_per_window.count:
             return SkipReason.RATE_BUDGET, (f"rate budget: {used} actions in the last "
-                                   f"{format_duration(g.max_per_window.window)} "
-                                   f"(max {g.max_per_window.count})")
+                                            f"{format_duration(g.max_per_window.window)} "
+                                            f"(max {g.max_per_window.count})")
     return _global_budget_skip(state, batch, now)
 
 
@@ -165,8 +165,8 @@ def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: da
         return SkipReason.SILENCES_UNKNOWN, f"silences unknown: {state.silences_down}"
     if rule.after_maintenance == "drop" and any((rule.name, finding.id, c) in state.decided
                                                  for c in PLANNED_WORK_CODES):
-        return SkipReason.DROPPED_AFTER_MAINTENANCE, ("dropped: it fired during planned work and the rule says "
-                                             "after_maintenance: drop")
+        return SkipReason.DROPPED_AFTER_MAINTENANCE, ("dropped: it fired during planned work and the rule "
+                                                      "says after_maintenance: drop")
     return None
 
 
@@ -178,8 +178,8 @@ def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> Ski
     used = sum(1 for t in state.global_recent if t > since) + batch.count()
     if used >= budget.count:
         return SkipReason.GLOBAL_RATE_BUDGET, (f"global rate budget: {used} actions of all rules in the last "
-                                      f"{format_duration(budget.window)} (actions.max_per_window "
-                                      f"{budget.count})")
+                                               f"{format_duration(budget.window)} (actions.max_per_window "
+                                               f"{budget.count})")
     return None
 
 
@@ -275,12 +275,12 @@ def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: dateti
     if finding.kind in (FindingKind.ANOMALY, FindingKind.DRIFT):
         if finding.source in state.sources_down:
             return SkipReason.ON_RESOLVED_SOURCE_DOWN, (f"on_resolved: source down: {finding.source}: "
-                                               f"{state.sources_down[finding.source]}")
+                                                        f"{state.sources_down[finding.source]}")
         age = (now - finding.last_seen).total_seconds()
         if age > rule.guards.stale_after:
             return SkipReason.ON_RESOLVED_STALE, (f"on_resolved: stale data: resolved on data "
-                                         f"{format_duration(age)} old (stale_after "
-                                         f"{format_duration(rule.guards.stale_after)})")
+                                                  f"{format_duration(age)} old (stale_after "
+                                                  f"{format_duration(rule.guards.stale_after)})")
     return None
 
 
