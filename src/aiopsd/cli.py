@@ -60,7 +60,7 @@ def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
     from aiopsd.config import load_settings
     from aiopsd.daemon.auth import load_approval_credentials, load_credentials
     from aiopsd.engine import load_rules
-    from aiopsd.engine.rules import PlaybookAction
+    from aiopsd.engine.actions import PlaybookAction
 
     try:
         settings = load_settings(config)

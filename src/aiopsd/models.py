@@ -9,7 +9,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,77 @@ class Outcome(StrEnum):
     SKIP = "skip"
 
 
+class SkipReason(StrEnum):
+    """Why a decision is a skip: the ``code`` of a skip :class:`Decision`, with what it means to a person.
+
+    ``ON_RESOLVED_*`` are the same guards holding back a rule's ``on_resolved`` action.
+    """
+
+    SOURCE_DOWN = "source_down"
+    STALE = "stale"
+    MAINTENANCE = "maintenance"
+    SILENCED = "silenced"
+    SILENCES_UNKNOWN = "silences_unknown"
+    DROPPED_AFTER_MAINTENANCE = "dropped_after_maintenance"
+    CIRCUIT_OPEN = "circuit_open"
+    NO_TARGETS = "no_targets"
+    MAX_HOSTS = "max_hosts"
+    COOLDOWN = "cooldown"
+    RATE_BUDGET = "rate_budget"
+    GLOBAL_RATE_BUDGET = "global_rate_budget"
+    UNSAFE_TARGET = "unsafe_target"
+    TEMPLATE_ERROR = "template_error"
+    EVALUATION_ERROR = "evaluation_error"
+    RESOLVED_BEFORE_ACT = "resolved_before_act"
+    ON_RESOLVED_NO_DATA = "on_resolved_no_data"
+    ON_RESOLVED_SOURCE_DOWN = "on_resolved_source_down"
+    ON_RESOLVED_STALE = "on_resolved_stale"
+    ON_RESOLVED_CIRCUIT_OPEN = "on_resolved_circuit_open"
+    ON_RESOLVED_NO_TARGETS = "on_resolved_no_targets"
+    ON_RESOLVED_MAX_HOSTS = "on_resolved_max_hosts"
+    ON_RESOLVED_GLOBAL_RATE_BUDGET = "on_resolved_global_rate_budget"
+    ON_RESOLVED_TEMPLATE_ERROR = "on_resolved_template_error"
+    ON_RESOLVED_UNSAFE_TARGET = "on_resolved_unsafe_target"
+
+    @property
+    def label(self) -> str:
+        """The words the status page shows for this reason."""
+        return _SKIP_LABELS[self]
+
+    def on_resolved(self) -> SkipReason:
+        """The same guard holding back an ``on_resolved`` action."""
+        return self if self.value.startswith("on_resolved_") else SkipReason(f"on_resolved_{self.value}")
+
+
+_SKIP_LABELS: dict[SkipReason, str] = {
+    SkipReason.SOURCE_DOWN: "source down",
+    SkipReason.STALE: "stale data",
+    SkipReason.MAINTENANCE: "maintenance window",
+    SkipReason.SILENCED: "silenced in Alertmanager",
+    SkipReason.SILENCES_UNKNOWN: "silences unknown",
+    SkipReason.DROPPED_AFTER_MAINTENANCE: "dropped after maintenance",
+    SkipReason.CIRCUIT_OPEN: "circuit open",
+    SkipReason.NO_TARGETS: "no targets",
+    SkipReason.MAX_HOSTS: "too many hosts",
+    SkipReason.COOLDOWN: "cooldown",
+    SkipReason.RATE_BUDGET: "rate budget spent",
+    SkipReason.GLOBAL_RATE_BUDGET: "global rate budget spent",
+    SkipReason.UNSAFE_TARGET: "unsafe target (a label is a host pattern, not a host)",
+    SkipReason.TEMPLATE_ERROR: "template error",
+    SkipReason.EVALUATION_ERROR: "evaluation error",
+    SkipReason.RESOLVED_BEFORE_ACT: "resolved before acting",
+    SkipReason.ON_RESOLVED_NO_DATA: "on resolve: not a recovery (no data)",
+    SkipReason.ON_RESOLVED_SOURCE_DOWN: "on resolve: source down",
+    SkipReason.ON_RESOLVED_STALE: "on resolve: stale data",
+    SkipReason.ON_RESOLVED_CIRCUIT_OPEN: "on resolve: circuit open",
+    SkipReason.ON_RESOLVED_NO_TARGETS: "on resolve: no targets",
+    SkipReason.ON_RESOLVED_MAX_HOSTS: "on resolve: too many hosts",
+    SkipReason.ON_RESOLVED_GLOBAL_RATE_BUDGET: "on resolve: global rate budget spent",
+    SkipReason.ON_RESOLVED_TEMPLATE_ERROR: "on resolve: template error",
+    SkipReason.ON_RESOLVED_UNSAFE_TARGET: "unsafe target (a label is a host pattern, not a host)",
+}
+
+
 def stable_id(*parts: object) -> str:
     """A short deterministic id from JSON-able parts (same input, same id, every process)."""
     raw = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
@@ -132,7 +203,7 @@ class Decision(Frozen):
     rule: str
     finding_id: str
     outcome: Outcome
-    # Machine-readable reason: "act", or the guard that skipped ("cooldown", "source_down", ...).
+    # Machine-readable reason: "act" / "on_resolved", or the guard that skipped (a SkipReason value).
     code: str
     reason: str
     action_kind: str | None = None
@@ -163,5 +234,3 @@ class ActionRun(Frozen):
     artifact_dir: str | None = None
     action: dict[str, Any] = Field(default_factory=dict)
 
-
-ActionKind = Literal["playbook", "retrain", "silence", "notify"]

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aiopsd.actions.executors import execute
+from aiopsd.actions.executors import context_for, execute
 from aiopsd.config import PredictionLogConfig, Settings
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.demo.model_workload import FEATURES, make_rows, set_up_model
 from aiopsd.engine.evaluate import render_targets, template_context
-from aiopsd.engine.rules import Rule, render
+from aiopsd.engine.rules import Rule
+from aiopsd.engine.templating import render
 from aiopsd.model_store.directory import DirectoryStore
 from aiopsd.models import ActionRun, FindingStatus, RunStatus
 from aiopsd.sources.predictions.watch import DriftWatch
@@ -66,8 +67,8 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
     run = ActionRun(id=1, decision_id="d", rule="retrain", kind="retrain", targets=(), status=RunStatus.RUNNING,
                     created_at=datetime.now(UTC), action=action)
     settings = Settings(state_dir=tmp_path / "state", prediction_logs=[cfg])
-    result = execute(run, settings=settings, private_dir=tmp_path / "run", timeout=300,
-                     cancel=__import__("threading").Event())
+    result = execute(run, context_for(settings, private_dir=tmp_path / "run", timeout=300,
+                                      cancel=__import__("threading").Event()))
     assert result.status == RunStatus.SUCCEEDED, result.output + result.error
     assert "gate" in result.output
     versions = DirectoryStore(model_dir).list_versions()

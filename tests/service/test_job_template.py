@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from aiopsd.actions.executors import execute
+from aiopsd.actions.base import ActionContext
+from aiopsd.actions.executors import context_for, execute
 from aiopsd.config import load_settings
 from aiopsd.engine import load_rules
 from aiopsd.models import ActionRun, RunStatus
@@ -131,6 +132,10 @@ def run_of(action: dict[str, Any], dry_run: bool = False) -> ActionRun:
                      status=RunStatus.RUNNING, created_at=datetime.now(UTC), action=action, dry_run=dry_run)
 
 
+def ctx_of(settings: Any, tmp_path: Path, timeout: float, cancel: threading.Event | None = None) -> ActionContext:
+    return context_for(settings, private_dir=tmp_path / "run", timeout=timeout, cancel=cancel or threading.Event())
+
+
 def rendered_action(settings: Any) -> dict[str, Any]:
     [rule] = load_rules(settings.rules_dir, settings.playbooks_dir)
     action = rule.action.model_dump(mode="json")
@@ -140,8 +145,7 @@ def rendered_action(settings: Any) -> dict[str, Any]:
 
 def test_job_runs_to_success_and_keeps_the_stdout_link(tmp_path: Path, awx: FakeAWX) -> None:
     settings = settings_for(tmp_path, awx.url)
-    result = execute(run_of(rendered_action(settings)), settings=settings, private_dir=tmp_path / "run",
-                     timeout=30, cancel=threading.Event())
+    result = execute(run_of(rendered_action(settings)), ctx_of(settings, tmp_path, 30))
     assert result.status == RunStatus.SUCCEEDED, result.error
     assert awx.launches == [{"template": "42", "limit": "web-1", "extra_vars": {"service": "api"}}]
     assert result.artifact_dir == f"{awx.url}/api/v2/jobs/1/stdout/?format=txt"
@@ -152,16 +156,14 @@ def test_job_runs_to_success_and_keeps_the_stdout_link(tmp_path: Path, awx: Fake
 def test_failed_job_is_a_failed_run(tmp_path: Path, awx: FakeAWX) -> None:
     awx.final = "failed"
     settings = settings_for(tmp_path, awx.url)
-    result = execute(run_of(rendered_action(settings)), settings=settings, private_dir=tmp_path / "run",
-                     timeout=30, cancel=threading.Event())
+    result = execute(run_of(rendered_action(settings)), ctx_of(settings, tmp_path, 30))
     assert result.status == RunStatus.FAILED and result.error == "AWX job 1 ended failed"
 
 
 def test_timeout_cancels_the_job_in_awx(tmp_path: Path, awx: FakeAWX) -> None:
     awx.finish_after = None
     settings = settings_for(tmp_path, awx.url)
-    result = execute(run_of(rendered_action(settings)), settings=settings, private_dir=tmp_path / "run",
-                     timeout=0.5, cancel=threading.Event())
+    result = execute(run_of(rendered_action(settings)), ctx_of(settings, tmp_path, 0.5))
     assert result.status == RunStatus.TIMED_OUT
     assert awx.cancels == [1] and awx.jobs[1]["status"] == "canceled"
     assert "cancel requested (HTTP 202)" in result.error
@@ -172,22 +174,19 @@ def test_daemon_shutdown_cancels_the_job(tmp_path: Path, awx: FakeAWX) -> None:
     settings = settings_for(tmp_path, awx.url)
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
-    result = execute(run_of(rendered_action(settings)), settings=settings, private_dir=tmp_path / "run",
-                     timeout=60, cancel=cancel)
+    result = execute(run_of(rendered_action(settings)), ctx_of(settings, tmp_path, 60, cancel))
     assert result.status == RunStatus.CANCELED and awx.cancels == [1]
 
 
 def test_wrong_token_fails_with_the_http_status(tmp_path: Path, awx: FakeAWX) -> None:
     settings = settings_for(tmp_path, awx.url, token="wrong")
-    result = execute(run_of(rendered_action(settings)), settings=settings, private_dir=tmp_path / "run",
-                     timeout=30, cancel=threading.Event())
+    result = execute(run_of(rendered_action(settings)), ctx_of(settings, tmp_path, 30))
     assert result.status == RunStatus.FAILED and "HTTP 401" in result.error
     assert awx.launches == []
 
 
 def test_dry_run_launches_nothing(tmp_path: Path, awx: FakeAWX) -> None:
     settings = settings_for(tmp_path, awx.url)
-    result = execute(run_of(rendered_action(settings), dry_run=True), settings=settings,
-                     private_dir=tmp_path / "run", timeout=30, cancel=threading.Event())
+    result = execute(run_of(rendered_action(settings), dry_run=True), ctx_of(settings, tmp_path, 30))
     assert result.status == RunStatus.SUCCEEDED and "would POST" in result.output
     assert awx.launches == []

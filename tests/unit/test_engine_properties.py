@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from aiopsd.engine.replay import Simulation
 from aiopsd.engine.rules import RateBudget, Rule
-from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome
+from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, SkipReason
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOSTS = ["web-1", "web-2", "web-3"]
+SKIP_CODES = frozenset(r.value for r in SkipReason)
 
 
 @st.composite
@@ -126,6 +127,7 @@ def test_brakes_hold_over_any_timeline(rule_list: list[Rule], timeline: list[tup
         assert d.code and d.reason.strip()
         if d.outcome == Outcome.SKIP:
             assert d.code != "act"
+            assert d.code in SKIP_CODES, f"{d.code} is not a SkipReason (the page has no label for it)"
 
     # Several events can share one instant: judge each act against the tick that made it.
     for d, down, findings in ((d, down, findings) for _, down, findings, made in snapshots for d in made

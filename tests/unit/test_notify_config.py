@@ -75,7 +75,7 @@ def test_check_accepts_known_channels_and_plain_log_notify(tmp_path: Path) -> No
 def test_finding_data_cannot_be_set_by_a_rule() -> None:
     from pydantic import ValidationError
 
-    from aiopsd.engine.rules import NotifyParams
+    from aiopsd.engine.actions import NotifyParams
 
     with pytest.raises(ValidationError):
         NotifyParams.model_validate({"message": "m", "finding_data": "{{ 7*7 }}"})

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from aiopsd.engine import load_rules
-from aiopsd.engine.rules import PlaybookAction, RetrainAction
+from aiopsd.engine.actions import PlaybookAction, RetrainAction
 from aiopsd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from aiopsd.actions.playbook import ActionResult, tail
+from aiopsd.actions.base import ActionContext, ActionResult
+from aiopsd.actions.playbook import tail
 from aiopsd.config import AWXConfig
 from aiopsd.errors import ActionError
-from aiopsd.models import RunStatus
+from aiopsd.models import ActionRun, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ def _token(cfg: AWXConfig) -> str:
     if not token:
         raise ActionError(f"awx.token_file {cfg.token_file} is empty")
     return token
+
+
+def execute_job_template(run: ActionRun, ctx: ActionContext) -> ActionResult:
+    """The job_template executor: launch the run's template in AWX (its limit already checked and bound)."""
+    return run_job_template(ctx.awx, dict(run.action.get("job_template") or {}), timeout=ctx.timeout,
+                            dry_run=run.dry_run, cancel=ctx.cancel)
 
 
 def run_job_template(cfg: AWXConfig, params: dict[str, Any], *, timeout: float, dry_run: bool,

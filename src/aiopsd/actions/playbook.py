@@ -23,15 +23,15 @@ import shlex
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aiopsd.actions.base import ActionContext, ActionResult
 from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
-from aiopsd.models import RunStatus
+from aiopsd.models import ActionRun, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +39,13 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 OUTPUT_LIMIT = 256 * 1024
 
 
-@dataclass(frozen=True)
-class ActionResult:
-    status: RunStatus
-    rc: int | None
-    output: str
-    error: str = ""
-    artifact_dir: str | None = None
-
-
-def tool_env(private_dir: Path) -> dict[str, str]:
-    """Environment for ansible: our venv's bin first on PATH, Ansible's state inside the run dir."""
+def tool_env(private_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for ansible: ``base`` (default: ours) without aiopsd's own variables, our venv's
+    bin first on PATH, Ansible's state inside the run dir."""
+    base = os.environ if base is None else base
     bindir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "/usr/bin:/bin")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPSD_")}
+    path = base.get("PATH", "/usr/bin:/bin")
+    env = {k: v for k, v in base.items() if not k.startswith("AIOPSD_")}
     env.update({
         "PATH": f"{bindir}{os.pathsep}{path}" if bindir not in path.split(os.pathsep) else path,
         "ANSIBLE_HOME": str(private_dir / ".ansible"),
@@ -135,10 +128,22 @@ def tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
     return text if len(text) <= limit else "[... output truncated ...]\n" + text[-limit:]
 
 
+def execute_playbook(run: ActionRun, ctx: ActionContext) -> ActionResult:
+    """The playbook executor: the run's playbook on its targets, check mode for a dry run."""
+    action = run.action
+    extra = {**ctx.playbook_vars, "aiopsd_run_id": run.id, "aiopsd_rule": run.rule, "aiopsd_dry_run": run.dry_run,
+             **dict(action.get("extra_vars") or {})}
+    return run_playbook(playbooks_dir=ctx.playbooks_dir, playbook=str(action["playbook"]), targets=run.targets,
+                        extra_vars=extra, check=run.dry_run, timeout=ctx.timeout, private_dir=ctx.private_dir,
+                        cancel=ctx.cancel, ports=action.get("target_ports") or None,
+                        template_vars=action.get("template_vars") or None, env=ctx.env)
+
+
 def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
                  extra_vars: Mapping[str, Any], check: bool, timeout: float, private_dir: Path,
                  cancel: threading.Event | None = None, ports: Mapping[str, int] | None = None,
-                 template_vars: Mapping[str, Any] | None = None) -> ActionResult:
+                 template_vars: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                 ) -> ActionResult:
     """Run one playbook to completion, timeout or cancel; never raises for a failing playbook."""
     project = playbooks_dir.resolve()
     path = resolve_playbook(project, playbook)
@@ -163,7 +168,7 @@ def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
     if cmdline:
         cmd += ["--cmdline", shlex.join(cmdline)]
     console = private_dir / "console.log"
-    result = run_bounded(cmd, env=tool_env(private_dir), cwd=private_dir, timeout=timeout, output=console,
+    result = run_bounded(cmd, env=tool_env(private_dir, env), cwd=private_dir, timeout=timeout, output=console,
                          cancel=cancel)
     artifacts = private_dir / "artifacts" / "run"
     stdout_file = artifacts / "stdout"

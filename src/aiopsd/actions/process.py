@@ -3,8 +3,10 @@
 ansible-runner starts ansible-playbook through pexpect, which gives it a new
 session, so killing our child's process group is not enough. Every process we
 start carries a unique marker in its environment; on timeout or cancel we kill
-our child's whole descendant tree *and* every process carrying the marker
-(orphans that were reparented away included), until none is left.
+our child's process group, its whole descendant tree *and* every process carrying
+the marker (orphans that were reparented away included), until none is left.
+Playbooks and retrain jobs both run through :func:`run_bounded`. Processes are
+read with psutil (environments, children, states).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 logger = logging.getLogger(__name__)
 
 MARKER_VAR = "AIOPSD_RUN_MARKER"
@@ -34,51 +38,43 @@ class Bounded:
     killed: int  # processes killed after the deadline or cancel
 
 
-def _proc_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _ppid(pid: int) -> int | None:
+def _marked(proc: psutil.Process, marker: str) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        return int(data[data.rindex(b")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _has_marker(pid: int, marker: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return marker in fh.read().split(b"\0")
-    except OSError:
+        return proc.environ().get(MARKER_VAR) == marker
+    except (psutil.Error, OSError):  # gone, a zombie, or not ours to read
         return False
 
 
+def _group(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None
+
+
 def find_marked(marker: str, root: int | None = None) -> set[int]:
-    """Live processes carrying ``marker`` in their environment, plus ``root``'s descendants."""
-    token = f"{MARKER_VAR}={marker}".encode()
-    pids = _proc_pids()
-    found = {p for p in pids if _has_marker(p, token)}
+    """Live processes carrying ``marker`` in their environment, plus ``root``'s process group and
+    descendants (``root`` leads its own session, see :func:`run_bounded`)."""
+    found: set[int] = set()
+    for proc in psutil.process_iter():
+        if _marked(proc, marker) or (root is not None and _group(proc) == root):
+            found.add(proc.pid)
     if root is not None:
-        children: dict[int, list[int]] = {}
-        for p in pids:
-            pp = _ppid(p)
-            if pp is not None:
-                children.setdefault(pp, []).append(p)
-        stack = [root]
-        while stack:
-            p = stack.pop()
-            for c in children.get(p, []):
-                if c not in found:
-                    found.add(c)
-                    stack.append(c)
+        with contextlib.suppress(psutil.Error):
+            found.update(c.pid for c in psutil.Process(root).children(recursive=True))
     found.discard(os.getpid())
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False
+
+
 def kill_all(marker: str, root: int | None, *, grace: float = 3.0) -> int:
-    """SIGTERM then SIGKILL every marked process until none is left; returns how many were found."""
+    """SIGTERM, then SIGKILL after ``grace``, every marked process until none is left; how many were found."""
     seen: set[int] = set()
     deadline = time.monotonic() + grace
     sig = signal.SIGTERM
@@ -97,16 +93,6 @@ def kill_all(marker: str, root: int | None, *, grace: float = 3.0) -> int:
         if time.monotonic() > deadline:
             sig = signal.SIGKILL
     return len(seen)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        state = data[data.rindex(b")") + 2:].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 def run_bounded(cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeout: float,

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,10 +43,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import aiopsd
+from aiopsd.actions.base import ActionContext, ActionResult
 from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
 from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
+from aiopsd.models import ActionRun, RunStatus
 
 Metric = Literal["accuracy", "f1", "mae", "mse", "r2"]
 LOWER_IS_BETTER = frozenset({"mae", "mse"})
@@ -222,8 +225,37 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
                          message=msg)
 
 
+_RUN_STATUS = {"promoted": RunStatus.SUCCEEDED, "rejected": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,
+               "timed_out": RunStatus.TIMED_OUT, "canceled": RunStatus.CANCELED}
+
+
+def execute_retrain(run: ActionRun, ctx: ActionContext) -> ActionResult:
+    """The retrain executor: the gated job as a bounded subprocess; a rejected candidate is a
+    successful run that changed nothing."""
+    p = run.action.get("retrain") or {}
+    store = ctx.model_stores.get(str(p.get("model")))
+    if store is None and (not p.get("model_dir") or p["model_dir"] == "None"):
+        raise ActionError("retrain needs a model_dir or model_store (set one on the prediction log or in the rule)")
+    if not p.get("data") or not Path(p["data"]).is_file():
+        raise ActionError(f"retrain data {p.get('data')!r} not found")
+    params = RetrainParams(
+        model_dir=Path(p["model_dir"]) if store is None else None, store=store, state_dir=ctx.state_dir.resolve(),
+        data_path=Path(p["data"]), label=str(p.get("label", "label")),
+        reference_path=Path(p["reference"]) if p.get("include_reference") and p.get("reference") else None,
+        job=p.get("job", "sklearn"), command=p.get("command"), min_improvement=float(p.get("min_improvement", 0.0)),
+        holdout=float(p.get("holdout", 0.25)))
+    if run.dry_run:
+        return ActionResult(RunStatus.SUCCEEDED, 0,
+                            f"dry run: would retrain {params.open_store().label} on {params.data_path}")
+    result = run_retrain(params, ctx.timeout, cancel=ctx.cancel, env=ctx.env)
+    text = f"{result.status}: {result.message}\n{result.model_dump_json(indent=2, exclude={'output'})}\n{result.output}"
+    status = _RUN_STATUS[result.status]
+    return ActionResult(status, 0 if status == RunStatus.SUCCEEDED else None, text,
+                        "" if status == RunStatus.SUCCEEDED else result.message)
+
+
 def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = None,
-                cancel: threading.Event | None = None) -> RetrainResult:
+                cancel: threading.Event | None = None, env: Mapping[str, str] | None = None) -> RetrainResult:
     """Run the retrain job as a bounded process; never raises for job failures."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aiopsd-retrain-") as tmp:
@@ -231,10 +263,11 @@ def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = N
         pfile.write_text(params.model_dump_json())
         # The child imports the same aiopsd as this process, wherever that was installed or checked out.
         pkg_root = str(Path(aiopsd.__file__).resolve().parent.parent)
-        path = os.pathsep.join(filter(None, [pkg_root, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": path}
+        base = os.environ if env is None else env
+        path = os.pathsep.join(filter(None, [pkg_root, base.get("PYTHONPATH")]))
         cmd = [python or sys.executable, "-m", "aiopsd.actions.retrain", str(pfile), str(rfile)]
-        done = run_bounded(cmd, env=env, cwd=Path(tmp), timeout=timeout, output=log, cancel=cancel)
+        done = run_bounded(cmd, env={**base, "PYTHONPATH": path}, cwd=Path(tmp), timeout=timeout, output=log,
+                           cancel=cancel)
         output = log.read_text(errors="replace")[-4000:]
         took = time.monotonic() - started
         if done.timed_out:

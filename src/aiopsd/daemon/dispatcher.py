@@ -9,8 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiopsd.actions.executors import execute
-from aiopsd.actions.playbook import ActionResult
+from aiopsd.actions.base import ActionResult
+from aiopsd.actions.executors import context_for, execute
 from aiopsd.daemon.planned_work import PlannedWork
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.engine import evaluate
@@ -101,8 +101,8 @@ class Dispatcher:
         try:
             logger.info("action %d (%s, rule %s) starting on %s, attempt %d", run.id, run.kind, run.rule,
                         ",".join(run.targets) or "-", run.attempt)
-            result = execute(run, settings=self.rt.settings, private_dir=private, timeout=claim.timeout,
-                             cancel=cancel)
+            ctx = context_for(self.rt.settings, private_dir=private, timeout=claim.timeout, cancel=cancel)
+            result = execute(run, ctx)
         except AiopsdError as exc:
             result = ActionResult(RunStatus.FAILED, None, "", str(exc))
         except Exception as exc:  # an action bug must not kill the worker or leave the run "running"

@@ -22,8 +22,19 @@ from pydantic import BaseModel, Field
 from aiopsd import __version__
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
+from aiopsd.engine.actions import ACTIONS
 from aiopsd.engine.rules import Rule
-from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus, SourceKind
+from aiopsd.models import (
+    ActionRun,
+    Decision,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    Outcome,
+    RunStatus,
+    SkipReason,
+    SourceKind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +46,11 @@ RECENT_RESOLVED = 8
 RESOLVED_HORIZON = timedelta(hours=24)
 FAILED_HORIZON = timedelta(hours=1)
 
-# What each reason code means to a person (codes the engine may add later show as-is).
+# What each reason code means to a person: every skip reason's own label, and the two held states.
 REASON_LABELS: dict[str, str] = {
-    "cooldown": "cooldown",
-    "circuit_open": "circuit open",
-    "rate_budget": "rate budget spent",
+    **{str(reason): reason.label for reason in SkipReason},
     "awaiting_approval": "awaiting approval",
     "dry_run": "dry run",
-    "source_down": "source down",
-    "stale": "stale data",
-    "max_hosts": "too many hosts",
-    "no_targets": "no targets",
-    "template_error": "template error",
-    "unsafe_target": "unsafe target (a label is a host pattern, not a host)",
-    "on_resolved_unsafe_target": "unsafe target (a label is a host pattern, not a host)",
-    "maintenance": "maintenance window",
-    "silenced": "silenced in Alertmanager",
-    "silences_unknown": "silences unknown",
-    "dropped_after_maintenance": "dropped after maintenance",
 }
 
 _FAILED = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}
@@ -188,11 +186,9 @@ class Overview(BaseModel):
 
 # ---------------------------------------------------------------- builders
 def run_what(run: ActionRun | Decision) -> str:
-    action = run.action
-    if action.get("playbook"):
-        return str(action["playbook"])
     kind = run.kind if isinstance(run, ActionRun) else (run.action_kind or "")
-    return kind or "action"
+    spec = ACTIONS.get(kind)
+    return spec.describe_run(run.action) if spec is not None else kind or "action"
 
 
 def summarize_run(run: ActionRun, decision: Decision | None, finding: Finding | None) -> RunSummary:
@@ -257,13 +253,7 @@ def rules(runtime: Runtime, now: datetime) -> list[RuleView]:
 
 
 def _rule_what(rule: Rule) -> str:
-    a = rule.action.model_dump(mode="json")
-    if a.get("playbook"):
-        return str(a["playbook"])
-    for key, field in (("retrain", "model_dir"), ("notify", "message"), ("silence", "comment")):
-        if isinstance(a.get(key), dict):
-            return str(a[key].get(field, key))
-    return rule.action.kind
+    return rule.action.describe()
 
 
 def _match_text(rule: Rule) -> str:

@@ -22,12 +22,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiopsd.durations import format_duration
+from aiopsd.engine.actions import ActionSpec, Skip
 from aiopsd.engine.maintenance import MaintenanceWindow, covering
-from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule, render_action
+from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule
 from aiopsd.engine.silences import Silence, silencing
-from aiopsd.engine.targets import UnsafeTarget, bind_targets, target_source
+from aiopsd.engine.targets import UnsafeTarget
 from aiopsd.engine.targets import render_targets as _render_hosts
-from aiopsd.models import POLLED_FINDING_KINDS, Decision, Finding, FindingKind, FindingStatus, Outcome, stable_id
+from aiopsd.models import (
+    POLLED_FINDING_KINDS,
+    Decision,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    Outcome,
+    SkipReason,
+    stable_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +93,12 @@ def template_context(finding: Finding) -> dict[str, Any]:
 
 def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
     """The canonical hosts a rule's action would touch (raises UnsafeTarget for a pattern)."""
-    return _render_hosts(target_source(rule.action), template_context(finding))[0]
+    return _render_hosts(rule.action.target_source(), template_context(finding))[0]
 
 
-def _render(action_model: Any, finding: Finding) -> tuple[tuple[str, ...], dict[str, Any]]:
+def _render(action_model: ActionSpec, finding: Finding) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Checked targets and the rendered action (with its ports and AWX limit bound in)."""
-    context = template_context(finding)
-    hosts, ports = _render_hosts(target_source(action_model), context)
-    return hosts, bind_targets(render_action(action_model, context), action_model.kind, hosts, ports)
+    return action_model.prepare(template_context(finding))
 
 
 class _Batch:
@@ -108,27 +116,23 @@ class _Batch:
 
 
 def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState,
-                batch: _Batch, now: datetime) -> tuple[str, str] | None:
+                batch: _Batch, now: datetime) -> Skip | None:
     """(code, reason) of the first guard that blocks, or None."""
     g = rule.guards
     if finding.kind in POLLED_FINDING_KINDS and finding.source in state.sources_down:
-        return "source_down", f"source down: {finding.source}: {state.sources_down[finding.source]}"
+        return SkipReason.SOURCE_DOWN, f"source down: {finding.source}: {state.sources_down[finding.source]}"
     age = (now - finding.last_seen).total_seconds()
     if finding.kind != FindingKind.ALERT and age > g.stale_after:
-        return "stale", (f"stale data: last seen {format_duration(age)} ago "
-                         f"(stale_after {format_duration(g.stale_after)})")
+        return SkipReason.STALE, (f"stale data: last seen {format_duration(age)} ago "
+                                  f"(stale_after {format_duration(g.stale_after)})")
     planned = _planned_work_skip(rule, finding, state, now)
     if planned is not None:
         return planned
     if rule.name in state.open_circuits:
-        return "circuit_open", f"circuit open: {state.open_circuits[rule.name]}"
-    if rule.action.kind == "playbook" and not targets:
-        return "no_targets", "no targets: the targets template rendered empty"
-    if g.max_hosts is not None and len(targets) > g.max_hosts:
-        return "max_hosts", f"blast radius: {len(targets)} targets > max_hosts {g.max_hosts}"
-    if g.max_hosts is not None and rule.action.kind == "job_template" and not targets:
-        return "max_hosts", (f"blast radius: no job_template.limit, so the job runs on its whole inventory; "
-                             f"max_hosts {g.max_hosts} cannot hold")
+        return SkipReason.CIRCUIT_OPEN, f"circuit open: {state.open_circuits[rule.name]}"
+    kind_skip = rule.action.check(targets, max_hosts=g.max_hosts)  # the kind's own: no_targets, max_hosts
+    if kind_skip is not None:
+        return kind_skip
     if g.cooldown > 0:
         for target in targets or ("*",):
             stored = state.last_action.get((rule.name, target))
@@ -136,24 +140,24 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
             last = max((t for t in (stored, in_batch) if t is not None), default=None)
             if last is not None and (now - last).total_seconds() < g.cooldown:
                 left = g.cooldown - (now - last).total_seconds()
-                return "cooldown", (f"cooldown: last action on {target} at {last:%Y-%m-%d %H:%M:%S}Z, "
-                                    f"{format_duration(left)} left")
+                return SkipReason.COOLDOWN, (f"cooldown: last action on {target} at "
+                                             f"{last:%Y-%m-%d %H:%M:%S}Z, {format_duration(left)} left")
     if g.max_per_window is not None:
         since = now - timedelta(seconds=g.max_per_window.window)
         used = sum(1 for t in state.recent_actions.get(rule.name, ()) if t > since)
         used += batch.count(rule.name)
         if used >= g.max_per_window.count:
-            return "rate_budget", (f"rate budget: {used} actions in the last "
-                                   f"{format_duration(g.max_per_window.window)} "
-                                   f"(max {g.max_per_window.count})")
+            return SkipReason.RATE_BUDGET, (f"rate budget: {used} actions in the last "
+                                            f"{format_duration(g.max_per_window.window)} "
+                                            f"(max {g.max_per_window.count})")
     return _global_budget_skip(state, batch, now)
 
 
 # ---- planned work: maintenance windows and Alertmanager silences (issue 17) ----
-PLANNED_WORK_CODES = ("maintenance", "silenced")
+PLANNED_WORK_CODES = (SkipReason.MAINTENANCE, SkipReason.SILENCED)
 
 
-def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> tuple[str, str] | None:
+def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> Skip | None:
     """Skip while a maintenance window or an active silence covers the finding's labels.
 
     The skip is recorded once per code and the finding stays eligible, so it acts once the
@@ -162,29 +166,29 @@ def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: da
     """
     window = covering(state.maintenance, finding.labels, now)
     if window is not None:
-        return "maintenance", window.reason()
+        return SkipReason.MAINTENANCE, window.reason()
     silence = silencing(state.silences, finding.labels, now)
     if silence is not None:
-        return "silenced", f"silenced: {silence.describe()}"
+        return SkipReason.SILENCED, f"silenced: {silence.describe()}"
     if state.silences_down is not None:
-        return "silences_unknown", f"silences unknown: {state.silences_down}"
+        return SkipReason.SILENCES_UNKNOWN, f"silences unknown: {state.silences_down}"
     if rule.after_maintenance == "drop" and any((rule.name, finding.id, c) in state.decided
                                                  for c in PLANNED_WORK_CODES):
-        return "dropped_after_maintenance", ("dropped: it fired during planned work and the rule says "
-                                             "after_maintenance: drop")
+        return SkipReason.DROPPED_AFTER_MAINTENANCE, ("dropped: it fired during planned work and the rule "
+                                                      "says after_maintenance: drop")
     return None
 
 
-def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> tuple[str, str] | None:
+def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> Skip | None:
     budget = state.global_budget
     if budget is None:
         return None
     since = now - timedelta(seconds=budget.window)
     used = sum(1 for t in state.global_recent if t > since) + batch.count()
     if used >= budget.count:
-        return "global_rate_budget", (f"global rate budget: {used} actions of all rules in the last "
-                                      f"{format_duration(budget.window)} (actions.max_per_window "
-                                      f"{budget.count})")
+        return SkipReason.GLOBAL_RATE_BUDGET, (f"global rate budget: {used} actions of all rules in the last "
+                                               f"{format_duration(budget.window)} (actions.max_per_window "
+                                               f"{budget.count})")
     return None
 
 
@@ -202,8 +206,9 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
                 decision = _evaluate_one(rule, finding, state, batch, now)
             except Exception as exc:  # one rule's failure must not stop the other rules or the tick
                 logger.exception("rule %s on finding %s: evaluation failed", rule.name, finding.id)
-                decision = Decision(id=stable_id(rule.name, finding.id, "evaluation_error"), rule=rule.name,
-                                    finding_id=finding.id, outcome=Outcome.SKIP, code="evaluation_error",
+                code = SkipReason.EVALUATION_ERROR
+                decision = Decision(id=stable_id(rule.name, finding.id, code), rule=rule.name,
+                                    finding_id=finding.id, outcome=Outcome.SKIP, code=code,
                                     reason=f"evaluation failed: {exc.__class__.__name__}: {exc}",
                                     action_kind=rule.action.kind, decided_at=now)
             if decision is None or (rule.name, finding.id, decision.code) in state.decided:
@@ -240,16 +245,14 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
     try:
         targets, action = _render(action_model, finding)
     except UnsafeTarget as exc:
-        return Decision(id=stable_id(rule.name, finding.id, "on_resolved_unsafe_target"), outcome=Outcome.SKIP,
-                        code="on_resolved_unsafe_target", reason=f"on_resolved: unsafe target: {exc}", **base)
+        return _skip(rule, finding, (SkipReason.ON_RESOLVED_UNSAFE_TARGET, f"on_resolved: unsafe target: {exc}"),
+                     base)
     except Exception as exc:  # a template error in one rule must not stop the others
-        return Decision(id=stable_id(rule.name, finding.id, "on_resolved_template_error"),
-                        outcome=Outcome.SKIP, code="on_resolved_template_error",
-                        reason=f"on_resolved template error: {exc}", **base)
+        return _skip(rule, finding, (SkipReason.ON_RESOLVED_TEMPLATE_ERROR, f"on_resolved template error: {exc}"),
+                     base)
     skip = _not_recovered(rule, finding, state, now) or _on_resolved_guard(rule, targets, state, batch, now)
     if skip is not None:
-        return Decision(id=stable_id(rule.name, finding.id, skip[0]), outcome=Outcome.SKIP, code=skip[0],
-                        reason=skip[1], targets=targets, action=action, **base)
+        return _skip(rule, finding, skip, base, targets=targets, action=action)
     dry_run = rule.guards.dry_run or state.global_dry_run
     reason = f"resolved: {finding.kind} {finding.source} after this rule acted on it"
     if dry_run:
@@ -260,36 +263,33 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
 
 
 def _on_resolved_guard(rule: Rule, targets: tuple[str, ...], state: EngineState, batch: _Batch,
-                       now: datetime) -> tuple[str, str] | None:
+                       now: datetime) -> Skip | None:
+    """The guards an on_resolved action shares with the rule's action, as ``on_resolved_*`` skips."""
     action_model = rule.on_resolved
     assert action_model is not None
     if rule.name in state.open_circuits:
-        return "on_resolved_circuit_open", f"on_resolved: circuit open: {state.open_circuits[rule.name]}"
-    if action_model.kind == "playbook" and not targets:
-        return "on_resolved_no_targets", "on_resolved: no targets: the targets template rendered empty"
-    if rule.guards.max_hosts is not None and len(targets) > rule.guards.max_hosts:
-        return "on_resolved_max_hosts", (f"on_resolved: blast radius: {len(targets)} targets > "
-                                         f"max_hosts {rule.guards.max_hosts}")
-    skip = _global_budget_skip(state, batch, now)
-    return None if skip is None else (f"on_resolved_{skip[0]}", f"on_resolved: {skip[1]}")
+        skip: Skip | None = SkipReason.CIRCUIT_OPEN, f"circuit open: {state.open_circuits[rule.name]}"
+    else:
+        skip = action_model.check(targets, max_hosts=rule.guards.max_hosts) or _global_budget_skip(state, batch, now)
+    return None if skip is None else (skip[0].on_resolved(), f"on_resolved: {skip[1]}")
 
 
-def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> tuple[str, str] | None:
+def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> Skip | None:
     """Why this resolve is no evidence of recovery (missing data is never evidence), or None."""
     if finding.resolution not in (None, "recovered"):
         what = {"no_data": "its series vanished (no data)",
                 "expired": "its resolve never arrived (expired)"}.get(str(finding.resolution),
                                                                        str(finding.resolution))
-        return "on_resolved_no_data", f"on_resolved: not a recovery: the finding resolved because {what}"
+        return SkipReason.ON_RESOLVED_NO_DATA, f"on_resolved: not a recovery: the finding resolved because {what}"
     if finding.kind in POLLED_FINDING_KINDS:
         if finding.source in state.sources_down:
-            return "on_resolved_source_down", (f"on_resolved: source down: {finding.source}: "
-                                               f"{state.sources_down[finding.source]}")
+            return SkipReason.ON_RESOLVED_SOURCE_DOWN, (f"on_resolved: source down: {finding.source}: "
+                                                        f"{state.sources_down[finding.source]}")
         age = (now - finding.last_seen).total_seconds()
         if age > rule.guards.stale_after:
-            return "on_resolved_stale", (f"on_resolved: stale data: resolved on data "
-                                         f"{format_duration(age)} old (stale_after "
-                                         f"{format_duration(rule.guards.stale_after)})")
+            return SkipReason.ON_RESOLVED_STALE, (f"on_resolved: stale data: resolved on data "
+                                                  f"{format_duration(age)} old (stale_after "
+                                                  f"{format_duration(rule.guards.stale_after)})")
     return None
 
 
@@ -299,16 +299,12 @@ def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now
     try:
         targets, action = _render(rule.action, finding)
     except UnsafeTarget as exc:  # a label that is a host pattern, not a host: never acted on
-        return Decision(id=stable_id(rule.name, finding.id, "unsafe_target"), outcome=Outcome.SKIP,
-                        code="unsafe_target", reason=f"unsafe target: {exc}", **base)
+        return _skip(rule, finding, (SkipReason.UNSAFE_TARGET, f"unsafe target: {exc}"), base)
     except Exception as exc:  # a template error in one rule must not stop the others
-        return Decision(id=stable_id(rule.name, finding.id, "template_error"), outcome=Outcome.SKIP,
-                        code="template_error", reason=f"template error: {exc}", **base)
+        return _skip(rule, finding, (SkipReason.TEMPLATE_ERROR, f"template error: {exc}"), base)
     skip = _guard_skip(rule, finding, targets, state, batch, now)
     if skip is not None:
-        return Decision(id=stable_id(rule.name, finding.id, skip[0]), outcome=Outcome.SKIP, code=skip[0],
-                        reason=skip[1], targets=targets,
-                        action=action, **base)
+        return _skip(rule, finding, skip, base, targets=targets, action=action)
     dry_run = rule.guards.dry_run or state.global_dry_run
     approval = rule.guards.require_approval
     reason = f"matched {finding.kind} {finding.source} (score {finding.score:.2f})"
@@ -319,3 +315,10 @@ def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now
     return Decision(id=stable_id(rule.name, finding.id, "act"), outcome=Outcome.ACT, code="act", reason=reason,
                     targets=targets, action=action,
                     dry_run=dry_run, require_approval=approval, **base)
+
+
+def _skip(rule: Rule, finding: Finding, skip: Skip, base: dict[str, Any], **rendered: Any) -> Decision:
+    """A skip decision, recorded once per (rule, finding, reason)."""
+    code, reason = skip
+    return Decision(id=stable_id(rule.name, finding.id, code), outcome=Outcome.SKIP, code=code, reason=reason,
+                    **rendered, **base)

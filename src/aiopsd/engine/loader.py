@@ -8,11 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aiopsd.engine.actions import ACTIONS, Refs
 from aiopsd.engine.rules import Rule, RuleFile
 from aiopsd.errors import ConfigError, clean_msg
 from aiopsd.yamlfile import read_yaml
-
-_ACTION_TAGS = {"playbook", "retrain", "silence", "notify"}
 
 
 def _rule_name(raw: Any, loc: tuple[int | str, ...]) -> str | None:
@@ -41,7 +40,7 @@ def load_rule_file(path: Path) -> list[Rule]:
         # Drop the rules.<n> prefix and the union tag pydantic puts after "action" / "on_resolved".
         parts = [str(p) for p in (loc[2:] if rule else loc)]
         field_parts = [p for i, p in enumerate(parts)
-                       if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in _ACTION_TAGS)]
+                       if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in ACTIONS)]
         raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 
 
@@ -54,6 +53,7 @@ def load_rules(rules_dir: Path, playbooks_dir: Path | None = None,
     """
     if not rules_dir.is_dir():
         raise ConfigError("rules directory not found", file=str(rules_dir))
+    refs = Refs(playbooks_dir=playbooks_dir, channels=channels)
     rules: list[Rule] = []
     seen: dict[str, Path] = {}
     files = sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
@@ -63,27 +63,14 @@ def load_rules(rules_dir: Path, playbooks_dir: Path | None = None,
                 raise ConfigError(f"duplicate rule name, first defined in {seen[rule.name]}",
                                   file=str(path), rule=rule.name, field="name")
             seen[rule.name] = path
-            if playbooks_dir is not None:
-                _check_playbooks(rule, path, playbooks_dir)
-            if channels is not None:
-                _check_channels(rule, path, channels)
+            _check_refs(rule, path, refs)
             rules.append(rule)
     return rules
 
 
-def _check_playbooks(rule: Rule, path: Path, playbooks_dir: Path) -> None:
+def _check_refs(rule: Rule, path: Path, refs: Refs) -> None:
+    """Each action's own load-time check: a playbook that exists, a notify channel the config has."""
     for field, action in (("action", rule.action), ("on_resolved", rule.on_resolved)):
-        if action is not None and action.kind == "playbook":
-            name = action.playbook
-            if "{" not in name and not (playbooks_dir / name).is_file():
-                raise ConfigError(f"playbook {name!r} not found in {playbooks_dir}", file=str(path),
-                                  rule=rule.name, field=f"{field}.playbook")
-
-
-def _check_channels(rule: Rule, path: Path, channels: Collection[str]) -> None:
-    for field, action in (("action", rule.action), ("on_resolved", rule.on_resolved)):
-        if action is not None and action.kind == "notify" and action.notify.channel is not None \
-                and action.notify.channel not in channels:
-            known = ", ".join(sorted(channels)) or "none configured"
-            raise ConfigError(f"notify channel {action.notify.channel!r} is not in the config's notify_channels "
-                              f"({known})", file=str(path), rule=rule.name, field=f"{field}.notify.channel")
+        problem = None if action is None else action.check_refs(refs)
+        if problem is not None:
+            raise ConfigError(problem[1], file=str(path), rule=rule.name, field=f"{field}.{problem[0]}")

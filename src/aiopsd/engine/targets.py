@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
-from aiopsd.engine.rules import JobTemplateAction, render
+from aiopsd.engine.templating import render
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
@@ -136,19 +134,3 @@ def render_targets(raw: str | list[str] | None, context: dict[str, Any]) -> tupl
         if value:
             values.append(value)
     return parse_targets(values)
-
-
-def target_source(action: BaseModel) -> str | list[str] | None:
-    """The field naming the hosts an action touches: ``targets``, or a job template's ``limit``."""
-    if isinstance(action, JobTemplateAction):
-        return action.job_template.limit
-    return getattr(action, "targets", None)
-
-
-def bind_targets(action: dict[str, Any], kind: str, hosts: Sequence[str], ports: dict[str, int]) -> dict[str, Any]:
-    """Put the checked hosts back into the rendered action: ports for the inventory, the AWX limit."""
-    if ports:
-        action["target_ports"] = ports
-    if kind == "job_template" and isinstance(action.get("job_template"), dict):
-        action["job_template"] = {**action["job_template"], "limit": ",".join(hosts) or None}
-    return action

@@ -10,16 +10,17 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
 
+from aiopsd.actions.base import ActionContext, ActionResult
 from aiopsd.actions.notify.base import ChannelConfig, Delivery, Notification
 from aiopsd.actions.notify.email import EmailChannel
 from aiopsd.actions.notify.pagerduty import PagerDutyChannel
 from aiopsd.actions.notify.slack import SlackChannel
 from aiopsd.actions.notify.webhook import WebhookChannel
-from aiopsd.actions.playbook import ActionResult
 from aiopsd.models import ActionRun, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 else:
     AnyChannel = Annotated[Union[tuple(CHANNELS.values())], Field(discriminator="kind")]  # noqa: UP007
 
-__all__ = ["CHANNELS", "AnyChannel", "ChannelConfig", "Delivery", "Notification", "notification", "send_notify"]
+__all__ = ["CHANNELS", "AnyChannel", "ChannelConfig", "Delivery", "Notification", "execute_notify", "notification",
+           "send_notify"]
 
 
 def notification(run: ActionRun) -> Notification:
@@ -52,7 +54,12 @@ def notification(run: ActionRun) -> Notification:
                         finding=finding if isinstance(finding, dict) else {}, run_id=run.id)
 
 
-def send_notify(run: ActionRun, channels: dict[str, ChannelConfig], cancel: threading.Event,
+def execute_notify(run: ActionRun, ctx: ActionContext) -> ActionResult:
+    """The notify executor: deliver the run to its channel within the run's timeout."""
+    return send_notify(run, ctx.notify_channels, ctx.cancel, ctx.timeout)
+
+
+def send_notify(run: ActionRun, channels: Mapping[str, ChannelConfig], cancel: threading.Event,
                 timeout: float | None = None) -> ActionResult:
     """Deliver a notify run to its channel within ``timeout`` (the run's); without a channel, only log it."""
     note = notification(run)
