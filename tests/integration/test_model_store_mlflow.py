@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
 from aiopsd.actions.retrain import RetrainParams, retrain_job
+from aiopsd.cli.ml import model_app
 from aiopsd.demo.mlflow_server import MlflowServer
-from aiopsd.ml_cli import model_app
 from aiopsd.model_store import ModelStore, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
 from tests.support import tool_env

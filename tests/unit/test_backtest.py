@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from aiopsd.backtest.command import backtest
 from aiopsd.backtest.data import read_series
 from aiopsd.backtest.runner import run_series
+from aiopsd.cli.backtest import backtest
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "nab-slice"
 EC2 = "realKnownCause/ec2_request_latency_system_failure.csv"

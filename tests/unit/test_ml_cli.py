@@ -12,7 +12,7 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 from typer.testing import CliRunner
 
-from aiopsd.ml_cli import drift_app, model_app
+from aiopsd.cli.ml import drift_app, model_app
 from aiopsd.model_store.directory import DirectoryStore
 
 runner = CliRunner()

@@ -191,7 +191,7 @@ def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, 
 def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
     from typer.testing import CliRunner
 
-    from aiopsd.ml_cli import model_app
+    from aiopsd.cli.ml import model_app
 
     retrain_job(RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
                               label="target"), tmp_path)

@@ -1,4 +1,4 @@
-"""``aiopsd backtest``: the typer command (registered on the main app in ``aiopsd.cli``)."""
+"""``aiopsd backtest``: the typer command (registered on the main app in ``aiopsd.cli.daemon``)."""
 
 from __future__ import annotations
 

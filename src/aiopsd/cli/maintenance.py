@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aiopsd.cli_safety import _fail, _operator
+from aiopsd.cli.safety import _fail, _operator
 from aiopsd.errors import AiopsdError, ConfigError
 
 out = Console()

@@ -1,4 +1,4 @@
-"""``aiopsd drift ...`` and ``aiopsd model ...``: typer sub-apps registered by :mod:`aiopsd.cli`."""
+"""``aiopsd drift ...`` and ``aiopsd model ...``: typer sub-apps registered by :mod:`aiopsd.cli.daemon`."""
 
 from __future__ import annotations
 

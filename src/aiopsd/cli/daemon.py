@@ -108,8 +108,8 @@ def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL 
 
 
 def _register_subcommands() -> None:
-    from aiopsd.backtest.command import backtest
-    from aiopsd.ml_cli import drift_app, model_app
+    from aiopsd.cli.backtest import backtest
+    from aiopsd.cli.ml import drift_app, model_app
 
     app.command("backtest")(backtest)
     app.add_typer(drift_app, name="drift", help="Offline drift checks of CSV files against a reference.")
@@ -120,7 +120,7 @@ _register_subcommands()
 
 
 def _register_safety() -> None:
-    from aiopsd.cli_safety import register
+    from aiopsd.cli.safety import register
 
     register(app)
 
@@ -129,7 +129,7 @@ _register_safety()
 
 
 def _register_maintenance() -> None:
-    from aiopsd.cli_maintenance import register
+    from aiopsd.cli.maintenance import register
 
     register(app)
 
