@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 from pydantic import TypeAdapter
 
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials
-from aiopsd.daemon.overview import ModelView, Overview, RuleView, SourceView
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials
+from aiopsd.daemon.http.overview import ModelView, Overview, RuleView, SourceView
 from tests.support import make_runtime
 
 

@@ -58,7 +58,7 @@ def run(config: ConfigOpt = Path("aiopsd.yaml"),
 def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
     """Validate the config file and every rule it points at (exit 0 valid, 2 invalid)."""
     from aiopsd.config import load_settings
-    from aiopsd.daemon.auth import load_approval_credentials, load_credentials
+    from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
     from aiopsd.engine import load_rules
     from aiopsd.engine.rules import PlaybookAction
 
@@ -99,7 +99,7 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
 def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")]
            = "http://127.0.0.1:9797") -> None:
     """Show what a running aiopsd saw, did and refused to do (the status page, in the terminal)."""
-    from aiopsd.daemon.ui.terminal import show
+    from aiopsd.daemon.http.ui.terminal import show
 
     try:
         show(url, out)

@@ -22,10 +22,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiopsd.config import PredictionLogConfig, Settings, WatchConfig, load_settings
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
 from aiopsd.daemon.drift_watcher import DriftWatcher
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from aiopsd.daemon import overview
+from aiopsd.daemon.http import overview
 from aiopsd.daemon.runtime import Runtime
 
 

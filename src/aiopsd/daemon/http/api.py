@@ -22,11 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from aiopsd import __version__
-from aiopsd.daemon.auth import Credentials
-from aiopsd.daemon.intake import GroupCommitter
+from aiopsd.daemon.http.auth import Credentials
+from aiopsd.daemon.http.intake import GroupCommitter
+from aiopsd.daemon.http.status_api import create_status_router
+from aiopsd.daemon.http.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.status_api import create_status_router
-from aiopsd.daemon.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
