@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,9 @@ from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 from pydantic import TypeAdapter
 
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials
-from aiopsd.daemon.overview import ModelView, Overview, RuleView, SourceView
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials
+from aiopsd.daemon.http.views import ModelView, Overview, RuleView, SourceView, Status
 from tests.support import make_runtime
 
 
@@ -82,3 +83,22 @@ def test_json_twins_answer_with_their_models(tmp_path: Path) -> None:
     body = client.get("/api/v1/overview").json()
     Overview.model_validate(body)
     assert body["state"] == "ok" and body["headline"][0]["text"].startswith("all quiet")
+
+
+def test_status_answers_with_the_pages_source_and_rule_views(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "rules:\n  - name: restart\n    match: {kind: anomaly}\n"
+        "    action: {playbook: restart_service.yml, targets: web-1}\n    guards: {cooldown: 30m}\n")
+    rt = make_runtime(tmp_path, watches=[{"name": "polled", "query": "up"}, {"name": "waiting", "query": "up"}])
+    rt.store.set_source("polled", "prometheus", up=False, now=datetime.now(UTC), error="boom")
+    client = TestClient(create_app(rt, Credentials(None, None, None)))
+    body = client.get("/api/v1/status").json()
+    status = Status.model_validate(body)
+    sources = {s["name"]: s for s in client.get("/api/v1/sources").json()}
+    assert sources["waiting"]["state"] == "waiting" and not sources["waiting"]["up"]
+    assert [s["name"] for s in body["sources"]] == ["polled"]  # only sources polled so far, as before
+    assert body["sources"][0] == sources["polled"] and body["sources"][0]["up"] is False
+    assert body["rules"] == client.get("/api/v1/rules").json()
+    assert [r.name for r in status.rules] == ["restart"] and status.rules[0].cooldown_seconds == 1800
+    assert status.replica == rt.replica and status.leader and status.ready and status.counts.alerts == 0

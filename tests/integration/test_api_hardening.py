@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiopsd.config import Settings, WebhookAuth
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials, load_credentials
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials, load_credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.engine.rules import Rule

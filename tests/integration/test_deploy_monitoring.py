@@ -19,8 +19,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials
 from aiopsd.demo import stack
 from tests.support import REPO, make_runtime
 

@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
 from aiopsd.actions.retrain import RetrainParams, retrain_job
+from aiopsd.cli.ml import create_model_app
 from aiopsd.demo.mlflow_server import MlflowServer
-from aiopsd.ml_cli import model_app
 from aiopsd.model_store import ModelStore, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
 from tests.support import tool_env
@@ -109,7 +109,7 @@ def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alia
     logged = run.inputs.dataset_inputs
     assert len(logged) == 1 and logged[0].dataset.source and str(table) in logged[0].dataset.source
 
-    shown = CliRunner().invoke(model_app, ["show", "2", "--mlflow", mlflow_server.url, "--name", spec.name])
+    shown = CliRunner().invoke(create_model_app(), ["show", "2", "--mlflow", mlflow_server.url, "--name", spec.name])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["lineage"]["table"]["sha256"] == lineage["table"]["sha256"]
 
@@ -117,7 +117,7 @@ def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alia
     _, served = store.load(2)
     assert np.array_equal(lin.reproduce(store, 2).predict(x), served.predict(x))
 
-    back = CliRunner().invoke(model_app, ["rollback", "--mlflow", mlflow_server.url, "--name", spec.name])
+    back = CliRunner().invoke(create_model_app(), ["rollback", "--mlflow", mlflow_server.url, "--name", spec.name])
     assert back.exit_code == 0, back.output
     assert serve(mlflow_server, spec.name, rows) == before
 
@@ -133,7 +133,8 @@ def test_a_rejected_candidate_never_gets_the_alias(mlflow_server: MlflowServer, 
                                     min_improvement=0.9), tmp_path)
     assert res.status == "rejected" and store.current() == 1
     assert store.get(2).status == "rejected"
-    listed = CliRunner().invoke(model_app, ["promote", "2", "--mlflow", mlflow_server.url, "--name", str(spec.name)])
+    listed = CliRunner().invoke(create_model_app(),
+                                ["promote", "2", "--mlflow", mlflow_server.url, "--name", str(spec.name)])
     assert listed.exit_code == 2 and "rejected" in listed.output and store.current() == 1
 
 

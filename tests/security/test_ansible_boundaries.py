@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aiopsd.actions.playbook import resolve_playbook, run_playbook
-from aiopsd.cli import app
+from aiopsd.cli import create_app
 from aiopsd.errors import ActionError
 from aiopsd.models import RunStatus
 
@@ -57,7 +57,7 @@ def test_check_warns_about_every_rule_that_opts_into_templating(tmp_path: Path) 
          "action": {"playbook": "collect_diagnostics.yml", "template_vars": {"diagnostics_dir": "{{ x }}"}}}]}))
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"rules_dir": "rules", "playbooks_dir": str(REPO / "playbooks")}))
-    r = CliRunner().invoke(app, ["check", "--config", str(cfg)])
+    r = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     warning = " ".join(r.stderr.split())
     assert "rule opted-in: action.template_vars (diagnostics_dir)" in warning

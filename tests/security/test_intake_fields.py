@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aiopsd.config import Settings
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.store import StateStore

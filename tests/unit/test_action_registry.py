@@ -13,7 +13,7 @@ import pytest
 from aiopsd.actions.base import ActionContext
 from aiopsd.actions.executors import EXECUTORS, context_for, execute
 from aiopsd.config import AWXConfig, Settings
-from aiopsd.daemon.overview import REASON_LABELS
+from aiopsd.daemon.http.overview import REASON_LABELS
 from aiopsd.engine import EngineState, Rule, evaluate, load_rules
 from aiopsd.engine.actions import ACTIONS, LogAction
 from aiopsd.errors import ActionError, ConfigError

@@ -8,28 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from aiopsd.backtest.command import backtest
 from aiopsd.backtest.data import read_series
 from aiopsd.backtest.runner import run_series
+from aiopsd.cli import create_app
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "nab-slice"
 EC2 = "realKnownCause/ec2_request_latency_system_failure.csv"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("backtest")(backtest)
-    app.command("noop")(lambda: None)  # keeps "backtest" a subcommand, as in aiopsd's CLI
-    return app
-
-
 def test_backtest_writes_scores_mirroring_the_input_tree(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(_app(), ["backtest", "--detector", "default", "--input",
-                                         str(SLICE / "data"), "--output", str(out)])
+    result = CliRunner().invoke(create_app(), ["backtest", "--detector", "default", "--input",
+                                               str(SLICE / "data"), "--output", str(out)])
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
     assert written == sorted(["artificialWithAnomaly/art_daily_jumpsup.csv", EC2])
@@ -44,7 +36,7 @@ def test_backtest_writes_scores_mirroring_the_input_tree(tmp_path: Path) -> None
 
 
 def test_backtest_with_windows_prints_nab_table_and_plots(tmp_path: Path) -> None:
-    result = CliRunner().invoke(_app(), [
+    result = CliRunner().invoke(create_app(), [
         "backtest", "--detector", "default", "--input", str(SLICE / "data" / EC2),
         "--input", str(SLICE / "data" / "artificialWithAnomaly"), "--output", str(tmp_path / "out"),
         "--windows", str(SLICE / "windows.json"), "--plot", str(tmp_path / "png")])
@@ -77,6 +69,6 @@ def test_backtest_errors_are_one_clear_sentence(tmp_path: Path, args: list[str],
     argv = ["backtest", *args, "--output", str(tmp_path)]
     if "--input" not in args:
         argv += ["--input", str(SLICE / "data")]
-    result = CliRunner().invoke(_app(), argv)
+    result = CliRunner().invoke(create_app(), argv)
     assert result.exit_code == 2
     assert message in result.output

@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from aiopsd.cli import app
+from aiopsd.cli import create_app
 from aiopsd.engine import evaluate
 from aiopsd.engine.rules import Rule
 from aiopsd.models import RunStatus
@@ -24,8 +24,8 @@ runner = CliRunner()
 
 
 def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
-    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml"),
-                            "--format", "json"])
+    r = runner.invoke(create_app(), ["rules", "test", str(FIXTURES / "rules"),
+                                     "--findings", str(FIXTURES / "findings.yaml"), "--format", "json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     got = [(x["rule"], x["finding"], x["outcome"], x["code"]) for x in rows]
@@ -44,11 +44,12 @@ def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
 
 
 def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml")])
+    r = runner.invoke(create_app(), ["rules", "test", str(FIXTURES / "rules"),
+                                     "--findings", str(FIXTURES / "findings.yaml")])
     assert r.exit_code == 0 and "cooldown" in r.stdout and "decisions" in r.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("findings: [{kind: alert}]\n")
-    r = runner.invoke(app, ["rules", "test", str(FIXTURES / "rules"), "--findings", str(bad)])
+    r = runner.invoke(create_app(), ["rules", "test", str(FIXTURES / "rules"), "--findings", str(bad)])
     assert r.exit_code == 2 and "bad.yaml" in r.stderr and "findings.0.at" in r.stderr
 
 
@@ -76,21 +77,21 @@ def test_approve_cli_writes_to_the_store(tmp_path: Path) -> None:
     cfg, store = _config(tmp_path, [MANUAL])
     _decide(store, Rule.model_validate(MANUAL))
     [run] = store.list_runs()
-    r = runner.invoke(app, ["approve", str(run.id), "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["approve", str(run.id), "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     assert store.get_run(run.id).status == RunStatus.PENDING  # type: ignore[union-attr]
-    r = runner.invoke(app, ["approve", str(run.id), "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["approve", str(run.id), "--config", str(cfg)])
     assert r.exit_code == 1 and "not awaiting approval (it is pending)" in r.stderr
-    assert runner.invoke(app, ["approve", "4242", "--config", str(cfg)]).exit_code == 1
+    assert runner.invoke(create_app(), ["approve", "4242", "--config", str(cfg)]).exit_code == 1
     store.close()
 
 
 def test_circuit_reset_cli(tmp_path: Path) -> None:
     cfg, store = _config(tmp_path, [MANUAL])
-    r = runner.invoke(app, ["circuit", "reset", "manual", "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["circuit", "reset", "manual", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     assert [e["kind"] for e in store.audit_entries()] == ["circuit_reset"]
-    r = runner.invoke(app, ["circuit", "reset", "nope", "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["circuit", "reset", "nope", "--config", str(cfg)])
     assert r.exit_code == 2 and "no rule named 'nope'" in r.stderr
     store.close()
 
@@ -98,10 +99,10 @@ def test_circuit_reset_cli(tmp_path: Path) -> None:
 def test_audit_verify_cli_fails_on_a_tampered_row(tmp_path: Path) -> None:
     cfg, store = _config(tmp_path, [MANUAL])
     _decide(store, Rule.model_validate(MANUAL))
-    r = runner.invoke(app, ["audit", "verify", "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["audit", "verify", "--config", str(cfg)])
     assert r.exit_code == 0 and "intact, 4 entries" in r.stdout
     with store.write() as conn:
         conn.execute(update(t.audit_log).where(t.audit_log.c.seq == 3).values(at=0.5))
-    r = runner.invoke(app, ["audit", "verify", "--config", str(cfg)])
+    r = runner.invoke(create_app(), ["audit", "verify", "--config", str(cfg)])
     assert r.exit_code == 1 and "at entry 3" in r.stderr
     store.close()

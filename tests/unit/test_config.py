@@ -65,7 +65,7 @@ def test_missing_and_unparsable_files_are_clear(tmp_path: Path) -> None:
 
 
 def test_approvals_auth_is_its_own_credential_and_cannot_reuse_the_webhooks(tmp_path: Path) -> None:
-    from aiopsd.daemon.auth import load_approval_credentials
+    from aiopsd.daemon.http.auth import load_approval_credentials
 
     (tmp_path / "hook.token").write_text("same\n")
     (tmp_path / "approve.token").write_text("other\n")

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from aiopsd.cli import app
+from aiopsd.cli import create_app
 from aiopsd.config import load_settings
 from aiopsd.engine.maintenance import MaintenanceWindow, covering, parse_match
 from aiopsd.errors import ConfigError
@@ -111,13 +111,13 @@ def test_cli_start_stores_a_window_that_covers_matching_findings(tmp_path: Path)
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"state_url": f"sqlite:///{tmp_path / 'state.db'}"}))
     runner = CliRunner()
-    res = runner.invoke(app, ["maintenance", "start", "--for", "1h", "--match", "service=api",
-                              "--match", "instance=~web-.*", "--name", "deploy", "--comment", "release 4.2",
-                              "--config", str(cfg)])
+    res = runner.invoke(create_app(), ["maintenance", "start", "--for", "1h", "--match", "service=api",
+                                       "--match", "instance=~web-.*", "--name", "deploy", "--comment", "release 4.2",
+                                       "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     assert "maintenance deploy until" in res.output
-    again = runner.invoke(app, ["maintenance", "start", "--for", "1h", "--match", "service=api", "--name", "deploy",
-                                "--config", str(cfg)])
+    again = runner.invoke(create_app(), ["maintenance", "start", "--for", "1h", "--match", "service=api",
+                                         "--name", "deploy", "--config", str(cfg)])
     assert again.exit_code == 2 and "already active" in again.output
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
@@ -131,9 +131,9 @@ def test_cli_start_stores_a_window_that_covers_matching_findings(tmp_path: Path)
         assert any(e["kind"] == "maintenance_start" for e in store.audit_entries())
     finally:
         store.close()
-    listed = runner.invoke(app, ["maintenance", "list", "--config", str(cfg)])
+    listed = runner.invoke(create_app(), ["maintenance", "list", "--config", str(cfg)])
     assert listed.exit_code == 0 and "deploy" in listed.output
-    stop = runner.invoke(app, ["maintenance", "stop", "deploy", "--config", str(cfg)])
+    stop = runner.invoke(create_app(), ["maintenance", "stop", "deploy", "--config", str(cfg)])
     assert stop.exit_code == 0, stop.output
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
@@ -150,5 +150,5 @@ def test_cli_start_stores_a_window_that_covers_matching_findings(tmp_path: Path)
 def test_cli_start_refuses_bad_input(tmp_path: Path, args: list[str], words: str) -> None:
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"state_url": f"sqlite:///{tmp_path / 'state.db'}"}))
-    res = CliRunner().invoke(app, ["maintenance", "start", *args, "--config", str(cfg)])
+    res = CliRunner().invoke(create_app(), ["maintenance", "start", *args, "--config", str(cfg)])
     assert res.exit_code == 2 and words in " ".join(res.output.split())

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from aiopsd.actions.notify import CHANNELS
 from aiopsd.actions.notify.slack import SlackChannel
-from aiopsd.cli import app
+from aiopsd.cli import create_app
 from aiopsd.config import load_settings
 from aiopsd.errors import ConfigError
 
@@ -57,7 +57,7 @@ def test_check_refuses_a_rule_naming_an_unknown_channel(tmp_path: Path) -> None:
         "name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}},
         "on_resolved": {"notify": {"message": "ok", "channel": "pager"}}}
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, [rule])
-    res = CliRunner().invoke(app, ["check", "--config", str(cfg)])
+    res = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "r.yaml" in text and "rule 'page'" in text and "on_resolved.notify.channel" in text and "'pager'" in text
@@ -68,7 +68,7 @@ def test_check_accepts_known_channels_and_plain_log_notify(tmp_path: Path) -> No
         {"name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}}},
              {"name": "log", "match": {"kind": "alert"}, "action": {"notify": {"message": "m"}}}]
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, rules)
-    res = CliRunner().invoke(app, ["check", "--config", str(cfg)])
+    res = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
 
 

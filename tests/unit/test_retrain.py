@@ -191,16 +191,16 @@ def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, 
 def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
     from typer.testing import CliRunner
 
-    from aiopsd.ml_cli import model_app
+    from aiopsd.cli.ml import create_model_app
 
     retrain_job(RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
                               label="target"), tmp_path)
-    res = CliRunner().invoke(model_app, ["show", "2", "-d", str(model_dir)])
+    res = CliRunner().invoke(create_model_app(), ["show", "2", "-d", str(model_dir)])
     assert res.exit_code == 0, res.output
     shown = json.loads(res.output)
     assert shown["parent"] == 1 and shown["lineage"]["table"]["path"].startswith(str(model_dir / "training"))
     assert shown["lineage"]["code"]["aiopsd"] and shown["metrics"]["metric"] == "accuracy"
-    missing = CliRunner().invoke(model_app, ["show", "9", "-d", str(model_dir)])
+    missing = CliRunner().invoke(create_model_app(), ["show", "9", "-d", str(model_dir)])
     assert missing.exit_code == 2 and "no version 9" in missing.output
 
 

@@ -215,7 +215,7 @@ def test_prune_run_dirs_removes_old_finished_keeps_unfinished(store: StateStore,
 def test_audit_verify_cli_passes_after_a_prune_and_still_catches_a_tamper(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from aiopsd.cli import app
+    from aiopsd.cli import create_app
     from tests.support import write_config
 
     cfg = write_config(tmp_path)
@@ -225,11 +225,11 @@ def test_audit_verify_cli_passes_after_a_prune_and_still_catches_a_tamper(tmp_pa
         story(s, "old", T0, resolve=True)
         story(s, "recent", now - timedelta(days=1), resolve=True)
         start = prune(s, now, 30 * DAY).audit_starts_at
-        r = CliRunner().invoke(app, ["audit", "verify", "--config", str(cfg)])
+        r = CliRunner().invoke(create_app(), ["audit", "verify", "--config", str(cfg)])
         assert r.exit_code == 0 and f"from entry {start}" in r.stdout, r.stdout
         with s.write() as conn:
             conn.execute(update(t.audit_log).where(t.audit_log.c.seq == start + 2).values(at=0.5))
-        r = CliRunner().invoke(app, ["audit", "verify", "--config", str(cfg)])
+        r = CliRunner().invoke(create_app(), ["audit", "verify", "--config", str(cfg)])
         assert r.exit_code == 1 and f"at entry {start + 2}" in r.stderr
     finally:
         s.close()

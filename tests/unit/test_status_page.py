@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import Credentials
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import Credentials
+from aiopsd.daemon.http.ui.chart import NARROW, WIDE, Mark, Point, render_chart
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.ui.chart import NARROW, WIDE, Mark, Point, render_chart
 from aiopsd.models import Finding, FindingKind
 from tests.support import make_runtime
 

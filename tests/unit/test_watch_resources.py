@@ -8,7 +8,7 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from aiopsd.config import PrometheusConfig, WatchConfig
-from aiopsd.daemon import overview
+from aiopsd.daemon.http import overview
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore

@@ -23,9 +23,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiopsd.config import Settings, load_settings
-from aiopsd.daemon.api import create_app
-from aiopsd.daemon.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.dispatcher import Dispatcher
+from aiopsd.daemon.http.api import create_app
+from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot

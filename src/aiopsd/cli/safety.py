@@ -7,44 +7,21 @@ transaction with its audit entry.
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aiopsd.cli.common import DEFAULT_CONFIG, ConfigOpt, err, fail, operator, out
 from aiopsd.errors import AiopsdError
 
 if TYPE_CHECKING:
     from aiopsd.store import StateStore
 
-err = Console(stderr=True)
-out = Console()
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file", exists=False)]
-
-rules_app = typer.Typer(no_args_is_help=True, help="Work with rule files offline.")
-circuit_app = typer.Typer(no_args_is_help=True, help="Inspect and reset rules' circuit breakers.")
-audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
-
-
-def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-@rules_app.command("test")
 def rules_test(rules_dir: Annotated[Path, typer.Argument(help="Directory of rule YAML files")],
                findings: Annotated[Path, typer.Option("--findings", "-f", help="Fixture YAML of timed findings")],
                fmt: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json")] = "table",
@@ -57,7 +34,7 @@ def rules_test(rules_dir: Annotated[Path, typer.Argument(help="Directory of rule
         rules = load_rules(rules_dir)
         fixture = load_fixture(findings)
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     rows = decision_rows(replay(rules, fixture))
     if fmt == "json":
         print(json.dumps(rows, indent=2))
@@ -82,26 +59,25 @@ def _store(config: Path) -> StateStore:
 
 
 def approve(run_id: Annotated[int, typer.Argument(help="Action run id (see /api/v1/actions)")],
-            config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+            config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Approve an action run held as awaiting_approval; the daemon starts it on its next tick."""
     try:
         store = _store(config)
-        run = store.approve_run(run_id, datetime.now(UTC), by=_operator())
+        run = store.approve_run(run_id, datetime.now(UTC), by=operator())
         if run is None:
             found = store.get_run(run_id)
             store.close()
             state = f"it is {found.status}" if found else "no such run"
-            raise _fail(AiopsdError(f"action run {run_id} is not awaiting approval ({state})"), 1)
+            raise fail(AiopsdError(f"action run {run_id} is not awaiting approval ({state})"), 1)
         store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"[green]approved[/]: action run {run.id} ({run.rule}, {run.kind} on "
               f"{','.join(run.targets) or '-'}) is now {run.status}")
 
 
-@circuit_app.command("reset")
 def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")],
-                  config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+                  config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Close RULE's circuit breaker: failures so far no longer count."""
     from aiopsd.config import load_settings
     from aiopsd.engine import load_rules
@@ -113,22 +89,21 @@ def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")],
         if rule not in names:
             raise AiopsdError(f"no rule named {rule!r} in {settings.rules_dir}")
         store = StateStore(settings.state_url)
-        store.reset_circuit(rule, datetime.now(UTC), by=_operator())
+        store.reset_circuit(rule, datetime.now(UTC), by=operator())
         store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"[green]reset[/]: circuit of rule {rule} is closed")
 
 
-@audit_app.command("verify")
-def audit_verify(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+def audit_verify(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Check the audit log's hash chain (exit 0 intact, 1 naming the first bad entry)."""
     try:
         store = _store(config)
         result = store.verify_audit()
         store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not result.ok:
         err.print(f"[bold red]audit log broken[/] at entry {result.first_bad}: {result.problem} "
                   f"({result.entries} entries before it are intact)", highlight=False)
@@ -139,6 +114,13 @@ def audit_verify(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``rules test``, ``circuit reset``, ``audit verify`` and ``approve`` to APP."""
+    rules_app = typer.Typer(no_args_is_help=True, help="Work with rule files offline.")
+    rules_app.command("test")(rules_test)
+    circuit_app = typer.Typer(no_args_is_help=True, help="Inspect and reset rules' circuit breakers.")
+    circuit_app.command("reset")(circuit_reset)
+    audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+    audit_app.command("verify")(audit_verify)
     app.add_typer(rules_app, name="rules")
     app.add_typer(circuit_app, name="circuit")
     app.add_typer(audit_app, name="audit")

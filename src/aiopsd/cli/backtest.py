@@ -1,4 +1,4 @@
-"""``aiopsd backtest``: the typer command (registered on the main app in ``aiopsd.cli``)."""
+"""``aiopsd backtest``: the typer command, added to the main app by :func:`register`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from aiopsd.cli.common import fail, out
 from aiopsd.errors import AiopsdError
 
 if TYPE_CHECKING:  # pandas-heavy modules load only when the command runs: `aiopsd --help` stays fast
@@ -39,7 +39,6 @@ def backtest(
     plot: Annotated[Path | None, typer.Option("--plot", help="Folder for one PNG chart per series.")] = None,
 ) -> None:
     """Stream CSV series (timestamp,value) through a detector causally and write their scores."""
-    console = Console()
     try:
         from aiopsd.backtest.data import read_windows
         from aiopsd.backtest.runner import backtest as run_backtest
@@ -48,24 +47,28 @@ def backtest(
         labels = read_windows(windows) if windows else None
 
         def progress(items: list[tuple[Path, Path]]) -> Iterable[tuple[Path, Path]]:
-            if not console.is_terminal:
+            if not out.is_terminal:
                 return items
-            return track(items, description="scoring", console=console)
+            return track(items, description="scoring", console=out)
 
         results = run_backtest(detector, input, output, labels, progress)
     except (AiopsdError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-    console.print(f"scored {len(results)} series with {detector!r}; scores in {output}")
+        raise fail(exc) from exc
+    out.print(f"scored {len(results)} series with {detector!r}; scores in {output}")
     if plot is not None:
         from aiopsd.backtest.plot import plot_series
 
         for result in results:
             plot_series(result, plot / result.series.relative.with_suffix(".png"))
-        console.print(f"charts in {plot}")
+        out.print(f"charts in {plot}")
     if labels is not None:
         labelled = [r for r in results if r.labels is not None]
         if not labelled:
-            console.print("[yellow]no series matched a key of the windows file[/yellow]")
+            out.print("[yellow]no series matched a key of the windows file[/yellow]")
             return
-        console.print(render_table(nab_table(labelled), f"NAB scores, {detector}, {len(labelled)} series"))
+        out.print(render_table(nab_table(labelled), f"NAB scores, {detector}, {len(labelled)} series"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backtest`` to APP."""
+    app.command("backtest")(backtest)

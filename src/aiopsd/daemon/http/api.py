@@ -22,11 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from aiopsd import __version__
-from aiopsd.daemon.auth import Credentials
-from aiopsd.daemon.intake import GroupCommitter
+from aiopsd.daemon.http.auth import Credentials
+from aiopsd.daemon.http.intake import GroupCommitter
+from aiopsd.daemon.http.status_api import create_status_router
+from aiopsd.daemon.http.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.status_api import create_status_router
-from aiopsd.daemon.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.models import ActionRun, Decision, Finding
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
@@ -49,45 +49,6 @@ class AlertRecord(BaseModel):
     labels: dict[str, str]
     received_at: datetime
     finding_id: str | None
-
-
-class SourceStatus(BaseModel):
-    name: str
-    kind: str
-    up: bool
-    last_ok: datetime | None
-    last_error_at: datetime | None
-    error: str
-    lag_seconds: float | None
-    updated_at: datetime
-
-
-class RuleStatus(BaseModel):
-    name: str
-    enabled: bool
-    action: str
-    description: str
-    cooldown_seconds: float
-    require_approval: bool
-    dry_run: bool
-
-
-class Status(BaseModel):
-    version: str
-    replica: str
-    started_at: datetime
-    uptime_seconds: float
-    ready: bool
-    draining: bool
-    dry_run: bool
-    config_error: str
-    # Settings changed by a reload that only take effect after a restart.
-    restart_needed: list[str]
-    # With several replicas on PostgreSQL: whether this one holds the leader lease.
-    leader: bool
-    sources: list[SourceStatus]
-    rules: list[RuleStatus]
-    counts: dict[str, Any]
 
 
 class AuditRecord(BaseModel):
@@ -192,22 +153,6 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         metrics.alerts.labels("duplicate").inc(result.duplicates)
         metrics.findings.labels("alert").inc(result.opened)
         return 200, {"accepted": result.accepted, "duplicates": result.duplicates}
-
-    @app.get("/api/v1/status", response_model=Status, tags=["status"])
-    def status() -> Status:
-        s = runtime.settings
-        return Status(
-            version=__version__, replica=runtime.replica,
-            started_at=datetime.fromtimestamp(runtime.started_at, UTC),
-            uptime_seconds=time.time() - runtime.started_at, ready=runtime.ready.is_set(),
-            draining=runtime.draining.is_set(), dry_run=s.actions.dry_run,
-            config_error=runtime.last_reload_error, restart_needed=list(runtime.restart_needed),
-            leader=runtime.is_leader(),
-            sources=[SourceStatus(**x) for x in store.list_sources()],
-            rules=[RuleStatus(name=r.name, enabled=r.enabled, action=r.action.kind, description=r.description,
-                              cooldown_seconds=r.guards.cooldown, require_approval=r.guards.require_approval,
-                              dry_run=r.guards.dry_run) for r in runtime.rules_by_name().values()],
-            counts=store.counts())
 
     @app.get("/api/v1/alerts", response_model=list[AlertRecord], tags=["status"])
     def alerts(limit: int = 100) -> list[AlertRecord]:

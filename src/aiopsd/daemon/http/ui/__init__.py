@@ -1,6 +1,6 @@
 """The read-only status pages: ``/``, ``/findings/{id}``, ``/actions/{id}`` and drift reports.
 
-Server-rendered HTML (jinja2, autoescaped) from :mod:`aiopsd.daemon.overview`,
+Server-rendered HTML (jinja2, autoescaped) of :mod:`aiopsd.daemon.http.views`,
 with inline SVG charts and one local stylesheet: no build step, no network, no
 scripts. ``?refresh=N`` adds a ``<meta refresh>`` for a wall screen.
 """
@@ -17,9 +17,10 @@ from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from aiopsd.daemon import overview
+from aiopsd.daemon.http import overview
+from aiopsd.daemon.http.ui.chart import NARROW, WIDE, Mark, points_from_details, render_chart
+from aiopsd.daemon.http.views import FindingView
 from aiopsd.daemon.runtime import Runtime
-from aiopsd.daemon.ui.chart import NARROW, WIDE, Mark, points_from_details, render_chart
 from aiopsd.durations import format_duration
 from aiopsd.models import Finding, FindingKind, FindingStatus, RunStatus
 
@@ -32,7 +33,7 @@ _REPORTS = {"html": ("report_html", "text/html"), "json": ("report_json", "appli
 
 
 def _env() -> Environment:
-    env = Environment(loader=PackageLoader("aiopsd.daemon.ui", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("aiopsd.daemon.http.ui", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["hms"] = _hms
     env.filters["ago"] = _ago
@@ -71,7 +72,7 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def chart_for(view: overview.FindingView) -> Markup | None:
+def chart_for(view: FindingView) -> Markup | None:
     """The series chart of an anomaly finding, with the actions taken on it marked (None for other kinds)."""
     f = view.finding
     points = points_from_details(f.details)

@@ -8,24 +8,15 @@ a one-off window stored in the state DB and audited; windows in the config file
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from aiopsd.cli_safety import _fail, _operator
+from aiopsd.cli.common import DEFAULT_CONFIG, ConfigOpt, fail, operator, out
 from aiopsd.errors import AiopsdError, ConfigError
 
-out = Console()
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file", exists=False)]
-maintenance_app = typer.Typer(no_args_is_help=True,
-                              help="Maintenance windows: no remediation for matching findings while one is active.")
-
-
-@maintenance_app.command("start")
 def start(
     for_: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 1h, 2h30m")],
     match: Annotated[list[str] | None, typer.Option(
@@ -34,7 +25,7 @@ def start(
     name: Annotated[str | None, typer.Option(help="Window name (default: cli-<time>)")] = None,
     comment: Annotated[str, typer.Option(help="Why (shown with every skip)")] = "",
     all_findings: Annotated[bool, typer.Option("--all", help="Cover every finding (no --match)")] = False,
-    config: ConfigOpt = Path("aiopsd.yaml"),
+    config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Start a maintenance window now: matching findings are skipped with reason 'maintenance' until it ends."""
     from pydantic import TypeAdapter, ValidationError
@@ -63,7 +54,7 @@ def start(
             raise ConfigError("give at least one --match, or --all to stop remediation of every finding")
         now = datetime.now(UTC)
         window = MaintenanceWindow(name=name or f"cli-{now:%Y%m%dT%H%M%SZ}", labels=labels, start=now,
-                                   end=now + timedelta(seconds=seconds), comment=comment, created_by=_operator())
+                                   end=now + timedelta(seconds=seconds), comment=comment, created_by=operator())
         settings = load_settings(config)
         if any(w.name == window.name for w in settings.maintenance):
             raise ConfigError(f"a window named {window.name!r} is in the config; pick another --name")
@@ -74,17 +65,16 @@ def start(
         finally:
             store.close()
     except ValidationError as exc:
-        raise _fail(ConfigError(str(exc.errors()[0]["msg"]))) from None
+        raise fail(ConfigError(str(exc.errors()[0]["msg"]))) from None
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     what = ", ".join(f"{k}={v}" for k, v in stored.labels.items()) or "every finding"
     out.print(f"[green]ok[/]: maintenance {stored.name} until {stored.ends_at:%Y-%m-%d %H:%M:%S}Z "
               f"({format_duration(seconds)}) for {what}", highlight=False)
 
 
-@maintenance_app.command("stop")
 def stop(name: Annotated[str, typer.Argument(help="Window name (see `aiopsd maintenance list`)")],
-         config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+         config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """End a window started from the CLI now (windows in the config end when the config says)."""
     from aiopsd.config import load_settings
     from aiopsd.store import StateStore
@@ -94,18 +84,17 @@ def stop(name: Annotated[str, typer.Argument(help="Window name (see `aiopsd main
         settings = load_settings(config)
         store = StateStore(settings.state_url)
         try:
-            done = stop_window(store, name, now=datetime.now(UTC), by=_operator())
+            done = stop_window(store, name, now=datetime.now(UTC), by=operator())
         finally:
             store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not done:
-        raise _fail(AiopsdError(f"no active maintenance window named {name!r} in the state store"), 1)
+        raise fail(AiopsdError(f"no active maintenance window named {name!r} in the state store"), 1)
     out.print(f"[green]ok[/]: maintenance {name} ended", highlight=False)
 
 
-@maintenance_app.command("list")
-def list_(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+def list_(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Windows from the config and the state store, and whether each is active now."""
     from aiopsd.config import load_settings
     from aiopsd.engine.maintenance import MaintenanceWindow
@@ -121,7 +110,7 @@ def list_(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
         finally:
             store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table("name", "from", "when", "matches", "active now", "comment")
     for origin, windows in (("config", settings.maintenance), ("cli", stored)):
         for w in windows:
@@ -133,4 +122,10 @@ def list_(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``maintenance`` group (``start``, ``list``, ``stop``) to APP."""
+    maintenance_app = typer.Typer(no_args_is_help=True,
+                                  help="Maintenance windows: no remediation for matching findings while one is active.")
+    maintenance_app.command("start")(start)
+    maintenance_app.command("stop")(stop)
+    maintenance_app.command("list")(list_)
     app.add_typer(maintenance_app, name="maintenance")

@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from aiopsd.daemon.overview import FindingView, Overview
-from aiopsd.daemon.ui.chart import points_from_details
+from aiopsd.daemon.http.ui.chart import points_from_details
+from aiopsd.daemon.http.views import FindingView, Overview
 from aiopsd.durations import format_duration
 from aiopsd.errors import AiopsdError
 

@@ -1,4 +1,5 @@
-"""``aiopsd drift ...`` and ``aiopsd model ...``: typer sub-apps registered by :mod:`aiopsd.cli`."""
+"""``aiopsd drift ...`` and ``aiopsd model ...``: typer sub-apps, built by :func:`create_drift_app` and
+:func:`create_model_app` and added to the main app by :func:`register`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aiopsd.cli.common import fail, out
 from aiopsd.errors import AiopsdError
 
 if TYPE_CHECKING:  # pandas loads only when a command runs: `aiopsd --help` stays fast
@@ -20,22 +21,11 @@ if TYPE_CHECKING:  # pandas loads only when a command runs: `aiopsd --help` stay
     from aiopsd.detectors.drift import DriftResult
     from aiopsd.model_store import ModelStore
 
-drift_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="Test data files for drift against a reference.")
-model_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="List, show, promote and roll back model versions (directory or MLflow).")
-out = Console()
-err = Console(stderr=True)
 
 
 class Format(StrEnum):
     JSON = "json"
     TABLE = "table"
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -91,7 +81,6 @@ def _table(path: Path, res: DriftResult) -> Table:
     return t
 
 
-@drift_app.callback()
 def _drift_group() -> None:
     """Test data files for drift against a reference."""  # keeps `drift check` a sub-command
 
@@ -100,7 +89,6 @@ CategoricalOpt = Annotated[list[str] | None, typer.Option(help="Treat this numer
 FormatOpt = Annotated[Format, typer.Option("--format", help="json: one line per file; table: rich")]
 
 
-@drift_app.command("check")
 def drift_check(
     current: Annotated[list[Path], typer.Argument(help="Current data file(s): CSV, JSONL or Parquet")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference data file")],
@@ -126,7 +114,7 @@ def drift_check(
             else:
                 out.print(_table(path, res))
     except (AiopsdError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     if fail_on_drift and any_drift:
         raise typer.Exit(1)
 
@@ -135,8 +123,8 @@ ModelDir = Annotated[Path | None, typer.Option("--model-dir", "-d", help="Versio
 MlflowOpt = Annotated[str | None, typer.Option("--mlflow", help="MLflow tracking URI (with --name)")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="MLflow registered model name")]
 AliasOpt = Annotated[str, typer.Option("--alias", help="MLflow alias of the served version")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Use the model_store of a prediction log "
-                                                "in this config (with --model)")]
+StoreConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Use the model_store of a prediction "
+                                                     "log in this config (with --model)")]
 LogModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Prediction log model name (with --config)")]
 
 
@@ -171,16 +159,15 @@ def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: st
     return open_store(spec)
 
 
-@model_app.command("list")
 def model_list(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-               alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None,
+               alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None,
                fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE) -> None:
     """Every version with its status and gate metrics; the served one is marked."""
     try:
         store = open_model_store(model_dir, mlflow, name, alias, config, model)
         versions = store.list_versions()
     except AiopsdError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     if fmt is Format.JSON:
         for v in versions:
             typer.echo(json.dumps({"version": v.number, "status": v.status, "current": v.current,
@@ -198,15 +185,14 @@ def model_list(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameO
     out.print(t)
 
 
-@model_app.command("show")
 def model_show(version: Annotated[int, typer.Argument(help="Version number")],
                model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-               alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None) -> None:
+               alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None) -> None:
     """VERSION's status, gate metrics and data lineage (training rows, sources, table hash, schema, code)."""
     try:
         v = open_model_store(model_dir, mlflow, name, alias, config, model).get(version)
     except AiopsdError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     lineage = v.meta.get("lineage")
     typer.echo(json.dumps({"version": v.number, "uri": v.uri, "status": v.status, "current": v.current,
                            "created_at": v.created_at, "parent": v.meta.get("parent"), "metrics": v.metrics,
@@ -214,22 +200,20 @@ def model_show(version: Annotated[int, typer.Argument(help="Version number")],
                           indent=2, default=str))
 
 
-@model_app.command("promote")
 def model_promote(version: Annotated[int, typer.Argument(help="Version number to serve")],
                   model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-                  alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None) -> None:
+                  alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None) -> None:
     """Serve VERSION (atomically moves ``current`` / the alias). Rejected candidates cannot be promoted."""
     try:
         store = open_model_store(model_dir, mlflow, name, alias, config, model)
         v = store.promote(version)
     except AiopsdError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     out.print(f"[green]serving[/] version {v.number} of {store.label}", highlight=False)
 
 
-@model_app.command("rollback")
 def model_rollback(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-                   alias: AliasOpt = "champion", config: ConfigOpt = None, model: LogModelOpt = None,
+                   alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None,
                    to: Annotated[int | None, typer.Option(help="Version to go back to")] = None) -> None:
     """Serve the version that was served before the current one (or --to)."""
     try:
@@ -237,11 +221,10 @@ def model_rollback(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: N
         before = store.current()
         v = store.rollback(to=to)
     except AiopsdError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     out.print(f"[green]rolled back[/] {store.label}: version {before} → {v.number}", highlight=False)
 
 
-@model_app.command("retrain")
 def model_retrain(
     data: Annotated[Path, typer.Option(help="Labelled data (CSV or Parquet)")],
     label: Annotated[str, typer.Option(help="Label column")],
@@ -268,9 +251,34 @@ def model_retrain(
             "metric": metric, "job": "command" if command else "sklearn",
             "command": shlex.split(command) if command else None})
     except ValidationError as exc:
-        raise _fail(str(exc.errors()[0]["msg"])) from None
+        raise fail(str(exc.errors()[0]["msg"])) from None
     res = run_retrain(params, timeout)
     colour = {"promoted": "green", "rejected": "yellow"}.get(res.status, "bold red")
     out.print(f"[{colour}]{res.status}[/]: {res.message}", highlight=False)
     if res.status != "promoted":
         raise typer.Exit(1)
+
+
+def create_drift_app() -> typer.Typer:
+    """``drift check``."""
+    drift_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                            help="Test data files for drift against a reference.")
+    drift_app.callback()(_drift_group)
+    drift_app.command("check")(drift_check)
+    return drift_app
+
+
+def create_model_app() -> typer.Typer:
+    """``model list | show | promote | rollback | retrain``."""
+    model_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                            help="List, show, promote and roll back model versions (directory or MLflow).")
+    for name, command in (("list", model_list), ("show", model_show), ("promote", model_promote),
+                          ("rollback", model_rollback), ("retrain", model_retrain)):
+        model_app.command(name)(command)
+    return model_app
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``drift`` and ``model`` groups to APP."""
+    app.add_typer(create_drift_app(), name="drift", help="Offline drift checks of CSV files against a reference.")
+    app.add_typer(create_model_app(), name="model", help="Versioned model directories: list, promote, rollback.")

@@ -1,25 +1,33 @@
-"""What the on-call person needs at a glance, read from the store: one typed model.
+"""Builders: the store, the running rule set and the model directories -> the views of :mod:`.views`.
 
 The status page (``GET /``), the JSON API (``/api/v1/overview``, ``/rules``,
-``/sources``, ``/models``) and ``aiopsd status`` all render this one model, so
-the three never disagree. Building it only reads: the store, the running rule
-set and the model directories.
+``/sources``, ``/models``, ``/status``) and ``aiopsd status`` all render what
+these build, so they never disagree. Building only reads.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from aiopsd import __version__
+from aiopsd.daemon.http.model_dirs import models
+from aiopsd.daemon.http.views import (
+    CircuitState,
+    Counts,
+    DaemonInfo,
+    FindingView,
+    Headline,
+    HeldDecision,
+    Level,
+    Overview,
+    RuleView,
+    RunSummary,
+    SourceView,
+    Status,
+)
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
 from aiopsd.engine.actions import ACTIONS
@@ -36,10 +44,6 @@ from aiopsd.models import (
     SourceKind,
 )
 
-logger = logging.getLogger(__name__)
-
-Level = Literal["ok", "warn", "bad"]
-
 RECENT_ACTIONS = 20
 RECENT_HELD = 30
 RECENT_RESOLVED = 8
@@ -54,137 +58,10 @@ REASON_LABELS: dict[str, str] = {
 }
 
 _FAILED = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED}
-_OPEN = {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL}
+
+FindingLookup = Callable[[str | None], Finding | None]
 
 
-class Headline(BaseModel):
-    level: Level
-    text: str
-
-
-class DaemonInfo(BaseModel):
-    version: str
-    replica: str
-    started_at: datetime
-    uptime_seconds: float
-    ready: bool
-    draining: bool
-    dry_run: bool = Field(description="Global dry run: every action runs in check mode")
-    config_error: str = Field(description="Why the last reload was rejected (empty when it succeeded)")
-
-
-class SourceView(BaseModel):
-    name: str
-    kind: str = Field(description=f"{', '.join(SourceKind)}")
-    state: Literal["up", "down", "waiting"] = Field(description="waiting: configured but not polled yet")
-    configured: bool = Field(description="Part of the running configuration")
-    detail: str = Field(description="The PromQL query or the log path")
-    last_ok: datetime | None
-    last_error_at: datetime | None
-    error: str
-    lag_seconds: float | None = Field(description="Age of the newest sample at the last poll")
-    updated_at: datetime | None
-    cursor: dict[str, Any] = Field(default_factory=dict,
-                                   description="Where reading resumes: Prometheus watermark or log offsets")
-
-
-class RunSummary(BaseModel):
-    """An action run without its (long) output; the detail route has the output."""
-
-    id: int
-    rule: str
-    kind: str
-    what: str = Field(description="The playbook, or the action kind")
-    targets: list[str]
-    status: RunStatus
-    attempt: int
-    dry_run: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    rc: int | None
-    error: str
-    decision_id: str
-    reason: str = Field(description="Why the engine decided to act")
-    finding_id: str | None
-    finding_summary: str
-
-
-class FindingView(BaseModel):
-    finding: Finding
-    decisions: list[Decision]
-    runs: list[RunSummary]
-
-
-class HeldDecision(BaseModel):
-    """A decision that did not (yet) change anything, and why."""
-
-    decision: Decision
-    code: str = Field(description="cooldown, circuit_open, rate_budget, awaiting_approval, dry_run, ...")
-    label: str
-    run_id: int | None = Field(description="The held run (awaiting approval, dry run)")
-    finding_summary: str
-
-
-class CircuitState(BaseModel):
-    open: bool
-    reason: str
-
-
-class RuleView(BaseModel):
-    name: str
-    description: str
-    enabled: bool
-    action: str
-    what: str = Field(description="The playbook, model dir or message the action uses")
-    match: str
-    cooldown_seconds: float
-    cooling_down_until: datetime | None = Field(description="Last action + cooldown, while in the future")
-    max_per_window: str | None
-    actions_in_window: int | None
-    require_approval: bool
-    dry_run: bool
-    circuit: CircuitState
-    last_action_at: datetime | None
-
-
-class ModelVersion(BaseModel):
-    version: str
-    current: bool
-    created_at: datetime | None
-    metrics: dict[str, float | int | str | bool | None]
-
-
-class ModelView(BaseModel):
-    name: str
-    path: str
-    current: str | None
-    versions: list[ModelVersion]
-
-
-class Counts(BaseModel):
-    alerts: int
-    findings: dict[str, int]
-    decisions: dict[str, int]
-    runs: dict[str, int]
-
-
-class Overview(BaseModel):
-    generated_at: datetime
-    state: Level = Field(description="ok: nothing to do; warn: something firing or waiting; bad: look now")
-    headline: list[Headline]
-    daemon: DaemonInfo
-    sources: list[SourceView]
-    findings: list[FindingView] = Field(description="Firing first, then recently resolved")
-    actions: list[RunSummary]
-    held: list[HeldDecision]
-    rules: list[RuleView]
-    models: list[ModelView]
-    counts: Counts
-
-
-# ---------------------------------------------------------------- builders
 def run_what(run: ActionRun | Decision) -> str:
     kind = run.kind if isinstance(run, ActionRun) else (run.action_kind or "")
     spec = ACTIONS.get(kind)
@@ -221,7 +98,8 @@ def sources(runtime: Runtime) -> list[SourceView]:
                 cursor.update(value if cname == f"{kind}:{name}" else {cname.split(":", 2)[2]: value})
         state: Literal["up", "down", "waiting"] = "waiting" if row is None else ("up" if row["up"] else "down")
         out.append(SourceView(
-            name=name, kind=kind, state=state, configured=name in details or kind != SourceKind.PROMETHEUS,
+            name=name, kind=kind, state=state, up=state == "up",
+            configured=name in details or kind != SourceKind.PROMETHEUS,
             detail=details.get(name, ""), last_ok=row["last_ok"] if row else None,
             last_error_at=row["last_error_at"] if row else None, error=row["error"] if row else "",
             lag_seconds=row["lag_seconds"] if row else None, updated_at=row["updated_at"] if row else None,
@@ -267,79 +145,6 @@ def _match_text(rule: Rule) -> str:
     return " ".join(parts)
 
 
-def model_dirs(runtime: Runtime) -> list[Path]:
-    """Model registries of the prediction logs, named by retrain rules, and any under ``<state_dir>/models``."""
-    dirs: list[Path] = [p.model_dir for p in runtime.settings.prediction_logs if p.model_dir is not None]
-    for r in runtime.rules_by_name().values():
-        raw = r.action.model_dump(mode="json").get("retrain")
-        if isinstance(raw, dict) and raw.get("model_dir") and "{" not in str(raw["model_dir"]):
-            dirs.append(Path(str(raw["model_dir"])))
-    registry = Path(runtime.settings.state_dir) / "models"
-    if registry.is_dir():
-        dirs += sorted(p for p in registry.iterdir() if p.is_dir())
-    unique = list(dict.fromkeys(dirs))
-    return [d for d in unique if (d / "versions").is_dir()]
-
-
-def read_model(path: Path) -> ModelView:
-    current = _current_version(path)
-    versions: list[ModelVersion] = []
-    for vdir in sorted((path / "versions").iterdir(), key=_version_key, reverse=True):
-        if not vdir.is_dir():
-            continue
-        metrics: dict[str, float | int | str | bool | None] = {}
-        created = None
-        mfile = vdir / "metrics.json"
-        if mfile.is_file():
-            try:
-                raw = json.loads(mfile.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                metrics = {"error": f"unreadable metrics.json: {exc}"}
-            else:
-                metrics = _flat_scalars(raw) if isinstance(raw, dict) else {}
-            created = datetime.fromtimestamp(mfile.stat().st_mtime, UTC)
-        versions.append(ModelVersion(version=vdir.name, current=vdir.name == current, created_at=created,
-                                     metrics=metrics))
-    return ModelView(name=path.name, path=str(path), current=current, versions=versions)
-
-
-def _current_version(path: Path) -> str | None:
-    pointer = path / "current"
-    if pointer.is_symlink():
-        return Path(str(pointer.readlink())).name
-    if pointer.is_file():
-        text = pointer.read_text(encoding="utf-8").strip()
-        return Path(text).name or None
-    return None
-
-
-def _version_key(p: Path) -> tuple[int, str]:
-    return (int(p.name), "") if p.name.isdigit() else (-1, p.name)
-
-
-def _flat_scalars(raw: dict[str, Any], prefix: str = "") -> dict[str, float | int | str | bool | None]:
-    out: dict[str, float | int | str | bool | None] = {}
-    for k, v in raw.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat_scalars(v, f"{key}."))
-        elif v is None or isinstance(v, bool | int | str):
-            out[key] = v
-        elif isinstance(v, float):
-            out[key] = v if math.isfinite(v) else None
-    return out
-
-
-def models(runtime: Runtime) -> list[ModelView]:
-    out: list[ModelView] = []
-    for d in model_dirs(runtime):
-        try:
-            out.append(read_model(d))
-        except OSError as exc:
-            logger.warning("cannot read model registry %s: %s", d, exc)
-    return out
-
-
 def finding_views(runtime: Runtime, findings: Sequence[Finding]) -> list[FindingView]:
     store = runtime.store
     out: list[FindingView] = []
@@ -352,9 +157,31 @@ def finding_views(runtime: Runtime, findings: Sequence[Finding]) -> list[Finding
     return out
 
 
+def daemon_info(runtime: Runtime, now: datetime) -> DaemonInfo:
+    return DaemonInfo(version=__version__, replica=runtime.replica,
+                      started_at=datetime.fromtimestamp(runtime.started_at, UTC),
+                      uptime_seconds=max(0.0, now.timestamp() - runtime.started_at),
+                      ready=runtime.ready.is_set(), draining=runtime.draining.is_set(),
+                      dry_run=runtime.settings.actions.dry_run, config_error=runtime.last_reload_error)
+
+
+def counts(runtime: Runtime) -> Counts:
+    c = runtime.store.counts()
+    return Counts(alerts=int(c["alerts"]), findings=dict(c["findings"]), decisions=dict(c["decisions"]),
+                  runs=dict(c["runs"]))
+
+
+def status(runtime: Runtime, now: datetime | None = None) -> Status:
+    """``/api/v1/status``: the daemon, the sources polled at least once, the running rules, the counts."""
+    now = now or datetime.now(UTC)
+    return Status(**daemon_info(runtime, now).model_dump(), restart_needed=list(runtime.restart_needed),
+                  leader=runtime.is_leader(), sources=[s for s in sources(runtime) if s.state != "waiting"],
+                  rules=rules(runtime, now), counts=counts(runtime))
+
+
 def build(runtime: Runtime, now: datetime | None = None) -> Overview:
     now = now or datetime.now(UTC)
-    store, settings = runtime.store, runtime.settings
+    store = runtime.store
     firing = store.list_findings(status=str(FindingStatus.FIRING), limit=50)
     # Findings with a chart or drifted columns first: they carry the most evidence.
     firing.sort(key=lambda f: f.kind == FindingKind.ALERT)
@@ -381,22 +208,15 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
     held = _held(runtime, finding)
     source_views = sources(runtime)
     rule_views = rules(runtime, now)
-    c = store.counts()
-    counts = Counts(alerts=int(c["alerts"]), findings=dict(c["findings"]), decisions=dict(c["decisions"]),
-                    runs=dict(c["runs"]))
-    daemon = DaemonInfo(version=__version__, replica=runtime.replica,
-                        started_at=datetime.fromtimestamp(runtime.started_at, UTC),
-                        uptime_seconds=max(0.0, now.timestamp() - runtime.started_at),
-                        ready=runtime.ready.is_set(), draining=runtime.draining.is_set(),
-                        dry_run=settings.actions.dry_run, config_error=runtime.last_reload_error)
+    daemon = daemon_info(runtime, now)
     state, headline = assess(now, daemon, source_views, [fv.finding for fv in findings], actions, held,
                              rule_views)
     return Overview(generated_at=now, state=state, headline=headline, daemon=daemon, sources=source_views,
                     findings=findings, actions=actions, held=held, rules=rule_views, models=models(runtime),
-                    counts=counts)
+                    counts=counts(runtime))
 
 
-def _held(runtime: Runtime, finding: Any) -> list[HeldDecision]:
+def _held(runtime: Runtime, finding: FindingLookup) -> list[HeldDecision]:
     store = runtime.store
     out: list[HeldDecision] = []
     waiting = store.list_runs(status=str(RunStatus.AWAITING_APPROVAL), limit=RECENT_HELD)
@@ -474,6 +294,3 @@ def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], fin
     lines.sort(key=lambda h: order[h.level])
     return level, lines
 
-
-def is_open(status: RunStatus) -> bool:
-    return status in _OPEN

@@ -1,43 +1,17 @@
-"""The ``aiopsd`` command line (typer + rich). The only place that prints."""
+"""``aiopsd run | check | demo | status | db``: the daemon's own commands."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from aiopsd import __version__
+from aiopsd.cli.common import DEFAULT_CONFIG, ConfigOpt, err, fail, out
 from aiopsd.errors import AiopsdError
 
-app = typer.Typer(name="aiopsd", no_args_is_help=True, add_completion=False,
-                  help="AIOps daemon: anomaly and drift detection, Alertmanager webhooks, guarded remediation.")
-err = Console(stderr=True)
-out = Console()
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config file", exists=False)]
-
-
-def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
-
-
-@app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context,
-          version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False) -> None:
-    if version:
-        out.print(__version__)
-        raise typer.Exit(0)
-    if ctx.invoked_subcommand is None:
-        out.print(ctx.get_help())
-        raise typer.Exit(2)
-
-
-@app.command()
-def run(config: ConfigOpt = Path("aiopsd.yaml"),
+def run(config: ConfigOpt = DEFAULT_CONFIG,
         listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve on (overrides the file)")] = None,
         ) -> None:
     """Run the daemon: poll, detect, receive webhooks, decide and act."""
@@ -50,15 +24,14 @@ def run(config: ConfigOpt = Path("aiopsd.yaml"),
         setup_logging(settings.log_level, settings.log_format)
         code = run_daemon(settings, str(config))
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     raise typer.Exit(code)
 
 
-@app.command()
-def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Validate the config file and every rule it points at (exit 0 valid, 2 invalid)."""
     from aiopsd.config import load_settings
-    from aiopsd.daemon.auth import load_approval_credentials, load_credentials
+    from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
     from aiopsd.engine import load_rules
     from aiopsd.engine.actions import PlaybookAction
 
@@ -68,7 +41,7 @@ def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
         load_credentials(settings.webhook.auth)
         load_approval_credentials(settings)
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for r in rules:
         for where, action in (("action", r.action), ("on_resolved", r.on_resolved)):
             if isinstance(action, PlaybookAction) and action.template_vars:
@@ -79,7 +52,6 @@ def check(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
               f"from {settings.rules_dir}")
 
 
-@app.command()
 def demo(duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
          summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Write a JSON summary")] = None,
          workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here")] = None,
@@ -91,58 +63,22 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     try:
         code = run_demo(duration=duration, summary_json=summary_json, workdir=workdir, port=port, console=out)
     except AiopsdError as exc:
-        raise _fail(exc, 1) from None
+        raise fail(exc, 1) from None
     raise typer.Exit(code)
 
 
-@app.command()
 def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")]
            = "http://127.0.0.1:9797") -> None:
     """Show what a running aiopsd saw, did and refused to do (the status page, in the terminal)."""
-    from aiopsd.daemon.ui.terminal import show
+    from aiopsd.daemon.http.ui.terminal import show
 
     try:
         show(url, out)
     except AiopsdError as exc:
-        raise _fail(exc, 1) from None
+        raise fail(exc, 1) from None
 
 
-def _register_subcommands() -> None:
-    from aiopsd.backtest.command import backtest
-    from aiopsd.ml_cli import drift_app, model_app
-
-    app.command("backtest")(backtest)
-    app.add_typer(drift_app, name="drift", help="Offline drift checks of CSV files against a reference.")
-    app.add_typer(model_app, name="model", help="Versioned model directories: list, promote, rollback.")
-
-
-_register_subcommands()
-
-
-def _register_safety() -> None:
-    from aiopsd.cli_safety import register
-
-    register(app)
-
-
-_register_safety()
-
-
-def _register_maintenance() -> None:
-    from aiopsd.cli_maintenance import register
-
-    register(app)
-
-
-_register_maintenance()
-
-
-db_app = typer.Typer(help="State store schema (Alembic migrations, SQLite or PostgreSQL).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-
-
-@db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = Path("aiopsd.yaml"),
+def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG,
                revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
     """Migrate the state store's schema (the daemon also does this when it starts)."""
     from aiopsd.config import load_settings
@@ -154,14 +90,13 @@ def db_upgrade(config: ConfigOpt = Path("aiopsd.yaml"),
         before, after = migrate.upgrade(store.engine, revision)
         store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except Exception as exc:  # a database error, shown as one line
-        raise _fail(Exception(f"cannot migrate {settings.state_url}: {str(exc).splitlines()[0]}")) from None
+        raise fail(Exception(f"cannot migrate {settings.state_url}: {str(exc).splitlines()[0]}")) from None
     out.print(f"[green]ok[/]: schema at {after} (was {before or 'empty'})")
 
 
-@db_app.command("current")
-def db_current(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
+def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Print the schema revision of the state store and the newest one this version knows."""
     from aiopsd.config import load_settings
     from aiopsd.store import StateStore, migrate
@@ -172,16 +107,19 @@ def db_current(config: ConfigOpt = Path("aiopsd.yaml")) -> None:
         rev = migrate.current(store.engine)
         store.close()
     except AiopsdError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"current: {rev or 'empty'}\nhead: {migrate.head()}")
 
 
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``check``, ``demo`` and ``status`` to APP."""
+    for command in (run, check, demo, status):
+        app.command()(command)
 
 
-if __name__ == "__main__":
-    main()
+def register_db(app: typer.Typer) -> None:
+    """Add the ``db`` group (``upgrade``, ``current``) to APP."""
+    db_app = typer.Typer(help="State store schema (Alembic migrations, SQLite or PostgreSQL).", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    db_app.command("current")(db_current)
+    app.add_typer(db_app, name="db")
