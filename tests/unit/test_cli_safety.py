@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from aiopsd.cli import app
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import RunStatus
 from aiopsd.store import IncomingAlert, StateStore
@@ -63,7 +64,7 @@ def _decide(store: StateStore, rule: Rule) -> None:
     store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
                                        0.0)], received_at=0.0, receiver=None, group_key=None)
     now = datetime.now(UTC)
-    ds = evaluate(store.active_findings(), [rule], store.engine_state([rule], now, sources_down={}), now)
+    ds = evaluate(store.active_findings(), [rule], engine_state(store, [rule], now, sources_down={}), now)
     store.record_decisions(ds, {rule.name: rule})
 
 

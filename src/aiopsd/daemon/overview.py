@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from aiopsd import __version__
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus
 
@@ -235,7 +236,7 @@ def sources(runtime: Runtime) -> list[SourceView]:
 
 def rules(runtime: Runtime, now: datetime) -> list[RuleView]:
     ruleset = list(runtime.rules_by_name().values())
-    state = runtime.store.engine_state(ruleset, now, sources_down={})
+    state = engine_state(runtime.store, ruleset, now, sources_down={})
     out: list[RuleView] = []
     for r in ruleset:
         g = r.guards
