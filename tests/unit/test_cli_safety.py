@@ -52,6 +52,19 @@ def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "bad.yaml" in r.stderr and "findings.0.at" in r.stderr
 
 
+def test_rules_test_shows_the_circuit_opening_after_failed_runs_and_closing_after_reset_after() -> None:
+    circuit = FIXTURES / "circuit"
+    r = runner.invoke(app, ["rules", "test", str(circuit / "rules"), "--findings", str(circuit / "findings.yaml"),
+                            "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["at"][11:16], x["finding"], x["code"]) for x in rows] == [
+        ("00:00", "down-db-1", "act"), ("00:01", "down-db-2", "act"),
+        ("00:02", "down-db-3", "circuit_open"), ("00:32", "down-db-3", "act")]
+    assert "2 consecutive failed runs, last at 2026-01-01 00:01:00Z" in rows[2]["reason"]
+    assert "aiopsd circuit reset restart-db" in rows[2]["reason"]
+
+
 def _config(tmp_path: Path, rules: list[dict[str, Any]]) -> tuple[Path, StateStore]:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": rules}))
