@@ -79,3 +79,14 @@ def test_query_asks_the_store_for_exactly_what_the_fold_reads() -> None:
 def test_retention_floor_is_the_longest_look_back_of_any_guard() -> None:
     assert retention_floor([]) == RESOLVED_WINDOW
     assert retention_floor([rule(circuit_breaker={"failures": 1, "reset_after": "3d"})]) == 3 * 86400
+
+
+def test_a_look_back_too_long_for_a_datetime_reads_the_whole_past() -> None:
+    # What `max_per_window: {window: .inf}` was before load-time validation refused it (test_dispatch_isolation).
+    r = rule()
+    endless = [r.model_copy(update={"guards": r.guards.model_copy(update={
+        "max_per_window": RateBudget.model_construct(count=1, window=float("inf"))})})]
+    q = history_query(endless, NOW)
+    assert q.acts_since.year == 1
+    state = fold(History(decisions=[act(10 ** 7)]), endless, NOW, sources_down={})
+    assert state.last_action == {("r", "h1"): NOW - timedelta(minutes=10 ** 7)}

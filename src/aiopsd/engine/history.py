@@ -10,7 +10,7 @@ from one rule of what counts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from aiopsd.engine.evaluate import EngineState
@@ -19,6 +19,15 @@ from aiopsd.models import RESOLVED_WINDOW, History, HistoryQuery, Outcome, RunRe
 
 # A run that ended so counts as a failure for the circuit breaker.
 FAILED = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
+_DAWN = datetime.min.replace(tzinfo=UTC)
+
+
+def _since(now: datetime, seconds: float) -> datetime:
+    """``now - seconds``, or the start of time for a look-back too long to count (an infinite cooldown)."""
+    try:
+        return now - timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return _DAWN
 
 
 class HistoryReader(Protocol):
@@ -37,9 +46,9 @@ def history_query(rules: Sequence[Rule], now: datetime, global_budget: RateBudge
     """The part of the past the rules' guards read at ``now``."""
     return HistoryQuery(
         rules=tuple(r.name for r in rules),
-        relevant_since=now - timedelta(seconds=RESOLVED_WINDOW),
-        acts_since=now - timedelta(seconds=_act_lookback(rules)),
-        global_since=None if global_budget is None else now - timedelta(seconds=global_budget.window),
+        relevant_since=_since(now, RESOLVED_WINDOW),
+        acts_since=_since(now, _act_lookback(rules)),
+        global_since=None if global_budget is None else _since(now, global_budget.window),
         circuit_depth={r.name: r.guards.circuit_breaker.failures for r in rules})
 
 
@@ -85,8 +94,8 @@ def fold(history: History, rules: Sequence[Rule], now: datetime, *, sources_down
          global_dry_run: bool = False, global_budget: RateBudget | None = None) -> EngineState:
     """The engine's view of the past at ``now``, from the records (pure)."""
     names = {r.name for r in rules}
-    acts_since = now - timedelta(seconds=_act_lookback(rules))
-    global_since = None if global_budget is None else now - timedelta(seconds=global_budget.window)
+    acts_since = _since(now, _act_lookback(rules))
+    global_since = None if global_budget is None else _since(now, global_budget.window)
     decided: set[tuple[str, str, str]] = set()
     started: set[tuple[str, str]] = set()
     last_action: dict[tuple[str, str], datetime] = {}
