@@ -159,6 +159,30 @@ class Finding(Frozen):
     resolution: str | None = None
 
 
+# A finding keeps at most this many sighting times (enough for any `for: {count: N}`).
+MAX_SIGHTINGS = 64
+
+
+def merge_sighting(known: Finding, seen: Finding) -> Finding | None:
+    """``known`` after the same incident was ``seen`` again; None when it stays as it is.
+
+    A resolved incident stays resolved (a new one gets a new id). Otherwise the latest
+    sighting gives the status and summary, last_seen and the score only grow, sightings
+    and details accumulate, and a resolve says why (default ``recovered``); identity
+    (kind, source, labels, starts_at) stays the first sighting's. The store merges with
+    this, and so does ``aiopsd rules test``.
+    """
+    if known.status == FindingStatus.RESOLVED and seen.status == FindingStatus.FIRING:
+        return None
+    resolved = seen.status == FindingStatus.RESOLVED
+    return known.model_copy(update={
+        "last_seen": max(known.last_seen, seen.last_seen), "score": max(known.score, seen.score),
+        "sightings": tuple(sorted({*known.sightings, *seen.sightings})[-MAX_SIGHTINGS:]),
+        # Details accumulate (a drift report rendered when the episode opened stays linked).
+        "details": {**known.details, **seen.details}, "summary": seen.summary, "status": seen.status,
+        "resolution": (seen.resolution or "recovered") if resolved else known.resolution})
+
+
 class Decision(Frozen):
     """What the engine decided for one rule and one finding, and why."""
 

@@ -32,6 +32,7 @@ from aiopsd.models import (
     Outcome,
     RunRecord,
     RunStatus,
+    merge_sighting,
     stable_id,
 )
 from aiopsd.yamlfile import read_yaml
@@ -114,18 +115,11 @@ class Simulation:
     decisions: list[Decision] = field(default_factory=list)
 
     def observe(self, finding: Finding) -> None:
-        """Merge a sighting into the known finding (like the store's upsert)."""
+        """Merge a sighting into the known finding (as the store does: :func:`aiopsd.models.merge_sighting`)."""
         old = self.findings.get(finding.id)
-        if old is None:
-            self.findings[finding.id] = finding
-            return
-        if old.status == FindingStatus.RESOLVED:
-            return  # a resolved incident stays resolved; a new one gets a new id
-        sightings = tuple(sorted({*old.sightings, *finding.sightings})[-64:])
-        self.findings[finding.id] = old.model_copy(update={
-            "last_seen": max(old.last_seen, finding.last_seen), "score": max(old.score, finding.score),
-            "sightings": sightings, "status": finding.status, "labels": finding.labels,
-            "resolution": finding.resolution})
+        merged = finding if old is None else merge_sighting(old, finding)
+        if merged is not None:
+            self.findings[finding.id] = merged
 
     def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
         state = fold(History(decisions=self.records, runs=self.runs), self.rules, now,

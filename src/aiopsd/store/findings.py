@@ -12,17 +12,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
-from aiopsd.models import RESOLVED_WINDOW, Finding, FindingKind, FindingStatus
+from aiopsd.models import RESOLVED_WINDOW, Finding, FindingKind, FindingStatus, merge_sighting
 from aiopsd.store import rows
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
 from aiopsd.store.db import Database
-from aiopsd.store.rows import MAX_SIGHTINGS, ts
+from aiopsd.store.rows import ts
 from aiopsd.store.runs import cancel_for_finding
 
-_BY_ID = (select(t.findings.c.last_seen, t.findings.c.sightings, t.findings.c.occurrences, t.findings.c.score,
-                 t.findings.c.status, t.findings.c.details)
-          .where(t.findings.c.id == bindparam("fid")))
+_BY_ID = select(t.findings).where(t.findings.c.id == bindparam("fid"))
 
 
 def upsert(conn: Connection, audit: AuditChain, f: Finding) -> None:
@@ -34,17 +32,18 @@ def upsert(conn: Connection, audit: AuditChain, f: Finding) -> None:
             "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
             "status": str(f.status)})
         return
-    if row.status == FindingStatus.RESOLVED and f.status == FindingStatus.FIRING:
+    merged = merge_sighting(rows.finding(row), f)
+    if merged is None:
         return  # a resolved incident stays resolved; a new one gets a new id
-    sightings = sorted({*row.sightings, *f.sightings})[-MAX_SIGHTINGS:]
     values: dict[str, Any] = {
-        "last_seen": max(row.last_seen, ts(f.last_seen)), "score": max(row.score, f.score),
-        "sightings": sightings, "occurrences": row.occurrences + len(set(f.sightings) - set(row.sightings)),
-        # Details accumulate (a drift report rendered when the episode opened stays linked).
-        "details": {**(row.details or {}), **f.details}, "summary": f.summary, "status": str(f.status)}
+        # last_seen from the float columns, exact (merged.last_seen is the same time, rounded to a microsecond).
+        "last_seen": max(row.last_seen, ts(f.last_seen)), "score": merged.score,
+        "sightings": list(merged.sightings),
+        "occurrences": row.occurrences + len(set(f.sightings) - set(row.sightings or ())),
+        "details": merged.details, "summary": merged.summary, "status": str(merged.status)}
     if f.status == FindingStatus.RESOLVED:
         values["resolved_at"] = ts(f.last_seen)
-        values["resolution"] = f.resolution or "recovered"
+        values["resolution"] = merged.resolution
     conn.execute(update(t.findings).where(t.findings.c.id == f.id).values(**values))
     if f.status == FindingStatus.RESOLVED and row.status == FindingStatus.FIRING:
         audit.append("finding_resolved", ts(f.last_seen), {"finding_id": f.id,

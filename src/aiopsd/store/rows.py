@@ -9,10 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from aiopsd.models import ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus
-
-# A finding keeps at most this many sighting times (enough for any `for: {count: N}`).
-MAX_SIGHTINGS = 64
+from aiopsd.models import MAX_SIGHTINGS, ActionRun, Decision, Finding, FindingKind, FindingStatus, Outcome, RunStatus
 
 
 def ts(value: datetime) -> float:
