@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -147,6 +149,59 @@ _SKIP_LABELS: dict[SkipReason, str] = {
     SkipReason.ON_RESOLVED_TEMPLATE_ERROR: "on resolve: template error",
     SkipReason.ON_RESOLVED_UNSAFE_TARGET: "unsafe target (a label is a host pattern, not a host)",
 }
+# ---- history: what the guards look back on (the store reads it, engine/history.py folds it) ----
+# How long after a finding resolves its on_resolved action may still be decided (seconds).
+RESOLVED_WINDOW = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A recorded decision, as the guards look back on it."""
+
+    rule: str
+    finding_id: str
+    code: str
+    outcome: Outcome
+    targets: tuple[str, ...]
+    decided_at: datetime
+    # Its action run has started (an on_resolved action follows only an action that happened).
+    started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A finished action run, as a rule's circuit breaker counts it."""
+
+    rule: str
+    status: RunStatus
+    finished_at: datetime
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which part of the past a rule set's guards look back on (built by engine/history.py)."""
+
+    rules: tuple[str, ...]
+    # Decisions on findings firing, or resolved since then (already decided, on_resolved).
+    relevant_since: datetime
+    # Act decisions of these rules since then (cooldowns, per-rule rate budgets).
+    acts_since: datetime
+    # Act decisions of every rule since then (the global rate budget), None without one.
+    global_since: datetime | None
+    # rule -> how many of its latest finished runs its circuit breaker reads.
+    circuit_depth: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The store's answer to a :class:`HistoryQuery` (or a replay's memory)."""
+
+    decisions: Sequence[DecisionRecord] = ()
+    # Finished runs that are not dry runs, after each rule's last circuit reset, newest first.
+    runs: Sequence[RunRecord] = ()
+    # rule -> when an operator last closed its circuit (runs finished before no longer count).
+    circuit_resets: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def stable_id(*parts: object) -> str:
@@ -194,6 +249,30 @@ class Finding(Frozen):
     # (its series vanished) or "expired" (an alert whose resolve never came). Only recovery
     # triggers on_resolved. None while firing.
     resolution: str | None = None
+
+
+# A finding keeps at most this many sighting times (enough for any `for: {count: N}`).
+MAX_SIGHTINGS = 64
+
+
+def merge_sighting(known: Finding, seen: Finding) -> Finding | None:
+    """``known`` after the same incident was ``seen`` again; None when it stays as it is.
+
+    A resolved incident stays resolved (a new one gets a new id). Otherwise the latest
+    sighting gives the status and summary, last_seen and the score only grow, sightings
+    and details accumulate, and a resolve says why (default ``recovered``); identity
+    (kind, source, labels, starts_at) stays the first sighting's. The store merges with
+    this, and so does ``aiopsd rules test``.
+    """
+    if known.status == FindingStatus.RESOLVED and seen.status == FindingStatus.FIRING:
+        return None
+    resolved = seen.status == FindingStatus.RESOLVED
+    return known.model_copy(update={
+        "last_seen": max(known.last_seen, seen.last_seen), "score": max(known.score, seen.score),
+        "sightings": tuple(sorted({*known.sightings, *seen.sightings})[-MAX_SIGHTINGS:]),
+        # Details accumulate (a drift report rendered when the episode opened stays linked).
+        "details": {**known.details, **seen.details}, "summary": seen.summary, "status": seen.status,
+        "resolution": (seen.resolution or "recovered") if resolved else known.resolution})
 
 
 class Decision(Frozen):

@@ -25,6 +25,7 @@ from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import Credentials, load_credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import RunStatus
 from aiopsd.store import StateStore
@@ -151,7 +152,7 @@ def _awaiting_run(rt: Runtime) -> int:
     rt.store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
                                           0.0)], received_at=0.0, receiver=None, group_key=None)
     now = datetime.now(UTC)
-    ds = evaluate(rt.store.active_findings(), [rule], rt.store.engine_state([rule], now, sources_down={}), now)
+    ds = evaluate(rt.store.active_findings(), [rule], engine_state(rt.store, [rule], now, sources_down={}), now)
     rt.store.record_decisions(ds, {"manual": rule})
     [run] = rt.store.list_runs()
     assert run.status == RunStatus.AWAITING_APPROVAL

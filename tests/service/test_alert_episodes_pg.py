@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from aiopsd.demo.postgres import Postgres
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert, WebhookAlert
 from aiopsd.store import StateStore
 from aiopsd.store.audit import AuditChain
+from aiopsd.store.findings import resolve
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RULE = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}}})
@@ -59,7 +61,7 @@ def test_a_resolve_in_flight_while_the_decision_is_written_means_no_run(postgres
     try:
         leader.accept_alerts([alert("firing", 0)], received_at=T0.timestamp(), receiver="x", group_key="g")
         now = T0 + timedelta(seconds=1)
-        decisions = evaluate(leader.active_findings(), [RULE], leader.engine_state([RULE], now, sources_down={}),
+        decisions = evaluate(leader.active_findings(), [RULE], engine_state(leader, [RULE], now, sources_down={}),
                              now)
         assert [d.outcome for d in decisions] == [Outcome.ACT]
         resolving = threading.Event()
@@ -67,8 +69,8 @@ def test_a_resolve_in_flight_while_the_decision_is_written_means_no_run(postgres
         def resolve_slowly() -> None:
             # The webhook replica resolves the finding and commits a moment later.
             with webhook.write() as conn:
-                webhook._resolve(conn, AuditChain(conn, webhook.dialect), decisions[0].finding_id,
-                                 now.timestamp(), why="the alert resolved")
+                resolve(conn, AuditChain(conn, webhook.dialect), decisions[0].finding_id,
+                        now.timestamp(), why="the alert resolved")
                 resolving.set()
                 time.sleep(1.0)
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert, WebhookAlert
@@ -30,7 +31,7 @@ def accept(store: StateStore, *alerts: IncomingAlert, at: float = 0.0) -> Any:
 
 
 def decide(store: StateStore, now: datetime) -> list[Any]:
-    state = store.engine_state([RULE], now, sources_down={})
+    state = engine_state(store, [RULE], now, sources_down={})
     decisions = evaluate(store.active_findings(), [RULE], state, now)
     store.record_decisions(decisions, {"r": RULE})
     return decisions
@@ -105,7 +106,7 @@ def test_reordered_resolve_before_firing_leaves_a_finding_that_expires(store: St
 def test_a_resolve_committed_between_evaluate_and_record_means_no_run(store: StateStore) -> None:
     accept(store, alert())
     now = T0 + timedelta(seconds=1)
-    state = store.engine_state([RULE], now, sources_down={})
+    state = engine_state(store, [RULE], now, sources_down={})
     decisions = evaluate(store.active_findings(), [RULE], state, now)
     assert [d.outcome for d in decisions] == [Outcome.ACT]
     accept(store, alert("resolved"), at=1)  # commits while the dispatcher is between read and write

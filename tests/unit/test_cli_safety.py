@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from aiopsd.cli import create_app
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert
@@ -53,6 +54,19 @@ def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "bad.yaml" in r.stderr and "findings.0.at" in r.stderr
 
 
+def test_rules_test_shows_the_circuit_opening_after_failed_runs_and_closing_after_reset_after() -> None:
+    circuit = FIXTURES / "circuit"
+    r = runner.invoke(create_app(), ["rules", "test", str(circuit / "rules"),
+                                     "--findings", str(circuit / "findings.yaml"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["at"][11:16], x["finding"], x["code"]) for x in rows] == [
+        ("00:00", "down-db-1", "act"), ("00:01", "down-db-2", "act"),
+        ("00:02", "down-db-3", "circuit_open"), ("00:32", "down-db-3", "act")]
+    assert "2 consecutive failed runs, last at 2026-01-01 00:01:00Z" in rows[2]["reason"]
+    assert "aiopsd circuit reset restart-db" in rows[2]["reason"]
+
+
 def _config(tmp_path: Path, rules: list[dict[str, Any]]) -> tuple[Path, StateStore]:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": rules}))
@@ -65,7 +79,7 @@ def _decide(store: StateStore, rule: Rule) -> None:
     store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
                                        0.0)], received_at=0.0, receiver=None, group_key=None)
     now = datetime.now(UTC)
-    ds = evaluate(store.active_findings(), [rule], store.engine_state([rule], now, sources_down={}), now)
+    ds = evaluate(store.active_findings(), [rule], engine_state(store, [rule], now, sources_down={}), now)
     store.record_decisions(ds, {rule.name: rule})
 
 

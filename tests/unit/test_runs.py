@@ -12,13 +12,14 @@ from sqlalchemy import update
 
 from aiopsd.daemon import dispatcher
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state, retention_floor
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import StoreUnavailableError
-from aiopsd.models import RunStatus
+from aiopsd.models import FindingStatus, RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert
 from aiopsd.store import StateStore
 from aiopsd.store import tables as t
-from aiopsd.store.retention import horizon, prune, prune_run_dirs
+from aiopsd.store.retention import prune, prune_run_dirs
 from tests.support import make_runtime
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,14 +137,15 @@ def story(store: StateStore, fp: str, at: datetime, *, resolve: bool, finish: bo
                                        starts_at_epoch=at.timestamp())],
                         received_at=at.timestamp(), receiver="x", group_key="g")
     findings = [f for f in store.active_findings() if f.labels["host"] == fp]
-    state = store.engine_state([rule], at, sources_down={})
+    state = engine_state(store, [rule], at, sources_down={})
     [decision] = evaluate(findings, [rule], state, at)
     [run_id] = store.record_decisions([decision], {"r": rule})
     store.claim_runnable(at, limit=10, owner="me")
     if finish:
         store.finish_run(run_id, RunStatus.SUCCEEDED, finished_at=at, rc=0, output="x" * 1000, owner="me")
     if resolve:
-        store.resolve_findings([findings[0].id], at + timedelta(minutes=5))
+        store.upsert_findings([findings[0].model_copy(update={"status": FindingStatus.RESOLVED,
+                                                              "last_seen": at + timedelta(minutes=5)})])
     return run_id
 
 
@@ -192,8 +194,8 @@ def test_prune_tampered_entry_after_a_prune_is_still_named(store: StateStore) ->
 def test_retention_never_shorter_than_what_guards_look_back_on() -> None:
     rule = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "action": {"playbook": "x.yml"},
                                 "guards": {"cooldown": "60d", "max_per_window": {"count": 1, "window": "7d"}}})
-    assert horizon([rule]) == 60 * DAY
-    assert horizon([], RateBudget(count=1, window=90 * DAY)) == 90 * DAY
+    assert retention_floor([rule]) == 60 * DAY
+    assert retention_floor([], RateBudget(count=1, window=90 * DAY)) == 90 * DAY
 
 
 def test_prune_run_dirs_removes_old_finished_keeps_unfinished(store: StateStore, tmp_path: Path) -> None:

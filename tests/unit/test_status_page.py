@@ -14,6 +14,7 @@ from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import Credentials
 from aiopsd.daemon.http.ui.chart import NARROW, WIDE, Mark, Point, render_chart
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.engine.history import engine_state
 from aiopsd.models import Finding, FindingKind
 from tests.support import make_runtime
 
@@ -122,7 +123,7 @@ def test_rules_show_cooldown_and_time_left(tmp_path: Path) -> None:
     f = add_finding(rt)
     from aiopsd.engine import evaluate
 
-    state = rt.store.engine_state(rt.rules, datetime.now(UTC), sources_down={})
+    state = engine_state(rt.store, rt.rules, datetime.now(UTC), sources_down={})
     rt.store.record_decisions(evaluate([f], rt.rules, state, datetime.now(UTC)), rt.rules_by_name())
     [rule] = TestClient(create_app(rt, Credentials(None, None, None))).get("/api/v1/rules").json()
     assert rule["cooldown_seconds"] == 3600 and rule["circuit"] == {"open": False, "reason": ""}

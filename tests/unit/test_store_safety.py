@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert
@@ -35,7 +36,7 @@ def alert(fp: str, status: str = "firing", host: str = "h1") -> IncomingAlert:
 
 def decide(store: StateStore, rules: list[Rule], now: datetime, budget: RateBudget | None = None) -> list[Any]:
     findings = store.active_findings() + store.recently_resolved(now)
-    state = store.engine_state(rules, now, sources_down={}, global_budget=budget)
+    state = engine_state(store, rules, now, sources_down={}, global_budget=budget)
     decisions = evaluate(findings, rules, state, now)
     store.record_decisions(decisions, {r.name: r for r in rules})
     return decisions
@@ -113,8 +114,8 @@ def test_circuit_opens_after_n_failures_and_closes_on_operator_reset(store: Stat
 def test_circuit_closes_by_itself_after_reset_after(store: StateStore) -> None:
     rules = [rule("flaky", circuit_breaker={"failures": 2, "reset_after": "10m"})]
     now = _fail_runs(store, rules, 2, T0)
-    assert "flaky" in store.open_circuits(rules, now)
-    assert store.open_circuits(rules, now + timedelta(minutes=11)) == {}
+    assert "flaky" in engine_state(store, rules, now, sources_down={}).open_circuits
+    assert engine_state(store, rules, now + timedelta(minutes=11), sources_down={}).open_circuits == {}
 
 
 def test_per_rule_concurrency_caps_running_runs(store: StateStore) -> None:
@@ -231,9 +232,9 @@ def test_global_and_rule_dry_run_mark_the_decision_and_its_run(store: StateStore
     rules = [rule("dry", dry_run=True), rule("wet", targets="{{ labels.host }}-2")]
     accept(store, alert("a"))
     findings = store.active_findings()
-    state = store.engine_state(rules, T0, sources_down={})
+    state = engine_state(store, rules, T0, sources_down={})
     assert {d.rule: d.dry_run for d in evaluate(findings, rules, state, T0)} == {"dry": True, "wet": False}
-    state = store.engine_state(rules, T0, sources_down={}, global_dry_run=True)
+    state = engine_state(store, rules, T0, sources_down={}, global_dry_run=True)
     decisions = evaluate(findings, rules, state, T0)
     assert all(d.dry_run for d in decisions)
     store.record_decisions(decisions, {r.name: r for r in rules})

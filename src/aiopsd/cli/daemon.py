@@ -86,9 +86,8 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG,
 
     try:
         settings = load_settings(config)
-        store = StateStore(settings.state_url, create=False)
-        before, after = migrate.upgrade(store.engine, revision)
-        store.close()
+        with StateStore(settings.state_url, create=False) as store:
+            before, after = migrate.upgrade(store.engine, revision)
     except AiopsdError as exc:
         raise fail(exc) from None
     except Exception as exc:  # a database error, shown as one line
@@ -103,9 +102,8 @@ def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
     try:
         settings = load_settings(config)
-        store = StateStore(settings.state_url, create=False)
-        rev = migrate.current(store.engine)
-        store.close()
+        with StateStore(settings.state_url, create=False) as store:
+            rev = migrate.current(store.engine)
     except AiopsdError as exc:
         raise fail(exc) from None
     out.print(f"current: {rev or 'empty'}\nhead: {migrate.head()}")

@@ -58,12 +58,9 @@ def start(
         settings = load_settings(config)
         if any(w.name == window.name for w in settings.maintenance):
             raise ConfigError(f"a window named {window.name!r} is in the config; pick another --name")
-        store = StateStore(settings.state_url)
-        try:
+        with StateStore(settings.state_url) as store:
             stored = add_window(store, name=window.name, labels=labels, starts_at=now, ends_at=window.end or now,
                                 now=now, comment=comment, created_by=window.created_by)
-        finally:
-            store.close()
     except ValidationError as exc:
         raise fail(ConfigError(str(exc.errors()[0]["msg"]))) from None
     except AiopsdError as exc:
@@ -82,11 +79,8 @@ def stop(name: Annotated[str, typer.Argument(help="Window name (see `aiopsd main
 
     try:
         settings = load_settings(config)
-        store = StateStore(settings.state_url)
-        try:
+        with StateStore(settings.state_url) as store:
             done = stop_window(store, name, now=datetime.now(UTC), by=operator())
-        finally:
-            store.close()
     except AiopsdError as exc:
         raise fail(exc) from None
     if not done:
@@ -104,11 +98,8 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     now = datetime.now(UTC)
     try:
         settings = load_settings(config)
-        store = StateStore(settings.state_url)
-        try:
+        with StateStore(settings.state_url) as store:
             stored = [MaintenanceWindow(**w.as_window_data()) for w in list_windows(store, now=now)]
-        finally:
-            store.close()
     except AiopsdError as exc:
         raise fail(exc) from None
     table = Table("name", "from", "when", "matches", "active now", "comment")

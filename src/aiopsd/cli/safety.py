@@ -62,14 +62,12 @@ def approve(run_id: Annotated[int, typer.Argument(help="Action run id (see /api/
             config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Approve an action run held as awaiting_approval; the daemon starts it on its next tick."""
     try:
-        store = _store(config)
-        run = store.approve_run(run_id, datetime.now(UTC), by=operator())
-        if run is None:
-            found = store.get_run(run_id)
-            store.close()
-            state = f"it is {found.status}" if found else "no such run"
-            raise fail(AiopsdError(f"action run {run_id} is not awaiting approval ({state})"), 1)
-        store.close()
+        with _store(config) as store:
+            run = store.approve_run(run_id, datetime.now(UTC), by=operator())
+            if run is None:
+                found = store.get_run(run_id)
+                state = f"it is {found.status}" if found else "no such run"
+                raise fail(AiopsdError(f"action run {run_id} is not awaiting approval ({state})"), 1)
     except AiopsdError as exc:
         raise fail(exc) from None
     out.print(f"[green]approved[/]: action run {run.id} ({run.rule}, {run.kind} on "
@@ -88,9 +86,8 @@ def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")],
         names = {r.name for r in load_rules(settings.rules_dir)}
         if rule not in names:
             raise AiopsdError(f"no rule named {rule!r} in {settings.rules_dir}")
-        store = StateStore(settings.state_url)
-        store.reset_circuit(rule, datetime.now(UTC), by=operator())
-        store.close()
+        with StateStore(settings.state_url) as store:
+            store.reset_circuit(rule, datetime.now(UTC), by=operator())
     except AiopsdError as exc:
         raise fail(exc) from None
     out.print(f"[green]reset[/]: circuit of rule {rule} is closed")
@@ -99,9 +96,8 @@ def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")],
 def audit_verify(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Check the audit log's hash chain (exit 0 intact, 1 naming the first bad entry)."""
     try:
-        store = _store(config)
-        result = store.verify_audit()
-        store.close()
+        with _store(config) as store:
+            result = store.verify_audit()
     except AiopsdError as exc:
         raise fail(exc) from None
     if not result.ok:

@@ -14,6 +14,7 @@ from aiopsd.actions.executors import context_for, execute
 from aiopsd.daemon.planned_work import PlannedWork
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.engine import evaluate
+from aiopsd.engine.history import engine_state
 from aiopsd.errors import AiopsdError, StoreUnavailableError
 from aiopsd.models import ActionRun, Outcome, RunStatus
 from aiopsd.store import Claim
@@ -63,9 +64,9 @@ class Dispatcher:
         if not findings:
             return
         down = {s["name"]: s["error"] or "not answering" for s in store.list_sources() if not s["up"]}
-        state = store.engine_state(rules, now, sources_down=down,
-                                   global_dry_run=self.rt.settings.actions.dry_run,
-                                   global_budget=self.rt.settings.actions.max_per_window)
+        state = engine_state(store, rules, now, sources_down=down,
+                             global_dry_run=self.rt.settings.actions.dry_run,
+                             global_budget=self.rt.settings.actions.max_per_window)
         state = self.planned.apply(self.rt.settings, state, store, now)  # maintenance windows and silences
         decisions = evaluate(findings, rules, state, now)
         if not decisions:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from aiopsd.engine.history import engine_state
 from aiopsd.models import FindingKind, RunStatus
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class StoreStateExport(Collector):
             by_kind = self.store.firing_by_kind()
             by_status = self.store.counts()["runs"]
             ruleset = list(self.rules())
-            state = self.store.engine_state(ruleset, datetime.now(UTC), sources_down={})
+            state = engine_state(self.store, ruleset, datetime.now(UTC), sources_down={})
         except Exception as exc:  # a scrape must answer even when the store does not
             logger.warning("store metrics unavailable: %s", exc)
             up.add_sample("aiopsd_store_up", {}, 0)

@@ -32,13 +32,14 @@ from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.durations import format_duration
 from aiopsd.engine import load_rules
+from aiopsd.engine.history import retention_floor
 from aiopsd.errors import AiopsdError
 from aiopsd.models import SourceKind
 from aiopsd.sources.base import SourceEnv
 from aiopsd.sources.registry import source_specs
 from aiopsd.store import StateStore
 from aiopsd.store.ha import Membership
-from aiopsd.store.retention import PRUNE_INTERVAL, horizon, prune, prune_run_dirs
+from aiopsd.store.retention import PRUNE_INTERVAL, prune, prune_run_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Daemon:
     def _prune(self) -> None:
         """Retention: the leader prunes the store; every replica its own run directories."""
         rt, s = self.runtime, self.settings
-        keep = max(s.retention, horizon(list(rt.rules_by_name().values()), s.actions.max_per_window))
+        keep = max(s.retention, retention_floor(list(rt.rules_by_name().values()), s.actions.max_per_window))
         now = datetime.now(UTC)
         if rt.is_leader():
             done = prune(rt.store, now, keep)

@@ -1,9 +1,11 @@
 """Replay timed findings through the engine offline (``aiopsd rules test``), no store, no daemon.
 
-A :class:`Simulation` keeps in memory exactly the history the store would give the
-engine (decisions taken, last action per target, recent actions, which actions
-started), so a fixture replays the way the daemon would decide it. Actions are
-assumed to start at once and succeed, except those waiting for approval.
+A :class:`Simulation` keeps in memory the history records the store keeps (decisions
+taken, whether their action started, finished runs) and folds them with
+:func:`aiopsd.engine.history.fold`, as the daemon does with the store's, so a fixture
+replays the way the daemon would decide it. Actions are assumed to start at once and
+finish at once, succeeding unless the fixture's ``runs`` says otherwise (so a rule's
+circuit breaker can open), except those waiting for approval, which never start.
 """
 
 from __future__ import annotations
@@ -16,10 +18,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aiopsd.engine.evaluate import EngineState, evaluate
+from aiopsd.engine.evaluate import evaluate
+from aiopsd.engine.history import fold
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.errors import ConfigError
-from aiopsd.models import Decision, Finding, FindingKind, FindingStatus, Outcome, SourceKind, stable_id
+from aiopsd.models import (
+    Decision,
+    DecisionRecord,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    History,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    SourceKind,
+    merge_sighting,
+    stable_id,
+)
 from aiopsd.yamlfile import read_yaml
 
 
@@ -53,6 +69,19 @@ class SourceDown(_Fixture):
     reason: str = "down in the fixture"
 
 
+class RunResult(_Fixture):
+    """How the runs of ``rule`` decided in [from, until) end (the first entry that covers a run wins)."""
+
+    rule: str
+    status: Literal["succeeded", "failed", "timed_out"] = "failed"
+    from_: datetime | None = Field(default=None, alias="from")
+    until: datetime | None = None
+
+    def covers(self, rule: str, at: datetime) -> bool:
+        return rule == self.rule and (self.from_ is None or _utc(self.from_) <= at) and \
+            (self.until is None or at < _utc(self.until))
+
+
 class GlobalSettings(_Fixture):
     dry_run: bool = False
     max_per_window: RateBudget | None = None
@@ -63,6 +92,8 @@ class FixtureFile(_Fixture):
     # Extra evaluation times (e.g. after a cooldown) besides each finding event's time.
     ticks: list[datetime] = Field(default_factory=list)
     sources_down: list[SourceDown] = Field(default_factory=list)
+    # How action runs end (default: every run succeeds).
+    runs: list[RunResult] = Field(default_factory=list)
     settings: GlobalSettings = GlobalSettings()
 
 
@@ -77,47 +108,38 @@ class Simulation:
     rules: Sequence[Rule]
     global_dry_run: bool = False
     global_budget: RateBudget | None = None
+    run_results: Sequence[RunResult] = ()
     findings: dict[str, Finding] = field(default_factory=dict)
-    decided: set[tuple[str, str, str]] = field(default_factory=set)
-    last_action: dict[tuple[str, str], datetime] = field(default_factory=dict)
-    recent: dict[str, list[datetime]] = field(default_factory=dict)
-    global_recent: list[datetime] = field(default_factory=list)
-    started: set[tuple[str, str]] = field(default_factory=set)
+    # What the store would remember: every decision (and whether its action started), every finished run.
+    records: list[DecisionRecord] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
 
     def observe(self, finding: Finding) -> None:
-        """Merge a sighting into the known finding (like the store's upsert)."""
+        """Merge a sighting into the known finding (as the store does: :func:`aiopsd.models.merge_sighting`)."""
         old = self.findings.get(finding.id)
-        if old is None:
-            self.findings[finding.id] = finding
-            return
-        if old.status == FindingStatus.RESOLVED:
-            return  # a resolved incident stays resolved; a new one gets a new id
-        sightings = tuple(sorted({*old.sightings, *finding.sightings})[-64:])
-        self.findings[finding.id] = old.model_copy(update={
-            "last_seen": max(old.last_seen, finding.last_seen), "score": max(old.score, finding.score),
-            "sightings": sightings, "status": finding.status, "labels": finding.labels,
-            "resolution": finding.resolution})
+        merged = finding if old is None else merge_sighting(old, finding)
+        if merged is not None:
+            self.findings[finding.id] = merged
 
     def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
-        state = EngineState(decided=frozenset(self.decided), last_action=dict(self.last_action),
-                            recent_actions={k: list(v) for k, v in self.recent.items()},
-                            sources_down=dict(sources_down or {}), global_dry_run=self.global_dry_run,
-                            global_budget=self.global_budget, global_recent=list(self.global_recent),
-                            started=frozenset(self.started))
+        state = fold(History(decisions=self.records, runs=self.runs), self.rules, now,
+                     sources_down=sources_down or {}, global_dry_run=self.global_dry_run,
+                     global_budget=self.global_budget)
         out = evaluate(list(self.findings.values()), self.rules, state, now)
         for d in out:
-            self.decided.add((d.rule, d.finding_id, d.code))
-            if d.outcome != Outcome.ACT:
-                continue
-            self.recent.setdefault(d.rule, []).append(now)
-            self.global_recent.append(now)
-            for target in d.targets or ("*",):
-                self.last_action[(d.rule, target)] = now
-            if not d.require_approval:
-                self.started.add((d.rule, d.finding_id))
+            started = d.outcome == Outcome.ACT and not d.require_approval
+            self.records.append(DecisionRecord(rule=d.rule, finding_id=d.finding_id, code=d.code, outcome=d.outcome,
+                                               targets=d.targets, decided_at=d.decided_at, started=started))
+            if started:
+                self.runs.append(RunRecord(rule=d.rule, status=self.run_status(d.rule, now), finished_at=now,
+                                           dry_run=d.dry_run))
         self.decisions.extend(out)
         return out
+
+    def run_status(self, rule: str, at: datetime) -> RunStatus:
+        """How a run of ``rule`` started at ``at`` ends (the fixture's ``runs``, else it succeeds)."""
+        return next((RunStatus(r.status) for r in self.run_results if r.covers(rule, at)), RunStatus.SUCCEEDED)
 
 
 def load_fixture(path: Path) -> FixtureFile:
@@ -136,7 +158,7 @@ def load_fixture(path: Path) -> FixtureFile:
 def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
     """Every decision the engine takes over the fixture's timeline, in order."""
     sim = Simulation(rules, global_dry_run=fixture.settings.dry_run,
-                     global_budget=fixture.settings.max_per_window)
+                     global_budget=fixture.settings.max_per_window, run_results=fixture.runs)
     first_seen: dict[str, datetime] = {}
     steps: dict[datetime, list[FindingEvent]] = {}
     for ev in fixture.findings:

@@ -32,6 +32,8 @@ from sqlalchemy import Connection, and_, bindparam, or_, select
 from aiopsd.models import Finding, FindingKind, FindingStatus, stable_id
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
+from aiopsd.store.findings import resolve, upsert
+from aiopsd.store.rows import finding_values
 
 if TYPE_CHECKING:
     from aiopsd.store.state import StateStore
@@ -187,7 +189,7 @@ def _lock_episodes(store: StateStore, conn: Connection, fps: list[str]) -> dict[
     q = _EPISODES
     if store.dialect == "postgresql":
         # Make sure every row exists, so FOR UPDATE has something to lock for a first delivery too.
-        conn.execute(store._insert(t.alert_episodes).on_conflict_do_nothing(index_elements=["fingerprint"]),
+        conn.execute(store.insert(t.alert_episodes).on_conflict_do_nothing(index_elements=["fingerprint"]),
                      [{"fingerprint": fp, "episode": 0, "finding_id": None, "ends_at": None} for fp in fps])
         q = q.with_for_update()
     out: dict[str, _Episode] = {}
@@ -200,29 +202,25 @@ def _lock_episodes(store: StateStore, conn: Connection, fps: list[str]) -> dict[
 def _write(store: StateStore, conn: Connection, audit: AuditChain, out: _Pending,
            episodes: Mapping[str, _Episode], received_at: float) -> None:
     if out.rows:
-        conn.execute(store._insert(t.alerts).on_conflict_do_nothing(
+        conn.execute(store.insert(t.alerts).on_conflict_do_nothing(
             index_elements=["fingerprint", "status", "starts_at", "finding_id"]), out.rows)
     if out.opened:
-        conn.execute(t.findings.insert(), [{
-            "id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels, "score": f.score,
-            "status": str(f.status), "starts_at": f.starts_at.timestamp(), "last_seen": f.last_seen.timestamp(),
-            "resolved_at": None, "summary": f.summary, "details": f.details, "sightings": list(f.sightings),
-            "occurrences": 1, "resolution": None} for f in out.opened.values()])
+        conn.execute(t.findings.insert(), [finding_values(f) for f in out.opened.values()])
         for f in out.opened.values():
             audit.append("finding_opened", received_at, {
                 "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
                 "status": str(f.status), "episode": f.details.get("episode")})
     for f in out.seen_again:
-        store._upsert_finding(conn, audit, f)
+        upsert(conn, audit, f)
     changed = [{"fingerprint": fp, "episode": e.episode, "finding_id": e.finding_id, "ends_at": e.ends_at}
                for fp, e in episodes.items() if e.changed]
     if changed:
-        stmt = store._insert(t.alert_episodes)
+        stmt = store.insert(t.alert_episodes)
         conn.execute(stmt.on_conflict_do_update(index_elements=["fingerprint"], set_={
             "episode": stmt.excluded.episode, "finding_id": stmt.excluded.finding_id,
             "ends_at": stmt.excluded.ends_at}), changed)
     for fid in out.resolved:
-        store._resolve(conn, audit, fid, received_at, why="the alert resolved", resolution=RECOVERED)
+        resolve(conn, audit, fid, received_at, why="the alert resolved", resolution=RECOVERED)
     audit.flush()
 
 
@@ -242,5 +240,5 @@ def expire(store: StateStore, conn: Connection, now: float, max_age: float) -> l
         why = (f"the alert was not delivered again for {now - r.last_seen:.0f}s (alerts.max_age "
                f"{max_age:.0f}s) or its endsAt passed, and no resolve arrived")
         logger.warning("alert finding %s (%s) expired: %s", fid, r.summary, why)
-        store._resolve(conn, audit, fid, now, why=f"the alert expired ({why})", resolution=EXPIRED)
+        resolve(conn, audit, fid, now, why=f"the alert expired ({why})", resolution=EXPIRED)
     return list(due)

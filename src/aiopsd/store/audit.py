@@ -13,11 +13,13 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, text, update
 
 from aiopsd.store import tables as t
+from aiopsd.store.db import Database
 
 GENESIS = "0" * 64
 ANCHOR = "audit"  # the one row of audit_anchor
@@ -73,16 +75,6 @@ class AuditChain:
         if self._rows:
             self.conn.execute(t.audit_log.insert(), self._rows)
             self._rows = []
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    at: float
-    kind: str
-    event: dict[str, Any]
-    prev_hash: str
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -157,3 +149,14 @@ def verify(conn: Connection) -> VerifyResult:
             return VerifyResult(count, seq, "its content does not match its hash (changed after it was written)")
         prev, expected, count = digest, expected + 1, count + 1
     return VerifyResult(count, anchored_at=None if anchor is None else int(anchor.seq))
+
+
+class AuditStore(Database):
+    def audit(self, kind: str, now: datetime, event: Mapping[str, Any]) -> None:
+        """An audit entry for an event that has no row of its own (e.g. a config reload)."""
+        with self.write() as conn:
+            AuditChain(conn, self.dialect).append(kind, now.timestamp(), event)
+
+    def verify_audit(self) -> VerifyResult:
+        with self.read() as conn:
+            return verify(conn)

@@ -64,11 +64,11 @@ class Membership:
         """Heartbeat, then take or keep the leader lease if it is free, expired or ours."""
         with self.store.write() as conn:
             now = db_now(conn)
-            ins = self.store._insert(t.replicas).values(name=self.name, started_at=self.started_at,
+            ins = self.store.insert(t.replicas).values(name=self.name, started_at=self.started_at,
                                                         heartbeat_at=now, expires_at=now + self.ttl)
             conn.execute(ins.on_conflict_do_update(index_elements=["name"], set_={
                 "heartbeat_at": now, "expires_at": now + self.ttl}))
-            conn.execute(self.store._insert(t.leases).values(
+            conn.execute(self.store.insert(t.leases).values(
                 name=LEADER, holder=self.name, acquired_at=now, expires_at=now + self.ttl)
                 .on_conflict_do_nothing(index_elements=["name"]))
             q = select(t.leases).where(t.leases.c.name == LEADER)

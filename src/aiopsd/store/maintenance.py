@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -16,7 +16,8 @@ from sqlalchemy import delete, insert, select, update
 from aiopsd.errors import AiopsdError
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
-from aiopsd.store.state import StateStore, ts
+from aiopsd.store.rows import ts, utc
+from aiopsd.store.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ class StoredWindow:
 
 
 def _row(r: Any) -> StoredWindow:
-    return StoredWindow(id=r.id, name=r.name, labels=dict(r.labels), starts_at=datetime.fromtimestamp(r.starts_at, UTC),
-                        ends_at=datetime.fromtimestamp(r.ends_at, UTC), comment=r.comment, created_by=r.created_by,
-                        created_at=datetime.fromtimestamp(r.created_at, UTC))
+    return StoredWindow(id=r.id, name=r.name, labels=dict(r.labels), starts_at=utc(r.starts_at),
+                        ends_at=utc(r.ends_at), comment=r.comment, created_by=r.created_by,
+                        created_at=utc(r.created_at))
 
 
 def add_window(store: StateStore, *, name: str, labels: Mapping[str, str], starts_at: datetime,
@@ -50,7 +51,7 @@ def add_window(store: StateStore, *, name: str, labels: Mapping[str, str], start
         if old is not None:
             if old.ends_at > ts(now):
                 raise AiopsdError(f"maintenance window {name!r} is already active until "
-                                  f"{datetime.fromtimestamp(old.ends_at, UTC):%Y-%m-%d %H:%M:%S}Z; "
+                                  f"{utc(old.ends_at):%Y-%m-%d %H:%M:%S}Z; "
                                   f"stop it first or pick another name")
             conn.execute(delete(t.maintenance_windows).where(t.maintenance_windows.c.id == old.id))
         values = {"name": name, "labels": dict(labels), "starts_at": ts(starts_at), "ends_at": ts(ends_at),

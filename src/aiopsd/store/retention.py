@@ -11,9 +11,10 @@ What goes, in one transaction, for a cutoff ``now - keep``:
 
 A firing finding keeps its whole history (its decisions make it act at most once).
 ``keep`` is never shorter than what the guards look back on (cooldowns, rate windows,
-circuit breaker resets, on_resolved): :func:`horizon` computes that floor, so pruning
-can never make a rule act again or exceed a budget. Run directories on this replica's
-disk (``state_dir/runs/ID-ATTEMPT``) older than the cutoff are removed unless their run
+circuit breaker resets, on_resolved): the daemon raises it to
+:func:`aiopsd.engine.history.retention_floor`, so pruning can never make a rule act
+again or exceed a budget. Run directories on this replica's disk
+(``state_dir/runs/ID-ATTEMPT``) older than the cutoff are removed unless their run
 is still unfinished.
 """
 
@@ -21,19 +22,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import and_, delete, exists, not_, or_, select
 
-from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.models import FindingStatus, RunStatus
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
 from aiopsd.store.audit import prune as prune_audit
-from aiopsd.store.state import RESOLVED_WINDOW, StateStore
+from aiopsd.store.state import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +54,6 @@ class PruneResult:
     @property
     def total(self) -> int:
         return self.alerts + self.findings + self.decisions + self.runs + self.audit_entries
-
-
-def horizon(rules: Sequence[Rule], global_budget: RateBudget | None = None) -> float:
-    """The longest look-back of any guard: retention is never shorter than this."""
-    spans = [RESOLVED_WINDOW]
-    for r in rules:
-        g = r.guards
-        spans += [g.cooldown, g.circuit_breaker.reset_after]
-        if g.max_per_window is not None:
-            spans.append(g.max_per_window.window)
-    if global_budget is not None:
-        spans.append(global_budget.window)
-    return max(spans)
 
 
 def prune(store: StateStore, now: datetime, keep: float) -> PruneResult:

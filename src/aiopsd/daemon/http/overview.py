@@ -31,6 +31,7 @@ from aiopsd.daemon.http.views import (
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.durations import format_duration
 from aiopsd.engine.actions import ACTIONS
+from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import (
     ActionRun,
@@ -109,7 +110,7 @@ def sources(runtime: Runtime) -> list[SourceView]:
 
 def rules(runtime: Runtime, now: datetime) -> list[RuleView]:
     ruleset = list(runtime.rules_by_name().values())
-    state = runtime.store.engine_state(ruleset, now, sources_down={})
+    state = engine_state(runtime.store, ruleset, now, sources_down={})
     out: list[RuleView] = []
     for r in ruleset:
         g = r.guards
