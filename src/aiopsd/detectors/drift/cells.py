@@ -136,11 +136,14 @@ def tarone_k(p_min: FloatArray, alpha: float) -> int:
 
 
 def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alpha: float,
-              *, new_cell: bool = True, untested: frozenset[str] = frozenset()) -> CellOutcome:
+              *, new_cell: bool = True, untested: frozenset[str] = frozenset(),
+              singletons: int | None = None) -> CellOutcome:
     """Test every cell of a categorical column; p-value Tarone-adjusted at ``alpha``.
 
-    ``new_cell`` adds the cell of window categories unseen in the reference
-    (off for numeric point masses, where every window value has a cell). Cells in
+    ``new_cell`` adds the cell of window categories unseen in the reference;
+    ``singletons`` is the number of reference values seen exactly once, for its
+    Good-Turing mass when ``ref_counts`` does not hold every value (numeric
+    point masses: the atoms and one "rest" cell). Cells in
     ``untested`` count in the totals but are not tested (the "rest" of the numeric
     point masses: it collects the selection bias of every atom chosen on the reference).
     Each cell is two one-sided tests (its share rose / fell), each with its own
@@ -162,7 +165,7 @@ def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alph
         skip = [i for i, k in enumerate(keys) if k in untested]
         up_min[skip] = down_min[skip] = np.inf
     unseen = m - int(win.sum())
-    q = (int(np.sum(ref == 1)) + 1.0) / (n + 1.0)
+    q = ((int(np.sum(ref == 1)) if singletons is None else singletons) + 1.0) / (n + 1.0)
     p_min = np.concatenate([up_min, down_min, [q**m] if new_cell else []])
     k_tests = tarone_k(p_min[np.isfinite(p_min)], alpha)
     testable = p_min <= alpha / k_tests
@@ -174,7 +177,8 @@ def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alph
              for k, r, w, pv in zip(np.array(keys, dtype=object)[seen], ref[seen] / n, win[seen] / m, p,
                                     strict=True)]
     if new_cell and testable[-1]:
-        cells.append(CellShift(NEW, 0.0, unseen / m, float(special.bdtrc(unseen - 1, m, q)) if unseen else 1.0))
+        # Its reference share is the Good-Turing unseen mass: the share the window is expected to hold.
+        cells.append(CellShift(NEW, min(q, 1.0), unseen / m, float(special.bdtrc(unseen - 1, m, q)) if unseen else 1.0))
     if not cells:
         return CellOutcome(1.0, 0.0, 0, ())
     best = min(cells, key=lambda c: c.p_value)

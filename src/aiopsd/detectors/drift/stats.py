@@ -117,6 +117,14 @@ def tie_term(ref_sorted: FloatArray) -> float:
     return float(np.sum(tf**3 - tf))
 
 
+def singletons(ref_sorted: FloatArray) -> int:
+    """How many values of a sorted array occur exactly once (Good-Turing's ``N1``), in one pass."""
+    if ref_sorted.size == 0:
+        return 0
+    step = np.diff(ref_sorted) != 0
+    return int(np.sum(np.concatenate(([True], step)) & np.concatenate((step, [True]))))
+
+
 class ChiSquareOutcome(NamedTuple):
     statistic: float
     p_value: float
