@@ -11,7 +11,8 @@ measures the chosen weights exactly.)
 
 Score of a weight vector on a set of tables: the mean over (table, shift kind)
 of ``min(power, 0.95)``, so nothing is gained beyond the target and every
-table counts. False alarms need no tuning: any weights that sum to 1 keep the
+table counts; ties go to the higher mean power, then to the vector nearest
+the a-priori split. False alarms need no tuning: any weights that sum to 1 keep the
 family-wise rate at most ``alpha``; they are printed for the chosen vectors.
 
 Two protocols: ``TUNE`` tables -> the rest (what ships), and leave one table
@@ -110,6 +111,15 @@ def score(r: Mapping[tuple[str, str], float], tables: set[str]) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
+def uncapped(r: Mapping[tuple[str, str], float], tables: set[str]) -> float:
+    vals = [v for (t, sc), v in r.items() if t in tables and sc != "none"]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def distance(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    return sum(abs(a.get(k, 0.0) - v) for k, v in b.items())
+
+
 def simplex(names: list[str], step: float, floor: float) -> list[dict[str, float]]:
     k = round(1 / step)
     out = []
@@ -142,8 +152,14 @@ def main() -> None:
     cat_rates = [rates(ws, base_num, c) for c in cats]
 
     def choose(train: set[str]) -> tuple[dict[str, float], dict[str, float]]:
-        bn = max(range(len(nums)), key=lambda i: score(num_rates[i], train))
-        bc = max(range(len(cats)), key=lambda i: score(cat_rates[i], train))
+        # Ties (common: the capped score saturates) go to the higher uncapped power, then to the
+        # vector nearest the a-priori split.
+        bn = max(range(len(nums)), key=lambda i: (round(score(num_rates[i], train), 4),
+                                                  round(uncapped(num_rates[i], train), 4),
+                                                  -distance(nums[i], base_num)))
+        bc = max(range(len(cats)), key=lambda i: (round(score(cat_rates[i], train), 4),
+                                                  round(uncapped(cat_rates[i], train), 4),
+                                                  -distance(cats[i], base_cat)))
         return nums[bn], cats[bc]
 
     print(f"### Budget weights by cross-validation ({args.windows} windows per table and kind; "
