@@ -159,3 +159,26 @@ def test_heavily_tied_column_does_not_inflate_false_alarms(levels: int, seed: in
     prof = drift.profile_reference(draw(2000))
     flagged = sum(drift.test_window(prof, draw(100)).drift for _ in range(150))
     assert flagged <= 5  # 1.5 expected at alpha 0.01
+
+
+def test_values_off_the_reference_grid_fill_the_new_cell() -> None:
+    # A year column: every value a point mass. Shifted by a fraction of a year, no window value is one
+    # the reference held; the rank-sum alone sees little of a small shift, the "new values" cell sees it.
+    rng = np.random.default_rng(10)
+    prof = drift.profile_reference(pd.DataFrame({"year": rng.integers(1960, 2014, 2000).astype(float)}))
+    win = pd.DataFrame({"year": rng.integers(1960, 2014, 100) + 0.4})
+    col = drift.test_window(prof, win).columns["year"]
+    assert col.drift and col.test == "point-mass"
+    assert any(s.value == cells.NEW and s.window_share == 1.0 for s in col.shifts)
+
+
+def test_new_values_cell_does_not_alarm_on_large_windows_of_a_mixed_column() -> None:
+    # Half zeros, half continuous: the window's share of never-seen values matches the Good-Turing mass
+    # (~0.5), whose estimation error a 100,000-row window resolves; the effect floor on the excess holds.
+    rng = np.random.default_rng(11)
+
+    def draw(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"x": np.where(rng.random(n) < 0.5, 0.0, rng.normal(size=n))})
+
+    prof = drift.profile_reference(draw(10_000))
+    assert sum(drift.test_window(prof, draw(100_000)).drift for _ in range(5)) == 0
