@@ -5,7 +5,7 @@ bundled ``load_*``); generated tables are seeded and cover the shapes the real
 ones lack: skewed, zero-inflated, discrete, heavily tied, high-cardinality
 (hundreds of values), mixed with missing values, and plain Gaussian (the hard
 case for a 0.5 SD shift). ``TUNE`` names the tables the test weights were tuned
-on; every other table is held out and reported as such.
+on (``bench/drift_cv.py``); every other table is held out and reported as such.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 TUNE = ("fair", "randhie", "gen_zero_inflated", "gen_high_card", "gen_skewed")
-"""Tables the parameters were chosen on (``bench/drift.py --tune``); the rest are held out."""
+"""Tables the parameters were chosen on (``bench/drift_cv.py``); the rest are held out."""
 
 
 @dataclass

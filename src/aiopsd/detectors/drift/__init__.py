@@ -1,11 +1,14 @@
 """Data drift of tabular windows against a reference profiled once.
 
 ``profile_reference(df, ...)`` sorts numeric columns and counts categories once;
-``test_window(profile, window_df)`` runs per-column two-sample tests (KS and
-rank-sum for numeric, pooled chi-squared for categorical, Fisher for missing
-rate), PSI as effect size, Holm across all tests of the window, prediction
-drift (the prediction column is a column like the others) and performance drift
-when the window has labels. Pure functions: no I/O, no clock.
+``test_window(profile, window_df)`` runs per-column two-sample tests (rank-sum
+and KS for numeric columns, exact one-sided per-value tests of their point
+masses; exact one-sided per-category tests and a pooled chi-squared test for
+categorical ones; an exact one-sided missing-rate test for both), PSI as effect
+size, a weighted Bonferroni budget per column then per test
+(:mod:`aiopsd.detectors.drift.budget`), prediction drift (the prediction column
+is a column like the others) and performance drift when the window has labels.
+Pure functions: no I/O, no clock.
 """
 
 from aiopsd.detectors.drift.profile import (

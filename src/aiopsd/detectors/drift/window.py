@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats as sps
 
 from aiopsd.detectors.drift import budget, stats
-from aiopsd.detectors.drift.cells import CellShift, cell_test
+from aiopsd.detectors.drift.cells import NEW, CellShift, cell_test, missing_test
 from aiopsd.detectors.drift.profile import (
     ColumnProfile,
     PerformanceProfile,
@@ -179,10 +179,15 @@ def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float
              "rank-sum": _stat(rs.statistic, rs.p_value, abs(auc_shift))}
     shifts: tuple[ShareShift, ...] = ()
     if "point-mass" in budget:
-        at_atom = (ranks.right - ranks.left) >= atom_threshold(n)
+        held = ranks.right - ranks.left
+        at_atom = held >= atom_threshold(n)
         win = {atom_key(v): int(c) for v, c in zip(ranks.values[at_atom], ranks.counts[at_atom], strict=True)}
+        # Values the reference never held are the "new" cell (a shifted count or rounded column lands
+        # there), judged against the Good-Turing unseen mass; the rest of the seen values stay untested.
+        win[NEW] = int(ranks.counts[held == 0].sum())
         win["rest"] = m - sum(win.values())
-        pm = cell_test(col.atom_counts, win, budget["point-mass"], new_cell=False, untested=_REST)
+        pm = cell_test(col.atom_counts, win, budget["point-mass"], untested=_REST,
+                       singletons=stats.singletons(col.sorted_values))
         tests["point-mass"] = _stat(pm.statistic, pm.p_value, pm.statistic)
         shifts = _shifts(pm.cells)
     return tests, psi, shifts
@@ -252,7 +257,8 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     values), exact per-value tests of their shares; categorical -> exact
     per-category tests (a rare or unseen category's surge counts on its own,
     :mod:`aiopsd.detectors.drift.cells`) and a pooled chi-squared test (many
-    small moves); both -> Fisher's exact test on the missing rate. PSI is the
+    small moves); both -> exact one-sided tests of the missing rate (Tarone over
+    its rise and fall, :func:`aiopsd.detectors.drift.cells.missing_test`). PSI is the
     effect size columns are ranked by.
 
     Multiple testing: weighted Bonferroni (:mod:`aiopsd.detectors.drift.budget`),
@@ -287,8 +293,8 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
             tests, psi, ns, shifts = _categorical_tests(col, counts, spend)
             new_share = _finite(ns)
             win_missing = len(s) - sum(counts.values())
-        mt = stats.missing_rate_test(col.missing, col.total, win_missing, len(s))
-        tests["missing-rate"] = _stat(mt.statistic, mt.p_value, abs(mt.statistic))
+        diff, p_missing = missing_test(col.missing, col.total, win_missing, len(s), spend["missing-rate"])
+        tests["missing-rate"] = _stat(diff, p_missing, abs(diff))
         partial[name] = (col, tests, psi, new_share, win_missing / len(s) if len(s) else math.nan, shifts)
         raw.extend((name, t, ts, spend[t] / alpha) for t, ts in tests.items())
 
