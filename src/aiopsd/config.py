@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -28,17 +26,14 @@ from aiopsd.engine.maintenance import MaintenanceWindow
 from aiopsd.engine.rules import RateBudget
 from aiopsd.errors import ConfigError, clean_msg
 from aiopsd.model_store.base import StoreSpec
+from aiopsd.models import Frozen
 from aiopsd.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from aiopsd.detectors.anomaly.knobs import Knobs
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PrometheusConfig(Section):
+class PrometheusConfig(Frozen):
     url: str = "http://127.0.0.1:9090"
     timeout: PositiveDuration = 10.0
     # Samples this close to "now" may still be arriving; they are re-read next poll.
@@ -47,7 +42,7 @@ class PrometheusConfig(Section):
     stale_after: PositiveDuration = 300.0
 
 
-class WatchConfig(Section):
+class WatchConfig(Frozen):
     """One PromQL expression polled with query_range and scored per series."""
 
     name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_:.-]*$")
@@ -120,7 +115,7 @@ class WatchConfig(Section):
         return Knobs(self.direction, self.min_deviation, self.min_relative_deviation, self.warmup)
 
 
-class DriftWindow(Section):
+class DriftWindow(Frozen):
     """A window closes after ``rows`` rows or ``seconds`` of rows, whichever comes first."""
 
     rows: int | None = Field(default=500, ge=20)
@@ -133,7 +128,7 @@ class DriftWindow(Section):
         return self
 
 
-class PredictionLogConfig(Section):
+class PredictionLogConfig(Frozen):
     """One model's prediction log (JSONL or CSV files; a path or a glob), checked for drift."""
 
     model: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
@@ -160,14 +155,14 @@ class PredictionLogConfig(Section):
         return self
 
 
-class WebhookAuth(Section):
+class WebhookAuth(Frozen):
     bearer_token: str | None = None
     bearer_token_file: Path | None = None
     basic_username: str | None = None
     basic_password_file: Path | None = None
 
 
-class ApprovalsConfig(Section):
+class ApprovalsConfig(Frozen):
     """Who may approve runs held by ``require_approval`` over HTTP: its own credential.
 
     Unset (the default), ``POST /api/v1/actions/{id}/approve`` answers 403 and approvals go
@@ -178,12 +173,12 @@ class ApprovalsConfig(Section):
     auth: WebhookAuth = WebhookAuth()
 
 
-class WebhookConfig(Section):
+class WebhookConfig(Frozen):
     auth: WebhookAuth = WebhookAuth()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
 
-class ActionsConfig(Section):
+class ActionsConfig(Frozen):
     concurrency: int = Field(default=4, ge=1)
     dry_run: bool = False
     # Global rate budget: at most ``count`` actions of all rules within ``window``.
@@ -192,7 +187,7 @@ class ActionsConfig(Section):
     shutdown_grace: Duration = 30.0
 
 
-class AlertsConfig(Section):
+class AlertsConfig(Frozen):
     """Alertmanager alerts (webhook findings)."""
 
     # A firing alert finding not delivered again for this long resolves as "expired" (a lost or
@@ -201,7 +196,7 @@ class AlertsConfig(Section):
     max_age: PositiveDuration = 43200.0
 
 
-class AWXConfig(Section):
+class AWXConfig(Frozen):
     """AWX / Ansible Automation Platform controller for ``job_template`` actions (token auth)."""
 
     url: str | None = None
@@ -211,7 +206,7 @@ class AWXConfig(Section):
     poll_interval: PositiveDuration = 5.0
 
 
-class SilencesConfig(Section):
+class SilencesConfig(Frozen):
     """Read Alertmanager's silences (alertmanager_url, API v2): a silenced finding is not remediated."""
 
     enabled: bool = False
@@ -220,7 +215,7 @@ class SilencesConfig(Section):
     timeout: Duration = Field(default=5.0, gt=0)
 
 
-class HAConfig(Section):
+class HAConfig(Frozen):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 
     # A leader that stops renewing loses the lease after this long; a follower then takes over.

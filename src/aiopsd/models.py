@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """The one base of every model aiopsd defines: frozen, unknown fields refused.
+
+    A model of someone else's payload (Alertmanager's webhook and silences, a newer
+    daemon's status JSON) keeps this base and sets ``extra="ignore"`` in its own
+    ``model_config`` (pydantic merges it), so what differs is said where it differs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 class FindingKind(StrEnum):

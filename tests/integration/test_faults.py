@@ -53,7 +53,9 @@ def test_playbook_faults_timeout_retries_circuit_and_dry_run(tmp_path: Path) -> 
     (tmp_path / "rules" / "faults.yaml").write_text(yaml.safe_dump({"rules": [
         {"name": "hang", "match": {"kind": "alert", "labels": {"alertname": "Hang"}},
          "action": {"playbook": "hang.yml", "targets": "localhost", "extra_vars": {"tag": tag}},
-         "guards": {"timeout": "4s"}},
+         # Long enough for ansible-playbook to reach the task on a loaded machine (at 4s it
+         # sometimes timed out before the child existed, so the test proved nothing).
+         "guards": {"timeout": "20s"}},
         {"name": "flaky", "match": {"kind": "alert", "labels": {"alertname": "Flaky"}},
          "action": {"playbook": "fail.yml", "targets": "localhost",
                     "extra_vars": {"marker_dir": str(markers), "incident": "{{ labels.n }}"}},
@@ -74,7 +76,7 @@ def test_playbook_faults_timeout_retries_circuit_and_dry_run(tmp_path: Path) -> 
         wait_for(lambda: procs_with(f"aiopsd-test-{tag}-child"), 60, 0.2, "the hanging playbook's child to start")
         [hang] = wait_for(lambda: [r for r in runs_of(d, "hang") if r["status"] == "timed_out"], 90,
                           what="the hanging run to time out")
-        assert "timed out after 4s" in hang["error"]
+        assert "timed out after 20s" in hang["error"]
         assert procs_with(f"aiopsd-test-{tag}-child") == []
 
         # Failing playbook: 3 attempts (1 + 2 retries) with growing backoff, then failed; circuit opens.

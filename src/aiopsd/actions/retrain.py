@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 import aiopsd
 from aiopsd.actions.base import ActionContext, ActionResult
@@ -48,16 +48,14 @@ from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
 from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
-from aiopsd.models import ActionRun, RunStatus
+from aiopsd.models import ActionRun, Frozen, RunStatus
 
 Metric = Literal["accuracy", "f1", "mae", "mse", "r2"]
 LOWER_IS_BETTER = frozenset({"mae", "mse"})
 
 
-class RetrainParams(BaseModel):
+class RetrainParams(Frozen):
     """Parameters of one retrain run (JSON-able: they travel to the subprocess as a file)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model_dir: Path | None = None
     # Where the model lives; None: the directory model_dir.
@@ -92,10 +90,8 @@ class RetrainParams(BaseModel):
         return open_store(self.store or StoreSpec(kind="directory", path=self.model_dir))
 
 
-class RetrainResult(BaseModel):
+class RetrainResult(Frozen):
     """What happened; ``status`` is the action outcome, ``promoted`` whether ``current`` changed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     status: Literal["promoted", "rejected", "failed", "timed_out", "canceled"]
     promoted: bool = False

@@ -22,10 +22,11 @@ from croniter import croniter
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from aiopsd.durations import Duration, format_duration
-from aiopsd.engine.rules import LabelMatcher, Matchers, Strict
+from aiopsd.engine.rules import LabelMatcher, Matchers
+from aiopsd.models import Frozen
 
 
-class MaintenanceWindow(Strict):
+class MaintenanceWindow(Frozen):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.:-]+$")
     labels: Matchers = Field(default_factory=dict)
     start: AwareDatetime | None = None

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from aiopsd.engine.evaluate import evaluate
 from aiopsd.engine.history import fold
@@ -28,6 +28,7 @@ from aiopsd.models import (
     Finding,
     FindingKind,
     FindingStatus,
+    Frozen,
     History,
     Outcome,
     RunRecord,
@@ -39,11 +40,7 @@ from aiopsd.models import (
 from aiopsd.yamlfile import read_yaml
 
 
-class _Fixture(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FindingEvent(_Fixture):
+class FindingEvent(Frozen):
     """A finding seen (or resolved) at ``at``; repeated ids are the same incident seen again."""
 
     at: datetime
@@ -62,14 +59,14 @@ class FindingEvent(_Fixture):
         return self.id or stable_id("fixture", str(self.kind), self.source, sorted(self.labels.items()))
 
 
-class SourceDown(_Fixture):
+class SourceDown(Frozen):
     source: str
     from_: datetime = Field(alias="from")
     until: datetime | None = None
     reason: str = "down in the fixture"
 
 
-class RunResult(_Fixture):
+class RunResult(Frozen):
     """How the runs of ``rule`` decided in [from, until) end (the first entry that covers a run wins)."""
 
     rule: str
@@ -82,12 +79,12 @@ class RunResult(_Fixture):
             (self.until is None or at < _utc(self.until))
 
 
-class GlobalSettings(_Fixture):
+class GlobalSettings(Frozen):
     dry_run: bool = False
     max_per_window: RateBudget | None = None
 
 
-class FixtureFile(_Fixture):
+class FixtureFile(Frozen):
     findings: list[FindingEvent] = Field(default_factory=list)
     # Extra evaluation times (e.g. after a cooldown) besides each finding event's time.
     ticks: list[datetime] = Field(default_factory=list)

@@ -8,18 +8,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from aiopsd.durations import Duration, PositiveDuration
 from aiopsd.engine.actions import Action
-from aiopsd.models import FindingKind
+from aiopsd.models import FindingKind, Frozen
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class LabelMatcher(Strict):
+class LabelMatcher(Frozen):
     """``value`` equality, ``~regex`` full match, ``!value`` / ``!~regex`` negation."""
 
     negate: bool
@@ -58,7 +54,7 @@ def check_matchers(value: dict[str, str]) -> dict[str, str]:
 Matchers = Annotated[dict[str, str], AfterValidator(check_matchers)]
 
 
-class Match(Strict):
+class Match(Frozen):
     kind: FindingKind | None = None
     source: str | None = None
     labels: Matchers = Field(default_factory=dict)
@@ -68,24 +64,24 @@ class Match(Strict):
         return {k: LabelMatcher.parse(v) for k, v in self.labels.items()}
 
 
-class ForCount(Strict):
+class ForCount(Frozen):
     """Fire when the finding was seen ``count`` times within ``window``."""
 
     count: int = Field(ge=1)
     window: PositiveDuration
 
 
-class RateBudget(Strict):
+class RateBudget(Frozen):
     count: int = Field(ge=1)
     window: PositiveDuration
 
 
-class CircuitBreaker(Strict):
+class CircuitBreaker(Frozen):
     failures: int = Field(default=3, ge=1)
     reset_after: PositiveDuration = 3600.0
 
 
-class Guards(Strict):
+class Guards(Frozen):
     cooldown: Duration = 0.0
     max_per_window: RateBudget | None = None
     max_hosts: int | None = Field(default=None, ge=1)
@@ -100,7 +96,7 @@ class Guards(Strict):
     stale_after: PositiveDuration = 900.0
 
 
-class Rule(Strict):
+class Rule(Frozen):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
     description: str = ""
     enabled: bool = True
@@ -125,5 +121,5 @@ class Rule(Strict):
         return value
 
 
-class RuleFile(Strict):
+class RuleFile(Frozen):
     rules: list[Rule] = Field(default_factory=list)

@@ -21,11 +21,13 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from aiopsd.models import Frozen
 
 
-class SilenceMatcher(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+class SilenceMatcher(Frozen):
+    model_config = ConfigDict(extra="ignore")
 
     name: str
     value: str
@@ -59,10 +61,10 @@ class SilenceMatcher(BaseModel):
         return f'{self.name}{self.op}"{self.value}"'
 
 
-class Silence(BaseModel):
+class Silence(Frozen):
     """One silence as Alertmanager's ``GET /api/v2/silences`` returns it (unknown fields ignored)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
     id: str
     matchers: tuple[SilenceMatcher, ...]

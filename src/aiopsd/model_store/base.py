@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aiopsd.errors import AiopsdError
+from aiopsd.models import Frozen
 
 Status = Literal["promoted", "candidate", "rejected"]
 STATUSES: tuple[Status, ...] = ("promoted", "candidate", "rejected")
@@ -84,10 +85,8 @@ BACKENDS: dict[str, str] = {
 }
 
 
-class StoreSpec(BaseModel):
+class StoreSpec(Frozen):
     """Which store a prediction log's model lives in (``model_store:`` in the config)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: str = "directory"
     # directory: the versioned model directory (defaults to the prediction log's model_dir).

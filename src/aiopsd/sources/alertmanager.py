@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from aiopsd.models import Finding, FindingKind, SourceKind
+from aiopsd.models import Finding, FindingKind, Frozen, SourceKind
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -58,8 +58,8 @@ def _alertmanager_name(field: str) -> str:
     return camel[:-3] + "URL" if camel.endswith("Url") else camel
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=_alertmanager_name)
+class _Payload(Frozen):
+    model_config = ConfigDict(extra="ignore", alias_generator=_alertmanager_name)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from aiopsd.durations import Duration
+from aiopsd.models import Frozen
 
 Event = Literal["trigger", "resolve"]
 Severity = Literal["critical", "error", "warning", "info"]
@@ -62,10 +63,8 @@ class Attempt(Exception):
         self.retry = retry
 
 
-class ChannelConfig(BaseModel):
+class ChannelConfig(Frozen):
     """Settings every channel has. Subclasses add theirs and set ``kind`` and ``secret_fields``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: str
     # Per attempt (connect + send + answer).

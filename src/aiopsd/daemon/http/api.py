@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from aiopsd import __version__
 from aiopsd.daemon.http.auth import Credentials
@@ -28,19 +28,19 @@ from aiopsd.daemon.http.status_api import create_status_router
 from aiopsd.daemon.http.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.daemon.runtime import Runtime
 from aiopsd.errors import StoreUnavailableError
-from aiopsd.models import ActionRun, Decision, Finding
+from aiopsd.models import ActionRun, Decision, Finding, Frozen
 from aiopsd.sources.alertmanager import WebhookPayload, webhook_openapi_schema
 from aiopsd.store.state import AlertBatch
 
 logger = logging.getLogger(__name__)
 
 
-class WebhookAnswer(BaseModel):
+class WebhookAnswer(Frozen):
     accepted: int
     duplicates: int
 
 
-class AlertRecord(BaseModel):
+class AlertRecord(Frozen):
     id: int
     fingerprint: str
     status: str
@@ -51,7 +51,7 @@ class AlertRecord(BaseModel):
     finding_id: str | None
 
 
-class AuditRecord(BaseModel):
+class AuditRecord(Frozen):
     seq: int
     at: datetime
     kind: str
@@ -59,13 +59,13 @@ class AuditRecord(BaseModel):
     hash: str
 
 
-class ActionDetail(BaseModel):
+class ActionDetail(Frozen):
     run: ActionRun
     decision: Decision | None
     finding: Finding | None
 
 
-class FindingDetail(BaseModel):
+class FindingDetail(Frozen):
     finding: Finding
     decisions: list[Decision]
 

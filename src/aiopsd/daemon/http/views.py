@@ -11,18 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from aiopsd.models import Decision, Finding, RunStatus, SourceKind
+from aiopsd.models import Decision, Finding, Frozen, RunStatus, SourceKind
 
 Level = Literal["ok", "warn", "bad"]
 
 
-class View(BaseModel):
+class View(Frozen):
     """Frozen, and unlike the stage models it ignores unknown fields: ``aiopsd status`` parses
     the JSON of a daemon that may be newer than itself."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(extra="ignore")
 
 
 class Headline(View):

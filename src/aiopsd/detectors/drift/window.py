@@ -7,7 +7,6 @@ from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 from scipy import stats as sps
 
 from aiopsd.detectors.drift import budget, stats
@@ -25,6 +24,7 @@ from aiopsd.detectors.drift.profile import (
     performance_metrics,
 )
 from aiopsd.detectors.drift.stats import FloatArray
+from aiopsd.models import Frozen
 
 DEFAULT_ALPHA = 0.01
 """Family-wise error rate per window: the chance that a no-drift window raises drift.
@@ -49,11 +49,7 @@ differences too small to matter (e.g. a 0.01-std mean shift)."""
 Test = Literal["ks", "rank-sum", "chi2", "cells", "point-mass", "missing-rate", "none"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TestStat(_Frozen):
+class TestStat(Frozen):
     """One raw test: statistic, unadjusted p-value and the effect size it is judged on."""
 
     __test__ = False  # not a pytest class
@@ -63,7 +59,7 @@ class TestStat(_Frozen):
     effect: float | None
 
 
-class ShareShift(_Frozen):
+class ShareShift(Frozen):
     """A category (or numeric point mass) whose share moved: the drift explanation."""
 
     value: str
@@ -71,7 +67,7 @@ class ShareShift(_Frozen):
     window_share: float
 
 
-class ColumnDrift(_Frozen):
+class ColumnDrift(Frozen):
     """The verdict for one column. ``p_value`` is adjusted for the whole window (weighted Bonferroni).
 
     ``effect`` is the size the columns are ranked by (PSI); ``shifts`` lists the
@@ -93,7 +89,7 @@ class ColumnDrift(_Frozen):
     shifts: tuple[ShareShift, ...] = ()
 
 
-class PerformanceDrift(_Frozen):
+class PerformanceDrift(Frozen):
     """Model quality in the window vs the reference (only when the window has labels)."""
 
     task: Literal["regression", "classification"]
@@ -106,7 +102,7 @@ class PerformanceDrift(_Frozen):
     window: dict[str, float]
 
 
-class DriftResult(_Frozen):
+class DriftResult(Frozen):
     """Outcome of one window. ``score >= 1`` exactly when ``drift`` (the anomaly-score convention)."""
 
     drift: bool
