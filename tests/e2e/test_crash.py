@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from bench.webhook import crash
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def test_kill_9_mid_burst_loses_no_acknowledged_alert_and_runs_no_action_twice(tmp_path: Path) -> None:

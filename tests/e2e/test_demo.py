@@ -7,11 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support import tool_env
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def test_demo_shows_alert_anomaly_drift_and_successful_remediations(tmp_path: Path) -> None:

@@ -50,8 +50,6 @@ from tests.support import (
 )
 from tests.support import alert as make_alert
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
 ARTIFACTS = REPO / "test-artifacts"
 DESKTOP = (1366, 768)
 PHONE = (390, 844)

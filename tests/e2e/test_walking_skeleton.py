@@ -12,15 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from aiopsd.demo import stack
 from aiopsd.demo.run import ALERT_RULES
 from aiopsd.demo.workload import Workload, serve
 from tests.support import running_daemon, wait_for, write_config
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def test_alert_and_anomaly_each_run_their_playbook_exactly_once(tmp_path: Path) -> None:

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from aiopsd.demo import stack
 from tests.support import DaemonProcess, running_daemon, wait_for, write_config
-
-pytestmark = [pytest.mark.integration]
 
 
 def _iso(epoch: float) -> str:

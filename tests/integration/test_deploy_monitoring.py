@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from fastapi.testclient import TestClient
 
@@ -23,8 +22,6 @@ from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import Credentials
 from aiopsd.demo import stack
 from tests.support import REPO, make_runtime
-
-pytestmark = [pytest.mark.integration]
 
 RULES = REPO / "deploy" / "prometheus" / "aiopsd-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "aiopsd-rules.test.yml"

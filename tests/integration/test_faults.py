@@ -22,7 +22,6 @@ import yaml
 from aiopsd.demo import stack
 from tests.support import REPO, DaemonProcess, alert, payload, running_daemon, tool_env, wait_for, write_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PLAYBOOKS = REPO / "tests" / "playbooks"
 
 

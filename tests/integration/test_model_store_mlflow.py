@@ -28,7 +28,7 @@ from aiopsd.model_store import lineage as lin
 from tests.support import tool_env
 
 # A real mlflow server (started once per session, slow on a loaded machine) and serving subprocesses.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 _names = itertools.count(1)
 
 

@@ -17,8 +17,6 @@ from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
 from tests.support import run_poll
 
-pytestmark = pytest.mark.integration
-
 
 def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tmp_path: Path) -> None:
     now = time.time()

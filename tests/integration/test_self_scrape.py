@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from aiopsd.demo import stack
 from tests.support import running_daemon, wait_for, write_config
-
-pytestmark = pytest.mark.integration
 
 
 def _query(prom_url: str, expr: str) -> list[dict[str, Any]]:

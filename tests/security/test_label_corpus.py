@@ -33,8 +33,6 @@ import yaml
 from tests.security.corpus import CORPUS, Payload
 from tests.support import REPO, alert, payload, running_daemon, tool_env, wait_for, write_config
 
-pytestmark = pytest.mark.integration
-
 LOCAL = ("localhost", "127.0.0.1", "::1")
 # The alertname classes that also go through the shipped playbook (first value of each; the
 # rest of the corpus reaches Ansible through the one echo run): the repro, a file name

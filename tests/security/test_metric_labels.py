@@ -14,8 +14,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from aiopsd.actions.playbook import run_playbook
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
@@ -27,7 +25,6 @@ from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
 from tests.support import run_poll
 
-pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 

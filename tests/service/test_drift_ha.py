@@ -9,12 +9,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
 from aiopsd.demo.postgres import Postgres
 from tests.support import DaemonProcess, start_daemon, wait_for, write_config
-
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 BAD_ROWS = re.compile(r'^aiopsd_prediction_log_bad_rows_total\{model="m"\} (\S+)$', re.M)
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from aiopsd.demo.postgres import Postgres
@@ -26,8 +25,6 @@ from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 from tests.service.helpers import HA_RULE, playbook_dir, post_alert, processes_with
 from tests.support import DaemonProcess, start_daemon, wait_for, write_config
-
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 TTL = 3.0
 

@@ -17,8 +17,6 @@ from aiopsd.store import StateStore, migrate
 from aiopsd.store import tables as t
 from tests.support import tool_env
 
-pytestmark = [pytest.mark.integration]
-
 SKELETON_TABLES = ("alerts", "findings", "decisions", "action_runs", "cursors", "sources")
 
 

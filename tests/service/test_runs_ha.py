@@ -27,7 +27,7 @@ from aiopsd.store import StateStore
 from aiopsd.store.ha import Membership
 from tests.service.helpers import HA_RULE, playbook_dir, post_alert, processes_with
 from tests.support import DaemonProcess, alert, payload, start_daemon, wait_for, write_config
-from tests.unit.test_runs import (
+from tests.unit.store.test_runs import (
     check_finish_never_overwrites_a_run_that_moved_on,
     check_free_target_found_behind_a_busy_queue,
     queue,

@@ -8,14 +8,11 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from aiopsd.store import StateStore
 from tests.service.helpers import playbook_dir, post_alert, processes_with, rules_dir
 from tests.support import running_daemon, start_daemon, wait_for, write_config
-
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def metric(url: str, name: str) -> float:

@@ -17,8 +17,6 @@ import pytest
 
 from tests.support import REPO, start_daemon, write_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
 UNIT = REPO / "deploy" / "systemd" / "aiopsd.service"
 
 

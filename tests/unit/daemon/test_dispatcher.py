@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiopsd.daemon.dispatcher import Dispatcher
+from aiopsd.daemon.runtime import Runtime
 from aiopsd.engine.rules import RateBudget, Rule
 from aiopsd.models import Outcome
 from aiopsd.sources.alertmanager import WebhookAlert
-from tests.support import make_runtime
 
 
-def test_a_failing_rule_is_a_skip_and_the_tick_still_decides_and_starts_the_others(tmp_path: Path) -> None:
-    rt = make_runtime(tmp_path)
+def test_a_failing_rule_is_a_skip_and_the_tick_still_decides_and_starts_the_others(runtime: Runtime) -> None:
+    rt = runtime
     good = Rule.model_validate({"name": "good", "match": {"kind": "alert"},
                                 "action": {"notify": {"message": "{{ labels.host }}"}}})
     broken = Rule.model_validate({"name": "broken", "match": {"kind": "alert"},

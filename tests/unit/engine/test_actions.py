@@ -19,7 +19,7 @@ from aiopsd.engine.actions import ACTIONS, LogAction
 from aiopsd.errors import ActionError, ConfigError
 from aiopsd.models import ActionRun, Finding, FindingKind, FindingStatus, Outcome, RunStatus, SkipReason
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
 

@@ -14,7 +14,7 @@ from aiopsd.backtest.data import read_series
 from aiopsd.backtest.runner import run_series
 from aiopsd.cli import create_app
 
-SLICE = Path(__file__).resolve().parents[1] / "data" / "nab-slice"
+SLICE = Path(__file__).resolve().parents[2] / "data" / "nab-slice"
 EC2 = "realKnownCause/ec2_request_latency_system_failure.csv"
 
 

@@ -20,7 +20,7 @@ from aiopsd.sources.alertmanager import IncomingAlert
 from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 runner = CliRunner()
 
 

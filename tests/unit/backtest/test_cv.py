@@ -10,7 +10,7 @@ from aiopsd.backtest.corpus import ANOMALIES, FAMILIES, generate
 from aiopsd.backtest.cv import Item, Run, load_nab, select
 from aiopsd.backtest.nab import label_file
 
-SLICE = Path(__file__).resolve().parents[1] / "data" / "nab-slice"
+SLICE = Path(__file__).resolve().parents[2] / "data" / "nab-slice"
 
 
 def test_corpus_is_deterministic_labelled_and_has_the_traits() -> None:

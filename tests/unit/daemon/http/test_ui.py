@@ -59,8 +59,8 @@ def add_finding(rt: Runtime, **kw: Any) -> Finding:
     return f
 
 
-def test_page_escapes_what_came_from_outside(tmp_path: Path) -> None:
-    rt = make_runtime(tmp_path)
+def test_page_escapes_what_came_from_outside(runtime: Runtime) -> None:
+    rt = runtime
     add_finding(rt, summary="<script>alert(1)</script>", labels={"alertname": "<img src=x onerror=1>"})
     html = TestClient(create_app(rt, Credentials(None, None, None))).get("/").text
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -88,8 +88,8 @@ def test_report_route_serves_only_files_under_the_state_dir(tmp_path: Path) -> N
     assert "/findings/ok/report.html" in page and "/findings/bad/report.html" not in page
 
 
-def test_verdict_names_a_down_source_and_a_waiting_approval(tmp_path: Path) -> None:
-    rt = make_runtime(tmp_path)
+def test_verdict_names_a_down_source_and_a_waiting_approval(runtime: Runtime) -> None:
+    rt = runtime
     client = TestClient(create_app(rt, Credentials(None, None, None)))
     assert client.get("/api/v1/overview").json()["state"] == "ok"
     rt.store.set_source("api", "prometheus", up=False, now=datetime.now(UTC), error="connection refused")
@@ -101,8 +101,8 @@ def test_verdict_names_a_down_source_and_a_waiting_approval(tmp_path: Path) -> N
     assert "Problem" in page and "source api is down" in page
 
 
-def test_model_versions_show_their_metrics_and_the_current_one(tmp_path: Path) -> None:
-    rt = make_runtime(tmp_path)
+def test_model_versions_show_their_metrics_and_the_current_one(runtime: Runtime) -> None:
+    rt = runtime
     reg = rt.settings.state_dir / "models" / "churn"
     for n, f1 in ((1, 0.7), (2, 0.75), (10, 0.74)):
         (reg / "versions" / str(n)).mkdir(parents=True)
@@ -131,8 +131,8 @@ def test_rules_show_cooldown_and_time_left(tmp_path: Path) -> None:
     assert timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
 
 
-def test_prediction_log_sources_show_their_offsets(tmp_path: Path) -> None:
-    rt = make_runtime(tmp_path)
+def test_prediction_log_sources_show_their_offsets(runtime: Runtime) -> None:
+    rt = runtime
     rt.store.set_source("churn", "predictions", up=True, now=datetime.now(UTC), lag=3.0)
     rt.store.put_cursor("predictions:churn:/var/log/churn/a.jsonl", {"inode": 42, "offset": 1234})
     client = TestClient(create_app(rt, Credentials(None, None, None)))
@@ -153,11 +153,11 @@ def test_time_axis_always_has_readable_ticks() -> None:
                 assert least <= len(ticks) <= size.xticks + 2, (span, offset, size, ticks)
 
 
-def test_an_unsafe_target_skip_is_shown_with_its_reason(tmp_path: Path) -> None:
+def test_an_unsafe_target_skip_is_shown_with_its_reason(runtime: Runtime) -> None:
     from aiopsd.engine import Rule, evaluate
     from aiopsd.engine.evaluate import EngineState
 
-    rt = make_runtime(tmp_path)
+    rt = runtime
     rule = Rule.model_validate({"name": "diag", "match": {"kind": "alert"},
                                 "action": {"playbook": "collect_diagnostics.yml", "targets": "{{ labels.host }}"}})
     f = add_finding(rt, labels={"alertname": "Disk", "host": "web[01:50].prod"})
@@ -167,7 +167,7 @@ def test_an_unsafe_target_skip_is_shown_with_its_reason(tmp_path: Path) -> None:
     assert "unsafe target" in page and "web[01:50].prod" in page
 
 
-def test_drift_finding_explains_which_values_gained_share(tmp_path: Path) -> None:
+def test_drift_finding_explains_which_values_gained_share(runtime: Runtime) -> None:
     import numpy as np
     import pandas as pd
 
@@ -180,7 +180,7 @@ def test_drift_finding_explains_which_values_gained_share(tmp_path: Path) -> Non
     win = pd.DataFrame({"country": rng.choice(["de", "fr", hostile], 100, p=[0.5, 0.25, 0.25])})
     result = test_window(profile_reference(ref), win)
     assert result.drift
-    rt = make_runtime(tmp_path)
+    rt = runtime
     add_finding(rt, id="d1", kind=FindingKind.DRIFT, source="predictions:churn",
                 details={"explanation": explanation(result)})
     html = TestClient(create_app(rt, Credentials(None, None, None))).get("/findings/d1").text

@@ -8,7 +8,7 @@ from aiopsd.engine import load_rules
 from aiopsd.engine.actions import PlaybookAction, RetrainAction
 from aiopsd.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write(tmp: Path, name: str, body: str) -> Path:
