@@ -118,9 +118,9 @@ CANDIDATES: dict[str, tuple[str, Callable[[], _RawCandidate], tuple[float, ...]]
 # two corpora (930,000 points) would take an hour and a half of CPU a setting.
 SLOW_CANDIDATES = ("stumpy_discord",)
 SKIPPED = {
-    "ruptures": "offline change-point search (fit on the whole series): no causal per-point update",
+    "ruptures": "an offline change-point search over the whole series, with no causal per-point update",
     "statsforecast_mstl": "a batch model; refit every N points it is the `stl` row with another decomposition",
-    "pysad": "RRCF / xStream / LODA: not tried in the time this session had (the wheel is on the mirror)",
+    "pysad": "RRCF, xStream and LODA were not tried in the time this session had; the wheel is on the mirror",
 }
 
 
