@@ -128,12 +128,15 @@ class ContextDetector(DetectorBase):
         return sum(tail) / self.span
 
     def _update(self, timestamp: float, value: float) -> Score:
-        raw = self._learn(value)
-        anomaly = raw / self.threshold
+        return Score(self._score(value))
+
+    def _score(self, value: float) -> float:
+        """``anomaly_score`` of a finite value (what ``default`` calls for its context view)."""
+        anomaly = self._learn(value) / self.threshold
         self.since_high_ += 1
         calm = self.since_high_ > self.rest
         if anomaly >= 1.0:
             self.since_high_ = 0
         if self.first_ is not None or not calm:
             anomaly = min(anomaly, BELOW_ONE)
-        return Score(anomaly)
+        return anomaly

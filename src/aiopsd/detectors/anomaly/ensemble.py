@@ -78,8 +78,9 @@ class EnsembleDetector(DetectorBase):
         self.run_ = 0  # points of the current report so far (confirming points)
 
     def _update(self, timestamp: float, value: float) -> Score:
-        forecast = self.forecast_.update(timestamp, value)
-        context = self.context_.update(timestamp, value).anomaly_score
+        # The views' _update directly: update() has already done the fitted check and NaN in -> NaN out.
+        forecast = self.forecast_._update(timestamp, value)
+        context = self.context_._score(value)
         anomaly = max(forecast.anomaly_score, context)
         self.since_report_ += 1
         if anomaly >= 1.0:
