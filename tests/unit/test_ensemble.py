@@ -26,15 +26,15 @@ def test_one_report_per_anomaly_whichever_view_fires() -> None:
     t, v = _series(3000)
     v[2000:2030] += 25.0  # both views see it: far from the forecast, at a level never seen
     s = make_detector("default").fit(t[:0], v[:0]).score(t, v)
-    assert _alerts(s) == [2000]
+    assert _alerts(s) == [2000, 2001]  # the first point and one confirming point (confirm 2)
     assert s.yhat_lower[1000] < s.yhat[1000] < s.yhat_upper[1000]  # the band is the forecast view's
 
 
-def test_confirm_lets_the_next_points_of_a_report_through() -> None:
+def test_confirm_sets_how_many_points_of_a_report_get_through() -> None:
     t, v = _series(3000)
     v[2000:2030] += 25.0
-    s = make_detector("default", confirm=2).fit(t[:0], v[:0]).score(t, v)
-    assert _alerts(s) == [2000, 2001]
+    assert _alerts(make_detector("default", confirm=1).fit(t[:0], v[:0]).score(t, v)) == [2000]
+    assert _alerts(make_detector("default", confirm=3).fit(t[:0], v[:0]).score(t, v)) == [2000, 2001, 2002]
 
 
 def test_rest_zero_reports_both_views() -> None:

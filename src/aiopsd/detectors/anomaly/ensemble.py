@@ -45,7 +45,7 @@ class EnsembleDetector(DetectorBase):
     def __init__(self, *, history: int = 1024, refit_every: int = 512, min_z: float = 4.0, margin: float = 1.5,
                  cooldown: int = 100, period: int = 0, min_history: int = 48, level_alpha: float = 0.005,
                  flat_after: int = 12, levels: int = 8, order: int = 0, table_bits: int = 10, forget: int = 2000,
-                 threshold: float = 0.5, warmup: int = 300, rest: int = 100, confirm: int = 1) -> None:
+                 threshold: float = 0.5, warmup: int = 300, rest: int = 100, confirm: int = 2) -> None:
         self.history = history
         self.refit_every = refit_every
         self.min_z = min_z
