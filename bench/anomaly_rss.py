@@ -16,10 +16,27 @@ import gc
 import json
 import math
 import random
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiopsd.detectors.anomaly import make_detector
+from aiopsd.detectors.anomaly.context import ContextDetector
+
+if __package__ in (None, ""):  # run as ``python bench/anomaly_rss.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.anomaly_libs import CANDIDATES
+
+
+def factory(name: str) -> Callable[[], Any]:
+    """A registered detector, the context view alone, or a library candidate of bench/anomaly_libs.py."""
+    if name == "context":
+        return ContextDetector
+    if name in CANDIDATES:
+        return CANDIDATES[name][1]
+    return lambda: make_detector(name)
 
 
 def rss_bytes() -> int:
@@ -37,14 +54,15 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    make_detector(args.detector).fit(np.empty(0), np.empty(0)).update(0.0, 1.0)  # imports, caches
+    build = factory(args.detector)
+    build().fit(np.empty(0), np.empty(0)).update(0.0, 1.0)  # imports, caches
     gc.collect()
     before = rss_bytes()
     rng = random.Random(0)
     held = []
     t0 = time.process_time()
     for k in range(args.series):
-        det = make_detector(args.detector).fit(np.empty(0), np.empty(0))
+        det = build().fit(np.empty(0), np.empty(0))
         phase, noise, level = rng.random() * 6.3, 0.05 + rng.random(), 10 + 100 * rng.random()
         for i in range(args.points):
             det.update(i * 300.0, level + 5 * math.sin(i / 45.8 + phase) + rng.gauss(0, noise))

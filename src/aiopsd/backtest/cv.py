@@ -21,8 +21,9 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import aiopsd.detectors.anomaly as anomaly_package
 from aiopsd.backtest.corpus import generate
 from aiopsd.backtest.data import discover, read_series, read_windows, windows_for
 from aiopsd.backtest.nab import PROFILES, LabelledFile, NabResult, label_file, score_corpus
-from aiopsd.detectors.anomaly import make_detector
+from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 
 SOURCES = Path(anomaly_package.__file__).resolve().parent
 
@@ -65,12 +66,15 @@ def load_generated(seed: int, per_family: int) -> list[Item]:
             for g in generate(seed, per_family)]
 
 
-def _code_hash(detector: str) -> str:
-    """The sources a detector's scores depend on: its module and the shared ones."""
-    module = Path(inspect.getfile(type(make_detector(detector))))
-    h = hashlib.sha256()
-    for name in sorted({module.name, "base.py", "calibrate.py", "_window.py", "adaptive.py"}):
-        h.update((SOURCES / name).read_bytes())
+Factory = Callable[..., AnomalyDetector]
+
+
+def _code_hash(detector: str, factory: Factory | None = None) -> str:
+    """The sources a detector's scores depend on: its module, the shared ones, and every module of the package."""
+    module = Path(inspect.getfile(type((factory or partial(make_detector, detector))())))
+    h = hashlib.sha256(module.read_bytes())
+    for path in sorted(SOURCES.glob("*.py")):
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -85,8 +89,11 @@ class Run:
     seconds: float
 
 
-def run(detector: str, params: dict[str, Any], items: Sequence[Item], cache: Path | None = None) -> Run:
-    key = hashlib.sha256(json.dumps([detector, params, _code_hash(detector), [i.name for i in items],
+def run(detector: str, params: dict[str, Any], items: Sequence[Item], cache: Path | None = None,
+        factory: Factory | None = None) -> Run:
+    """Stream every item through a fresh detector (``factory(**params)``, by default the registry's ``detector``)."""
+    build = factory or partial(make_detector, detector)
+    key = hashlib.sha256(json.dumps([detector, params, _code_hash(detector, factory), [i.name for i in items],
                                      float(sum(np.nansum(i.values) for i in items))],
                                     sort_keys=True).encode()).hexdigest()[:20]
     path = cache / f"{detector}-{key}.npz" if cache is not None else None
@@ -98,7 +105,7 @@ def run(detector: str, params: dict[str, Any], items: Sequence[Item], cache: Pat
     scores: dict[str, np.ndarray] = {}
     points, seconds = 0, 0.0
     for item in items:
-        det = make_detector(detector, **params).fit(np.empty(0), np.empty(0))
+        det = build(**params).fit(np.empty(0), np.empty(0))
         update = det.update
         ts, vs = item.timestamps.tolist(), item.values.tolist()
         t0 = time.process_time()

@@ -15,6 +15,8 @@ from aiopsd.detectors.anomaly.base import (
     Scores,
     stream_scores,
 )
+from aiopsd.detectors.anomaly.context import ContextDetector
+from aiopsd.detectors.anomaly.ensemble import EnsembleDetector
 from aiopsd.detectors.anomaly.iforest import IsolationForestDetector
 from aiopsd.detectors.anomaly.mad import MADDetector
 from aiopsd.detectors.anomaly.seasonal import (
@@ -33,8 +35,11 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "holt_winters": holt_winters_detector,
     "iforest": IsolationForestDetector,
     # decompose plus level tracking between refits (level_alpha 0.005) and the flat-line view
-    # (flat_after 12): the out-of-fold winner of bench/anomaly.py (docs/anomaly.md).
-    "default": partial(default_detector, flat_after=12),
+    # (flat_after 12): the default before the context view; the forecast view of `default`.
+    "forecast": partial(default_detector, flat_after=12),
+    # the forecast view and the context view, one report per anomaly: the out-of-fold winner of
+    # bench/anomaly.py (docs/anomaly.md).
+    "default": EnsembleDetector,
 }
 
 
@@ -67,6 +72,8 @@ def validate_detector_params(name: str, params: dict[str, Any]) -> None:
 __all__ = [
     "DETECTORS",
     "AnomalyDetector",
+    "ContextDetector",
+    "EnsembleDetector",
     "InvalidParameterError",
     "MADDetector",
     "Score",

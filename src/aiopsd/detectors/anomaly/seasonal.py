@@ -141,7 +141,8 @@ class SeasonalDetector(DetectorBase):
         self.buffer_ = Ring(self.history)
         for v in vals[np.isfinite(vals)][-self.history:].tolist():
             self.buffer_.push(v)
-        self.forecast_ = array("d")
+        self.forecast_ = array("f")  # forecast minus base_: float32 offsets keep 2 KB a series
+        self.base_ = 0.0
         self.scale_ = math.nan
         self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown,
                                       confirm=self.confirm)
@@ -163,7 +164,8 @@ class SeasonalDetector(DetectorBase):
         if not np.isfinite(forecast).all():
             level = float(np.median(y))
             forecast, resid = np.full(self.refit_every, level), y - level
-        self.forecast_ = array("d", forecast.tolist())
+        self.base_ = float(np.median(forecast))
+        self.forecast_ = array("f", (forecast - self.base_).tolist())
         self.scale_ = _robust_scale(resid, float(np.median(y)))
         self.step_ = 0
         self.since_refit_ = 0
@@ -179,7 +181,7 @@ class SeasonalDetector(DetectorBase):
     def _update(self, timestamp: float, value: float) -> Score:
         score = Score(0.0)
         if self.step_ < len(self.forecast_):
-            yhat = self.forecast_[self.step_] + self.offset_
+            yhat = self.base_ + self.forecast_[self.step_] + self.offset_
             bar = self.calibrator_.bar()
             width = bar * self.scale_
             raw = abs(value - yhat) / self.scale_
