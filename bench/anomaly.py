@@ -69,30 +69,55 @@ QUICK = ("default", "forecast", "context", "mad")
 SLOW = ("iforest", "stl", "holt_winters")
 # Published anchors: the issue's scores on 34 held-out NAB series (not nab-dev), own threshold or
 # NAB-optimised as stated there. They are context, not a like-for-like comparison.
-ANCHORS = [("ARTime (NAB-optimised threshold)", 77.9), ("CAD OSE", 76.4), ("Numenta HTM", 72.8),
-           ("windowed Gaussian", 45.9), ("aiopsd default before issue 14, own threshold", 40.2)]
+ANCHORS = [
+    ("ARTime (NAB-optimised threshold)", 77.9),
+    ("CAD OSE", 76.4),
+    ("Numenta HTM", 72.8),
+    ("windowed Gaussian", 45.9),
+    ("aiopsd default before issue 14, own threshold", 40.2),
+]
 
 
 def _rss(detector: str, series: int) -> dict[str, Any]:
     """RSS per series from a separate process (bench/anomaly_rss.py)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("anomaly_rss.py")), "--detector", detector,
-                          "--series", str(series)], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("anomaly_rss.py")),
+            "--detector",
+            detector,
+            "--series",
+            str(series),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _cells(sel: Selection, items: list[Item], corpus: str) -> list[str]:
     part = [i for i in items if i.corpus == corpus]
-    return [f"{nab_score(sel.chosen, part, p).score:.1f}" for p in range(len(PROFILES))] + \
-           [f"{nab_score(sel.out_of_fold, part, p).score:.1f}" for p in range(len(PROFILES))]
+    return [f"{nab_score(sel.chosen, part, p).score:.1f}" for p in range(len(PROFILES))] + [
+        f"{nab_score(sel.out_of_fold, part, p).score:.1f}" for p in range(len(PROFILES))
+    ]
 
 
 def _library_runs(name: str, items: list[Item]) -> list[Run]:
     """One raw pass of a library candidate (cached), then one run per threshold of its grid (bench/anomaly_libs.py)."""
     raw = run(name, {}, items, CACHE, anomaly_libs.CANDIDATES[name][1])
-    return [Run(name, {"threshold": th}, {k: anomaly_libs.suppress(np.nan_to_num(v, nan=0.0), th)
-                                          for k, v in raw.scores.items()}, raw.points, raw.seconds)
-            for th in anomaly_libs.CANDIDATES[name][2]]
+    return [
+        Run(
+            name,
+            {"threshold": th},
+            {k: anomaly_libs.suppress(np.nan_to_num(v, nan=0.0), th) for k, v in raw.scores.items()},
+            raw.points,
+            raw.seconds,
+        )
+        for th in anomaly_libs.CANDIDATES[name][2]
+    ]
 
 
 def main() -> None:
@@ -104,29 +129,39 @@ def main() -> None:
     parser.add_argument("--no-rss", action="store_true", help="skip the RSS measurement")
     args = parser.parse_args()
     default_names = list(QUICK) if args.quick else [n for n in GRIDS if n not in SLOW]
-    names = args.detector or default_names + [n for n in anomaly_libs.CANDIDATES
-                                              if n not in anomaly_libs.SLOW_CANDIDATES]
+    names = args.detector or default_names + [
+        n for n in anomaly_libs.CANDIDATES if n not in anomaly_libs.SLOW_CANDIDATES
+    ]
     items = load_nab(args.data) + load_generated(seed=0, per_family=10 if args.quick else 40)
     series = args.series or (1_000 if args.quick else 10_000)
     nab = [i for i in items if i.corpus == "nab"]
     gen = [i for i in items if i.corpus == "gen"]
-    print(f"nab-dev: {len(nab)} series, {sum(i.labels.n_windows for i in nab)} windows; generated: {len(gen)} "
-          f"series, {sum(i.labels.n_windows for i in gen)} windows; own threshold (anomaly_score >= 1)\n")
-    head = ("| detector | nab-dev in fold std / lowFP / lowFN | nab-dev OUT OF FOLD std / lowFP / lowFN "
-            "| generated in fold std / lowFP / lowFN | generated OUT OF FOLD std / lowFP / lowFN "
-            "| noAnomaly FP | points/s/core | RSS bytes/series |")
+    print(
+        f"nab-dev: {len(nab)} series, {sum(i.labels.n_windows for i in nab)} windows; generated: {len(gen)} "
+        f"series, {sum(i.labels.n_windows for i in gen)} windows; own threshold (anomaly_score >= 1)\n"
+    )
+    head = (
+        "| detector | nab-dev in fold std / lowFP / lowFN | nab-dev OUT OF FOLD std / lowFP / lowFN "
+        "| generated in fold std / lowFP / lowFN | generated OUT OF FOLD std / lowFP / lowFN "
+        "| noAnomaly FP | points/s/core | RSS bytes/series |"
+    )
     print(head)
     print("|" + "---|" * head.count(" | ") + "---|")
     selections = []
     notes = [f"- {n}: not run ({why})" for n, why in anomaly_libs.SKIPPED.items()]
-    notes += [f"- {n}: not run by default (minutes to hours per setting); `--detector {n}`"
-              for n in (*SLOW, *anomaly_libs.SLOW_CANDIDATES) if n not in names]
+    notes += [
+        f"- {n}: not run by default (minutes to hours per setting); `--detector {n}`"
+        for n in (*SLOW, *anomaly_libs.SLOW_CANDIDATES)
+        if n not in names
+    ]
     for name in names:
         rss_series = series
         if name in anomaly_libs.CANDIDATES:
             if not anomaly_libs.available(name):
-                notes.append(f"- {name}: skipped, {anomaly_libs.CANDIDATES[name][0]} is not installed "
-                             "(pip install -e '.[bench]')")
+                notes.append(
+                    f"- {name}: skipped, {anomaly_libs.CANDIDATES[name][0]} is not installed "
+                    "(pip install -e '.[bench]')"
+                )
                 continue
             runs = _library_runs(name, items)
             rss_series = min(series, 200)
@@ -138,9 +173,11 @@ def main() -> None:
         quiet = [i for i in nab if i.group == "artificialNoAnomaly"]
         fp = score_corpus([(i.labels, sel.out_of_fold.scores[i.name]) for i in quiet], PROFILES[0], 1.0).fp
         rss = "skipped" if args.no_rss else f"{_rss(name, rss_series)['rss_per_series']:,.0f} ({rss_series:,} series)"
-        print(f"| {name} | {' / '.join(nab_cells[:3])} | **{' / '.join(nab_cells[3:])}** | {' / '.join(gen_cells[:3])} "
-              f"| **{' / '.join(gen_cells[3:])}** | {fp} | {sel.chosen.points / sel.chosen.seconds:,.0f} | {rss} |",
-              flush=True)
+        print(
+            f"| {name} | {' / '.join(nab_cells[:3])} | **{' / '.join(nab_cells[3:])}** | {' / '.join(gen_cells[:3])} "
+            f"| **{' / '.join(gen_cells[3:])}** | {fp} | {sel.chosen.points / sel.chosen.seconds:,.0f} | {rss} |",
+            flush=True,
+        )
     if notes:
         print("\nNot in the table:\n")
         print("\n".join(notes))
@@ -149,8 +186,10 @@ def main() -> None:
         picks: dict[str, list[str]] = {}
         for group, params in sel.picks.items():
             picks.setdefault(json.dumps(params, sort_keys=True), []).append(group)
-        print(f"- {sel.detector}: in fold {json.dumps(sel.chosen.params, sort_keys=True)}; out of fold "
-              + "; ".join(f"{p} for {', '.join(g)}" for p, g in picks.items()))
+        print(
+            f"- {sel.detector}: in fold {json.dumps(sel.chosen.params, sort_keys=True)}; out of fold "
+            + "; ".join(f"{p} for {', '.join(g)}" for p, g in picks.items())
+        )
     print("\nOut of fold by group (standard, own threshold):\n")
     groups = sorted({(i.corpus, i.group) for i in items if i.labels.n_windows or i.group == "artificialNoAnomaly"})
     print("| detector | " + " | ".join(g for _, g in groups) + " |")

@@ -74,8 +74,9 @@ class RiverHST(_RawCandidate):
     def _start(self) -> None:
         river = _module("river.anomaly"), _module("river.preprocessing"), _module("river.compose")
         anomaly, preprocessing, compose = river
-        self.model = compose.Pipeline(preprocessing.MinMaxScaler(),
-                                      anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=0))
+        self.model = compose.Pipeline(
+            preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=0)
+        )
         self.window: deque[float] = deque(maxlen=self.shingle)
 
     def _raw(self, value: float) -> float:

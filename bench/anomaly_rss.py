@@ -72,9 +72,17 @@ def main() -> None:
     seconds = time.process_time() - t0
     gc.collect()
     after = rss_bytes()
-    print(json.dumps({"detector": args.detector, "series": args.series, "points": args.points,
-                      "rss_per_series": (after - before) / args.series,
-                      "points_per_s": args.series * args.points / seconds}))
+    print(
+        json.dumps(
+            {
+                "detector": args.detector,
+                "series": args.series,
+                "points": args.points,
+                "rss_per_series": (after - before) / args.series,
+                "points_per_s": args.series * args.points / seconds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,14 @@ from bench import drift_perf
 from bench.drift_tables import TUNE, Data, load_bed
 
 SCENARIOS = ("none", "mean", "category", "missing", "surge", "mean-int")
-TARGET = {"none": "<= 1 %", "mean": ">= 95 %", "category": ">= 95 %", "missing": ">= 95 %",
-          "surge": ">= 95 %", "mean-int": ">= 95 %"}
+TARGET = {
+    "none": "<= 1 %",
+    "mean": ">= 95 %",
+    "category": ">= 95 %",
+    "missing": ">= 95 %",
+    "surge": ">= 95 %",
+    "mean-int": ">= 95 %",
+}
 WINDOW = 100
 MAX_REFERENCE = 2000
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -121,8 +127,12 @@ def make_window(s: Split, scenario: str, i: int, rng: np.random.Generator) -> tu
 
 
 def applicable(s: Split, scenario: str) -> bool:
-    return not ((scenario == "category" and not s.cat_moves) or (scenario == "surge" and not s.rare)
-                or (scenario == "mean" and not s.data.numeric) or (scenario == "mean-int" and not s.integer))
+    return not (
+        (scenario == "category" and not s.cat_moves)
+        or (scenario == "surge" and not s.rare)
+        or (scenario == "mean" and not s.data.numeric)
+        or (scenario == "mean-int" and not s.integer)
+    )
 
 
 @dataclass
@@ -162,8 +172,14 @@ class EvidentlyCache:
         self.path.write_text(json.dumps(self.data))
 
 
-def quality(sets: list[Split], windows: int, ev_windows: int, seed: int,
-            cache: EvidentlyCache | None, null_windows: int | None = None) -> dict[tuple[str, str], Tally]:
+def quality(
+    sets: list[Split],
+    windows: int,
+    ev_windows: int,
+    seed: int,
+    cache: EvidentlyCache | None,
+    null_windows: int | None = None,
+) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
     for s in sets:
         prof = profile_reference(s.ref, categorical=s.data.categorical)
@@ -180,11 +196,13 @@ def quality(sets: list[Split], windows: int, ev_windows: int, seed: int,
                 t.ours += res.drift
                 t.ours_right += bool(col is not None and col in res.drifted)
                 if cache is not None and i < ev_windows:
+
                     def run(w: pd.DataFrame = w, col: str | None = col, s: Split = s) -> tuple[bool, bool, bool]:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
                             ev = run_data_drift(s.ref, w, categorical=s.data.categorical)
                         return ev.dataset_drift, bool(ev.drifted_columns), col in ev.drifted_columns
+
                     ds, anyc, right = cache.get(f"{s.data.name}|{scenario}|{i}", run)
                     t.ev_n += 1
                     t.ev_dataset += ds
@@ -197,11 +215,15 @@ def quality(sets: list[Split], windows: int, ev_windows: int, seed: int,
 
 def print_quality(results: dict[tuple[str, str], Tally], names: list[str], ref_rows: dict[str, int]) -> None:
     print(f"\n### Detection quality (windows of {WINDOW} rows; % of windows flagged)\n")
-    print(f"aiopsd: weighted-Bonferroni family-wise alpha {DEFAULT_ALPHA}; Evidently: DataDriftPreset() "
-          "defaults (dataset drift = share of drifted columns >= 0.5). Fold: tune = the weights were "
-          "chosen on this table, held-out = never looked at while tuning.\n")
-    print("| data set | fold | scenario | target | aiopsd flagged | aiopsd right column | windows | "
-          "Evidently dataset drift | Evidently any column | Evidently right column | Evidently windows |")
+    print(
+        f"aiopsd: weighted-Bonferroni family-wise alpha {DEFAULT_ALPHA}; Evidently: DataDriftPreset() "
+        "defaults (dataset drift = share of drifted columns >= 0.5). Fold: tune = the weights were "
+        "chosen on this table, held-out = never looked at while tuning.\n"
+    )
+    print(
+        "| data set | fold | scenario | target | aiopsd flagged | aiopsd right column | windows | "
+        "Evidently dataset drift | Evidently any column | Evidently right column | Evidently windows |"
+    )
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for scenario in SCENARIOS:
         for name in names:
@@ -209,19 +231,28 @@ def print_quality(results: dict[tuple[str, str], Tally], names: list[str], ref_r
             if t.n == 0:
                 continue
             nd = scenario == "none"
-            print(f"| {name} | {'tune' if name in TUNE else 'held-out'} | {scenario} | {TARGET[scenario]} | "
-                  f"{pct(t.ours, t.n)} | {'-' if nd else pct(t.ours_right, t.n)} | {t.n} | "
-                  f"{pct(t.ev_dataset, t.ev_n)} | {pct(t.ev_any, t.ev_n)} | "
-                  f"{'-' if nd else pct(t.ev_right, t.ev_n)} | {t.ev_n} |")
+            print(
+                f"| {name} | {'tune' if name in TUNE else 'held-out'} | {scenario} | {TARGET[scenario]} | "
+                f"{pct(t.ours, t.n)} | {'-' if nd else pct(t.ours_right, t.n)} | {t.n} | "
+                f"{pct(t.ev_dataset, t.ev_n)} | {pct(t.ev_any, t.ev_n)} | "
+                f"{'-' if nd else pct(t.ev_right, t.ev_n)} | {t.ev_n} |"
+            )
     print("\n### Summary: tuning tables vs held-out tables (aiopsd flagged; worst table and pooled)\n")
-    print(f"Held-out (protocol): the held-out tables with a reference of at least {PROTOCOL_REFERENCE:,} rows, "
-          "the issue's protocol (1,000-2,000-row references); the smaller ones (`anes96`, `breast_cancer`, "
-          "`diabetes`, `digits`) are in the held-out columns.\n")
-    print("| scenario | target | tune worst | tune pooled | held-out worst | held-out pooled | "
-          "held-out (protocol) worst | held-out (protocol) pooled | Evidently any column, pooled (all tables) |")
+    print(
+        f"Held-out (protocol): the held-out tables with a reference of at least {PROTOCOL_REFERENCE:,} rows, "
+        "the issue's protocol (1,000-2,000-row references); the smaller ones (`anes96`, `breast_cancer`, "
+        "`diabetes`, `digits`) are in the held-out columns.\n"
+    )
+    print(
+        "| scenario | target | tune worst | tune pooled | held-out worst | held-out pooled | "
+        "held-out (protocol) worst | held-out (protocol) pooled | Evidently any column, pooled (all tables) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    folds: list[Callable[[str], bool]] = [lambda n: n in TUNE, lambda n: n not in TUNE,
-                                          lambda n: n not in TUNE and ref_rows[n] >= PROTOCOL_REFERENCE]
+    folds: list[Callable[[str], bool]] = [
+        lambda n: n in TUNE,
+        lambda n: n not in TUNE,
+        lambda n: n not in TUNE and ref_rows[n] >= PROTOCOL_REFERENCE,
+    ]
     for scenario in SCENARIOS:
         row = [scenario, TARGET[scenario]]
         ev = Tally()
@@ -239,8 +270,9 @@ def print_quality(results: dict[tuple[str, str], Tally], names: list[str], ref_r
         print("| " + " | ".join(row) + " |")
 
 
-def bootstrap_frame(base: pd.DataFrame, numeric: list[str], categorical: list[str], rows: int,
-                    rng: np.random.Generator) -> pd.DataFrame:
+def bootstrap_frame(
+    base: pd.DataFrame, numeric: list[str], categorical: list[str], rows: int, rng: np.random.Generator
+) -> pd.DataFrame:
     cols: dict[str, object] = {}
     for k in range(3):
         for c in numeric:
@@ -272,8 +304,10 @@ def cost(rand: Data, seed: int, quick: bool) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t_ev = timed(lambda: run_data_drift(ref, cur, categorical=cats), 1)
-    print(f"\n### Cost: {cur_rows:,} x {cur.shape[1]} window vs 10,000-row reference "
-          "(15 numeric + 10 categorical columns, bootstrapped from randhie)\n")
+    print(
+        f"\n### Cost: {cur_rows:,} x {cur.shape[1]} window vs 10,000-row reference "
+        "(15 numeric + 10 categorical columns, bootstrapped from randhie)\n"
+    )
     print("| | seconds | speed-up |\n|---|---:|---:|")
     print(f"| aiopsd profile_reference (once per reference) | {t_prof:.3f} | |")
     print(f"| aiopsd test_window | {t_ours:.3f} | {t_ev / t_ours:.0f}x |")
@@ -292,10 +326,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few windows, smaller cost run")
     ap.add_argument("--windows", type=int, default=None, help="aiopsd windows per data set and scenario")
-    ap.add_argument("--evidently-windows", type=int, default=None,
-                    help="Evidently windows per data set and scenario (~1 s each, cached)")
-    ap.add_argument("--null-windows", type=int, default=None,
-                    help="aiopsd windows per data set for the no-shift kind (false alarms; default --windows)")
+    ap.add_argument(
+        "--evidently-windows",
+        type=int,
+        default=None,
+        help="Evidently windows per data set and scenario (~1 s each, cached)",
+    )
+    ap.add_argument(
+        "--null-windows",
+        type=int,
+        default=None,
+        help="aiopsd windows per data set for the no-shift kind (false alarms; default --windows)",
+    )
     ap.add_argument("--no-cost", action="store_true", help="skip the CBPE/DLE and cost sections")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
@@ -304,13 +346,17 @@ def main() -> None:
     bed = load_bed()
     sets = [split(d, args.seed) for d in bed]
     print("### Development bed (bundled with statsmodels / scikit-learn, or generated with a fixed seed)\n")
-    print("| data set | fold | source | reference rows | pool rows | numeric | categorical | "
-          "missing cells (reference) | category moves |\n|---|---|---|---:|---:|---:|---:|---:|---|")
+    print(
+        "| data set | fold | source | reference rows | pool rows | numeric | categorical | "
+        "missing cells (reference) | category moves |\n|---|---|---|---:|---:|---:|---:|---:|---|"
+    )
     for s in sets:
         moves = ", ".join(f"{c}: {a}→{b}" for c, (a, b) in s.cat_moves.items()) or "n/a"
-        print(f"| {s.data.name} | {'tune' if s.data.name in TUNE else 'held-out'} | {s.data.source} | "
-              f"{len(s.ref):,} | {len(s.pool):,} | {len(s.data.numeric)} | {len(s.data.categorical)} | "
-              f"{s.ref.isna().to_numpy().mean():.1%} | {moves} |")
+        print(
+            f"| {s.data.name} | {'tune' if s.data.name in TUNE else 'held-out'} | {s.data.source} | "
+            f"{len(s.ref):,} | {len(s.pool):,} | {len(s.data.numeric)} | {len(s.data.categorical)} | "
+            f"{s.ref.isna().to_numpy().mean():.1%} | {moves} |"
+        )
     t0 = time.perf_counter()
     results = quality(sets, windows, ev_windows, args.seed, EvidentlyCache(args.seed), args.null_windows)
     print_quality(results, [s.data.name for s in sets], {s.data.name: len(s.ref) for s in sets})

@@ -88,15 +88,15 @@ def flagged(w: Window, num: Mapping[str, float], cat: Mapping[str, float]) -> tu
     for col, rows in by_col.items():
         kind = rows[0][0]
         ws = normalised(kind, num if kind == "numeric" else cat, [t for _, t, _, _ in rows])
-        hit = any(ws[t] > 0 and p / (w.share * ws[t]) <= DEFAULT_ALPHA and eff >= _FLOORS.get(t, 0.0)
-                  for _, t, p, eff in rows)
+        hit = any(
+            ws[t] > 0 and p / (w.share * ws[t]) <= DEFAULT_ALPHA and eff >= _FLOORS.get(t, 0.0) for _, t, p, eff in rows
+        )
         any_hit |= hit
         right |= hit and col == w.target
     return any_hit, right
 
 
-def rates(ws: list[Window], num: Mapping[str, float], cat: Mapping[str, float]
-          ) -> dict[tuple[str, str], float]:
+def rates(ws: list[Window], num: Mapping[str, float], cat: Mapping[str, float]) -> dict[tuple[str, str], float]:
     tally: dict[tuple[str, str], list[int]] = {}
     for w in ws:
         hit, right = flagged(w, num, cat)
@@ -154,19 +154,33 @@ def main() -> None:
     def choose(train: set[str]) -> tuple[dict[str, float], dict[str, float]]:
         # Ties (common: the capped score saturates) go to the higher uncapped power, then to the
         # vector nearest the a-priori split.
-        bn = max(range(len(nums)), key=lambda i: (round(score(num_rates[i], train), 4),
-                                                  round(uncapped(num_rates[i], train), 4),
-                                                  -distance(nums[i], base_num)))
-        bc = max(range(len(cats)), key=lambda i: (round(score(cat_rates[i], train), 4),
-                                                  round(uncapped(cat_rates[i], train), 4),
-                                                  -distance(cats[i], base_cat)))
+        bn = max(
+            range(len(nums)),
+            key=lambda i: (
+                round(score(num_rates[i], train), 4),
+                round(uncapped(num_rates[i], train), 4),
+                -distance(nums[i], base_num),
+            ),
+        )
+        bc = max(
+            range(len(cats)),
+            key=lambda i: (
+                round(score(cat_rates[i], train), 4),
+                round(uncapped(cat_rates[i], train), 4),
+                -distance(cats[i], base_cat),
+            ),
+        )
         return nums[bn], cats[bc]
 
-    print(f"### Budget weights by cross-validation ({args.windows} windows per table and kind; "
-          f"{len(nums)} numeric x {len(cats)} categorical weight vectors; {time.perf_counter() - t0:.0f} s)\n")
+    print(
+        f"### Budget weights by cross-validation ({args.windows} windows per table and kind; "
+        f"{len(nums)} numeric x {len(cats)} categorical weight vectors; {time.perf_counter() - t0:.0f} s)\n"
+    )
     print("Score: mean over (table, shift kind) of min(power, 0.95) on the fitting tables.\n")
-    print("| protocol | fitted on | numeric weights | categorical weights | scored on | score | "
-          "worst false alarms | worst power (table, kind) |\n|---|---|---|---|---|---:|---:|---|")
+    print(
+        "| protocol | fitted on | numeric weights | categorical weights | scored on | score | "
+        "worst false alarms | worst power (table, kind) |\n|---|---|---|---|---|---:|---:|---|"
+    )
 
     def row(name: str, train: set[str], test: set[str]) -> None:
         n, c = choose(train)
@@ -174,18 +188,22 @@ def main() -> None:
         fa = max(v for (t, sc), v in r.items() if t in test and sc == "none")
         worst = min(((v, t, sc) for (t, sc), v in r.items() if t in test and sc != "none"), default=None)
         fmt = ", ".join
-        print(f"| {name} | {len(train)} tables | {fmt(f'{k} {v:.2f}' for k, v in n.items())} | "
-              f"{fmt(f'{k} {v:.2f}' for k, v in c.items())} | {fmt(sorted(test))} | {score(r, test):.3f} | "
-              f"{100 * fa:.1f} % | {'' if worst is None else f'{100 * worst[0]:.0f} % ({worst[1]}, {worst[2]})'} |",
-              flush=True)
+        print(
+            f"| {name} | {len(train)} tables | {fmt(f'{k} {v:.2f}' for k, v in n.items())} | "
+            f"{fmt(f'{k} {v:.2f}' for k, v in c.items())} | {fmt(sorted(test))} | {score(r, test):.3f} | "
+            f"{100 * fa:.1f} % | {'' if worst is None else f'{100 * worst[0]:.0f} % ({worst[1]}, {worst[2]})'} |",
+            flush=True,
+        )
 
     tune = set(TUNE)
     row("tune -> held out", tune, set(tables) - tune)
     for t in tables:
         row("leave one table out", set(tables) - {t}, {t})
     r = rates(ws, base_num, base_cat)
-    print(f"\nshipped weights: numeric {base_num}, categorical {base_cat}; score on held-out tables "
-          f"{score(r, set(tables) - tune):.3f}, on all {score(r, set(tables)):.3f}")
+    print(
+        f"\nshipped weights: numeric {base_num}, categorical {base_cat}; score on held-out tables "
+        f"{score(r, set(tables) - tune):.3f}, on all {score(r, set(tables)):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = ap.parse_args()
     wanted = set(filter(None, args.tables.split(",")))
-    print("| table | scenario | column | windows | flagged | right column | nearest test on misses "
-          "(count, median p_adj/alpha) | false alarms by column/test |")
+    print(
+        "| table | scenario | column | windows | flagged | right column | nearest test on misses "
+        "(count, median p_adj/alpha) | false alarms by column/test |"
+    )
     print("|---|---|---|---:|---:|---:|---|---|")
     for d in load_bed():
         if wanted and d.name not in wanted:
@@ -44,7 +46,8 @@ def main() -> None:
             rng = np.random.default_rng([args.seed, SCENARIOS.index(scenario), len(s.ref)])
             per_col: dict[str | None, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
             near: dict[str | None, dict[str, list[float]]] = collections.defaultdict(
-                lambda: collections.defaultdict(list))
+                lambda: collections.defaultdict(list)
+            )
             fa: collections.Counter[str] = collections.Counter()
             for i in range(args.windows):
                 w, col = make_window(s, scenario, i, rng)
@@ -62,8 +65,10 @@ def main() -> None:
             for col, (n, flagged, right) in sorted(per_col.items(), key=lambda kv: str(kv[0])):
                 misses = "; ".join(f"{t} {len(v)}x {np.median(v):.2g}" for t, v in near[col].items())
                 fas = ", ".join(f"{k} {v}" for k, v in fa.most_common(4))
-                print(f"| {d.name} | {scenario} | {col or '-'} | {n} | {flagged} | {right} | {misses} | {fas} |",
-                      flush=True)
+                print(
+                    f"| {d.name} | {scenario} | {col or '-'} | {n} | {flagged} | {right} | {misses} | {fas} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -58,12 +58,21 @@ def _noisy(rng: np.random.Generator, n: int, t: float) -> tuple[pd.DataFrame, np
 
 
 SCENARIOS = [
-    Scenario("cbpe_boundary", "classification", "accuracy", _shrink,
-             "features contract towards the decision boundary (accuracy falls)"),
-    Scenario("cbpe_rarer_positives", "classification", "f1", _rarer,
-             "the class-driving feature moves down: positives get rarer (F1 falls)"),
-    Scenario("dle_noisy_region", "regression", "mae", _noisy,
-             "traffic moves to where the noise is larger (MAE rises)"),
+    Scenario(
+        "cbpe_boundary",
+        "classification",
+        "accuracy",
+        _shrink,
+        "features contract towards the decision boundary (accuracy falls)",
+    ),
+    Scenario(
+        "cbpe_rarer_positives",
+        "classification",
+        "f1",
+        _rarer,
+        "the class-driving feature moves down: positives get rarer (F1 falls)",
+    ),
+    Scenario("dle_noisy_region", "regression", "mae", _noisy, "traffic moves to where the noise is larger (MAE rises)"),
 ]
 
 
@@ -71,8 +80,11 @@ def _fit_model(s: Scenario, rng: np.random.Generator) -> object:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     x, y = s.draw(rng, 5000, 0.0)
-    model = HistGradientBoostingClassifier(max_iter=150) if s.task == "classification" \
+    model = (
+        HistGradientBoostingClassifier(max_iter=150)
+        if s.task == "classification"
         else HistGradientBoostingRegressor(max_iter=150)
+    )
     return model.fit(x, y)
 
 
@@ -88,10 +100,14 @@ def _log(s: Scenario, model: object, x: pd.DataFrame, y: np.ndarray) -> pd.DataF
 
 def run(seed: int) -> None:
     print("\n### Performance estimation before labels (CBPE / DLE; covariate shift, P(y|x) fixed)\n")
-    print(f"Windows of {ROWS:,} rows, shift step 0..{STEPS}; labels arrive {LABEL_DELAY} windows late. "
-          "Target: |estimated - realised| <= 0.03 (accuracy/F1) or <= 10 % (MAE).\n")
-    print("| scenario | metric | reference | mean abs error | max abs error | target met | "
-          "estimate fires at window | realised drop at window | labels show it at | lead (windows) |")
+    print(
+        f"Windows of {ROWS:,} rows, shift step 0..{STEPS}; labels arrive {LABEL_DELAY} windows late. "
+        "Target: |estimated - realised| <= 0.03 (accuracy/F1) or <= 10 % (MAE).\n"
+    )
+    print(
+        "| scenario | metric | reference | mean abs error | max abs error | target met | "
+        "estimate fires at window | realised drop at window | labels show it at | lead (windows) |"
+    )
     print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
     details: list[str] = []
     for k, s in enumerate(SCENARIOS):
@@ -119,9 +135,11 @@ def run(seed: int) -> None:
         shown = None if real_drop is None else real_drop + LABEL_DELAY
         lead = "n/a" if fire is None or shown is None else str(shown - fire)
         unit = " (relative)" if s.metric == "mae" else ""
-        print(f"| {s.name} | {s.metric}{unit} | {est.reference_metric:.3f} | {np.mean(errs):.3f} | "
-              f"{np.max(errs):.3f} | {'yes' if max(errs) <= tol else 'no'} | {fire} | {real_drop} | "
-              f"{shown} | {lead} |")
+        print(
+            f"| {s.name} | {s.metric}{unit} | {est.reference_metric:.3f} | {np.mean(errs):.3f} | "
+            f"{np.max(errs):.3f} | {'yes' if max(errs) <= tol else 'no'} | {fire} | {real_drop} | "
+            f"{shown} | {lead} |"
+        )
         details.append(f"* {s.name} ({s.story}): " + "; ".join(rows))
     print("\nPer window (estimated / realised):\n")
     print("\n".join(details))

@@ -132,14 +132,18 @@ def main() -> None:
                     d.stop()
 
     cores = len(__import__("os").sched_getaffinity(0))
-    print(f"\nWebhook throughput on one PostgreSQL ({args.alerts} alerts, {args.clients} clients, "
-          f"one alert per request, {cores} CPU cores shared by clients, replicas and PostgreSQL)\n")
+    print(
+        f"\nWebhook throughput on one PostgreSQL ({args.alerts} alerts, {args.clients} clients, "
+        f"one alert per request, {cores} CPU cores shared by clients, replicas and PostgreSQL)\n"
+    )
     print(f"| {'replicas':>8} | {'alerts/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} |")
     print(f"|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
     for n, rate, p50, p99, errors in rows:
         print(f"| {n:>8} | {rate:>8.0f} | {p50:>7.1f} | {p99:>7.1f} | {errors:>7} |")
-    print(f"\nLeader takeover, lease_ttl {args.ttl:g}s (renewed every {args.ttl / 3:.2f}s), {args.trials} trials, "
-          "time from the signal until a follower reports leader\n")
+    print(
+        f"\nLeader takeover, lease_ttl {args.ttl:g}s (renewed every {args.ttl / 3:.2f}s), {args.trials} trials, "
+        "time from the signal until a follower reports leader\n"
+    )
     print(f"| {'leader stopped by':<17} | {'min s':>6} | {'median s':>8} | {'max s':>6} |")
     print(f"|{'-' * 19}|{'-' * 8}|{'-' * 10}|{'-' * 8}|")
     for label, values in (("kill -9", kill9), ("SIGTERM (drain)", term)):

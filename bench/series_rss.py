@@ -52,8 +52,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory():
         for n in args.series:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(n), args.detector, str(args.polls)],
-                                 capture_output=True, text=True, check=True, cwd=root)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(n), args.detector, str(args.polls)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=root,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[0]["rss_mb"] if rows and rows[0]["series"] == 0 else None
     print(f"detector {args.detector}, {args.polls} polls after the lookback")

@@ -77,16 +77,28 @@ def main() -> None:
         store = StateStore(f"sqlite:///{Path(tmp) / 'state.db'}")
         # max_series only where the config has it, so the same script measures older checkouts too.
         cap = {"max_series": args.series} if "max_series" in WatchConfig.model_fields else {}
-        watch = WatchConfig(name="soak", query="app_latency", step=args.step, interval=args.interval,
-                            lookback=args.lookback, detector=args.detector, **cap)
+        watch = WatchConfig(
+            name="soak",
+            query="app_latency",
+            step=args.step,
+            interval=args.interval,
+            lookback=args.lookback,
+            detector=args.detector,
+            **cap,
+        )
         metrics = Metrics()
-        w = PrometheusWatch(watch, PrometheusConfig(url="http://synthetic", overlap=60), SyntheticSource(args.series),
-                            store, metrics)
+        w = PrometheusWatch(
+            watch, PrometheusConfig(url="http://synthetic", overlap=60), SyntheticSource(args.series), store, metrics
+        )
         runner = SourceRunner(store, metrics)
-        print(f"soak: {args.series} series, step {args.step:g}s, poll every {args.interval:g}s, "
-              f"detector {args.detector}, {args.minutes:g} min")
-        print(f"{'min':>4} {'rss_mb':>8} {'cpu_%':>6} {'poll_p50_s':>10} {'poll_max_s':>10} {'polls':>5} "
-              f"{'series':>6} {'findings':>8}")
+        print(
+            f"soak: {args.series} series, step {args.step:g}s, poll every {args.interval:g}s, "
+            f"detector {args.detector}, {args.minutes:g} min"
+        )
+        print(
+            f"{'min':>4} {'rss_mb':>8} {'cpu_%':>6} {'poll_p50_s':>10} {'poll_max_s':>10} {'polls':>5} "
+            f"{'series':>6} {'findings':>8}"
+        )
         started = time.monotonic()
         minute_start, cpu_start = started, cpu_seconds()
         polls: list[float] = []
@@ -102,9 +114,12 @@ def main() -> None:
             if now - minute_start >= 60:
                 minute += 1
                 cpu = cpu_seconds()
-                print(f"{minute:>4} {rss_mb():>8.1f} {100 * (cpu - cpu_start) / (now - minute_start):>6.1f} "
-                      f"{statistics.median(polls):>10.3f} {max(polls):>10.3f} {len(polls):>5} "
-                      f"{len(w.series):>6} {findings:>8}", flush=True)
+                print(
+                    f"{minute:>4} {rss_mb():>8.1f} {100 * (cpu - cpu_start) / (now - minute_start):>6.1f} "
+                    f"{statistics.median(polls):>10.3f} {max(polls):>10.3f} {len(polls):>5} "
+                    f"{len(w.series):>6} {findings:>8}",
+                    flush=True,
+                )
                 minute_start, cpu_start, polls = now, cpu, []
             time.sleep(max(0.0, next_poll - time.monotonic()))
         store.close()

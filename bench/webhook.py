@@ -44,15 +44,32 @@ def make_alert(run: str, i: int, act_every: int = ACT_EVERY) -> dict[str, Any]:
     labels = {"alertname": "BenchAlert", "instance": f"host-{i % 50}", "severity": "warning", "i": str(i)}
     if act_every and i % act_every == 0:
         labels["act"] = "yes"
-    return {"status": "firing", "labels": labels, "annotations": {"summary": f"bench alert {i}"},
-            "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus/graph", "fingerprint": f"{run}-{i:07d}"}
+    return {
+        "status": "firing",
+        "labels": labels,
+        "annotations": {"summary": f"bench alert {i}"},
+        "startsAt": "2026-01-01T00:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": f"{run}-{i:07d}",
+    }
 
 
 def make_payload(alerts: list[dict[str, Any]]) -> bytes:
-    return json.dumps({"version": "4", "groupKey": "{}:{alertname=\"BenchAlert\"}", "truncatedAlerts": 0,
-                       "status": "firing", "receiver": "aiopsd", "groupLabels": {}, "commonLabels": {},
-                       "commonAnnotations": {}, "externalURL": "http://alertmanager", "alerts": alerts}).encode()
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="BenchAlert"}',
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "aiopsd",
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager",
+            "alerts": alerts,
+        }
+    ).encode()
 
 
 def is_duplicate_pick(i: int, ratio: float) -> bool:
@@ -62,10 +79,12 @@ def is_duplicate_pick(i: int, ratio: float) -> bool:
 # ---------------------------------------------------------------------------- the sender
 # A minimal HTTP/1.1 keep-alive client on asyncio streams: the load generator must not be the
 # bottleneck (httpx costs ~3 ms of CPU per request here, more than the daemon's work).
-async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
-                body: bytes) -> int:
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str, body: bytes) -> int:
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
     status = int((await reader.readline()).split()[1])
     length = 0
@@ -80,8 +99,9 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host
     return status
 
 
-async def _send(url: str, run: str, indices: list[int], batch: int, inflight: int, ack_path: Path | None,
-                act_every: int = ACT_EVERY) -> dict[str, Any]:
+async def _send(
+    url: str, run: str, indices: list[int], batch: int, inflight: int, ack_path: Path | None, act_every: int = ACT_EVERY
+) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[str, int] = {}
     acked = 0
@@ -89,7 +109,7 @@ async def _send(url: str, run: str, indices: list[int], batch: int, inflight: in
     host, port, path = str(parsed.host), int(parsed.port or 80), parsed.raw_path.decode()
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     for k in range(0, len(indices), batch):
-        queue.put_nowait(indices[k:k + batch])
+        queue.put_nowait(indices[k : k + batch])
     ack = ack_path.open("a", buffering=1) if ack_path else None
 
     async def worker() -> None:
@@ -122,22 +142,56 @@ async def _send(url: str, run: str, indices: list[int], batch: int, inflight: in
     elapsed = time.perf_counter() - began
     if ack is not None:
         ack.close()
-    return {"alerts_acked": acked, "requests": len(latencies), "codes": codes, "elapsed": elapsed,
-            "latencies": latencies}
+    return {
+        "alerts_acked": acked,
+        "requests": len(latencies),
+        "codes": codes,
+        "elapsed": elapsed,
+        "latencies": latencies,
+    }
 
 
 def sender_main(args: argparse.Namespace) -> None:
     indices = [i for i in range(args.alerts) if args.dup_only is None or is_duplicate_pick(i, args.dup_only)]
-    result = asyncio.run(_send(args.url, args.run, indices, args.batch, args.inflight,
-                               Path(args.ack) if args.ack else None, args.act_every))
+    result = asyncio.run(
+        _send(
+            args.url, args.run, indices, args.batch, args.inflight, Path(args.ack) if args.ack else None, args.act_every
+        )
+    )
     Path(args.out).write_text(json.dumps(result))
 
 
-def spawn_sender(url: str, run: str, alerts: int, *, batch: int, inflight: int, out: Path, ack: Path | None = None,
-                 dup_only: float | None = None, act_every: int = ACT_EVERY) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "send", "--url", url, "--run", run, "--alerts",
-           str(alerts), "--batch", str(batch), "--inflight", str(inflight), "--out", str(out),
-           "--act-every", str(act_every)]
+def spawn_sender(
+    url: str,
+    run: str,
+    alerts: int,
+    *,
+    batch: int,
+    inflight: int,
+    out: Path,
+    ack: Path | None = None,
+    dup_only: float | None = None,
+    act_every: int = ACT_EVERY,
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "send",
+        "--url",
+        url,
+        "--run",
+        run,
+        "--alerts",
+        str(alerts),
+        "--batch",
+        str(batch),
+        "--inflight",
+        str(inflight),
+        "--out",
+        str(out),
+        "--act-every",
+        str(act_every),
+    ]
     if ack is not None:
         cmd += ["--ack", str(ack)]
     if dup_only is not None:
@@ -173,14 +227,28 @@ def start_daemon(workdir: Path, rules: list[dict[str, Any]], *, port: int | None
     (workdir / "rules" / "bench.yaml").write_text(yaml.safe_dump({"rules": rules}))
     port = port or free_port()
     cfg = workdir / "aiopsd.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "listen": f"127.0.0.1:{port}", "state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}",
-        "state_dir": str(workdir / "state"), "rules_dir": str(workdir / "rules"),
-        "playbooks_dir": str(REPO / "tests" / "playbooks"), "dispatch_interval": "0.5s", "log_level": "WARNING",
-        "actions": {"concurrency": 2}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}",
+                "state_dir": str(workdir / "state"),
+                "rules_dir": str(workdir / "rules"),
+                "playbooks_dir": str(REPO / "tests" / "playbooks"),
+                "dispatch_interval": "0.5s",
+                "log_level": "WARNING",
+                "actions": {"concurrency": 2},
+            }
+        )
+    )
     with (workdir / "aiopsd.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "aiopsd", "run", "--config", str(cfg)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiopsd", "run", "--config", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_env(),
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -221,17 +289,28 @@ def load(alerts: int, shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
             try:
                 n = alerts if batch > 1 else min(alerts, 5000)
                 out = work / "sender.json"
-                spawn_sender(f"{d.url}/api/v1/alerts", f"load{batch}", n, batch=batch, inflight=inflight,
-                             out=out).wait()
+                spawn_sender(
+                    f"{d.url}/api/v1/alerts", f"load{batch}", n, batch=batch, inflight=inflight, out=out
+                ).wait()
                 res = json.loads(out.read_text())
                 lat = res["latencies"]
                 stored = _stored(work)
             finally:
                 stop(d)
-        rows.append({"batch": batch, "inflight": inflight, "alerts": n, "acked": res["alerts_acked"],
-                     "stored": len(stored), "alerts_per_s": res["alerts_acked"] / res["elapsed"],
-                     "requests_per_s": res["requests"] / res["elapsed"], "p50_ms": pct(lat, 50) * 1000,
-                     "p99_ms": pct(lat, 99) * 1000, "codes": res["codes"]})
+        rows.append(
+            {
+                "batch": batch,
+                "inflight": inflight,
+                "alerts": n,
+                "acked": res["alerts_acked"],
+                "stored": len(stored),
+                "alerts_per_s": res["alerts_acked"] / res["elapsed"],
+                "requests_per_s": res["requests"] / res["elapsed"],
+                "p50_ms": pct(lat, 50) * 1000,
+                "p99_ms": pct(lat, 99) * 1000,
+                "codes": res["codes"],
+            }
+        )
     return rows
 
 
@@ -244,22 +323,56 @@ def _stored(work: Path) -> set[str]:
 
 
 # ------------------------------------------------------------------------------ crash
-def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch: int = 10, inflight: int = 8,
-          settle_timeout: float = 600, act_every: int = ACT_EVERY) -> dict[str, Any]:
+def crash(
+    alerts: int,
+    dup: float,
+    workdir: Path,
+    *,
+    kill_at: float = 0.4,
+    batch: int = 10,
+    inflight: int = 8,
+    settle_timeout: float = 600,
+    act_every: int = ACT_EVERY,
+) -> dict[str, Any]:
     """Kill -9 the daemon mid-burst, restart it, and count what was lost or run twice."""
     markers = workdir / "markers"
-    rules = [{"name": "mark-once", "match": {"kind": "alert", "labels": {"act": "yes"}},
-              "action": {"playbook": "marker.yml", "targets": "localhost",
-                         "extra_vars": {"marker_dir": str(markers), "incident": "{{ finding.id }}"}},
-              "guards": {"timeout": "2m"}}]
+    rules = [
+        {
+            "name": "mark-once",
+            "match": {"kind": "alert", "labels": {"act": "yes"}},
+            "action": {
+                "playbook": "marker.yml",
+                "targets": "localhost",
+                "extra_vars": {"marker_dir": str(markers), "incident": "{{ finding.id }}"},
+            },
+            "guards": {"timeout": "2m"},
+        }
+    ]
     port = free_port()
     d = start_daemon(workdir, rules, port=port)
     url = f"{d.url}/api/v1/alerts"
     ack_main, ack_dup = workdir / "acked-main.txt", workdir / "acked-dup.txt"
-    main = spawn_sender(url, "crash", alerts, batch=batch, inflight=inflight, out=workdir / "main.json",
-                        ack=ack_main, act_every=act_every)
-    dups = spawn_sender(url, "crash", alerts, batch=batch, inflight=max(1, inflight // 2),
-                        out=workdir / "dup.json", ack=ack_dup, dup_only=dup, act_every=act_every)
+    main = spawn_sender(
+        url,
+        "crash",
+        alerts,
+        batch=batch,
+        inflight=inflight,
+        out=workdir / "main.json",
+        ack=ack_main,
+        act_every=act_every,
+    )
+    dups = spawn_sender(
+        url,
+        "crash",
+        alerts,
+        batch=batch,
+        inflight=max(1, inflight // 2),
+        out=workdir / "dup.json",
+        ack=ack_dup,
+        dup_only=dup,
+        act_every=act_every,
+    )
 
     def acked() -> int:
         return sum(1 for p in (ack_main, ack_dup) if p.exists() for _ in p.open())
@@ -281,9 +394,13 @@ def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch
             if not any(r["status"] in ("pending", "running") for r in runs):
                 break
             time.sleep(1)
-        verify = subprocess.run([sys.executable, "-m", "aiopsd", "audit", "verify", "--config",
-                                 str(workdir / "aiopsd.yaml")], env=_env(), capture_output=True, text=True,
-                                check=False)
+        verify = subprocess.run(
+            [sys.executable, "-m", "aiopsd", "audit", "verify", "--config", str(workdir / "aiopsd.yaml")],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     finally:
         stop(d)
     got_2xx = {line.strip() for p in (ack_main, ack_dup) if p.exists() for line in p.open() if line.strip()}
@@ -291,8 +408,10 @@ def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch
     db = sqlite3.connect(workdir / "state" / "aiopsd.db")
     try:
         statuses = dict(db.execute("SELECT status, count(*) FROM action_runs GROUP BY status").fetchall())
-        runs_per_decision = db.execute("SELECT max(c) FROM (SELECT count(*) c FROM action_runs "
-                                       "GROUP BY decision_id)").fetchone()[0] or 0
+        runs_per_decision = (
+            db.execute("SELECT max(c) FROM (SELECT count(*) c FROM action_runs GROUP BY decision_id)").fetchone()[0]
+            or 0
+        )
         acted_findings = db.execute("SELECT count(DISTINCT finding_id) FROM decisions WHERE code='act'").fetchone()[0]
     finally:
         db.close()
@@ -300,13 +419,19 @@ def crash(alerts: int, dup: float, workdir: Path, *, kill_at: float = 0.4, batch
     sent = json.loads((workdir / "main.json").read_text())
     dsent = json.loads((workdir / "dup.json").read_text())
     return {
-        "alerts": alerts, "duplicate_deliveries": dsent["requests"] * batch if dsent["requests"] else 0,
-        "killed_after_2xx": killed_after, "got_2xx": len(got_2xx), "stored": len(stored),
-        "lost": len(got_2xx - stored), "requests_failed": sum(v for k, v in {**sent["codes"]}.items()
-                                                              if not k.startswith("2"))
+        "alerts": alerts,
+        "duplicate_deliveries": dsent["requests"] * batch if dsent["requests"] else 0,
+        "killed_after_2xx": killed_after,
+        "got_2xx": len(got_2xx),
+        "stored": len(stored),
+        "lost": len(got_2xx - stored),
+        "requests_failed": sum(v for k, v in {**sent["codes"]}.items() if not k.startswith("2"))
         + sum(v for k, v in dsent["codes"].items() if not k.startswith("2")),
-        "acted_findings": acted_findings, "runs": statuses, "max_runs_per_decision": runs_per_decision,
-        "markers": sum(lines.values()), "ran_twice": sum(1 for n in lines.values() if n > 1),
+        "acted_findings": acted_findings,
+        "runs": statuses,
+        "max_runs_per_decision": runs_per_decision,
+        "markers": sum(lines.values()),
+        "ran_twice": sum(1 for n in lines.values() if n > 1),
         "audit_verify_rc": verify.returncode,
     }
 
@@ -317,13 +442,32 @@ def _print_load(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title="webhook load: one daemon, SQLite (WAL, synchronous=FULL), sender in another process")
-    for col in ("alerts/request", "in flight", "alerts", "2xx alerts", "stored", "alerts/s", "requests/s",
-                "p50 ms", "p99 ms", "status codes"):
+    for col in (
+        "alerts/request",
+        "in flight",
+        "alerts",
+        "2xx alerts",
+        "stored",
+        "alerts/s",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "status codes",
+    ):
         t.add_column(col, justify="right")
     for r in rows:
-        t.add_row(str(r["batch"]), str(r["inflight"]), str(r["alerts"]), str(r["acked"]), str(r["stored"]),
-                  f"{r['alerts_per_s']:.0f}", f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.1f}",
-                  f"{r['p99_ms']:.1f}", json.dumps(r["codes"]))
+        t.add_row(
+            str(r["batch"]),
+            str(r["inflight"]),
+            str(r["alerts"]),
+            str(r["acked"]),
+            str(r["stored"]),
+            f"{r['alerts_per_s']:.0f}",
+            f"{r['requests_per_s']:.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            json.dumps(r["codes"]),
+        )
     Console(width=200).print(t)
 
 
@@ -365,8 +509,7 @@ def main() -> None:
         return
     if args.cmd in (None, "load"):
         batches = getattr(args, "batch", None)
-        shapes = ([(b, args.inflight) for b in batches] if batches
-                  else [(1, 16), (10, 16), (50, 16), (1, 2), (10, 2)])
+        shapes = [(b, args.inflight) for b in batches] if batches else [(1, 16), (10, 16), (50, 16), (1, 2), (10, 2)]
         _print_load(load(getattr(args, "alerts", 20000), shapes))
     if args.cmd in (None, "crash"):
         with tempfile.TemporaryDirectory(prefix="aiopsd-crash-") as tmp:

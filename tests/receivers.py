@@ -40,8 +40,9 @@ def http_receiver(*script: tuple[int, float]) -> Iterator[HTTPReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            rec.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                         json.loads(raw or b"null")))
+            rec.requests.append(
+                Received(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"null"))
+            )
             status, delay = rec.answer()
             if delay:
                 time.sleep(delay)

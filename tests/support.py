@@ -78,17 +78,25 @@ def write_config(workdir: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_daemon(config_path: Path, *, ready_timeout: float = 60,
-                 extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> DaemonProcess:
+def start_daemon(
+    config_path: Path,
+    *,
+    ready_timeout: float = 60,
+    extra_env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
+) -> DaemonProcess:
     """Start ``aiopsd run`` (behind ``prefix``, e.g. ``unshare ...``, when given) and wait until ready."""
     cfg = yaml.safe_load(config_path.read_text())
     url = f"http://{cfg['listen']}"
     log = config_path.parent / "aiopsd.log"
     with log.open("ab") as fh:
-        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "aiopsd", "run", "--config",
-                                 str(config_path)],
-                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**tool_env(), **(extra_env or {})})
+        proc = subprocess.Popen(
+            [*(prefix or []), sys.executable, "-m", "aiopsd", "run", "--config", str(config_path)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**tool_env(), **(extra_env or {})},
+        )
     d = DaemonProcess(proc, url, config_path, log)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
@@ -124,18 +132,38 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.5, what: str = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
-def alert(name: str = "HighErrorRate", *, status: str = "firing", fingerprint: str = "f1",
-          starts_at: str = "2026-01-01T00:00:00Z", **labels: str) -> dict[str, Any]:
-    return {"status": status, "labels": {"alertname": name, **labels},
-            "annotations": {"summary": f"{name} on {labels.get('instance', 'somewhere')}"},
-            "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/graph",
-            "fingerprint": fingerprint}
+def alert(
+    name: str = "HighErrorRate",
+    *,
+    status: str = "firing",
+    fingerprint: str = "f1",
+    starts_at: str = "2026-01-01T00:00:00Z",
+    **labels: str,
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": f"{name} on {labels.get('instance', 'somewhere')}"},
+        "startsAt": starts_at,
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prom/graph",
+        "fingerprint": fingerprint,
+    }
 
 
 def payload(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
-    return {"version": "4", "groupKey": "{}:{alertname=\"x\"}", "truncatedAlerts": 0, "status": status,
-            "receiver": "aiopsd", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-            "externalURL": "http://am", "alerts": list(alerts)}
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="x"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "aiopsd",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://am",
+        "alerts": list(alerts),
+    }
 
 
 def make_runtime(workdir: Path, **settings: Any) -> Any:
@@ -147,11 +175,19 @@ def make_runtime(workdir: Path, **settings: Any) -> Any:
     from aiopsd.store import StateStore
 
     (workdir / "rules").mkdir(exist_ok=True)
-    s = Settings(**{"state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}", "state_dir": workdir / "state",
-                    "rules_dir": workdir / "rules", "playbooks_dir": REPO / "playbooks", **settings})
+    s = Settings(
+        **{
+            "state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}",
+            "state_dir": workdir / "state",
+            "rules_dir": workdir / "rules",
+            "playbooks_dir": REPO / "playbooks",
+            **settings,
+        }
+    )
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    rt = Runtime(settings=s, rules=load_rules(s.rules_dir, s.playbooks_dir), store=StateStore(s.state_url),
-                 metrics=Metrics())
+    rt = Runtime(
+        settings=s, rules=load_rules(s.rules_dir, s.playbooks_dir), store=StateStore(s.state_url), metrics=Metrics()
+    )
     rt.ready.set()
     return rt
 

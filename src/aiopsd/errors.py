@@ -10,8 +10,9 @@ class AiopsdError(Exception):
 class ConfigError(AiopsdError):
     """A config or rule file is invalid; the message names file, rule and field."""
 
-    def __init__(self, message: str, *, file: str | None = None, rule: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, rule: str | None = None, field: str | None = None
+    ) -> None:
         self.file = file
         self.rule = rule
         self.field = field

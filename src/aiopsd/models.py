@@ -50,8 +50,11 @@ class SourceKind(StrEnum):
         return self is not SourceKind.ALERTMANAGER
 
 
-_SOURCE_FINDINGS = {SourceKind.PROMETHEUS: FindingKind.ANOMALY, SourceKind.PREDICTION_LOG: FindingKind.DRIFT,
-                    SourceKind.ALERTMANAGER: FindingKind.ALERT}
+_SOURCE_FINDINGS = {
+    SourceKind.PROMETHEUS: FindingKind.ANOMALY,
+    SourceKind.PREDICTION_LOG: FindingKind.DRIFT,
+    SourceKind.ALERTMANAGER: FindingKind.ALERT,
+}
 # Findings judged from polled data: a "source down" fact holds back every rule on them.
 POLLED_FINDING_KINDS = frozenset(k.finding_kind for k in SourceKind if k.polled)
 
@@ -76,8 +79,7 @@ class RunStatus(StrEnum):
         return self in _FINISHED
 
 
-_FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED,
-             RunStatus.INTERRUPTED}
+_FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED, RunStatus.INTERRUPTED}
 
 
 class Outcome(StrEnum):
@@ -274,12 +276,18 @@ def merge_sighting(known: Finding, seen: Finding) -> Finding | None:
     if known.status == FindingStatus.RESOLVED and seen.status == FindingStatus.FIRING:
         return None
     resolved = seen.status == FindingStatus.RESOLVED
-    return known.model_copy(update={
-        "last_seen": max(known.last_seen, seen.last_seen), "score": max(known.score, seen.score),
-        "sightings": tuple(sorted({*known.sightings, *seen.sightings})[-MAX_SIGHTINGS:]),
-        # Details accumulate (a drift report rendered when the episode opened stays linked).
-        "details": {**known.details, **seen.details}, "summary": seen.summary, "status": seen.status,
-        "resolution": (seen.resolution or "recovered") if resolved else known.resolution})
+    return known.model_copy(
+        update={
+            "last_seen": max(known.last_seen, seen.last_seen),
+            "score": max(known.score, seen.score),
+            "sightings": tuple(sorted({*known.sightings, *seen.sightings})[-MAX_SIGHTINGS:]),
+            # Details accumulate (a drift report rendered when the episode opened stays linked).
+            "details": {**known.details, **seen.details},
+            "summary": seen.summary,
+            "status": seen.status,
+            "resolution": (seen.resolution or "recovered") if resolved else known.resolution,
+        }
+    )
 
 
 class Decision(Frozen):
@@ -319,4 +327,3 @@ class ActionRun(Frozen):
     error: str = ""
     artifact_dir: str | None = None
     action: dict[str, Any] = Field(default_factory=dict)
-

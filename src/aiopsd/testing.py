@@ -41,8 +41,7 @@ class ScriptedSource:
     rolled_back: int = 0
     closed: bool = False
 
-    def then(self, *findings: Finding, lag: float | None = None, error: BaseException | None = None
-             ) -> ScriptedSource:
+    def then(self, *findings: Finding, lag: float | None = None, error: BaseException | None = None) -> ScriptedSource:
         """Script one more poll; returns self, so scripts chain."""
         self.script.append(Scripted(findings, lag, error))
         return self
@@ -75,7 +74,9 @@ class ScriptedRange:
         for labels, (ts, vs) in self.data.items():
             m = (ts >= start) & (ts <= end)
             if m.any():
-                out.append(Series(source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()),
-                                  values=tuple(vs[m].tolist())))
+                out.append(
+                    Series(
+                        source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()), values=tuple(vs[m].tolist())
+                    )
+                )
         return out
-

@@ -56,8 +56,9 @@ def test_an_empty_store_serves_nothing_and_says_so(make_store: Factory) -> None:
 def test_register_numbers_versions_and_keeps_metrics_and_lineage(make_store: Factory) -> None:
     store = make_store()
     lineage = {"rows": 150, "table": {"sha256": "ab" * 32}, "parent": None}
-    first = store.register(tree(1), metrics={"metric": "accuracy", "holdout": {"candidate": 0.5}},
-                           meta={"job": "test", "lineage": lineage})
+    first = store.register(
+        tree(1), metrics={"metric": "accuracy", "holdout": {"candidate": 0.5}}, meta={"job": "test", "lineage": lineage}
+    )
     second = store.register(tree(2), metrics={"metric": "accuracy"})
     assert (first.number, second.number) == (1, 2)
     assert first.status == "candidate" and not first.current and store.current() is None
@@ -91,8 +92,13 @@ def test_rollback_walks_back_along_what_was_served(make_store: Factory) -> None:
     with pytest.raises(RegistryError, match="no earlier served version"):
         store.rollback()
     assert store.current() == 1
-    assert [(h["version"], h["kind"]) for h in store.history()] == \
-        [(1, "promote"), (2, "promote"), (3, "promote"), (2, "rollback"), (1, "rollback")]
+    assert [(h["version"], h["kind"]) for h in store.history()] == [
+        (1, "promote"),
+        (2, "promote"),
+        (3, "promote"),
+        (2, "rollback"),
+        (1, "rollback"),
+    ]
     assert store.rollback(to=3).number == 3 and store.current() == 3
 
 

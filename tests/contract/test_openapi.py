@@ -45,8 +45,17 @@ def test_spec_lists_every_route(tmp_path: Path) -> None:
     routes = api_routes(app.routes)
     listed = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert routes == listed
-    for path in ("/", "/actions/{run_id}", "/findings/{finding_id}", "/api/v1/overview", "/api/v1/rules",
-                 "/api/v1/sources", "/api/v1/models", "/api/v1/actions/{run_id}", "/metrics"):
+    for path in (
+        "/",
+        "/actions/{run_id}",
+        "/findings/{finding_id}",
+        "/api/v1/overview",
+        "/api/v1/rules",
+        "/api/v1/sources",
+        "/api/v1/models",
+        "/api/v1/actions/{run_id}",
+        "/metrics",
+    ):
         assert path in spec["paths"], path
 
 
@@ -89,7 +98,8 @@ def test_status_answers_with_the_pages_source_and_rule_views(tmp_path: Path) -> 
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(
         "rules:\n  - name: restart\n    match: {kind: anomaly}\n"
-        "    action: {playbook: restart_service.yml, targets: web-1}\n    guards: {cooldown: 30m}\n")
+        "    action: {playbook: restart_service.yml, targets: web-1}\n    guards: {cooldown: 30m}\n"
+    )
     rt = make_runtime(tmp_path, watches=[{"name": "polled", "query": "up"}, {"name": "waiting", "query": "up"}])
     rt.store.set_source("polled", "prometheus", up=False, now=datetime.now(UTC), error="boom")
     client = TestClient(create_app(rt, Credentials(None, None, None)))

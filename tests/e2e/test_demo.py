@@ -12,9 +12,25 @@ from tests.support import tool_env
 
 def test_demo_shows_alert_anomaly_drift_and_successful_remediations(tmp_path: Path) -> None:
     summary = tmp_path / "s.json"
-    res = subprocess.run([sys.executable, "-m", "aiopsd", "demo", "--duration", "110", "--summary-json", str(summary),
-                          "--workdir", str(tmp_path / "demo")], env=tool_env(), capture_output=True, text=True,
-                         timeout=400, check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aiopsd",
+            "demo",
+            "--duration",
+            "110",
+            "--summary-json",
+            str(summary),
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     data = json.loads(summary.read_text())
     assert data["alerts_received"] >= 1

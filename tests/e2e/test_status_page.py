@@ -66,9 +66,15 @@ def seed_store(state_dir: Path, db: str, now: float) -> None:
         vs[-6:] = 0.55 + rng.normal(0, 0.02, 6)
         data[(("host", "localhost"), ("instance", inst), ("service", "checkout"))] = (ts, vs)
     src = ScriptedRange({k: (v[0][:-40], v[1][:-40]) for k, v in data.items()})
-    watcher = PrometheusWatch(WatchConfig(name="checkout_latency", query="checkout_latency_seconds", step=5, interval=5,
-                                  lookback=3600, detector="mad"),
-                      PrometheusConfig(url="http://unused", overlap=10), src, store, Metrics())
+    watcher = PrometheusWatch(
+        WatchConfig(
+            name="checkout_latency", query="checkout_latency_seconds", step=5, interval=5, lookback=3600, detector="mad"
+        ),
+        PrometheusConfig(url="http://unused", overlap=10),
+        src,
+        store,
+        Metrics(),
+    )
     run_poll(watcher, float(ts[-41]))
     src.data = data
     run_poll(watcher, now)
@@ -76,15 +82,30 @@ def seed_store(state_dir: Path, db: str, now: float) -> None:
     reports.mkdir(parents=True)
     (reports / "churn-1.html").write_text("<html><body><h1>Evidently drift report: churn</h1></body></html>")
     (reports / "churn-1.json").write_text(json.dumps({"metrics": []}))
-    store.upsert_findings([Finding(
-        id="drift-churn-1", kind=FindingKind.DRIFT, source="churn", labels={"model": "churn"}, score=2.5,
-        starts_at=_dt(now - 300), last_seen=_dt(now - 60), summary="churn: 2 of 3 columns drifted",
-        details={"columns": {
-            "tenure": {"test": "ks", "statistic": 0.41, "p_value": 1e-9, "psi": 0.62, "drift": True},
-            "plan": {"test": "chi2", "statistic": 37.2, "p_value": 2e-6, "psi": 0.31, "drift": True},
-            "age": {"test": "ks", "statistic": 0.03, "p_value": 0.71, "psi": 0.01, "drift": False}},
-            "report_html": str(reports / "churn-1.html"), "report_json": "reports/churn-1.json"},
-        sightings=(now - 60,))])
+    store.upsert_findings(
+        [
+            Finding(
+                id="drift-churn-1",
+                kind=FindingKind.DRIFT,
+                source="churn",
+                labels={"model": "churn"},
+                score=2.5,
+                starts_at=_dt(now - 300),
+                last_seen=_dt(now - 60),
+                summary="churn: 2 of 3 columns drifted",
+                details={
+                    "columns": {
+                        "tenure": {"test": "ks", "statistic": 0.41, "p_value": 1e-9, "psi": 0.62, "drift": True},
+                        "plan": {"test": "chi2", "statistic": 37.2, "p_value": 2e-6, "psi": 0.31, "drift": True},
+                        "age": {"test": "ks", "statistic": 0.03, "p_value": 0.71, "psi": 0.01, "drift": False},
+                    },
+                    "report_html": str(reports / "churn-1.html"),
+                    "report_json": "reports/churn-1.json",
+                },
+                sightings=(now - 60,),
+            )
+        ]
+    )
     for n, auc in ((1, 0.81), (2, 0.84)):
         vdir = state_dir / "models" / "churn" / "versions" / str(n)
         vdir.mkdir(parents=True)
@@ -97,29 +118,60 @@ def _dt(x: float) -> datetime:
     return datetime.fromtimestamp(x, UTC)
 
 
-RULES: dict[str, Any] = {"rules": [
-    {"name": "restart-on-latency-anomaly", "description": "Restart the service behind anomalous latency.",
-     "match": {"kind": "anomaly", "labels": {"service": "checkout"}}, "for": {"count": 2, "window": "10m"},
-     "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}",
-                "extra_vars": {"restart_command": "true", "incident": "{{ finding.id }}"}},
-     "guards": {"cooldown": "10m", "timeout": "2m"}},
-    {"name": "diagnose-disk", "match": {"kind": "alert", "labels": {"alertname": "DiskFilling"}},
-     "action": {"playbook": "collect_diagnostics.yml", "targets": "localhost",
-                "extra_vars": {"incident": "disk-{{ finding.id }}"}},
-     "guards": {"timeout": "2m"}},
-    {"name": "restart-queue", "match": {"kind": "alert", "labels": {"alertname": "QueueStuck"}},
-     "action": {"playbook": "restart_service.yml", "targets": "localhost",
-                "extra_vars": {"restart_url": "{{ labels.control_url }}"}},
-     "guards": {"timeout": "1m", "circuit_breaker": {"failures": 1, "reset_after": "1h"}}},
-    {"name": "page-a-human", "match": {"kind": "alert", "labels": {"alertname": "ModelDegraded"}},
-     "action": {"notify": {"message": "model degraded on {{ labels.host }}"}},
-     "guards": {"require_approval": True}},
-    {"name": "warm-cache", "match": {"kind": "alert", "labels": {"alertname": "CacheCold"}},
-     "action": {"notify": {"message": "would warm the cache"}}, "guards": {"dry_run": True}},
-    {"name": "reboot-node", "match": {"kind": "alert", "labels": {"alertname": "NodeDown"}},
-     "action": {"notify": {"message": "reboot {{ labels.host }}"}},
-     "guards": {"max_per_window": {"count": 1, "window": "1h"}}},
-]}
+RULES: dict[str, Any] = {
+    "rules": [
+        {
+            "name": "restart-on-latency-anomaly",
+            "description": "Restart the service behind anomalous latency.",
+            "match": {"kind": "anomaly", "labels": {"service": "checkout"}},
+            "for": {"count": 2, "window": "10m"},
+            "action": {
+                "playbook": "restart_service.yml",
+                "targets": "{{ labels.host }}",
+                "extra_vars": {"restart_command": "true", "incident": "{{ finding.id }}"},
+            },
+            "guards": {"cooldown": "10m", "timeout": "2m"},
+        },
+        {
+            "name": "diagnose-disk",
+            "match": {"kind": "alert", "labels": {"alertname": "DiskFilling"}},
+            "action": {
+                "playbook": "collect_diagnostics.yml",
+                "targets": "localhost",
+                "extra_vars": {"incident": "disk-{{ finding.id }}"},
+            },
+            "guards": {"timeout": "2m"},
+        },
+        {
+            "name": "restart-queue",
+            "match": {"kind": "alert", "labels": {"alertname": "QueueStuck"}},
+            "action": {
+                "playbook": "restart_service.yml",
+                "targets": "localhost",
+                "extra_vars": {"restart_url": "{{ labels.control_url }}"},
+            },
+            "guards": {"timeout": "1m", "circuit_breaker": {"failures": 1, "reset_after": "1h"}},
+        },
+        {
+            "name": "page-a-human",
+            "match": {"kind": "alert", "labels": {"alertname": "ModelDegraded"}},
+            "action": {"notify": {"message": "model degraded on {{ labels.host }}"}},
+            "guards": {"require_approval": True},
+        },
+        {
+            "name": "warm-cache",
+            "match": {"kind": "alert", "labels": {"alertname": "CacheCold"}},
+            "action": {"notify": {"message": "would warm the cache"}},
+            "guards": {"dry_run": True},
+        },
+        {
+            "name": "reboot-node",
+            "match": {"kind": "alert", "labels": {"alertname": "NodeDown"}},
+            "action": {"notify": {"message": "reboot {{ labels.host }}"}},
+            "guards": {"max_per_window": {"count": 1, "window": "1h"}},
+        },
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +179,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     work = tmp_path_factory.mktemp("oncall")
     (work / "rules").mkdir()
     (work / "rules" / "oncall.yaml").write_text(yaml.safe_dump(RULES, sort_keys=False))
-    cfg = write_config(work, prometheus={"url": f"http://127.0.0.1:{free_port()}", "timeout": "1s"},
-                       watches=[{"name": "api_errors", "query": "sum(rate(http_errors_total[1m]))",
-                                 "step": "5s", "interval": "2s"}],
-                       playbook_vars={"diagnostics_dir": str(work / "diag")})
+    cfg = write_config(
+        work,
+        prometheus={"url": f"http://127.0.0.1:{free_port()}", "timeout": "1s"},
+        watches=[{"name": "api_errors", "query": "sum(rate(http_errors_total[1m]))", "step": "5s", "interval": "2s"}],
+        playbook_vars={"diagnostics_dir": str(work / "diag")},
+    )
     settings = yaml.safe_load(cfg.read_text())
     seed_store(work / "state", settings["state_url"], time.time())
     d = start_daemon(cfg)
@@ -146,27 +200,37 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
             r = httpx.post(f"{d.url}/api/v1/alerts", json=payload(*alerts), timeout=10)
             assert r.status_code == 200, r.text
 
-        post(alert("DiskFilling", fingerprint="disk", severity="warning", host="localhost"),
-             alert("QueueStuck", fingerprint="q1", control_url=closed),
-             alert("ModelDegraded", fingerprint="m1", host="ml-1"),
-             alert("CacheCold", fingerprint="c1"),
-             alert("NodeDown", fingerprint="n1", host="node-1"),
-             alert("NodeDown", fingerprint="n2", host="node-2"))
+        post(
+            alert("DiskFilling", fingerprint="disk", severity="warning", host="localhost"),
+            alert("QueueStuck", fingerprint="q1", control_url=closed),
+            alert("ModelDegraded", fingerprint="m1", host="ml-1"),
+            alert("CacheCold", fingerprint="c1"),
+            alert("NodeDown", fingerprint="n1", host="node-1"),
+            alert("NodeDown", fingerprint="n2", host="node-2"),
+        )
 
         def run_of(rule: str) -> dict[str, Any] | None:
             runs = [r for r in d.get("/api/v1/actions") if r["rule"] == rule]
             return runs[0] if runs and runs[0]["status"] not in ("pending", "running") else None
 
         wait_for(lambda: run_of("restart-queue"), 120, what="the failing playbook to finish")
-        post(alert("QueueStuck", fingerprint="q2", starts_at=_dt(time.time() - 30).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   control_url=closed))
+        post(
+            alert(
+                "QueueStuck",
+                fingerprint="q2",
+                starts_at=_dt(time.time() - 30).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                control_url=closed,
+            )
+        )
 
         def settled() -> bool:
             codes = {x["code"] for x in d.get("/api/v1/decisions?limit=200")}
             runs = d.get("/api/v1/actions")
-            return ({"cooldown", "circuit_open", "rate_budget"} <= codes
-                    and all(r["status"] not in ("pending", "running") for r in runs)
-                    and {r["rule"] for r in runs} >= {"restart-on-latency-anomaly", "diagnose-disk"})
+            return (
+                {"cooldown", "circuit_open", "rate_budget"} <= codes
+                and all(r["status"] not in ("pending", "running") for r in runs)
+                and {r["rule"] for r in runs} >= {"restart-on-latency-anomaly", "diagnose-disk"}
+            )
 
         wait_for(settled, 120, what="decisions and runs to settle")
         yield d
@@ -178,9 +242,18 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 def browser() -> Iterator[WebDriver]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--hide-scrollbars"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ):
         opts.add_argument(flag)
     # Scripts off: the page must work without JavaScript.
     opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
@@ -193,8 +266,9 @@ def browser() -> Iterator[WebDriver]:
 
 def viewport(driver: WebDriver, size: tuple[int, int]) -> None:
     w, h = size
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600}
+    )
 
 
 def screenshot(driver: WebDriver, name: str, *, full: bool = False) -> Path:
@@ -202,8 +276,10 @@ def screenshot(driver: WebDriver, name: str, *, full: bool = False) -> Path:
     params: dict[str, Any] = {"format": "png"}
     if full:
         size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        params.update(captureBeyondViewport=True,
-                      clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        params.update(
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        )
     data = driver.execute_cdp_cmd("Page.captureScreenshot", params)["data"]
     path = ARTIFACTS / f"{name}.png"
     path.write_bytes(base64.b64decode(data))
@@ -233,8 +309,10 @@ def test_status_page_says_what_it_saw_did_and_refused(daemon: DaemonProcess, bro
     screenshot(browser, "status-1366-full", full=True)
 
     # What it saw: the latency anomaly with its chart, band and marked points.
-    card = browser.find_element(By.XPATH, "//article[contains(@class,'firing')][.//span[text()='anomaly']]"
-                                          "[.//a[contains(., 'restart_service.yml')]]")
+    card = browser.find_element(
+        By.XPATH,
+        "//article[contains(@class,'firing')][.//span[text()='anomaly']][.//a[contains(., 'restart_service.yml')]]",
+    )
     assert "checkout_latency" in card.text and "anomaly" in card.text
     chart = card.find_element(By.CSS_SELECTOR, "svg.chart.wide")
     assert chart.is_displayed() and not card.find_element(By.CSS_SELECTOR, "svg.chart.narrow").is_displayed()
@@ -270,7 +348,8 @@ def test_status_page_says_what_it_saw_did_and_refused(daemon: DaemonProcess, bro
     rules = browser.find_element(By.XPATH, "//table[contains(@class,'rules')]//tr[.//b[text()='restart-queue']]")
     assert "open" in rules.text and "1 consecutive failed runs" in rules.text
     anomaly_rule = browser.find_element(
-        By.XPATH, "//table[contains(@class,'rules')]//tr[.//b[text()='restart-on-latency-anomaly']]")
+        By.XPATH, "//table[contains(@class,'rules')]//tr[.//b[text()='restart-on-latency-anomaly']]"
+    )
     assert "cooling down until" in anomaly_rule.text
 
     # Models: versions with their metrics, the current one flagged.
@@ -281,8 +360,11 @@ def test_status_page_says_what_it_saw_did_and_refused(daemon: DaemonProcess, bro
 def test_action_link_opens_the_playbook_output(daemon: DaemonProcess, browser: WebDriver) -> None:
     viewport(browser, DESKTOP)
     browser.get(f"{daemon.url}/")
-    link = browser.find_element(By.XPATH, "//table[contains(@class,'actions')]//a[contains(., 'restart_service.yml')]"
-                                          "[ancestor::tr[contains(., 'succeeded')]]")
+    link = browser.find_element(
+        By.XPATH,
+        "//table[contains(@class,'actions')]//a[contains(., 'restart_service.yml')]"
+        "[ancestor::tr[contains(., 'succeeded')]]",
+    )
     link.click()
     assert "/actions/" in browser.current_url
     body = text_of(browser, "main")
@@ -331,8 +413,14 @@ def test_auto_refresh_is_opt_in(daemon: DaemonProcess, browser: WebDriver) -> No
 
 
 def test_status_command_prints_the_same_story(daemon: DaemonProcess) -> None:
-    res = subprocess.run([sys.executable, "-m", "aiopsd", "status", "--url", daemon.url], env={
-        **tool_env(), "COLUMNS": "160"}, capture_output=True, text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "aiopsd", "status", "--url", daemon.url],
+        env={**tool_env(), "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "PROBLEM" in out and "source api_errors is down" in out
@@ -340,8 +428,14 @@ def test_status_command_prints_the_same_story(daemon: DaemonProcess) -> None:
     for label in ("cooldown", "circuit open", "rate budget spent", "awaiting approval", "dry run"):
         assert label in out, label
     assert "open: 1 consecutive failed runs" in out
-    down = subprocess.run([sys.executable, "-m", "aiopsd", "status", "--url", f"http://127.0.0.1:{free_port()}"],
-                          env=tool_env(), capture_output=True, text=True, timeout=60, check=False)
+    down = subprocess.run(
+        [sys.executable, "-m", "aiopsd", "status", "--url", f"http://127.0.0.1:{free_port()}"],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert down.returncode == 1 and "is the daemon running" in down.stderr
 
 

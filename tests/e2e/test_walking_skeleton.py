@@ -26,36 +26,76 @@ def test_alert_and_anomaly_each_run_their_playbook_exactly_once(tmp_path: Path) 
     control = f"http://127.0.0.1:{wport}"
     workload = Workload(latency_incident_max=60)
     labels = {"job": "demo", "instance": f"127.0.0.1:{wport}", "control_url": control}
-    history = stack.to_openmetrics(workload.history(now - 1200, now - 1, 1.0, labels),
-                                   {"demo_api_latency_seconds": "gauge", "demo_api_errors_total": "counter"})
+    history = stack.to_openmetrics(
+        workload.history(now - 1200, now - 1, 1.0, labels),
+        {"demo_api_latency_seconds": "gauge", "demo_api_errors_total": "counter"},
+    )
     stack.backfill(tmp_path / "prom" / "data", history, tmp_path)
     server = serve(workload, wport)
     markers, diag = tmp_path / "markers", tmp_path / "diag"
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "e2e.yaml").write_text(yaml.safe_dump({"rules": [
-        {"name": "restart-on-anomaly", "match": {"kind": "anomaly", "labels": {"service": "checkout"}},
-         "for": {"count": 2, "window": "1m"},
-         "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}",
-                    "extra_vars": {"restart_url": "{{ labels.control_url }}/restart", "marker_dir": str(markers),
-                                   "incident": "anomaly-{{ finding.id }}"}},
-         "guards": {"timeout": "2m"}},
-        {"name": "diagnose-alert", "match": {"kind": "alert", "labels": {"alertname": "DemoHighErrorRate"}},
-         "action": {"playbook": "collect_diagnostics.yml", "targets": "localhost",
-                    "extra_vars": {"diagnostics_dir": str(diag), "incident": "alert-{{ finding.id }}"}},
-         "guards": {"timeout": "2m"}},
-    ]}))
+    (tmp_path / "rules" / "e2e.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "restart-on-anomaly",
+                        "match": {"kind": "anomaly", "labels": {"service": "checkout"}},
+                        "for": {"count": 2, "window": "1m"},
+                        "action": {
+                            "playbook": "restart_service.yml",
+                            "targets": "{{ labels.host }}",
+                            "extra_vars": {
+                                "restart_url": "{{ labels.control_url }}/restart",
+                                "marker_dir": str(markers),
+                                "incident": "anomaly-{{ finding.id }}",
+                            },
+                        },
+                        "guards": {"timeout": "2m"},
+                    },
+                    {
+                        "name": "diagnose-alert",
+                        "match": {"kind": "alert", "labels": {"alertname": "DemoHighErrorRate"}},
+                        "action": {
+                            "playbook": "collect_diagnostics.yml",
+                            "targets": "localhost",
+                            "extra_vars": {"diagnostics_dir": str(diag), "incident": "alert-{{ finding.id }}"},
+                        },
+                        "guards": {"timeout": "2m"},
+                    },
+                ]
+            }
+        )
+    )
     daemon_port = stack.free_port()
     am = stack.start_alertmanager(tmp_path / "am", webhook_url=f"http://127.0.0.1:{daemon_port}/api/v1/alerts")
     prom = stack.start_prometheus(
-        tmp_path / "prom", interval="1s", alertmanager_port=am.port, rules=ALERT_RULES,
+        tmp_path / "prom",
+        interval="1s",
+        alertmanager_port=am.port,
+        rules=ALERT_RULES,
         tsdb_dir=tmp_path / "prom" / "data",
-        scrape=[{"job_name": "demo", "static_configs": [{"targets": [f"127.0.0.1:{wport}"],
-                                                         "labels": {"control_url": control}}]}])
+        scrape=[
+            {
+                "job_name": "demo",
+                "static_configs": [{"targets": [f"127.0.0.1:{wport}"], "labels": {"control_url": control}}],
+            }
+        ],
+    )
     cfg = write_config(
-        tmp_path, listen=f"127.0.0.1:{daemon_port}",
+        tmp_path,
+        listen=f"127.0.0.1:{daemon_port}",
         prometheus={"url": prom.url, "timeout": "5s", "overlap": "5s"},
-        watches=[{"name": "latency", "query": 'demo_api_latency_seconds{job="demo"}', "step": "1s",
-                  "interval": "1s", "lookback": "20m"}])
+        watches=[
+            {
+                "name": "latency",
+                "query": 'demo_api_latency_seconds{job="demo"}',
+                "step": "1s",
+                "interval": "1s",
+                "lookback": "20m",
+            }
+        ],
+    )
     try:
         with stack.stopping(am, prom), running_daemon(cfg) as daemon:
             start = time.time()

@@ -37,10 +37,15 @@ APPROVER_TOKEN = "approver-token"
 APPROVE = {"Authorization": f"Bearer {APPROVER_TOKEN}"}
 
 
-def build(tmp_path: Path, *, auth: bool = True, max_body: int = 64 * 1024,
-          approvals: bool = True) -> tuple[TestClient, Runtime]:
-    settings = Settings(state_url=f"sqlite:///{tmp_path / 'state' / 'state.db'}", state_dir=tmp_path / "state",
-                        rules_dir=tmp_path, webhook={"max_body_bytes": max_body})
+def build(
+    tmp_path: Path, *, auth: bool = True, max_body: int = 64 * 1024, approvals: bool = True
+) -> tuple[TestClient, Runtime]:
+    settings = Settings(
+        state_url=f"sqlite:///{tmp_path / 'state' / 'state.db'}",
+        state_dir=tmp_path / "state",
+        rules_dir=tmp_path,
+        webhook={"max_body_bytes": max_body},
+    )
     store = StateStore(settings.state_url)
     rt = Runtime(settings=settings, rules=[], store=store, metrics=Metrics())
     rt.ready.set()
@@ -58,8 +63,11 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Runtime]]:
 
 def post(client: TestClient, body: Any, headers: dict[str, str] | None = None) -> Any:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post("/api/v1/alerts", content=data,
-                       headers={"Content-Type": "application/json", **(AUTH if headers is None else headers)})
+    return client.post(
+        "/api/v1/alerts",
+        content=data,
+        headers={"Content-Type": "application/json", **(AUTH if headers is None else headers)},
+    )
 
 
 def test_webhook_accepts_durably_and_answers_duplicates(api: tuple[TestClient, Runtime]) -> None:
@@ -71,9 +79,16 @@ def test_webhook_accepts_durably_and_answers_duplicates(api: tuple[TestClient, R
     assert rt.store.counts()["alerts"] == 2
 
 
-@pytest.mark.parametrize(("headers", "code"), [
-    ({}, 401), ({"Authorization": "Bearer wrong"}, 401), ({"Authorization": "Basic Zm9vOmJhcg=="}, 401),
-    ({"Authorization": "Bearer"}, 401), (AUTH, 200)])
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Basic Zm9vOmJhcg=="}, 401),
+        ({"Authorization": "Bearer"}, 401),
+        (AUTH, 200),
+    ],
+)
 def test_webhook_auth(api: tuple[TestClient, Runtime], headers: dict[str, str], code: int) -> None:
     client, rt = api
     assert post(client, payload(alert()), headers).status_code == code
@@ -95,7 +110,7 @@ def test_body_over_the_limit_is_413_declared_or_streamed(tmp_path: Path) -> None
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while streaming
         data = json.dumps(big).encode()
         for i in range(0, len(data), 512):
-            yield data[i:i + 512]
+            yield data[i : i + 512]
 
     r = client.post("/api/v1/alerts", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
     assert r.status_code == 413 and "larger than 2048" in r.json()["error"]
@@ -103,16 +118,18 @@ def test_body_over_the_limit_is_413_declared_or_streamed(tmp_path: Path) -> None
     rt.store.close()
 
 
-@pytest.mark.parametrize(("body", "code", "says"), [
-    (b"{not json", 400, "not valid JSON"),
-    (b"\xff\xfe", 400, "not valid JSON"),
-    ({"version": "3", "status": "firing", "alerts": []}, 422, "version"),
-    ({"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {}}]}, 422, "alerts.0"),
-    ({"version": "4", "status": "firing", "alerts": [{**alert(), "startsAt": "yesterday"}]}, 422, "RFC 3339"),
-    ([1, 2, 3], 422, "Alertmanager v4"),
-])
-def test_bad_payloads_get_4xx_with_the_reason(api: tuple[TestClient, Runtime], body: Any, code: int,
-                                              says: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        ({"version": "3", "status": "firing", "alerts": []}, 422, "version"),
+        ({"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {}}]}, 422, "alerts.0"),
+        ({"version": "4", "status": "firing", "alerts": [{**alert(), "startsAt": "yesterday"}]}, 422, "RFC 3339"),
+        ([1, 2, 3], 422, "Alertmanager v4"),
+    ],
+)
+def test_bad_payloads_get_4xx_with_the_reason(api: tuple[TestClient, Runtime], body: Any, code: int, says: str) -> None:
     client, rt = api
     r = post(client, body)
     assert r.status_code == code and says in r.json()["error"]
@@ -145,12 +162,22 @@ def _awaiting_run(rt: Runtime) -> int:
 
     from aiopsd.engine import evaluate
 
-    rule = Rule.model_validate({"name": "manual", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}},
-                                "guards": {"require_approval": True}})
+    rule = Rule.model_validate(
+        {
+            "name": "manual",
+            "match": {"kind": "alert"},
+            "action": {"notify": {"message": "x"}},
+            "guards": {"require_approval": True},
+        }
+    )
     from aiopsd.sources.alertmanager import IncomingAlert
 
-    rt.store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
-                                          0.0)], received_at=0.0, receiver=None, group_key=None)
+    rt.store.accept_alerts(
+        [IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None, 0.0)],
+        received_at=0.0,
+        receiver=None,
+        group_key=None,
+    )
     now = datetime.now(UTC)
     ds = evaluate(rt.store.active_findings(), [rule], engine_state(rt.store, [rule], now, sources_down={}), now)
     rt.store.record_decisions(ds, {"manual": rule})
@@ -194,10 +221,24 @@ def test_webhook_token_alone_never_approves(tmp_path: Path) -> None:
 def test_daemon_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     cfg = tmp_path / "aiopsd.yaml"
-    cfg.write_text(yaml.safe_dump({"listen": "0.0.0.0:19797", "state_url": f"sqlite:///{tmp_path / 's.db'}",
-                                   "state_dir": str(tmp_path / "state"), "rules_dir": str(tmp_path / "rules")}))
-    r = subprocess.run([sys.executable, "-m", "aiopsd", "run", "--config", str(cfg)], capture_output=True, text=True,
-                       env=tool_env(), timeout=60, check=False)
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "listen": "0.0.0.0:19797",
+                "state_url": f"sqlite:///{tmp_path / 's.db'}",
+                "state_dir": str(tmp_path / "state"),
+                "rules_dir": str(tmp_path / "rules"),
+            }
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "aiopsd", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2
     assert "refusing to listen on 0.0.0.0:19797 without webhook auth" in " ".join(r.stderr.split())
 
@@ -224,8 +265,10 @@ def test_openapi_fuzz_never_5xx(tmp_path: Path) -> None:
 
         check()
     rt.store.close()
-    print(f"schemathesis: {calls[0]} requests, status codes per operation:",
-          {k: sorted(v) for k, v in sorted(seen.items())})
+    print(
+        f"schemathesis: {calls[0]} requests, status codes per operation:",
+        {k: sorted(v) for k, v in sorted(seen.items())},
+    )
     assert "POST /api/v1/alerts" in seen and len(seen) >= 8, seen
     assert 200 in seen["POST /api/v1/alerts"], seen  # the generator did produce valid payloads too
 
@@ -233,22 +276,32 @@ def test_openapi_fuzz_never_5xx(tmp_path: Path) -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20)
-alert_like = st.fixed_dictionaries({
-    "status": st.sampled_from(["firing", "resolved", "bogus"]) | json_values,
-    "labels": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3) | json_values,
-    "startsAt": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+02:00", "", "x"]),
-    "fingerprint": st.text(min_size=0, max_size=140),
-}, optional={"annotations": json_values, "endsAt": json_values, "generatorURL": json_values})
-payload_like = st.fixed_dictionaries({
-    "version": st.sampled_from(["4", "3", 4]), "status": st.sampled_from(["firing", "resolved"]),
-    "alerts": st.lists(alert_like, max_size=5)}, optional={"groupKey": json_values, "receiver": json_values})
+    max_leaves=20,
+)
+alert_like = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["firing", "resolved", "bogus"]) | json_values,
+        "labels": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3) | json_values,
+        "startsAt": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+02:00", "", "x"]),
+        "fingerprint": st.text(min_size=0, max_size=140),
+    },
+    optional={"annotations": json_values, "endsAt": json_values, "generatorURL": json_values},
+)
+payload_like = st.fixed_dictionaries(
+    {
+        "version": st.sampled_from(["4", "3", 4]),
+        "status": st.sampled_from(["firing", "resolved"]),
+        "alerts": st.lists(alert_like, max_size=5),
+    },
+    optional={"groupKey": json_values, "receiver": json_values},
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(payload_like, json_values, st.binary(max_size=200)))
-def test_webhook_payload_fuzz_is_2xx_or_4xx_and_2xx_means_stored(tmp_path_factory: pytest.TempPathFactory,
-                                                                 body: Any) -> None:
+def test_webhook_payload_fuzz_is_2xx_or_4xx_and_2xx_means_stored(
+    tmp_path_factory: pytest.TempPathFactory, body: Any
+) -> None:
     tmp = tmp_path_factory.mktemp("fuzz")
     client, rt = build(tmp)
     try:

@@ -74,8 +74,11 @@ def exported_names(tmp_path: Path) -> set[str]:
             continue
         name, kind = m.groups()
         name = name.removesuffix("_total") if kind == "counter" else name
-        suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
-                    "summary": ["_sum", "_count", "_created"]}.get(kind, [""])
+        suffixes = {
+            "counter": ["_total", "_created"],
+            "histogram": ["_bucket", "_sum", "_count", "_created"],
+            "summary": ["_sum", "_count", "_created"],
+        }.get(kind, [""])
         names |= {name + s for s in suffixes}
     return names
 
@@ -85,8 +88,9 @@ def test_alerting_rules_pass_promtool_check_and_their_unit_tests() -> None:
     check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 8 rules found" in check.stdout
-    unit = subprocess.run([promtool, "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent,
-                          capture_output=True, text=True, check=False)
+    unit = subprocess.run(
+        [promtool, "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent, capture_output=True, text=True, check=False
+    )
     assert unit.returncode == 0, unit.stdout + unit.stderr
     alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
     assert {"AiopsdDown", "AiopsdSchedulerStuck", "AiopsdCircuitOpen", "AiopsdActionsFailing"} <= alerts
@@ -110,7 +114,13 @@ def test_dashboard_and_rules_name_only_metrics_the_daemon_exports(tmp_path: Path
     assert named, "the queries name aiopsd metrics"
     missing = sorted(named - exported)
     assert not missing, f"not exported by the daemon: {missing}"
-    for required in ("aiopsd_anomaly_score", "aiopsd_anomaly_yhat_lower", "aiopsd_anomaly_yhat_upper",
-                     "aiopsd_scheduler_last_tick_timestamp_seconds", "aiopsd_rule_circuit_open",
-                     "aiopsd_action_duration_seconds_bucket", "aiopsd_store_operation_seconds_bucket"):
+    for required in (
+        "aiopsd_anomaly_score",
+        "aiopsd_anomaly_yhat_lower",
+        "aiopsd_anomaly_yhat_upper",
+        "aiopsd_scheduler_last_tick_timestamp_seconds",
+        "aiopsd_rule_circuit_open",
+        "aiopsd_action_duration_seconds_bucket",
+        "aiopsd_store_operation_seconds_bucket",
+    ):
         assert required in named, f"{required} is on the dashboard or in a rule"

@@ -28,8 +28,19 @@ def log_rows(path: Path, n: int, drift: float, seed: int, model: object, t0: flo
     with path.open("a") as fh:
         for i, row in enumerate(df.to_dict("records")):
             feats = {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k]) for k in FEATURES}
-            fh.write(json.dumps({"timestamp": t0 + i * 0.1, "model": "churn", "version": "1", "features": feats,
-                                 "prediction": int(preds[i]), "label": int(row["churn"])}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "timestamp": t0 + i * 0.1,
+                        "model": "churn",
+                        "version": "1",
+                        "features": feats,
+                        "prediction": int(preds[i]),
+                        "label": int(row["churn"]),
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(tmp_path: Path) -> None:
@@ -38,8 +49,7 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
     _, model = DirectoryStore(model_dir).load()
     log = tmp_path / "logs" / "churn.jsonl"
     log.parent.mkdir()
-    cfg = PredictionLogConfig(model="churn", path=str(log), reference=ref, window={"rows": 300},
-                              model_dir=model_dir)
+    cfg = PredictionLogConfig(model="churn", path=str(log), reference=ref, window={"rows": 300}, model_dir=model_dir)
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     metrics = Metrics()
     w = DriftWatch(cfg, store, metrics, tmp_path / "state")
@@ -60,15 +70,25 @@ def test_drift_opens_one_finding_with_report_and_the_retrain_rule_runs_the_gate(
     assert html.is_file() and "monthly_charges" in html.read_text()
     assert json.loads(Path(f.details["report_json"]).read_text())
 
-    rule = Rule.model_validate({"name": "retrain", "match": {"kind": "drift"}, "action": {"retrain": {}},
-                                "guards": {"timeout": "5m"}})
+    rule = Rule.model_validate(
+        {"name": "retrain", "match": {"kind": "drift"}, "action": {"retrain": {}}, "guards": {"timeout": "5m"}}
+    )
     action = render(rule.action.model_dump(mode="json"), template_context(f))
     assert render_targets(rule, f) == ()
-    run = ActionRun(id=1, decision_id="d", rule="retrain", kind="retrain", targets=(), status=RunStatus.RUNNING,
-                    created_at=datetime.now(UTC), action=action)
+    run = ActionRun(
+        id=1,
+        decision_id="d",
+        rule="retrain",
+        kind="retrain",
+        targets=(),
+        status=RunStatus.RUNNING,
+        created_at=datetime.now(UTC),
+        action=action,
+    )
     settings = Settings(state_dir=tmp_path / "state", prediction_logs=[cfg])
-    result = execute(run, context_for(settings, private_dir=tmp_path / "run", timeout=300,
-                                      cancel=__import__("threading").Event()))
+    result = execute(
+        run, context_for(settings, private_dir=tmp_path / "run", timeout=300, cancel=__import__("threading").Event())
+    )
     assert result.status == RunStatus.SUCCEEDED, result.output + result.error
     assert "gate" in result.output
     versions = DirectoryStore(model_dir).list_versions()

@@ -66,14 +66,21 @@ SERVE = textwrap.dedent("""
 def serve(server: MlflowServer, name: str, rows: Path) -> dict[str, object]:
     """What an MLflow serving process that knows nothing of aiopsd loads for ``models:/NAME@champion``."""
     env = {**tool_env(), "MLFLOW_TRACKING_URI": server.url, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-c", SERVE, f"models:/{name}@champion", str(rows)], env=env,
-                          capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE, f"models:/{name}@champion", str(rows)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alias(
-        mlflow_server: MlflowServer, cancer: pd.DataFrame, tmp_path: Path) -> None:
+    mlflow_server: MlflowServer, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
     spec = mlflow_spec(mlflow_server)
     assert spec.name is not None
     store = open_store(spec)
@@ -85,8 +92,7 @@ def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alia
 
     data = tmp_path / "recent.csv"
     cancer.iloc[12:300].assign(timestamp=np.arange(288)).to_csv(data, index=False)
-    res = retrain_job(RetrainParams(store=spec, state_dir=tmp_path / "state", data_path=data, label="target"),
-                      tmp_path)
+    res = retrain_job(RetrainParams(store=spec, state_dir=tmp_path / "state", data_path=data, label="target"), tmp_path)
     assert res.status == "promoted" and res.candidate_version == 2 and store.current() == 2
 
     after = serve(mlflow_server, spec.name, rows)  # the same URI now resolves to the retrained version
@@ -97,8 +103,9 @@ def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alia
     assert table.parent == tmp_path / "state" / "training" and lin.file_sha256(table) == lineage["table"]["sha256"]
     assert lineage["rows"] == res.rows_train and lineage["parent"] == 1 and lineage["label"] == "target"
     assert lineage["time_window"] == {"start": "0", "end": str(res.rows_train - 1)}
-    assert lineage["sources"] == [{"path": str(data), "bytes": [0, data.stat().st_size],
-                                   "sha256": lin.file_sha256(data)}]
+    assert lineage["sources"] == [
+        {"path": str(data), "bytes": [0, data.stat().st_size], "sha256": lin.file_sha256(data)}
+    ]
     assert [f["name"] for f in lineage["features"]] == features(cancer) and lineage["code"]["scikit-learn"]
 
     run = MlflowClient(mlflow_server.url).get_run(str(store.get(2).meta["run_id"]))
@@ -122,19 +129,22 @@ def test_retrain_registers_with_lineage_and_the_serving_process_follows_the_alia
     assert serve(mlflow_server, spec.name, rows) == before
 
 
-def test_a_rejected_candidate_never_gets_the_alias(mlflow_server: MlflowServer, cancer: pd.DataFrame,
-                                                   tmp_path: Path) -> None:
+def test_a_rejected_candidate_never_gets_the_alias(
+    mlflow_server: MlflowServer, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
     spec = mlflow_spec(mlflow_server)
     store = open_store(spec)
     seed(store, cancer)
     data = tmp_path / "recent.csv"
     cancer.iloc[12:300].to_csv(data, index=False)
-    res = retrain_job(RetrainParams(store=spec, state_dir=tmp_path, data_path=data, label="target",
-                                    min_improvement=0.9), tmp_path)
+    res = retrain_job(
+        RetrainParams(store=spec, state_dir=tmp_path, data_path=data, label="target", min_improvement=0.9), tmp_path
+    )
     assert res.status == "rejected" and store.current() == 1
     assert store.get(2).status == "rejected"
-    listed = CliRunner().invoke(create_model_app(),
-                                ["promote", "2", "--mlflow", mlflow_server.url, "--name", str(spec.name)])
+    listed = CliRunner().invoke(
+        create_model_app(), ["promote", "2", "--mlflow", mlflow_server.url, "--name", str(spec.name)]
+    )
     assert listed.exit_code == 2 and "rejected" in listed.output and store.current() == 1
 
 
@@ -151,17 +161,26 @@ CRASH = textwrap.dedent("""
 
 @pytest.mark.parametrize("kind", ["directory", "mlflow"])
 @pytest.mark.parametrize(("killed_in", "served_after"), [("_switch", 1), ("_append_history", 2)])
-def test_killed_promotion_leaves_exactly_one_champion(kind: str, killed_in: str, served_after: int,
-                                                      request: pytest.FixtureRequest, cancer: pd.DataFrame,
-                                                      tmp_path: Path) -> None:
+def test_killed_promotion_leaves_exactly_one_champion(
+    kind: str, killed_in: str, served_after: int, request: pytest.FixtureRequest, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
     """SIGKILL before the registry write (``_switch``) or between it and the audit write (``_append_history``)."""
-    spec = mlflow_spec(request.getfixturevalue("mlflow_server")) if kind == "mlflow" \
+    spec = (
+        mlflow_spec(request.getfixturevalue("mlflow_server"))
+        if kind == "mlflow"
         else StoreSpec(kind="directory", path=tmp_path / "models")
+    )
     store = open_store(spec)
     seed(store, cancer)
     store.register(open_store(spec).load(1)[1], metrics={})
-    done = subprocess.run([sys.executable, "-c", CRASH, spec.model_dump_json(), killed_in], env=tool_env(),
-                          capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH, spec.model_dump_json(), killed_in],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == -9, done.stderr[-2000:]
     assert store.current() == served_after
     assert [v.number for v in store.list_versions() if v.current] == [served_after]

@@ -23,9 +23,17 @@ HOSTILE = "{{ 7*7 }}<!channel>&\r\nBcc: evil@example.com"
 
 
 def finding(status: FindingStatus = FindingStatus.FIRING, **labels: str) -> Finding:
-    return Finding(id="f-123", kind=FindingKind.ALERT, source="alertmanager", status=status,
-                   labels={"alertname": "HighErrorRate", "instance": "web-1", **labels}, score=1.0,
-                   starts_at=NOW, last_seen=NOW, summary="error rate 12%")
+    return Finding(
+        id="f-123",
+        kind=FindingKind.ALERT,
+        source="alertmanager",
+        status=status,
+        labels={"alertname": "HighErrorRate", "instance": "web-1", **labels},
+        score=1.0,
+        starts_at=NOW,
+        last_seen=NOW,
+        summary="error rate 12%",
+    )
 
 
 def run_for(notify: dict[str, Any], f: Finding | None = None, *, dry_run: bool = False) -> ActionRun:
@@ -33,8 +41,17 @@ def run_for(notify: dict[str, Any], f: Finding | None = None, *, dry_run: bool =
     rule = Rule.model_validate({"name": "page-on-errors", "match": {"kind": "alert"}, "action": {"notify": notify}})
     f = f or finding()
     (decision,) = evaluate([f], [rule], EngineState(), NOW)
-    return ActionRun(id=7, decision_id=decision.id, rule=rule.name, kind="notify", targets=(),
-                     status=RunStatus.RUNNING, created_at=NOW, action=decision.action, dry_run=dry_run)
+    return ActionRun(
+        id=7,
+        decision_id=decision.id,
+        rule=rule.name,
+        kind="notify",
+        targets=(),
+        status=RunStatus.RUNNING,
+        created_at=NOW,
+        action=decision.action,
+        dry_run=dry_run,
+    )
 
 
 def channels(**raw: dict[str, Any]) -> dict[str, ChannelConfig]:
@@ -50,8 +67,9 @@ def test_webhook_gets_the_finding_as_json_data_and_label_templates_stay_literal(
     token.write_text("s3cret\n")
     with http_receiver() as rec:
         chans = channels(ops={"kind": "webhook", "url": f"{rec.url}/hook", "bearer_token_file": str(token)})
-        result = send(run_for({"message": "errors on {{ labels.instance }}", "channel": "ops"},
-                              finding(instance=HOSTILE)), chans)
+        result = send(
+            run_for({"message": "errors on {{ labels.instance }}", "channel": "ops"}, finding(instance=HOSTILE)), chans
+        )
     assert result.status == RunStatus.SUCCEEDED, result.error
     (req,) = rec.requests
     assert req.path == "/hook" and req.headers["authorization"] == "Bearer s3cret"
@@ -69,8 +87,13 @@ def test_slack_body_escapes_control_characters(tmp_path: Path) -> None:
     with http_receiver() as rec:
         url_file.write_text(f"{rec.url}/services/T000/B000/XXXX")
         chans = channels(team={"kind": "slack", "url_file": str(url_file), "channel": "#ops"})
-        result = send(run_for({"message": "check {{ labels.instance }}", "channel": "team"},
-                              finding(instance="<!channel> & <http://evil|click>")), chans)
+        result = send(
+            run_for(
+                {"message": "check {{ labels.instance }}", "channel": "team"},
+                finding(instance="<!channel> & <http://evil|click>"),
+            ),
+            chans,
+        )
     assert result.status == RunStatus.SUCCEEDED, result.error
     (req,) = rec.requests
     assert req.path == "/services/T000/B000/XXXX"
@@ -84,12 +107,20 @@ def test_pagerduty_trigger_then_resolve_share_the_dedup_key(tmp_path: Path) -> N
     key = tmp_path / "pd.key"
     key.write_text("R0UTINGKEY")
     with http_receiver((202, 0), (202, 0)) as rec:
-        chans = channels(pd={"kind": "pagerduty", "routing_key_file": str(key), "url": f"{rec.url}/v2/enqueue",
-                             "client_url": "http://aiopsd.example/status"})
-        trig = send(run_for({"message": "5xx on {{ labels.instance }}", "channel": "pd", "severity": "critical"}),
-                    chans)
-        res = send(run_for({"message": "recovered", "channel": "pd", "event": "resolve"},
-                           finding(FindingStatus.FIRING)), chans)
+        chans = channels(
+            pd={
+                "kind": "pagerduty",
+                "routing_key_file": str(key),
+                "url": f"{rec.url}/v2/enqueue",
+                "client_url": "http://aiopsd.example/status",
+            }
+        )
+        trig = send(
+            run_for({"message": "5xx on {{ labels.instance }}", "channel": "pd", "severity": "critical"}), chans
+        )
+        res = send(
+            run_for({"message": "recovered", "channel": "pd", "event": "resolve"}, finding(FindingStatus.FIRING)), chans
+        )
     assert trig.status == RunStatus.SUCCEEDED and res.status == RunStatus.SUCCEEDED, (trig.error, res.error)
     t, r = (q.body for q in rec.requests)
     assert rec.requests[0].path == "/v2/enqueue"
@@ -131,8 +162,7 @@ def test_4xx_is_not_retried() -> None:
 
 def test_a_receiver_that_does_not_answer_times_out_and_fails() -> None:
     with http_receiver((200, 2.0), (200, 2.0)) as rec:
-        chans = channels(ops={"kind": "webhook", "url": rec.url, "timeout": "0.3s", "retries": 1,
-                              "backoff": "0.05s"})
+        chans = channels(ops={"kind": "webhook", "url": rec.url, "timeout": "0.3s", "retries": 1, "backoff": "0.05s"})
         result = send(run_for({"message": "x", "channel": "ops"}), chans)
     assert len(rec.requests) == 2
     assert result.status == RunStatus.FAILED and "no answer within 0.3s" in result.error
@@ -169,10 +199,27 @@ def test_without_a_channel_notify_only_logs(caplog: pytest.LogCaptureFixture) ->
 
 def test_email_reaches_the_smtp_server_with_headers_that_labels_cannot_forge() -> None:
     with smtp_receiver() as smtp:
-        chans = channels(mail={"kind": "email", "host": smtp.host, "port": smtp.port, "tls": "none",
-                               "from": "aiopsd@example.com", "to": ["oncall@example.com"]})
-        result = send(run_for({"message": "errors on {{ labels.instance }}", "channel": "mail",
-                               "title": "{{ labels.instance }} is failing"}, finding(instance=HOSTILE)), chans)
+        chans = channels(
+            mail={
+                "kind": "email",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from": "aiopsd@example.com",
+                "to": ["oncall@example.com"],
+            }
+        )
+        result = send(
+            run_for(
+                {
+                    "message": "errors on {{ labels.instance }}",
+                    "channel": "mail",
+                    "title": "{{ labels.instance }} is failing",
+                },
+                finding(instance=HOSTILE),
+            ),
+            chans,
+        )
     assert result.status == RunStatus.SUCCEEDED, result.error
     ((sender, rcpts, msg),) = smtp.messages
     assert sender == "aiopsd@example.com" and rcpts == ["oncall@example.com"]
@@ -186,13 +233,31 @@ def test_email_reaches_the_smtp_server_with_headers_that_labels_cannot_forge() -
 
 def test_email_temporary_refusal_is_retried_permanent_is_not() -> None:
     with smtp_receiver("451 try later") as smtp:
-        chans = channels(mail={"kind": "email", "host": smtp.host, "port": smtp.port, "tls": "none",
-                               "from": "a@example.com", "to": ["b@example.com"], "backoff": "0.05s"})
+        chans = channels(
+            mail={
+                "kind": "email",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from": "a@example.com",
+                "to": ["b@example.com"],
+                "backoff": "0.05s",
+            }
+        )
         ok = send(run_for({"message": "x", "channel": "mail"}), chans)
     assert ok.status == RunStatus.SUCCEEDED and len(smtp.messages) == 1
     with smtp_receiver("554 no thanks", "554 no thanks") as smtp:
-        chans = channels(mail={"kind": "email", "host": smtp.host, "port": smtp.port, "tls": "none",
-                               "from": "a@example.com", "to": ["b@example.com"], "backoff": "0.05s"})
+        chans = channels(
+            mail={
+                "kind": "email",
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from": "a@example.com",
+                "to": ["b@example.com"],
+                "backoff": "0.05s",
+            }
+        )
         bad = send(run_for({"message": "x", "channel": "mail"}), chans)
     assert bad.status == RunStatus.FAILED and "554 no thanks" in bad.error and smtp.script == ["554 no thanks"]
 

@@ -13,21 +13,43 @@ from tests.support import alert, payload, running_daemon, wait_for, write_config
 
 def test_a_notify_rule_reaches_the_webhook_and_a_failing_channel_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "notify.yaml").write_text(yaml.safe_dump({"rules": [
-        {"name": "tell-ops", "match": {"kind": "alert", "labels": {"alertname": "HighErrorRate"}},
-         "action": {"notify": {"channel": "ops", "message": "errors on {{ labels.instance }}"}}},
-        {"name": "tell-broken", "match": {"kind": "alert", "labels": {"alertname": "DiskFull"}},
-         "action": {"notify": {"channel": "broken", "message": "disk on {{ labels.instance }}"}}},
-    ]}))
+    (tmp_path / "rules" / "notify.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "tell-ops",
+                        "match": {"kind": "alert", "labels": {"alertname": "HighErrorRate"}},
+                        "action": {"notify": {"channel": "ops", "message": "errors on {{ labels.instance }}"}},
+                    },
+                    {
+                        "name": "tell-broken",
+                        "match": {"kind": "alert", "labels": {"alertname": "DiskFull"}},
+                        "action": {"notify": {"channel": "broken", "message": "disk on {{ labels.instance }}"}},
+                    },
+                ]
+            }
+        )
+    )
     with http_receiver((500, 0), (500, 0)) as broken, http_receiver() as ops:
-        cfg = write_config(tmp_path, notify_channels={
-            "ops": {"kind": "webhook", "url": f"{ops.url}/hook"},
-            "broken": {"kind": "webhook", "url": broken.url, "retries": 1, "backoff": "0.1s"}})
+        cfg = write_config(
+            tmp_path,
+            notify_channels={
+                "ops": {"kind": "webhook", "url": f"{ops.url}/hook"},
+                "broken": {"kind": "webhook", "url": broken.url, "retries": 1, "backoff": "0.1s"},
+            },
+        )
         with running_daemon(cfg) as d:
-            r = httpx.post(f"{d.url}/api/v1/alerts", timeout=30, json=payload(
-                alert(fingerprint="a1", instance="web-1"), alert("DiskFull", fingerprint="a2", instance="db-1")))
+            r = httpx.post(
+                f"{d.url}/api/v1/alerts",
+                timeout=30,
+                json=payload(
+                    alert(fingerprint="a1", instance="web-1"), alert("DiskFull", fingerprint="a2", instance="db-1")
+                ),
+            )
             assert r.status_code == 200, r.text
             wait_for(lambda: ops.requests, 60, what="the webhook receiver to get the notification")
+
             def finished() -> list[dict[str, object]] | None:
                 runs = d.get("/api/v1/actions")
                 done = len(runs) == 2 and all(x["status"] in ("succeeded", "failed") for x in runs)

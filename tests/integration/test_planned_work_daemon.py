@@ -24,9 +24,19 @@ def codes(d: DaemonProcess) -> list[str]:
 
 def write_rule(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": [
-        {"name": "tell-ops", "match": {"kind": "alert", "labels": {"service": "api"}},
-         "action": {"notify": {"channel": "ops", "message": "act on {{ labels.instance }}"}}}]}))
+    (tmp_path / "rules" / "r.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "tell-ops",
+                        "match": {"kind": "alert", "labels": {"service": "api"}},
+                        "action": {"notify": {"channel": "ops", "message": "act on {{ labels.instance }}"}},
+                    }
+                ]
+            }
+        )
+    )
 
 
 def test_a_real_silence_stops_the_rule_and_expiring_it_lets_the_finding_act(tmp_path: Path) -> None:
@@ -34,12 +44,18 @@ def test_a_real_silence_stops_the_rule_and_expiring_it_lets_the_finding_act(tmp_
     am = start_alertmanager(tmp_path / "am", webhook_url="http://127.0.0.1:9/unused")
     with stopping(am), http_receiver() as ops:
         sid = create_silence(am.url, [{"name": "service", "value": "api", "isRegex": False, "isEqual": True}])
-        cfg = write_config(tmp_path, alertmanager_url=am.url,
-                           alertmanager_silences={"enabled": True, "ttl": "0.5s"},
-                           notify_channels={"ops": {"kind": "webhook", "url": ops.url}})
+        cfg = write_config(
+            tmp_path,
+            alertmanager_url=am.url,
+            alertmanager_silences={"enabled": True, "ttl": "0.5s"},
+            notify_channels={"ops": {"kind": "webhook", "url": ops.url}},
+        )
         with running_daemon(cfg) as d:
-            r = httpx.post(f"{d.url}/api/v1/alerts", json=payload(alert(fingerprint="a1", service="api",
-                                                                         instance="web-1")), timeout=30)
+            r = httpx.post(
+                f"{d.url}/api/v1/alerts",
+                json=payload(alert(fingerprint="a1", service="api", instance="web-1")),
+                timeout=30,
+            )
             assert r.status_code == 200
             wait_for(lambda: "silenced" in codes(d), 60, what="a silenced decision")
             (dec,) = d.get("/api/v1/decisions")
@@ -54,14 +70,38 @@ def test_a_cli_maintenance_window_stops_the_rule(tmp_path: Path) -> None:
     write_rule(tmp_path)
     with http_receiver() as ops:
         cfg = write_config(tmp_path, notify_channels={"ops": {"kind": "webhook", "url": ops.url}})
-        cli = subprocess.run([sys.executable, "-m", "aiopsd", "maintenance", "start", "--for", "1h", "--match",
-                              "service=api", "--name", "deploy", "--config", str(cfg)],
-                             capture_output=True, text=True, env=tool_env(), timeout=120, check=False)
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aiopsd",
+                "maintenance",
+                "start",
+                "--for",
+                "1h",
+                "--match",
+                "service=api",
+                "--name",
+                "deploy",
+                "--config",
+                str(cfg),
+            ],
+            capture_output=True,
+            text=True,
+            env=tool_env(),
+            timeout=120,
+            check=False,
+        )
         assert cli.returncode == 0, cli.stderr
         with running_daemon(cfg) as d:
-            httpx.post(f"{d.url}/api/v1/alerts", json=payload(
-                alert(fingerprint="a1", service="api", instance="web-1"),
-                alert("Other", fingerprint="a2", service="db", instance="db-1")), timeout=30)
+            httpx.post(
+                f"{d.url}/api/v1/alerts",
+                json=payload(
+                    alert(fingerprint="a1", service="api", instance="web-1"),
+                    alert("Other", fingerprint="a2", service="db", instance="db-1"),
+                ),
+                timeout=30,
+            )
             wait_for(lambda: "maintenance" in codes(d), 60, what="a maintenance decision")
             (dec,) = [x for x in d.get("/api/v1/decisions") if x["code"] == "maintenance"]
             assert dec["reason"].startswith("maintenance deploy until")

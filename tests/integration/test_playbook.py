@@ -40,26 +40,45 @@ def marked_processes(run_dir: Path) -> list[int]:
 
 
 def test_shipped_diagnostics_playbook_runs_for_real(tmp_path: Path) -> None:
-    res = run_playbook(playbooks_dir=REPO / "playbooks", playbook="collect_diagnostics.yml", targets=["localhost"],
-                       extra_vars={"diagnostics_dir": str(tmp_path / "diag"), "incident": "i-1"}, check=False,
-                       timeout=120, private_dir=tmp_path / "run")
+    res = run_playbook(
+        playbooks_dir=REPO / "playbooks",
+        playbook="collect_diagnostics.yml",
+        targets=["localhost"],
+        extra_vars={"diagnostics_dir": str(tmp_path / "diag"), "incident": "i-1"},
+        check=False,
+        timeout=120,
+        private_dir=tmp_path / "run",
+    )
     assert res.status == RunStatus.SUCCEEDED, res.output
     assert "PLAY RECAP" in res.output
     assert "## memory" in (tmp_path / "diag" / "i-1.txt").read_text()
 
 
 def test_check_mode_changes_nothing(tmp_path: Path) -> None:
-    res = run_playbook(playbooks_dir=REPO / "playbooks", playbook="collect_diagnostics.yml", targets=["localhost"],
-                       extra_vars={"diagnostics_dir": str(tmp_path / "diag"), "incident": "i-2"}, check=True,
-                       timeout=120, private_dir=tmp_path / "run")
+    res = run_playbook(
+        playbooks_dir=REPO / "playbooks",
+        playbook="collect_diagnostics.yml",
+        targets=["localhost"],
+        extra_vars={"diagnostics_dir": str(tmp_path / "diag"), "incident": "i-2"},
+        check=True,
+        timeout=120,
+        private_dir=tmp_path / "run",
+    )
     assert res.status == RunStatus.SUCCEEDED, res.output
     assert not (tmp_path / "diag").exists()
 
 
 def test_failing_playbook_is_failed_with_rc_and_output(tmp_path: Path) -> None:
     d = book(tmp_path, "fail.yml", "    - ansible.builtin.fail: {msg: the service refused to restart}\n")
-    res = run_playbook(playbooks_dir=d, playbook="fail.yml", targets=["localhost"], extra_vars={}, check=False,
-                       timeout=60, private_dir=tmp_path / "run")
+    res = run_playbook(
+        playbooks_dir=d,
+        playbook="fail.yml",
+        targets=["localhost"],
+        extra_vars={},
+        check=False,
+        timeout=60,
+        private_dir=tmp_path / "run",
+    )
     assert res.status == RunStatus.FAILED
     assert res.rc == 2
     assert "the service refused to restart" in res.output
@@ -67,8 +86,15 @@ def test_failing_playbook_is_failed_with_rc_and_output(tmp_path: Path) -> None:
 
 def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     d = book(tmp_path, "hang.yml", "    - ansible.builtin.shell: sleep 600 & sleep 600\n")
-    res = run_playbook(playbooks_dir=d, playbook="hang.yml", targets=["localhost"], extra_vars={}, check=False,
-                       timeout=8, private_dir=tmp_path / "run")
+    res = run_playbook(
+        playbooks_dir=d,
+        playbook="hang.yml",
+        targets=["localhost"],
+        extra_vars={},
+        check=False,
+        timeout=8,
+        private_dir=tmp_path / "run",
+    )
     assert res.status == RunStatus.TIMED_OUT
     assert "timed out after 8s" in res.error
     time.sleep(0.5)
@@ -79,8 +105,16 @@ def test_cancel_kills_the_whole_tree(tmp_path: Path) -> None:
     d = book(tmp_path, "hang.yml", "    - ansible.builtin.shell: sleep 600\n")
     cancel = threading.Event()
     threading.Timer(6, cancel.set).start()
-    res = run_playbook(playbooks_dir=d, playbook="hang.yml", targets=["localhost"], extra_vars={}, check=False,
-                       timeout=300, private_dir=tmp_path / "run", cancel=cancel)
+    res = run_playbook(
+        playbooks_dir=d,
+        playbook="hang.yml",
+        targets=["localhost"],
+        extra_vars={},
+        check=False,
+        timeout=300,
+        private_dir=tmp_path / "run",
+        cancel=cancel,
+    )
     assert res.status == RunStatus.CANCELED
     time.sleep(0.5)
     assert marked_processes(tmp_path / "run") == []

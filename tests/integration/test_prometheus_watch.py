@@ -43,8 +43,7 @@ def test_backfilled_history_polled_incrementally_and_outage_marks_source_down(tm
         w = PrometheusWatch(watch, cfg, source, store, metrics)
         # History up to now only warms the detector: an incident in the past is not "new".
         assert run_poll(w, now) == []
-        assert store.get_cursor("prometheus:lat") == {"watermark": float(int(now)), "series": 1,
-                                                       "refused_series": 0}
+        assert store.get_cursor("prometheus:lat") == {"watermark": float(int(now)), "series": 1, "refused_series": 0}
         w2 = PrometheusWatch(watch, cfg, source, store, metrics)
         # A restarted watcher picks up from the stored watermark; nothing new happened since.
         assert run_poll(w2, now + 1) == []

@@ -34,8 +34,9 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, StateStore, Runtime]]:
     store.close()
 
 
-def test_alert_is_stored_and_redelivery_is_a_no_op(client: tuple[TestClient, StateStore, Runtime],
-                                                   tmp_path: Path) -> None:
+def test_alert_is_stored_and_redelivery_is_a_no_op(
+    client: tuple[TestClient, StateStore, Runtime], tmp_path: Path
+) -> None:
     c, store, _ = client
     body = payload(alert(fingerprint="abc", instance="web-1"), alert("Other", fingerprint="def"))
     r = c.post("/api/v1/alerts", json=body)
@@ -58,15 +59,23 @@ def test_resolved_delivery_resolves_the_finding(client: tuple[TestClient, StateS
     assert store.counts()["alerts"] == 2
 
 
-@pytest.mark.parametrize(("body", "code", "words"), [
-    (b"{not json", 400, "not valid JSON"),
-    (b'{"version": "3", "status": "firing", "alerts": []}', 422, "version"),
-    (b'{"version": "4", "status": "firing", "alerts": [{"status": "firing"}]}', 422, "alerts.0"),
-    (b'{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"a": "b"},'
-     b' "startsAt": "yesterday", "fingerprint": "x"}]}', 422, "RFC 3339"),
-])
-def test_bad_payloads_get_4xx_with_a_reason(client: tuple[TestClient, StateStore, Runtime], body: bytes,
-                                            code: int, words: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"version": "3", "status": "firing", "alerts": []}', 422, "version"),
+        (b'{"version": "4", "status": "firing", "alerts": [{"status": "firing"}]}', 422, "alerts.0"),
+        (
+            b'{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"a": "b"},'
+            b' "startsAt": "yesterday", "fingerprint": "x"}]}',
+            422,
+            "RFC 3339",
+        ),
+    ],
+)
+def test_bad_payloads_get_4xx_with_a_reason(
+    client: tuple[TestClient, StateStore, Runtime], body: bytes, code: int, words: str
+) -> None:
     c, store, _ = client
     r = c.post("/api/v1/alerts", content=body, headers={"content-type": "application/json"})
     assert r.status_code == code

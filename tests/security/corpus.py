@@ -68,7 +68,7 @@ CORPUS: tuple[Payload, ...] = (
     Payload("shell", "x; touch CANARY", "alertname"),
     Payload("shell", "x | touch CANARY && touch CANARY", "alertname"),
     Payload("shell", "'; touch CANARY; '", "alertname"),
-    Payload("shell", "\"; touch CANARY; \"", "alertname"),
+    Payload("shell", '"; touch CANARY; "', "alertname"),
     Payload("argv", "--extra-vars=@/etc/passwd -e x=1", "alertname"),
     # Unicode: right-to-left override, non-ASCII; long (the store's 256 limit for alertname).
     Payload("unicode", "Disk\u202eLLUF\u00e9\u4e2d", "alertname"),

@@ -21,9 +21,16 @@ def test_template_vars_are_templated_by_ansible_and_extra_vars_stay_literal(tmp_
     out = tmp_path / "out"
     out.mkdir()
     expr = "{{ lookup('env', 'HOME') }}"
-    res = run_playbook(playbooks_dir=REPO / "tests" / "playbooks", playbook="echo_vars.yml", targets=["localhost"],
-                       extra_vars={"out_dir": str(out), "corpus_names": ["literal", "templated"], "literal": expr},
-                       template_vars={"templated": expr}, check=False, timeout=120, private_dir=tmp_path / "run")
+    res = run_playbook(
+        playbooks_dir=REPO / "tests" / "playbooks",
+        playbook="echo_vars.yml",
+        targets=["localhost"],
+        extra_vars={"out_dir": str(out), "corpus_names": ["literal", "templated"], "literal": expr},
+        template_vars={"templated": expr},
+        check=False,
+        timeout=120,
+        private_dir=tmp_path / "run",
+    )
     assert res.status == RunStatus.SUCCEEDED, res.output
     assert (out / "literal").read_text() == expr
     assert (out / "templated").read_text() == os.environ["HOME"]
@@ -43,18 +50,44 @@ def test_playbook_path_must_resolve_inside_playbooks_dir(tmp_path: Path) -> None
         with pytest.raises(ActionError):
             resolve_playbook(books, bad)
     with pytest.raises(ActionError, match="outside playbooks_dir"):
-        run_playbook(playbooks_dir=books, playbook="link.yml", targets=["localhost"], extra_vars={}, check=True,
-                     timeout=30, private_dir=tmp_path / "run")
+        run_playbook(
+            playbooks_dir=books,
+            playbook="link.yml",
+            targets=["localhost"],
+            extra_vars={},
+            check=True,
+            timeout=30,
+            private_dir=tmp_path / "run",
+        )
     assert not (tmp_path / "run").exists()
 
 
 def test_check_warns_about_every_rule_that_opts_into_templating(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump({"rules": [
-        {"name": "plain", "match": {"kind": "alert"},
-         "action": {"playbook": "collect_diagnostics.yml", "extra_vars": {"incident": "{{ labels.alertname }}"}}},
-        {"name": "opted-in", "match": {"kind": "alert"},
-         "action": {"playbook": "collect_diagnostics.yml", "template_vars": {"diagnostics_dir": "{{ x }}"}}}]}))
+    (tmp_path / "rules" / "r.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "plain",
+                        "match": {"kind": "alert"},
+                        "action": {
+                            "playbook": "collect_diagnostics.yml",
+                            "extra_vars": {"incident": "{{ labels.alertname }}"},
+                        },
+                    },
+                    {
+                        "name": "opted-in",
+                        "match": {"kind": "alert"},
+                        "action": {
+                            "playbook": "collect_diagnostics.yml",
+                            "template_vars": {"diagnostics_dir": "{{ x }}"},
+                        },
+                    },
+                ]
+            }
+        )
+    )
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"rules_dir": "rules", "playbooks_dir": str(REPO / "playbooks")}))
     r = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])

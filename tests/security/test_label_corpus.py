@@ -58,9 +58,19 @@ def shipped_rules(dest: Path) -> None:
 def corpus_rule(dest: Path, names: list[str], out_dir: Path) -> None:
     extra: dict[str, Any] = {n: f"{{{{ labels.{n} }}}}" for n in names}
     extra.update(out_dir=str(out_dir), corpus_names=names)
-    (dest / "corpus.yaml").write_text(yaml.safe_dump({"rules": [{
-        "name": "corpus-literal", "match": {"kind": "alert", "labels": {"alertname": "CorpusAll"}},
-        "action": {"playbook": "echo_vars.yml", "targets": "localhost", "extra_vars": extra}}]}))
+    (dest / "corpus.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "corpus-literal",
+                        "match": {"kind": "alert", "labels": {"alertname": "CorpusAll"}},
+                        "action": {"playbook": "echo_vars.yml", "targets": "localhost", "extra_vars": extra},
+                    }
+                ]
+            }
+        )
+    )
 
 
 def files(root: Path) -> set[Path]:
@@ -80,8 +90,13 @@ def test_every_hostile_label_value_is_data_or_refused(tmp_path: Path) -> None:
         (books / src.name).write_text(src.read_text())
     data = {f"v{i:02d}": v for i, (p, v) in enumerate(zip(CORPUS, values, strict=True)) if p.where != "intake"}
     corpus_rule(work / "rules", sorted(data), echo)
-    cfg = write_config(work, rules_dir=str(work / "rules"), playbooks_dir=str(books),
-                       playbook_vars={"diagnostics_dir": str(diag)}, actions={"concurrency": 3})
+    cfg = write_config(
+        work,
+        rules_dir=str(work / "rules"),
+        playbooks_dir=str(books),
+        playbook_vars={"diagnostics_dir": str(diag)},
+        actions={"concurrency": 3},
+    )
     before = files(work)
     sent: dict[str, tuple[Payload, str]] = {}
     alerts: list[dict[str, Any]] = [alert("CorpusAll", fingerprint="corpus-all", **data)]
@@ -97,11 +112,19 @@ def test_every_hostile_label_value_is_data_or_refused(tmp_path: Path) -> None:
         sent[fp] = (p, value)
     with running_daemon(cfg) as d:
         for p, value in ((p, v) for p, v in zip(CORPUS, values, strict=True) if p.where == "intake"):
-            r = httpx.post(f"{d.url}/api/v1/alerts", timeout=30, headers={"content-type": "application/json"},
-                           content=json.dumps(payload(alert(value, fingerprint="intake", severity="critical"))))
+            r = httpx.post(
+                f"{d.url}/api/v1/alerts",
+                timeout=30,
+                headers={"content-type": "application/json"},
+                content=json.dumps(payload(alert(value, fingerprint="intake", severity="critical"))),
+            )
             assert r.status_code == 422 and "alerts.0.labels" in r.json()["error"], (p, r.text)
-        r = httpx.post(f"{d.url}/api/v1/alerts", timeout=60, headers={"content-type": "application/json"},
-                       content=json.dumps(payload(*alerts)))
+        r = httpx.post(
+            f"{d.url}/api/v1/alerts",
+            timeout=60,
+            headers={"content-type": "application/json"},
+            content=json.dumps(payload(*alerts)),
+        )
         assert r.status_code == 200 and r.json()["accepted"] == len(alerts), r.text
         by_fp = {a["fingerprint"]: a["finding_id"] for a in d.get("/api/v1/alerts?limit=1000")}
         assert "intake" not in by_fp and len(by_fp) == len(alerts)
@@ -110,8 +133,11 @@ def test_every_hostile_label_value_is_data_or_refused(tmp_path: Path) -> None:
             ds = d.get("/api/v1/decisions?limit=1000")
             runs = d.get("/api/v1/actions?limit=1000")
             done = all(run["status"] in ("succeeded", "failed", "timed_out") for run in runs)
-            return (ds, runs) if len(ds) == len(alerts) and len(runs) == sum(
-                x["outcome"] == "act" for x in ds) and done else None
+            return (
+                (ds, runs)
+                if len(ds) == len(alerts) and len(runs) == sum(x["outcome"] == "act" for x in ds) and done
+                else None
+            )
 
         decisions, runs = wait_for(settled, timeout=900, interval=2, what="every payload decided and run")
     decision_of = {x["finding_id"]: x for x in decisions}
@@ -150,12 +176,19 @@ def test_every_hostile_label_value_is_data_or_refused(tmp_path: Path) -> None:
     assert sorted(canaries.iterdir()) == [], "a payload ran a command"
     new = files(work) - before
     state = work / "state"
-    outside = {f for f in new if not f.is_relative_to(state) and f.parent not in (diag, echo)
-               and f.name != "aiopsd.log"}
+    outside = {
+        f for f in new if not f.is_relative_to(state) and f.parent not in (diag, echo) and f.name != "aiopsd.log"
+    }
     assert outside == set()
     assert {f.name for f in new if f.parent == echo} == set(data)
     assert {f for f in new if f.parent == diag} == expected_diag
-    verify = subprocess.run([sys.executable, "-m", "aiopsd", "audit", "verify", "--config", str(cfg)],
-                            check=False, capture_output=True, text=True, env=tool_env(), timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "aiopsd", "audit", "verify", "--config", str(cfg)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=120,
+    )
     assert verify.returncode == 0 and "audit log intact" in verify.stdout, verify.stdout + verify.stderr
     print("\npayload class -> outcome:", json.dumps({k: sorted(set(v)) for k, v in outcome.items()}))

@@ -36,8 +36,12 @@ def test_hostile_metric_labels_are_data_or_unsafe_target(tmp_path: Path) -> None
     canary = tmp_path / "canary"
     hostile_service = f"api{{{{ lookup('pipe', 'touch {canary}') }}}}; touch {canary}"
     series = {  # host label -> service label
-        "web[01:50].prod": "api", "all": "api", "localhost,evil": "api", "web*": "api",
-        f"{{{{ lookup('pipe','touch {canary}') }}}}": "api", "local\nhost": "api",
+        "web[01:50].prod": "api",
+        "all": "api",
+        "localhost,evil": "api",
+        "web*": "api",
+        f"{{{{ lookup('pipe','touch {canary}') }}}}": "api",
+        "local\nhost": "api",
         "localhost": hostile_service,
     }
     now = time.time()
@@ -46,8 +50,7 @@ def test_hostile_metric_labels_are_data_or_unsafe_target(tmp_path: Path) -> None
     for n, (host, service) in enumerate(series.items()):
         for i in range(1800):
             value = 5.0 + ((i + n) % 7) * 0.1 + (40.0 if 1500 <= i < 1510 else 0.0)
-            samples.append(("app_latency", {"host": om_escape(host), "service": om_escape(service)},
-                            value, start + i))
+            samples.append(("app_latency", {"host": om_escape(host), "service": om_escape(service)}, value, start + i))
     stack.backfill(tmp_path / "data", stack.to_openmetrics(samples, {"app_latency": "gauge"}), tmp_path)
     prom = stack.start_prometheus(tmp_path, scrape=[], tsdb_dir=tmp_path / "data")
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
@@ -75,9 +78,15 @@ def test_hostile_metric_labels_are_data_or_unsafe_target(tmp_path: Path) -> None
         if f.labels["host"] == "localhost":
             assert d.outcome == Outcome.ACT and d.targets == ("localhost",)
             assert d.action["extra_vars"]["service"] == hostile_service
-            res = run_playbook(playbooks_dir=REPO / "playbooks", playbook=d.action["playbook"],
-                               targets=d.targets, extra_vars=d.action["extra_vars"], check=True, timeout=120,
-                               private_dir=tmp_path / "run")
+            res = run_playbook(
+                playbooks_dir=REPO / "playbooks",
+                playbook=d.action["playbook"],
+                targets=d.targets,
+                extra_vars=d.action["extra_vars"],
+                check=True,
+                timeout=120,
+                private_dir=tmp_path / "run",
+            )
             assert "not a plain unit name" in res.output, res.output
         else:
             assert (d.outcome, d.code) == (Outcome.SKIP, "unsafe_target"), (f.labels, d)

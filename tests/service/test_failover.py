@@ -33,8 +33,13 @@ def start_replica(root: Path, name: str, pg: Postgres, markers: Path, token: str
     work = root / name
     (work / "rules").mkdir(parents=True)
     (work / "rules" / "ha.yaml").write_text(HA_RULE)
-    cfg = write_config(work, state_url=pg.url, playbooks_dir=str(playbook_dir(root)), ha={"lease_ttl": f"{TTL}s"},
-                       playbook_vars={"marker_dir": str(markers), "sleep_token": token})
+    cfg = write_config(
+        work,
+        state_url=pg.url,
+        playbooks_dir=str(playbook_dir(root)),
+        ha={"lease_ttl": f"{TTL}s"},
+        playbook_vars={"marker_dir": str(markers), "sleep_token": token},
+    )
     return start_daemon(cfg, extra_env={"TEST_REPLICA_NAME": name})
 
 
@@ -86,7 +91,7 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
                 fp = f"fp-{i}"
                 act = i % 20 == 0  # every twentieth alert asks for an action
                 names = sorted(replicas)
-                for name in names[i % len(names):] + names[:i % len(names)]:
+                for name in names[i % len(names) :] + names[: i % len(names)]:
                     try:
                         r = post_alert(replicas[name].url, fp, **({"act": "yes"} if act else {}))
                     except httpx.HTTPError:
@@ -117,6 +122,7 @@ def test_kill_9_leader_follower_takes_over_nothing_lost_nothing_twice(tmp_path: 
         survivor = replicas[new_leader]
         store = StateStore(postgres.url)
         try:
+
             def settled() -> bool:
                 runs = store.list_runs(limit=1000)
                 return len(runs) == len(act_ok) and all(r.status not in ("pending", "running") for r in runs)

@@ -63,8 +63,17 @@ class FakeAWX:
                     job = len(awx.jobs) + 1
                     awx.jobs[job] = {"id": job, "status": "pending", "reads": 0}
                     awx.launches.append({"template": parts[3], **body})
-                    self._send(201, {"job": job, "id": job, "type": "job", "status": "pending",
-                                     "url": f"/api/v2/jobs/{job}/", "ignored_fields": {}})
+                    self._send(
+                        201,
+                        {
+                            "job": job,
+                            "id": job,
+                            "type": "job",
+                            "status": "pending",
+                            "url": f"/api/v2/jobs/{job}/",
+                            "ignored_fields": {},
+                        },
+                    )
                 elif parts[:3] == ["api", "v2", "jobs"] and parts[4:] == ["cancel"]:
                     job = int(parts[3])
                     awx.cancels.append(job)
@@ -84,8 +93,15 @@ class FakeAWX:
                     if job["status"] != "canceled":
                         done = awx.finish_after is not None and job["reads"] > awx.finish_after
                         job["status"] = awx.final if done else "running"
-                    self._send(200, {"id": job["id"], "type": "job", "status": job["status"],
-                                     "failed": job["status"] in ("failed", "error")})
+                    self._send(
+                        200,
+                        {
+                            "id": job["id"],
+                            "type": "job",
+                            "status": job["status"],
+                            "failed": job["status"] in ("failed", "error"),
+                        },
+                    )
                 elif parts[:3] == ["api", "v2", "jobs"] and parts[4:] == ["stdout"]:
                     self._send(200, "PLAY [restart] ***\nPLAY RECAP ***\nweb-1 : ok=2 changed=1\n", "text/plain")
                 else:
@@ -122,14 +138,30 @@ def settings_for(tmp_path: Path, awx_url: str, token: str = TOKEN) -> Any:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "awx.yaml").write_text(RULE)
     cfg = tmp_path / "aiopsd.yaml"
-    cfg.write_text(yaml.safe_dump({"rules_dir": "rules", "playbooks_dir": ".",
-                                   "awx": {"url": awx_url, "token_file": "awx.token", "poll_interval": "0.05s"}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "rules_dir": "rules",
+                "playbooks_dir": ".",
+                "awx": {"url": awx_url, "token_file": "awx.token", "poll_interval": "0.05s"},
+            }
+        )
+    )
     return load_settings(cfg)
 
 
 def run_of(action: dict[str, Any], dry_run: bool = False) -> ActionRun:
-    return ActionRun(id=1, decision_id="d1", rule="restart-via-awx", kind="job_template", targets=(),
-                     status=RunStatus.RUNNING, created_at=datetime.now(UTC), action=action, dry_run=dry_run)
+    return ActionRun(
+        id=1,
+        decision_id="d1",
+        rule="restart-via-awx",
+        kind="job_template",
+        targets=(),
+        status=RunStatus.RUNNING,
+        created_at=datetime.now(UTC),
+        action=action,
+        dry_run=dry_run,
+    )
 
 
 def ctx_of(settings: Any, tmp_path: Path, timeout: float, cancel: threading.Event | None = None) -> ActionContext:

@@ -21,8 +21,14 @@ SKELETON_TABLES = ("alerts", "findings", "decisions", "action_runs", "cursors", 
 
 
 def db_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aiopsd", "db", *args, "--config", str(config)],
-                          capture_output=True, text=True, env=tool_env(), check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aiopsd", "db", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        check=False,
+        timeout=120,
+    )
 
 
 def assert_schema_matches_code(url: str) -> None:
@@ -38,8 +44,7 @@ def assert_schema_matches_code(url: str) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_db_upgrade_on_an_empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite" else \
-        request.getfixturevalue("postgres").url
+    url = f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite" else request.getfixturevalue("postgres").url
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"state_url": url}))
     first = db_cli("upgrade", config=cfg)
@@ -95,18 +100,39 @@ def test_a_firing_alert_stored_before_episodes_keeps_its_finding_after_the_upgra
     migrate.upgrade(engine, "0003")
     old_id = stable_id("alert", "fp", "2026-01-01T00:00:00Z")  # the id before episodes
     with engine.begin() as conn:
-        conn.execute(insert(t.alerts).values(
-            fingerprint="fp", status="firing", starts_at="2026-01-01T00:00:00Z", labels={"alertname": "A"},
-            annotations={}, received_at=1.0, finding_id=old_id))
-        conn.execute(insert(t.findings).values(
-            id=old_id, kind="alert", source="alertmanager", labels={"alertname": "A"}, score=1.0,
-            status="firing", starts_at=0.0, last_seen=1.0, details={}, sightings=[1.0]))
+        conn.execute(
+            insert(t.alerts).values(
+                fingerprint="fp",
+                status="firing",
+                starts_at="2026-01-01T00:00:00Z",
+                labels={"alertname": "A"},
+                annotations={},
+                received_at=1.0,
+                finding_id=old_id,
+            )
+        )
+        conn.execute(
+            insert(t.findings).values(
+                id=old_id,
+                kind="alert",
+                source="alertmanager",
+                labels={"alertname": "A"},
+                score=1.0,
+                status="firing",
+                starts_at=0.0,
+                last_seen=1.0,
+                details={},
+                sightings=[1.0],
+            )
+        )
     engine.dispose()
     store = StateStore(url)
     try:
+
         def deliver(starts: str) -> AcceptResult:
-            a = WebhookAlert.model_validate({"status": "firing", "labels": {"alertname": "A"}, "startsAt": starts,
-                                             "fingerprint": "fp"}).to_incoming()
+            a = WebhookAlert.model_validate(
+                {"status": "firing", "labels": {"alertname": "A"}, "startsAt": starts, "fingerprint": "fp"}
+            ).to_incoming()
             return store.accept_alerts([a], received_at=2.0, receiver="x", group_key="g")
 
         assert deliver("2026-01-01T00:00:00Z").duplicates == 1

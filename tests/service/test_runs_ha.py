@@ -52,8 +52,7 @@ def test_finish_never_overwrites_a_run_that_moved_on_on_postgresql(pg_store: Sta
     check_finish_never_overwrites_a_run_that_moved_on(pg_store)
 
 
-def test_after_an_outage_live_peers_get_a_grace_period_before_their_runs_are_orphans(
-        pg_store: StateStore) -> None:
+def test_after_an_outage_live_peers_get_a_grace_period_before_their_runs_are_orphans(pg_store: StateStore) -> None:
     """Nobody could renew during the outage; the first replica back must not call the others dead."""
     a, b = Membership(pg_store, "a", TTL), Membership(pg_store, "b", TTL)
     a.renew()
@@ -87,15 +86,30 @@ def test_after_an_outage_live_peers_get_a_grace_period_before_their_runs_are_orp
 
 
 # ------------------------------------------------------------------------------ daemons
-def start_replica(root: Path, name: str, pg: Postgres, markers: Path, token: str, *, port: int | None = None,
-                  prefix: list[str] | None = None, concurrency: int = 4) -> DaemonProcess:
+def start_replica(
+    root: Path,
+    name: str,
+    pg: Postgres,
+    markers: Path,
+    token: str,
+    *,
+    port: int | None = None,
+    prefix: list[str] | None = None,
+    concurrency: int = 4,
+) -> DaemonProcess:
     work = root / name
     (work / "rules").mkdir(parents=True, exist_ok=True)
     (work / "rules" / "ha.yaml").write_text(HA_RULE)
     extra = {"listen": f"127.0.0.1:{port}"} if port else {}
-    cfg = write_config(work, state_url=pg.url, playbooks_dir=str(playbook_dir(root)), ha={"lease_ttl": f"{TTL}s"},
-                       playbook_vars={"marker_dir": str(markers), "sleep_token": token},
-                       actions={"shutdown_grace": "2s", "concurrency": concurrency}, **extra)
+    cfg = write_config(
+        work,
+        state_url=pg.url,
+        playbooks_dir=str(playbook_dir(root)),
+        ha={"lease_ttl": f"{TTL}s"},
+        playbook_vars={"marker_dir": str(markers), "sleep_token": token},
+        actions={"shutdown_grace": "2s", "concurrency": concurrency},
+        **extra,
+    )
     return start_daemon(cfg, extra_env={"TEST_REPLICA_NAME": name}, prefix=prefix)
 
 
@@ -133,7 +147,8 @@ def work(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def test_result_of_an_action_that_ends_during_a_database_outage_is_stored_when_it_returns(
-        tmp_path: Path, postgres: Postgres, work: tuple[Path, str]) -> None:
+    tmp_path: Path, postgres: Postgres, work: tuple[Path, str]
+) -> None:
     markers, token = work
     d = start_replica(tmp_path, "a", postgres, markers, token)
     store = StateStore(postgres.url, create=False)
@@ -147,15 +162,23 @@ def test_result_of_an_action_that_ends_during_a_database_outage_is_stored_when_i
         assert metric(d, "aiopsd_action_result_store_errors_total") >= 1
         time.sleep(TTL * 2)  # longer than the lease: a real outage
         postgres.start()
-        run = wait_for(lambda: (r := run_of(store, "slow")) is not None and r.status.finished and r, 90, 0.5,
-                       what="the run's result to be stored")
+        run = wait_for(
+            lambda: (r := run_of(store, "slow")) is not None and r.status.finished and r,
+            90,
+            0.5,
+            what="the run's result to be stored",
+        )
         assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
         assert metric(d, "aiopsd_action_results_unstored") == 0
         assert "result stored after" in d.log_text()
         # The target lock and the slot were released: the next action on the same host runs.
         assert post_on(d.url, "next", "slow") == 200
-        nxt = wait_for(lambda: (r := run_of(store, "next")) is not None and r.status.finished and r, 90, 0.5,
-                       what="the next run on the same host")
+        nxt = wait_for(
+            lambda: (r := run_of(store, "next")) is not None and r.status.finished and r,
+            90,
+            0.5,
+            what="the next run on the same host",
+        )
         assert nxt.status == RunStatus.SUCCEEDED
         assert store.verify_audit().ok
     finally:
@@ -175,7 +198,8 @@ def _pid1_prefix() -> list[str]:
 
 
 def test_restarted_container_with_the_same_hostname_and_pid_1_interrupts_its_leftovers(
-        tmp_path: Path, postgres: Postgres, work: tuple[Path, str]) -> None:
+    tmp_path: Path, postgres: Postgres, work: tuple[Path, str]
+) -> None:
     markers, token = work
     prefix = _pid1_prefix()
     first = start_replica(tmp_path, "a", postgres, markers, token, prefix=prefix)
@@ -191,14 +215,22 @@ def test_restarted_container_with_the_same_hostname_and_pid_1_interrupts_its_lef
         second = start_replica(tmp_path, "a", postgres, markers, token, port=port, prefix=prefix)
         new_name = second.get("/api/v1/status")["replica"]
         assert new_name != old_name and new_name.split(":")[:2] == old_name.split(":")[:2]
-        run = wait_for(lambda: (r := run_of(store, "long")) is not None and r.status.finished and r, 3 * TTL, 0.2,
-                       what="the previous life's run to be marked interrupted")
+        run = wait_for(
+            lambda: (r := run_of(store, "long")) is not None and r.status.finished and r,
+            3 * TTL,
+            0.2,
+            what="the previous life's run to be marked interrupted",
+        )
         assert run.status == RunStatus.INTERRUPTED and "not re-run" in run.error
         assert "previous start" in second.log_text()
         # Its host is free again: a new action on it runs.
         assert post_on(second.url, "again", "h1") == 200
-        again = wait_for(lambda: (r := run_of(store, "again")) is not None and r.status.finished and r, 90, 0.5,
-                         what="a new action on the same host")
+        again = wait_for(
+            lambda: (r := run_of(store, "again")) is not None and r.status.finished and r,
+            90,
+            0.5,
+            what="a new action on the same host",
+        )
         assert again.status == RunStatus.SUCCEEDED, again.error
         assert not list(markers.glob(f"started-{run.id}-*"))[1:]  # never re-run
     finally:
@@ -209,7 +241,8 @@ def test_restarted_container_with_the_same_hostname_and_pid_1_interrupts_its_lef
 
 
 def test_database_outage_longer_than_the_lease_does_not_interrupt_a_live_peers_run(
-        tmp_path: Path, postgres: Postgres, work: tuple[Path, str]) -> None:
+    tmp_path: Path, postgres: Postgres, work: tuple[Path, str]
+) -> None:
     """Two replicas; the database goes away for longer than lease_ttl while the follower runs an action.
 
     Whichever replica renews first when the database is back must not call the other dead:
@@ -228,11 +261,14 @@ def test_database_outage_longer_than_the_lease_does_not_interrupt_a_live_peers_r
         postgres.stop()
         time.sleep(TTL * 3)  # every heartbeat and the lease expire on the database clock
         postgres.start()
-        run = wait_for(lambda: (r := run_of(store, "peer")) is not None and r.status.finished and r, 120, 0.5,
-                       what="b's action to finish")
+        run = wait_for(
+            lambda: (r := run_of(store, "peer")) is not None and r.status.finished and r,
+            120,
+            0.5,
+            what="b's action to finish",
+        )
         assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
-        interrupted = [e["event"]["run_id"] for e in store.audit_entries(limit=1000)
-                       if e["kind"] == "run_interrupted"]
+        interrupted = [e["event"]["run_id"] for e in store.audit_entries(limit=1000) if e["kind"] == "run_interrupted"]
         assert run.id not in interrupted
         assert len(list(markers.glob(f"started-{run.id}-*"))) == 1
         assert "stopped answering: marked interrupted" not in a.log_text() + b.log_text()

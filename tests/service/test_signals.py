@@ -42,8 +42,10 @@ def test_sighup_broken_rules_keep_the_running_set_then_a_fix_applies(tmp_path: P
         url = daemon.url
         assert [r["name"] for r in daemon.get("/api/v1/status")["rules"]] == ["first-rule"]
 
-        (rules / "broken.yaml").write_text("rules:\n  - name: broken\n    match: {kind: alert}\n"
-                                           "    action: {playbook: slow.yml}\n    guards: {cooldwn: 5m}\n")
+        (rules / "broken.yaml").write_text(
+            "rules:\n  - name: broken\n    match: {kind: alert}\n"
+            "    action: {playbook: slow.yml}\n    guards: {cooldwn: 5m}\n"
+        )
         hup_and_wait(daemon, url, 0, "error")
         status = daemon.get("/api/v1/status")
         assert "broken.yaml" in status["config_error"] and "cooldwn" in status["config_error"]
@@ -52,8 +54,10 @@ def test_sighup_broken_rules_keep_the_running_set_then_a_fix_applies(tmp_path: P
         assert "reload rejected" in daemon.log_text()
         assert "cooldwn" in daemon.log_text()
 
-        (rules / "broken.yaml").write_text("rules:\n  - name: second-rule\n    match: {kind: alert}\n"
-                                           "    action: {playbook: slow.yml}\n    guards: {cooldown: 5m}\n")
+        (rules / "broken.yaml").write_text(
+            "rules:\n  - name: second-rule\n    match: {kind: alert}\n"
+            "    action: {playbook: slow.yml}\n    guards: {cooldown: 5m}\n"
+        )
         raw = yaml.safe_load(cfg.read_text())
         raw["log_level"] = "DEBUG"
         raw["listen"] = "127.0.0.1:1"  # cannot move a bound socket: needs a restart
@@ -73,9 +77,13 @@ def test_sigterm_503s_webhooks_cancels_the_slow_playbook_and_exits_0(tmp_path: P
     markers = tmp_path / "markers"
     markers.mkdir()
     token = f"aiopsd-test-{uuid.uuid4().hex}"
-    cfg = write_config(tmp_path, playbooks_dir=str(playbook_dir(tmp_path)), rules_dir=str(rules_dir(tmp_path)),
-                       actions={"shutdown_grace": "3s"},
-                       playbook_vars={"marker_dir": str(markers), "sleep_seconds": 300, "sleep_token": token})
+    cfg = write_config(
+        tmp_path,
+        playbooks_dir=str(playbook_dir(tmp_path)),
+        rules_dir=str(rules_dir(tmp_path)),
+        actions={"shutdown_grace": "3s"},
+        playbook_vars={"marker_dir": str(markers), "sleep_seconds": 300, "sleep_token": token},
+    )
     daemon = start_daemon(cfg)
     try:
         assert post_alert(daemon.url, "slow-1").status_code == 200

@@ -38,8 +38,10 @@ def verify(unit_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False)
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed "
-                    "(make system-deps installs the Debian systemd package)")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (make system-deps installs the Debian systemd package)",
+)
 def test_unit_file_verifies_cleanly_and_a_typo_does_not(tmp_path: Path) -> None:
     text = UNIT.read_text()
     result = verify(text, tmp_path)
@@ -97,12 +99,10 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     short.unlink(missing_ok=True)
 
 
-def test_daemon_speaks_sd_notify_ready_watchdog_reload_stopping(tmp_path: Path, notify_socket: NotifySocket
-                                                                ) -> None:
+def test_daemon_speaks_sd_notify_ready_watchdog_reload_stopping(tmp_path: Path, notify_socket: NotifySocket) -> None:
     (tmp_path / "rules").mkdir()
     cfg = write_config(tmp_path)
-    daemon = start_daemon(cfg, extra_env={"NOTIFY_SOCKET": str(notify_socket.path),
-                                          "WATCHDOG_USEC": "1000000"})
+    daemon = start_daemon(cfg, extra_env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"})
     try:
         ready = notify_socket.wait("READY", "1", 30)
         assert ready["MAINPID"] == str(daemon.proc.pid)

@@ -17,8 +17,17 @@ from aiopsd.daemon.systemd import Notifier
 def test_watchdog_pings_only_while_dispatch_turns(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     cfg = tmp_path / "aiopsd.yaml"
-    cfg.write_text(yaml.safe_dump({"state_url": "sqlite:///state.db", "state_dir": "state", "rules_dir": "rules",
-                                   "playbooks_dir": ".", "dispatch_interval": "1s"}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "state_url": "sqlite:///state.db",
+                "state_dir": "state",
+                "rules_dir": "rules",
+                "playbooks_dir": ".",
+                "dispatch_interval": "1s",
+            }
+        )
+    )
     sock_path = Path(f"/tmp/aiopsd-wd-{os.getpid()}-{time.monotonic_ns()}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(sock_path))
@@ -44,8 +53,9 @@ def test_watchdog_pings_only_while_dispatch_turns(tmp_path: Path) -> None:
 
 
 def test_watchdog_pid_of_another_process_disarms_it() -> None:
-    assert Notifier({"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
-                    ).watchdog_interval is None
+    assert (
+        Notifier({"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval is None
+    )
     n = Notifier({"NOTIFY_SOCKET": "@abstract", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": str(os.getpid())})
     assert n.watchdog_interval == 0.5 and n.address == "\0abstract"
     assert Notifier({}).notify("READY=1") is False  # outside systemd: a no-op

@@ -28,22 +28,34 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert s.prometheus.url == "http://b:9090"
 
 
-@pytest.mark.parametrize(("body", "field", "words"), [
-    ("watches:\n  - {name: x, query: up, step: 30x}\n", "watches.0.step", "invalid duration"),
-    ("listen: nowhere\n", "listen", "HOST:PORT"),
-    ("watches:\n  - {name: x, query: up, detector: magic}\n", "watches.0.detector", "unknown detector"),
-    ("surprise: 1\n", "surprise", "Extra inputs"),
-    ("watches:\n  - {name: x, query: up, interval: .inf}\n", "watches.0.interval", "finite"),
-    ("dispatch_interval: .nan\n", "dispatch_interval", "not a number"),
-    ("alerts: {max_age: 0}\n", "alerts.max_age", "more than zero"),
-    ("watches:\n  - {name: a, query: up}\n  - {name: a, query: up}\n", None, "unique"),
-    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: mlflow}}\n",
-     "prediction_logs.0.model_store", "needs tracking_uri"),
-    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: s3}}\n",
-     "prediction_logs.0.model_store.kind", "unknown model_store kind 's3'; known: directory, mlflow"),
-    ("prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: directory}}\n",
-     "prediction_logs.0", "needs path (or set model_dir)"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ("watches:\n  - {name: x, query: up, step: 30x}\n", "watches.0.step", "invalid duration"),
+        ("listen: nowhere\n", "listen", "HOST:PORT"),
+        ("watches:\n  - {name: x, query: up, detector: magic}\n", "watches.0.detector", "unknown detector"),
+        ("surprise: 1\n", "surprise", "Extra inputs"),
+        ("watches:\n  - {name: x, query: up, interval: .inf}\n", "watches.0.interval", "finite"),
+        ("dispatch_interval: .nan\n", "dispatch_interval", "not a number"),
+        ("alerts: {max_age: 0}\n", "alerts.max_age", "more than zero"),
+        ("watches:\n  - {name: a, query: up}\n  - {name: a, query: up}\n", None, "unique"),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: mlflow}}\n",
+            "prediction_logs.0.model_store",
+            "needs tracking_uri",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: s3}}\n",
+            "prediction_logs.0.model_store.kind",
+            "unknown model_store kind 's3'; known: directory, mlflow",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_store: {kind: directory}}\n",
+            "prediction_logs.0",
+            "needs path (or set model_dir)",
+        ),
+    ],
+)
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, field: str | None, words: str) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(body)
@@ -70,12 +82,14 @@ def test_approvals_auth_is_its_own_credential_and_cannot_reuse_the_webhooks(tmp_
     (tmp_path / "hook.token").write_text("same\n")
     (tmp_path / "approve.token").write_text("other\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n"
-                   "approvals: {auth: {bearer_token_file: approve.token}}\n")
+    cfg.write_text(
+        "webhook: {auth: {bearer_token_file: hook.token}}\napprovals: {auth: {bearer_token_file: approve.token}}\n"
+    )
     creds = load_approval_credentials(load_settings(cfg))
     assert creds.check("Bearer other") and not creds.check("Bearer same")
-    cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n"
-                   "approvals: {auth: {bearer_token_file: hook.token}}\n")
+    cfg.write_text(
+        "webhook: {auth: {bearer_token_file: hook.token}}\napprovals: {auth: {bearer_token_file: hook.token}}\n"
+    )
     with pytest.raises(ConfigError, match=r"approvals\.auth bearer token must differ"):
         load_approval_credentials(load_settings(cfg))
     cfg.write_text("webhook: {auth: {bearer_token_file: hook.token}}\n")
@@ -86,13 +100,16 @@ def test_model_store_per_prediction_log(tmp_path: Path) -> None:
     from aiopsd.model_store import spec_for
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("prediction_logs:\n"
-                   "  - {model: a, path: a.jsonl, model_store: {kind: directory, path: models/a}}\n"
-                   "  - {model: b, path: b.jsonl, model_store: {kind: mlflow, tracking_uri: 'http://127.0.0.1:5000'}}\n"
-                   "  - {model: c, path: c.jsonl, model_dir: models/c}\n")
+    cfg.write_text(
+        "prediction_logs:\n"
+        "  - {model: a, path: a.jsonl, model_store: {kind: directory, path: models/a}}\n"
+        "  - {model: b, path: b.jsonl, model_store: {kind: mlflow, tracking_uri: 'http://127.0.0.1:5000'}}\n"
+        "  - {model: c, path: c.jsonl, model_dir: models/c}\n"
+    )
     a, b, c = load_settings(cfg).prediction_logs
     assert a.model_store is not None and a.model_store.path == tmp_path / "models" / "a"
     spec = spec_for(b.model_store, model=b.model, model_dir=b.model_dir)
     assert spec is not None and (spec.kind, spec.name, spec.alias) == ("mlflow", "b", "champion")
-    assert spec_for(c.model_store, model=c.model, model_dir=c.model_dir) == \
-        type(spec)(kind="directory", path=tmp_path / "models" / "c")
+    assert spec_for(c.model_store, model=c.model, model_dir=c.model_dir) == type(spec)(
+        kind="directory", path=tmp_path / "models" / "c"
+    )

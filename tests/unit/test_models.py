@@ -13,15 +13,29 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def seen(after: float, **update: object) -> Finding:
     at = T0 + timedelta(seconds=after)
-    base = Finding(id="x", kind=FindingKind.ANOMALY, source="latency", labels={"host": "a"}, score=1.0,
-                   starts_at=T0, last_seen=at, summary=f"seen at {after:g}s", details={f"d{after:g}": 1},
-                   sightings=(at.timestamp(),))
+    base = Finding(
+        id="x",
+        kind=FindingKind.ANOMALY,
+        source="latency",
+        labels={"host": "a"},
+        score=1.0,
+        starts_at=T0,
+        last_seen=at,
+        summary=f"seen at {after:g}s",
+        details={f"d{after:g}": 1},
+        sightings=(at.timestamp(),),
+    )
     return base.model_copy(update=update)
 
 
 def test_the_store_and_the_replay_keep_the_same_finding_through_sightings_and_a_resolve(store: StateStore) -> None:
-    timeline = [seen(0), seen(60, labels={"host": "b"}, score=3.0), seen(30, score=0.5),
-                seen(120, status=FindingStatus.RESOLVED, score=0.1), seen(180)]
+    timeline = [
+        seen(0),
+        seen(60, labels={"host": "b"}, score=3.0),
+        seen(30, score=0.5),
+        seen(120, status=FindingStatus.RESOLVED, score=0.1),
+        seen(180),
+    ]
     sim = Simulation([])
     for f in timeline:
         store.upsert_findings([f])

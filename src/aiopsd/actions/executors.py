@@ -32,14 +32,24 @@ def context_for(settings: Settings, *, private_dir: Path, timeout: float, cancel
     """The context of one run: its bounds, and the parts of the config actions read."""
     stores: dict[str, StoreSpec] = {}
     for log in settings.prediction_logs:
-        spec = spec_for(log.model_store, model=log.model, model_dir=log.model_dir) \
-            if log.model_store is not None else None
+        spec = (
+            spec_for(log.model_store, model=log.model, model_dir=log.model_dir) if log.model_store is not None else None
+        )
         if spec is not None:
             stores[log.model] = spec
-    return ActionContext(private_dir=private_dir, timeout=timeout, cancel=cancel,
-                         playbooks_dir=settings.playbooks_dir, state_dir=settings.state_dir, awx=settings.awx,
-                         playbook_vars=settings.playbook_vars, alertmanager_url=settings.alertmanager_url,
-                         notify_channels=settings.notify_channels, model_stores=stores, env=dict(os.environ))
+    return ActionContext(
+        private_dir=private_dir,
+        timeout=timeout,
+        cancel=cancel,
+        playbooks_dir=settings.playbooks_dir,
+        state_dir=settings.state_dir,
+        awx=settings.awx,
+        playbook_vars=settings.playbook_vars,
+        alertmanager_url=settings.alertmanager_url,
+        notify_channels=settings.notify_channels,
+        model_stores=stores,
+        env=dict(os.environ),
+    )
 
 
 def execute(run: ActionRun, ctx: ActionContext) -> ActionResult:

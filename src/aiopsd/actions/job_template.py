@@ -24,8 +24,12 @@ from aiopsd.models import ActionRun, RunStatus
 
 logger = logging.getLogger(__name__)
 
-FINISHED = {"successful": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED, "error": RunStatus.FAILED,
-            "canceled": RunStatus.CANCELED}
+FINISHED = {
+    "successful": RunStatus.SUCCEEDED,
+    "failed": RunStatus.FAILED,
+    "error": RunStatus.FAILED,
+    "canceled": RunStatus.CANCELED,
+}
 
 
 def _token(cfg: AWXConfig) -> str:
@@ -42,12 +46,14 @@ def _token(cfg: AWXConfig) -> str:
 
 def execute_job_template(run: ActionRun, ctx: ActionContext) -> ActionResult:
     """The job_template executor: launch the run's template in AWX (its limit already checked and bound)."""
-    return run_job_template(ctx.awx, dict(run.action.get("job_template") or {}), timeout=ctx.timeout,
-                            dry_run=run.dry_run, cancel=ctx.cancel)
+    return run_job_template(
+        ctx.awx, dict(run.action.get("job_template") or {}), timeout=ctx.timeout, dry_run=run.dry_run, cancel=ctx.cancel
+    )
 
 
-def run_job_template(cfg: AWXConfig, params: dict[str, Any], *, timeout: float, dry_run: bool,
-                     cancel: threading.Event | None = None) -> ActionResult:
+def run_job_template(
+    cfg: AWXConfig, params: dict[str, Any], *, timeout: float, dry_run: bool, cancel: threading.Event | None = None
+) -> ActionResult:
     """Launch, follow until finished, cancel at ``timeout``; never raises for a failing job."""
     if not cfg.url:
         raise ActionError("a job_template action needs awx.url in the config")
@@ -69,8 +75,12 @@ def run_job_template(cfg: AWXConfig, params: dict[str, Any], *, timeout: float, 
         except httpx.HTTPError as exc:
             return ActionResult(RunStatus.FAILED, None, "", f"AWX unreachable at {base}: {exc}")
         if resp.status_code not in (200, 201):
-            return ActionResult(RunStatus.FAILED, resp.status_code, tail(resp.text, 4096),
-                                f"AWX refused to launch job template {template}: HTTP {resp.status_code}")
+            return ActionResult(
+                RunStatus.FAILED,
+                resp.status_code,
+                tail(resp.text, 4096),
+                f"AWX refused to launch job template {template}: HTTP {resp.status_code}",
+            )
         launched = resp.json()
         job = launched.get("job") or launched.get("id")
         job_url = f"{base}/api/v2/jobs/{job}/"
@@ -98,9 +108,14 @@ def run_job_template(cfg: AWXConfig, params: dict[str, Any], *, timeout: float, 
                 except httpx.HTTPError as exc:
                     sent = f"cancel request failed: {exc}"
                 output = f"AWX job {job} (template {template}): {status}\nstdout: {stdout_url}\n"
-                return ActionResult(RunStatus.CANCELED if stopped else RunStatus.TIMED_OUT, None, output,
-                                    f"{how}; AWX job {job} was {status}, {sent}"
-                                    + (f"; last error: {last_error}" if last_error else ""), stdout_url)
+                return ActionResult(
+                    RunStatus.CANCELED if stopped else RunStatus.TIMED_OUT,
+                    None,
+                    output,
+                    f"{how}; AWX job {job} was {status}, {sent}"
+                    + (f"; last error: {last_error}" if last_error else ""),
+                    stdout_url,
+                )
             wait = min(cfg.poll_interval, max(0.0, deadline - time.monotonic()))
             if cancel is not None:
                 cancel.wait(wait)

@@ -28,9 +28,15 @@ def log_line(run: ActionRun) -> str:
         finding = json.loads(params.get("finding_data") or "{}")
     except ValueError:
         finding = {}
-    record = {"event": EVENT, "rule": run.rule, "run_id": run.id, "message": str(params.get("message", "")),
-              "fields": {str(k): str(v) for k, v in dict(params.get("fields") or {}).items()},
-              "finding": finding if isinstance(finding, dict) else {}, "targets": list(run.targets)}
+    record = {
+        "event": EVENT,
+        "rule": run.rule,
+        "run_id": run.id,
+        "message": str(params.get("message", "")),
+        "fields": {str(k): str(v) for k, v in dict(params.get("fields") or {}).items()},
+        "finding": finding if isinstance(finding, dict) else {},
+        "targets": list(run.targets),
+    }
     return json.dumps(record, sort_keys=True, ensure_ascii=True, default=str)
 
 

@@ -46,24 +46,29 @@ def tool_env(private_dir: Path, base: Mapping[str, str] | None = None) -> dict[s
     bindir = str(Path(sys.executable).parent)
     path = base.get("PATH", "/usr/bin:/bin")
     env = {k: v for k, v in base.items() if not k.startswith("AIOPSD_")}
-    env.update({
-        "PATH": f"{bindir}{os.pathsep}{path}" if bindir not in path.split(os.pathsep) else path,
-        "ANSIBLE_HOME": str(private_dir / ".ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(private_dir / ".ansible" / "tmp"),
-        "ANSIBLE_REMOTE_TEMP": str(private_dir / ".ansible" / "remote_tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_STDOUT_CALLBACK": "default",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "PATH": f"{bindir}{os.pathsep}{path}" if bindir not in path.split(os.pathsep) else path,
+            "ANSIBLE_HOME": str(private_dir / ".ansible"),
+            "ANSIBLE_LOCAL_TEMP": str(private_dir / ".ansible" / "tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(private_dir / ".ansible" / "remote_tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_STDOUT_CALLBACK": "default",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
 def build_inventory(targets: Sequence[str], ports: Mapping[str, int] | None = None) -> dict[str, Any]:
     hosts: dict[str, dict[str, Any]] = {}
     for target in targets:
-        hosts[target] = ({"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-                         if target in LOCAL_HOSTS else {})
+        hosts[target] = (
+            {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+            if target in LOCAL_HOSTS
+            else {}
+        )
         if ports and target in ports:
             hosts[target]["ansible_port"] = int(ports[target])
     return {"all": {"hosts": hosts}}
@@ -98,8 +103,14 @@ def extravars_yaml(extra_vars: Mapping[str, Any]) -> str:
     root mapping instead leaves every quoted string a string, and everything constructed
     inside it (keys, nested lists and maps) is untrusted: never templated.
     """
-    body = yaml.dump({str(k): _plain(v) for k, v in extra_vars.items()}, Dumper=_ExtraVarsDumper,
-                     allow_unicode=False, sort_keys=False, width=2**30, default_flow_style=False)
+    body = yaml.dump(
+        {str(k): _plain(v) for k, v in extra_vars.items()},
+        Dumper=_ExtraVarsDumper,
+        allow_unicode=False,
+        sort_keys=False,
+        width=2**30,
+        default_flow_style=False,
+    )
     return "--- !unsafe\n" + body
 
 
@@ -131,19 +142,42 @@ def tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
 def execute_playbook(run: ActionRun, ctx: ActionContext) -> ActionResult:
     """The playbook executor: the run's playbook on its targets, check mode for a dry run."""
     action = run.action
-    extra = {**ctx.playbook_vars, "aiopsd_run_id": run.id, "aiopsd_rule": run.rule, "aiopsd_dry_run": run.dry_run,
-             **dict(action.get("extra_vars") or {})}
-    return run_playbook(playbooks_dir=ctx.playbooks_dir, playbook=str(action["playbook"]), targets=run.targets,
-                        extra_vars=extra, check=run.dry_run, timeout=ctx.timeout, private_dir=ctx.private_dir,
-                        cancel=ctx.cancel, ports=action.get("target_ports") or None,
-                        template_vars=action.get("template_vars") or None, env=ctx.env)
+    extra = {
+        **ctx.playbook_vars,
+        "aiopsd_run_id": run.id,
+        "aiopsd_rule": run.rule,
+        "aiopsd_dry_run": run.dry_run,
+        **dict(action.get("extra_vars") or {}),
+    }
+    return run_playbook(
+        playbooks_dir=ctx.playbooks_dir,
+        playbook=str(action["playbook"]),
+        targets=run.targets,
+        extra_vars=extra,
+        check=run.dry_run,
+        timeout=ctx.timeout,
+        private_dir=ctx.private_dir,
+        cancel=ctx.cancel,
+        ports=action.get("target_ports") or None,
+        template_vars=action.get("template_vars") or None,
+        env=ctx.env,
+    )
 
 
-def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
-                 extra_vars: Mapping[str, Any], check: bool, timeout: float, private_dir: Path,
-                 cancel: threading.Event | None = None, ports: Mapping[str, int] | None = None,
-                 template_vars: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
-                 ) -> ActionResult:
+def run_playbook(
+    *,
+    playbooks_dir: Path,
+    playbook: str,
+    targets: Sequence[str],
+    extra_vars: Mapping[str, Any],
+    check: bool,
+    timeout: float,
+    private_dir: Path,
+    cancel: threading.Event | None = None,
+    ports: Mapping[str, int] | None = None,
+    template_vars: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ActionResult:
     """Run one playbook to completion, timeout or cancel; never raises for a failing playbook."""
     project = playbooks_dir.resolve()
     path = resolve_playbook(project, playbook)
@@ -154,9 +188,21 @@ def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
     (private_dir / "env").mkdir(exist_ok=True)
     (private_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(targets, ports), indent=2))
     (private_dir / "env" / "extravars").write_text(extravars_yaml(extra_vars), encoding="utf-8")
-    cmd = [sys.executable, "-m", "ansible_runner", "run", str(private_dir), "--ident", "run",
-           "--project-dir", str(project), "-p", str(path.relative_to(project)),
-           "--inventory", str(private_dir / "inventory" / "hosts.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ansible_runner",
+        "run",
+        str(private_dir),
+        "--ident",
+        "run",
+        "--project-dir",
+        str(project),
+        "-p",
+        str(path.relative_to(project)),
+        "--inventory",
+        str(private_dir / "inventory" / "hosts.json"),
+    ]
     cmdline: list[str] = []
     if template_vars:
         # A second -e file, outside the unsafe mapping: only these are trusted as templates.
@@ -168,23 +214,28 @@ def run_playbook(*, playbooks_dir: Path, playbook: str, targets: Sequence[str],
     if cmdline:
         cmd += ["--cmdline", shlex.join(cmdline)]
     console = private_dir / "console.log"
-    result = run_bounded(cmd, env=tool_env(private_dir, env), cwd=private_dir, timeout=timeout, output=console,
-                         cancel=cancel)
+    result = run_bounded(
+        cmd, env=tool_env(private_dir, env), cwd=private_dir, timeout=timeout, output=console, cancel=cancel
+    )
     artifacts = private_dir / "artifacts" / "run"
     stdout_file = artifacts / "stdout"
     text = stdout_file.read_text(errors="replace") if stdout_file.is_file() else ""
     if not text.strip():
         text = console.read_text(errors="replace") if console.is_file() else ""
     if result.timed_out:
-        return ActionResult(RunStatus.TIMED_OUT, None, tail(text),
-                            f"timed out after {timeout:g}s; killed {result.killed} processes",
-                            str(artifacts))
+        return ActionResult(
+            RunStatus.TIMED_OUT,
+            None,
+            tail(text),
+            f"timed out after {timeout:g}s; killed {result.killed} processes",
+            str(artifacts),
+        )
     if result.canceled:
-        return ActionResult(RunStatus.CANCELED, None, tail(text),
-                            f"canceled; killed {result.killed} processes", str(artifacts))
+        return ActionResult(
+            RunStatus.CANCELED, None, tail(text), f"canceled; killed {result.killed} processes", str(artifacts)
+        )
     rc = result.rc
     if rc == 0:
         return ActionResult(RunStatus.SUCCEEDED, 0, tail(text), "", str(artifacts))
     hint = " (a command was not found: is the venv's bin on PATH?)" if rc == 127 else ""
-    return ActionResult(RunStatus.FAILED, rc, tail(text), f"ansible-playbook exited with rc={rc}{hint}",
-                        str(artifacts))
+    return ActionResult(RunStatus.FAILED, rc, tail(text), f"ansible-playbook exited with rc={rc}{hint}", str(artifacts))

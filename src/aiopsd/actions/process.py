@@ -95,14 +95,28 @@ def kill_all(marker: str, root: int | None, *, grace: float = 3.0) -> int:
     return len(seen)
 
 
-def run_bounded(cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeout: float,
-                output: Path, cancel: threading.Event | None = None) -> Bounded:
+def run_bounded(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float,
+    output: Path,
+    cancel: threading.Event | None = None,
+) -> Bounded:
     """Run ``cmd`` with stdout+stderr to ``output``; kill everything it spawned at the deadline."""
     marker = uuid.uuid4().hex
     full_env = {**env, MARKER_VAR: marker}
     with output.open("wb") as out:
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     timed_out = canceled = False
     while True:
@@ -119,8 +133,12 @@ def run_bounded(cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeou
             break
     killed = 0
     if timed_out or canceled:
-        logger.warning("%s after %.0fs: killing %s and everything it started",
-                       "timed out" if timed_out else "canceled", timeout, cmd[0])
+        logger.warning(
+            "%s after %.0fs: killing %s and everything it started",
+            "timed out" if timed_out else "canceled",
+            timeout,
+            cmd[0],
+        )
         killed = kill_all(marker, proc.pid)
         proc.wait()
         return Bounded(rc=None, timed_out=timed_out, canceled=canceled, killed=killed)

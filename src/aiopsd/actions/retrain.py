@@ -142,8 +142,13 @@ def _train_command(params: RetrainParams, train_path: Path, current: Any, workdi
     cand_path, cur_path = workdir / "candidate.joblib", workdir / "current.joblib"
     if current is not None:
         joblib.dump(current, cur_path)
-    env = {**os.environ, "AIOPSD_TRAIN_DATA": str(train_path), "AIOPSD_CANDIDATE": str(cand_path),
-           "AIOPSD_MODEL_DIR": str(params.model_dir or ""), "AIOPSD_CURRENT_MODEL": str(cur_path)}
+    env = {
+        **os.environ,
+        "AIOPSD_TRAIN_DATA": str(train_path),
+        "AIOPSD_CANDIDATE": str(cand_path),
+        "AIOPSD_MODEL_DIR": str(params.model_dir or ""),
+        "AIOPSD_CURRENT_MODEL": str(cur_path),
+    }
     proc = subprocess.run(params.command, env=env, check=False)  # inherits the run marker: killed with us
     if proc.returncode != 0:
         raise ActionError(f"retrain command exited with {proc.returncode}")
@@ -173,8 +178,11 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
         cur_version, current = store.load()
     except RegistryError:
         cur_version, current = None, None
-    features = params.features or list(getattr(current, "feature_names_in_", [])) or \
-        [c for c in data.columns if c not in {params.label, "timestamp"}]
+    features = (
+        params.features
+        or list(getattr(current, "feature_names_in_", []))
+        or [c for c in data.columns if c not in {params.label, "timestamp"}]
+    )
     missing = [c for c in [*features, params.label] if c not in train.columns]
     if missing:
         raise ActionError(f"{params.data_path} lacks column(s) {', '.join(missing)} the model needs")
@@ -197,32 +205,65 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
     else:
         improvement = (cur_score - cand_score) if metric in LOWER_IS_BETTER else (cand_score - cur_score)
     accepted = cur_score is None or improvement >= params.min_improvement
-    metrics = {"metric": metric, "holdout": {"candidate": cand_score, "current": cur_score},
-               "improvement": None if not np.isfinite(improvement) else improvement,
-               "min_improvement": params.min_improvement, "rows_train": len(train), "rows_holdout": len(hold),
-               "compared_with_version": cur_version}
+    metrics = {
+        "metric": metric,
+        "holdout": {"candidate": cand_score, "current": cur_score},
+        "improvement": None if not np.isfinite(improvement) else improvement,
+        "min_improvement": params.min_improvement,
+        "rows_train": len(train),
+        "rows_holdout": len(hold),
+        "compared_with_version": cur_version,
+    }
     sources = [lin.source(p) for p in (params.data_path, params.reference_path) if p is not None]
-    lineage = lin.build(table=train, table_path=table_path, table_sha256=table_sha, label=params.label,
-                        features=features, sources=sources, parent=cur_version, job=params.job,
-                        estimator=candidate)
-    meta = {"job": params.job, "parent": cur_version, "data": str(params.data_path), "features": features,
-            "lineage": lineage}
+    lineage = lin.build(
+        table=train,
+        table_path=table_path,
+        table_sha256=table_sha,
+        label=params.label,
+        features=features,
+        sources=sources,
+        parent=cur_version,
+        job=params.job,
+        estimator=candidate,
+    )
+    meta = {
+        "job": params.job,
+        "parent": cur_version,
+        "data": str(params.data_path),
+        "features": features,
+        "lineage": lineage,
+    }
     version = store.register(candidate, metrics=metrics, meta=meta, status="candidate" if accepted else "rejected")
     if accepted:
         store.promote(version.number, reason="retrain gate passed")
     verdict = "passed" if accepted else "failed"
-    msg = (f"candidate v{version.number} {metric}={cand_score:.4g} vs current "
-           f"{'none' if cur_score is None else f'v{cur_version} {metric}={cur_score:.4g}'}: gate {verdict} "
-           f"(min_improvement {params.min_improvement})")
-    return RetrainResult(status="promoted" if accepted else "rejected", promoted=accepted,
-                         candidate_version=version.number, previous_version=cur_version, metric=metric,
-                         candidate_score=cand_score, current_score=cur_score,
-                         improvement=metrics["improvement"], rows_train=len(train), rows_holdout=len(hold),
-                         message=msg)
+    msg = (
+        f"candidate v{version.number} {metric}={cand_score:.4g} vs current "
+        f"{'none' if cur_score is None else f'v{cur_version} {metric}={cur_score:.4g}'}: gate {verdict} "
+        f"(min_improvement {params.min_improvement})"
+    )
+    return RetrainResult(
+        status="promoted" if accepted else "rejected",
+        promoted=accepted,
+        candidate_version=version.number,
+        previous_version=cur_version,
+        metric=metric,
+        candidate_score=cand_score,
+        current_score=cur_score,
+        improvement=metrics["improvement"],
+        rows_train=len(train),
+        rows_holdout=len(hold),
+        message=msg,
+    )
 
 
-_RUN_STATUS = {"promoted": RunStatus.SUCCEEDED, "rejected": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,
-               "timed_out": RunStatus.TIMED_OUT, "canceled": RunStatus.CANCELED}
+_RUN_STATUS = {
+    "promoted": RunStatus.SUCCEEDED,
+    "rejected": RunStatus.SUCCEEDED,
+    "failed": RunStatus.FAILED,
+    "timed_out": RunStatus.TIMED_OUT,
+    "canceled": RunStatus.CANCELED,
+}
 
 
 def execute_retrain(run: ActionRun, ctx: ActionContext) -> ActionResult:
@@ -235,23 +276,40 @@ def execute_retrain(run: ActionRun, ctx: ActionContext) -> ActionResult:
     if not p.get("data") or not Path(p["data"]).is_file():
         raise ActionError(f"retrain data {p.get('data')!r} not found")
     params = RetrainParams(
-        model_dir=Path(p["model_dir"]) if store is None else None, store=store, state_dir=ctx.state_dir.resolve(),
-        data_path=Path(p["data"]), label=str(p.get("label", "label")),
+        model_dir=Path(p["model_dir"]) if store is None else None,
+        store=store,
+        state_dir=ctx.state_dir.resolve(),
+        data_path=Path(p["data"]),
+        label=str(p.get("label", "label")),
         reference_path=Path(p["reference"]) if p.get("include_reference") and p.get("reference") else None,
-        job=p.get("job", "sklearn"), command=p.get("command"), min_improvement=float(p.get("min_improvement", 0.0)),
-        holdout=float(p.get("holdout", 0.25)))
+        job=p.get("job", "sklearn"),
+        command=p.get("command"),
+        min_improvement=float(p.get("min_improvement", 0.0)),
+        holdout=float(p.get("holdout", 0.25)),
+    )
     if run.dry_run:
-        return ActionResult(RunStatus.SUCCEEDED, 0,
-                            f"dry run: would retrain {params.open_store().label} on {params.data_path}")
+        return ActionResult(
+            RunStatus.SUCCEEDED, 0, f"dry run: would retrain {params.open_store().label} on {params.data_path}"
+        )
     result = run_retrain(params, ctx.timeout, cancel=ctx.cancel, env=ctx.env)
     text = f"{result.status}: {result.message}\n{result.model_dump_json(indent=2, exclude={'output'})}\n{result.output}"
     status = _RUN_STATUS[result.status]
-    return ActionResult(status, 0 if status == RunStatus.SUCCEEDED else None, text,
-                        "" if status == RunStatus.SUCCEEDED else result.message)
+    return ActionResult(
+        status,
+        0 if status == RunStatus.SUCCEEDED else None,
+        text,
+        "" if status == RunStatus.SUCCEEDED else result.message,
+    )
 
 
-def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = None,
-                cancel: threading.Event | None = None, env: Mapping[str, str] | None = None) -> RetrainResult:
+def run_retrain(
+    params: RetrainParams,
+    timeout: float,
+    *,
+    python: str | None = None,
+    cancel: threading.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RetrainResult:
     """Run the retrain job as a bounded process; never raises for job failures."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aiopsd-retrain-") as tmp:
@@ -262,16 +320,25 @@ def run_retrain(params: RetrainParams, timeout: float, *, python: str | None = N
         base = os.environ if env is None else env
         path = os.pathsep.join(filter(None, [pkg_root, base.get("PYTHONPATH")]))
         cmd = [python or sys.executable, "-m", "aiopsd.actions.retrain", str(pfile), str(rfile)]
-        done = run_bounded(cmd, env={**base, "PYTHONPATH": path}, cwd=Path(tmp), timeout=timeout, output=log,
-                           cancel=cancel)
+        done = run_bounded(
+            cmd, env={**base, "PYTHONPATH": path}, cwd=Path(tmp), timeout=timeout, output=log, cancel=cancel
+        )
         output = log.read_text(errors="replace")[-4000:]
         took = time.monotonic() - started
         if done.timed_out:
-            return RetrainResult(status="timed_out", message=f"retrain killed after {timeout:g}s timeout",
-                                 output=output, duration_seconds=took)
+            return RetrainResult(
+                status="timed_out",
+                message=f"retrain killed after {timeout:g}s timeout",
+                output=output,
+                duration_seconds=took,
+            )
         if done.canceled:
-            return RetrainResult(status="canceled", message=f"retrain canceled after {took:.0f}s (shutdown)",
-                                 output=output, duration_seconds=took)
+            return RetrainResult(
+                status="canceled",
+                message=f"retrain canceled after {took:.0f}s (shutdown)",
+                output=output,
+                duration_seconds=took,
+            )
         if done.rc != 0 or not rfile.is_file():
             last = output.strip().splitlines()[-1] if output.strip() else f"exit code {done.rc}"
             return RetrainResult(status="failed", message=last, output=output, duration_seconds=took)

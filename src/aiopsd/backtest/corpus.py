@@ -87,15 +87,21 @@ def _base(family: str, rng: np.random.Generator, n: int) -> tuple[npt.NDArray[np
     raise ValueError(f"unknown family {family!r}")
 
 
-def _inject(kind: str, v: npt.NDArray[np.float64], season: npt.NDArray[np.float64], at: int,
-            rng: np.random.Generator, family: str) -> None:
+def _inject(
+    kind: str,
+    v: npt.NDArray[np.float64],
+    season: npt.NDArray[np.float64],
+    at: int,
+    rng: np.random.Generator,
+    family: str,
+) -> None:
     n = v.size
-    scale = float(np.nanstd(v[max(0, at - 600):at]) or 1.0)
-    level = float(np.nanmedian(v[max(0, at - 600):at]))
+    scale = float(np.nanstd(v[max(0, at - 600) : at]) or 1.0)
+    level = float(np.nanmedian(v[max(0, at - 600) : at]))
     sign = 1.0 if rng.random() < 0.7 else -1.0
     if kind == "spike":
         width = int(rng.integers(1, 4))
-        v[at:at + width] += sign * rng.uniform(6, 12) * scale
+        v[at : at + width] += sign * rng.uniform(6, 12) * scale
     elif kind == "level_shift":
         v[at:] += sign * rng.uniform(3, 6) * scale
     elif kind == "noise":
@@ -131,9 +137,10 @@ def generate(seed: int = 0, per_family: int = 40, n: int = N_POINTS) -> list[Gen
             for kind, at in zip(kinds, starts, strict=True):
                 _inject(kind, v, season, at, rng, family)
             for gap in rng.integers(0, n, rng.integers(0, 6)):  # missed scrapes
-                v[gap:gap + int(rng.integers(1, 6))] = np.nan
+                v[gap : gap + int(rng.integers(1, 6))] = np.nan
             t = 1.7e9 + np.arange(n, dtype=np.float64) * STEP
-            windows = [(float(t[max(0, at - width // 4)]), float(t[min(n - 1, at + width - width // 4)]))
-                       for at in starts]
+            windows = [
+                (float(t[max(0, at - width // 4)]), float(t[min(n - 1, at + width - width // 4)])) for at in starts
+            ]
             out.append(GeneratedSeries(f"{family}/{family}_{k:03d}", family, t, v, windows, kinds))
     return out

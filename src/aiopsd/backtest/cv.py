@@ -56,14 +56,21 @@ def load_nab(root: Path) -> list[Item]:
     for path, rel in discover([root / "data"]):
         s = read_series(path, rel)
         spans = windows_for(windows, s) or []
-        items.append(Item("nab", rel.parts[0], rel.as_posix(), s.timestamps, s.values,
-                          label_file(rel.as_posix(), s.timestamps, spans)))
+        items.append(
+            Item(
+                "nab",
+                rel.parts[0],
+                rel.as_posix(),
+                s.timestamps,
+                s.values,
+                label_file(rel.as_posix(), s.timestamps, spans),
+            )
+        )
     return items
 
 
 def load_generated(seed: int, per_family: int) -> list[Item]:
-    return [Item("gen", g.family, g.name, g.timestamps, g.values, g.labels())
-            for g in generate(seed, per_family)]
+    return [Item("gen", g.family, g.name, g.timestamps, g.values, g.labels()) for g in generate(seed, per_family)]
 
 
 Factory = Callable[..., AnomalyDetector]
@@ -89,19 +96,34 @@ class Run:
     seconds: float
 
 
-def run(detector: str, params: dict[str, Any], items: Sequence[Item], cache: Path | None = None,
-        factory: Factory | None = None) -> Run:
+def run(
+    detector: str,
+    params: dict[str, Any],
+    items: Sequence[Item],
+    cache: Path | None = None,
+    factory: Factory | None = None,
+) -> Run:
     """Stream every item through a fresh detector (``factory(**params)``, by default the registry's ``detector``)."""
     build = factory or partial(make_detector, detector)
-    key = hashlib.sha256(json.dumps([detector, params, _code_hash(detector, factory), [i.name for i in items],
-                                     float(sum(np.nansum(i.values) for i in items))],
-                                    sort_keys=True).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                detector,
+                params,
+                _code_hash(detector, factory),
+                [i.name for i in items],
+                float(sum(np.nansum(i.values) for i in items)),
+            ],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:20]
     path = cache / f"{detector}-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
             meta = json.loads(str(z["__meta__"]))
-            return Run(detector, params, {i.name: z[f"s{k}"] for k, i in enumerate(items)},
-                       meta["points"], meta["seconds"])
+            return Run(
+                detector, params, {i.name: z[f"s{k}"] for k, i in enumerate(items)}, meta["points"], meta["seconds"]
+            )
     scores: dict[str, np.ndarray] = {}
     points, seconds = 0, 0.0
     for item in items:
@@ -126,8 +148,11 @@ def nab_score(r: Run, items: Sequence[Item], profile: int = 0) -> NabResult:
 
 
 def _objective(r: Run, items: Sequence[Item]) -> float:
-    parts = [nab_score(r, [i for i in items if i.corpus == c]).score for c in ("nab", "gen")
-             if any(i.corpus == c for i in items)]
+    parts = [
+        nab_score(r, [i for i in items if i.corpus == c]).score
+        for c in ("nab", "gen")
+        if any(i.corpus == c for i in items)
+    ]
     return float(np.mean(parts))
 
 
@@ -151,5 +176,4 @@ def select(runs: Sequence[Run], items: Sequence[Item]) -> Selection:
         best = max(runs, key=lambda r: _objective(r, train))
         picks[f"{corpus}:{group}"] = best.params
         oof.update({i.name: best.scores[i.name] for i in items if (i.corpus, i.group) == (corpus, group)})
-    return Selection(chosen.detector, chosen,
-                     Run(chosen.detector, {}, oof, chosen.points, chosen.seconds), picks)
+    return Selection(chosen.detector, chosen, Run(chosen.detector, {}, oof, chosen.points, chosen.seconds), picks)

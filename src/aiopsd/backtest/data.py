@@ -45,8 +45,7 @@ def read_series(path: Path, relative: Path | None = None) -> SeriesFile:
         raise AiopsdError(f"{path}: expected columns timestamp,value, found {list(frame.columns)}")
     values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=np.float64)
     labels = [str(s) for s in frame["timestamp"]]
-    return SeriesFile(path, relative or Path(path.name), _epoch_seconds(frame["timestamp"]), values,
-                      labels)
+    return SeriesFile(path, relative or Path(path.name), _epoch_seconds(frame["timestamp"]), values, labels)
 
 
 def discover(inputs: list[Path]) -> list[tuple[Path, Path]]:
@@ -73,8 +72,7 @@ def read_windows(path: Path) -> dict[str, list[tuple[float, float]]]:
     return {str(key): [(parse_time(a), parse_time(b)) for a, b in spans] for key, spans in raw.items()}
 
 
-def windows_for(windows: dict[str, list[tuple[float, float]]],
-                series: SeriesFile) -> list[tuple[float, float]] | None:
+def windows_for(windows: dict[str, list[tuple[float, float]]], series: SeriesFile) -> list[tuple[float, float]] | None:
     """The windows of a series: the longest key that is a path suffix of the series' file."""
     path = series.path.resolve().as_posix()
     best: str | None = None

@@ -81,8 +81,7 @@ class LabelledFile:
     n_windows: int
 
 
-def label_file(name: str, timestamps: npt.NDArray[np.float64],
-               windows: Sequence[tuple[float, float]]) -> LabelledFile:
+def label_file(name: str, timestamps: npt.NDArray[np.float64], windows: Sequence[tuple[float, float]]) -> LabelledFile:
     """Build the per-point labels of a file from window limits (same unit as ``timestamps``).
 
     A window covers every point with ``start <= t <= end``; windows must not overlap.
@@ -118,8 +117,7 @@ def label_file(name: str, timestamps: npt.NDArray[np.float64],
     scored = {int(w) for w in window_of if w >= 0}
     # Renumber so windows that fall wholly in the probationary period vanish.
     remap = {w: j for j, w in enumerate(sorted(scored))}
-    window = np.array([remap.get(int(w), int(w)) if w >= 0 else int(w) for w in window_of],
-                      dtype=np.int64)
+    window = np.array([remap.get(int(w), int(w)) if w >= 0 else int(w) for w in window_of], dtype=np.int64)
     return LabelledFile(name, window, sweep, len(scored))
 
 
@@ -144,8 +142,9 @@ def _normalise(raw: float, n_windows: int, profile: Profile) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
-def score_corpus(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float64]]], profile: Profile,
-                 threshold: float) -> NabResult:
+def score_corpus(
+    files: Sequence[tuple[LabelledFile, npt.NDArray[np.float64]]], profile: Profile, threshold: float
+) -> NabResult:
     """NAB score of a corpus: each file's labels with the detector's scores, at ``threshold``."""
     raw = 0.0
     tp = fp = fn = 0
@@ -167,8 +166,7 @@ def score_corpus(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float64]]], 
     return NabResult(profile.name, threshold, raw, _normalise(raw, total_windows, profile), tp, fp, fn)
 
 
-def optimise_threshold(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float64]]],
-                       profile: Profile) -> NabResult:
+def optimise_threshold(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float64]]], profile: Profile) -> NabResult:
     """The single corpus-wide threshold that maximises the profile's score (NAB's sweep).
 
     Points are visited from the highest score down; lowering the threshold past
@@ -183,18 +181,17 @@ def optimise_threshold(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float6
         offset += labels.n_windows
     total_windows = offset
     ids_all = np.concatenate(window_ids) if window_ids else np.empty(0, dtype=np.int64)
-    sweep_all = (np.concatenate([lab.sweep for lab, _ in files]) if files
-                 else np.empty(0, dtype=np.float64))
-    scores_all = (np.concatenate([np.asarray(s, dtype=np.float64) for _, s in files]) if files
-                  else np.empty(0, dtype=np.float64))
+    sweep_all = np.concatenate([lab.sweep for lab, _ in files]) if files else np.empty(0, dtype=np.float64)
+    scores_all = (
+        np.concatenate([np.asarray(s, dtype=np.float64) for _, s in files]) if files else np.empty(0, dtype=np.float64)
+    )
     keep = (ids_all != _PROBATION) & np.isfinite(scores_all)
     ids_all, sweep_all, scores_all = ids_all[keep], sweep_all[keep], scores_all[keep]
     order = np.argsort(-scores_all, kind="stable")
     best_tp = [math.nan] * total_windows
     raw = -profile.fn * total_windows
     tp = fp = 0
-    best = NabResult(profile.name, math.inf, raw, _normalise(raw, total_windows, profile), 0, 0,
-                     total_windows)
+    best = NabResult(profile.name, math.inf, raw, _normalise(raw, total_windows, profile), 0, 0, total_windows)
     sorted_scores = scores_all[order].tolist()
     sorted_ids = ids_all[order].tolist()
     sorted_sweep = sweep_all[order].tolist()
@@ -215,6 +212,7 @@ def optimise_threshold(files: Sequence[tuple[LabelledFile, npt.NDArray[np.float6
                 best_tp[w] = s
                 raw += profile.tp * (s - old)
         if (j + 1 == n or sorted_scores[j + 1] != sorted_scores[j]) and raw > best.raw:
-            best = NabResult(profile.name, sorted_scores[j], raw,
-                             _normalise(raw, total_windows, profile), tp, fp, total_windows - tp)
+            best = NabResult(
+                profile.name, sorted_scores[j], raw, _normalise(raw, total_windows, profile), tp, fp, total_windows - tp
+            )
     return best

@@ -18,16 +18,15 @@ def plot_series(result: SeriesResult, path: Path) -> None:
 
     series, scores = result.series, result.scores
     t = series.timestamps.astype("datetime64[s]")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(14, 6), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(14, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     try:
         for start, end in result.windows or []:
             for ax in (top, bottom):
-                ax.axvspan(np.datetime64(int(start), "s"), np.datetime64(int(end), "s"),
-                           color="tab:orange", alpha=0.2, lw=0)
+                ax.axvspan(
+                    np.datetime64(int(start), "s"), np.datetime64(int(end), "s"), color="tab:orange", alpha=0.2, lw=0
+                )
         if np.isfinite(scores.yhat_lower).any():
-            top.fill_between(t, scores.yhat_lower, scores.yhat_upper, color="tab:blue", alpha=0.15,
-                             lw=0, label="band")
+            top.fill_between(t, scores.yhat_lower, scores.yhat_upper, color="tab:blue", alpha=0.15, lw=0, label="band")
         top.plot(t, series.values, color="black", lw=0.6, label="value")
         hits = scores.anomaly_score >= 1.0
         top.scatter(t[hits], series.values[hits], color="tab:red", s=18, zorder=3, label="detection")

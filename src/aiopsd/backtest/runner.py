@@ -41,19 +41,23 @@ def run_series(detector: str, series: SeriesFile) -> Scores:
 def write_scores(path: Path, series: SeriesFile, scores: Scores) -> None:
     """``timestamp,value,anomaly_score`` CSV, timestamps as they were read."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"timestamp": series.labels, "value": series.values,
-                  "anomaly_score": scores.anomaly_score}).to_csv(path, index=False)
+    pd.DataFrame({"timestamp": series.labels, "value": series.values, "anomaly_score": scores.anomaly_score}).to_csv(
+        path, index=False
+    )
 
 
-def backtest(detector: str, inputs: list[Path], output: Path,
-             windows: dict[str, list[tuple[float, float]]] | None = None,
-             progress: Callable[[list[tuple[Path, Path]]], Iterable[tuple[Path, Path]]] | None = None,
-             ) -> list[SeriesResult]:
+def backtest(
+    detector: str,
+    inputs: list[Path],
+    output: Path,
+    windows: dict[str, list[tuple[float, float]]] | None = None,
+    progress: Callable[[list[tuple[Path, Path]]], Iterable[tuple[Path, Path]]] | None = None,
+) -> list[SeriesResult]:
     """Run ``detector`` over every CSV under ``inputs``; write ``output/<relative path>``."""
     make_detector(detector)  # unknown names fail before any work
     files = discover(inputs)
     results: list[SeriesResult] = []
-    for path, relative in (progress(files) if progress else files):
+    for path, relative in progress(files) if progress else files:
         series = read_series(path, relative)
         scores = run_series(detector, series)
         write_scores(output / relative, series, scores)

@@ -12,8 +12,9 @@ from aiopsd.cli import backtest, daemon, maintenance, ml, safety
 from aiopsd.cli.common import out
 
 
-def _root(ctx: typer.Context,
-          version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False) -> None:
+def _root(
+    ctx: typer.Context, version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False
+) -> None:
     if version:
         out.print(__version__)
         raise typer.Exit(0)
@@ -24,8 +25,12 @@ def _root(ctx: typer.Context,
 
 def create_app() -> typer.Typer:
     """A new ``aiopsd`` app with every command: daemon, backtest, drift and model, safety, maintenance, db."""
-    app = typer.Typer(name="aiopsd", no_args_is_help=True, add_completion=False,
-                      help="AIOps daemon: anomaly and drift detection, Alertmanager webhooks, guarded remediation.")
+    app = typer.Typer(
+        name="aiopsd",
+        no_args_is_help=True,
+        add_completion=False,
+        help="AIOps daemon: anomaly and drift detection, Alertmanager webhooks, guarded remediation.",
+    )
     app.callback(invoke_without_command=True)(_root)
     daemon.register(app)
     backtest.register(app)

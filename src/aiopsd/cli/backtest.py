@@ -25,8 +25,14 @@ def render_table(rows: list[ProfileScore], title: str) -> Table:
         table.add_column(col, justify="right")
     for row in rows:
         own, best = row.own, row.optimised
-        table.add_row(own.profile, f"{own.score:.1f}", f"{own.tp}/{own.fp}/{own.fn}", f"{best.score:.1f}",
-                      f"{best.threshold:.3g}", f"{best.tp}/{best.fp}/{best.fn}")
+        table.add_row(
+            own.profile,
+            f"{own.score:.1f}",
+            f"{own.tp}/{own.fp}/{own.fn}",
+            f"{best.score:.1f}",
+            f"{best.threshold:.3g}",
+            f"{best.tp}/{best.fp}/{best.fn}",
+        )
     return table
 
 
@@ -34,8 +40,7 @@ def backtest(
     detector: Annotated[str, typer.Option("--detector", help="Detector registry name, e.g. default.")],
     input: Annotated[list[Path], typer.Option("--input", help="CSV file or folder (recursive); repeatable.")],
     output: Annotated[Path, typer.Option("--output", help="Folder for <relative path>.csv with scores.")],
-    windows: Annotated[Path | None, typer.Option("--windows", help="NAB labels JSON; prints NAB scores.")
-                       ] = None,
+    windows: Annotated[Path | None, typer.Option("--windows", help="NAB labels JSON; prints NAB scores.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Folder for one PNG chart per series.")] = None,
 ) -> None:
     """Stream CSV series (timestamp,value) through a detector causally and write their scores."""

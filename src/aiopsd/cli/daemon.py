@@ -11,9 +11,10 @@ from aiopsd.cli.common import DEFAULT_CONFIG, ConfigOpt, err, fail, out
 from aiopsd.errors import AiopsdError
 
 
-def run(config: ConfigOpt = DEFAULT_CONFIG,
-        listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve on (overrides the file)")] = None,
-        ) -> None:
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT to serve on (overrides the file)")] = None,
+) -> None:
     """Run the daemon: poll, detect, receive webhooks, decide and act."""
     from aiopsd.config import load_settings
     from aiopsd.daemon.logs import setup_logging
@@ -45,18 +46,20 @@ def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     for r in rules:
         for where, action in (("action", r.action), ("on_resolved", r.on_resolved)):
             if isinstance(action, PlaybookAction) and action.template_vars:
-                err.print(f"[yellow]warning[/]: rule {r.name}: {where}.template_vars "
-                          f"({', '.join(sorted(action.template_vars))}) are evaluated by Ansible as templates "
-                          "on the control node: keep label data out of them (extra_vars stay literal)")
-    out.print(f"[green]ok[/]: {config}: {len(settings.watches)} watches, {len(rules)} rules "
-              f"from {settings.rules_dir}")
+                err.print(
+                    f"[yellow]warning[/]: rule {r.name}: {where}.template_vars "
+                    f"({', '.join(sorted(action.template_vars))}) are evaluated by Ansible as templates "
+                    "on the control node: keep label data out of them (extra_vars stay literal)"
+                )
+    out.print(f"[green]ok[/]: {config}: {len(settings.watches)} watches, {len(rules)} rules from {settings.rules_dir}")
 
 
-def demo(duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
-         summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Write a JSON summary")] = None,
-         workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here")] = None,
-         port: Annotated[int | None, typer.Option(help="Port for the daemon (default: a free one)")] = None,
-         ) -> None:
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Write a JSON summary")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for the daemon (default: a free one)")] = None,
+) -> None:
     """Start a real Prometheus, Alertmanager, a demo workload and the daemon, and narrate."""
     from aiopsd.demo.run import run_demo
 
@@ -67,8 +70,11 @@ def demo(duration: Annotated[float | None, typer.Option(help="Stop after this ma
     raise typer.Exit(code)
 
 
-def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")]
-           = "http://127.0.0.1:9797") -> None:
+def status(
+    url: Annotated[
+        str, typer.Option(envvar="AIOPSD_URL", help="Base URL of a running aiopsd")
+    ] = "http://127.0.0.1:9797",
+) -> None:
     """Show what a running aiopsd saw, did and refused to do (the status page, in the terminal)."""
     from aiopsd.daemon.http.ui.terminal import show
 
@@ -78,8 +84,9 @@ def status(url: Annotated[str, typer.Option(envvar="AIOPSD_URL", help="Base URL 
         raise fail(exc, 1) from None
 
 
-def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG,
-               revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
+def db_upgrade(
+    config: ConfigOpt = DEFAULT_CONFIG, revision: Annotated[str, typer.Option(help="Target revision")] = "head"
+) -> None:
     """Migrate the state store's schema (the daemon also does this when it starts)."""
     from aiopsd.config import load_settings
     from aiopsd.store import StateStore, migrate

@@ -19,9 +19,12 @@ from aiopsd.errors import AiopsdError, ConfigError
 
 def start(
     for_: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 1h, 2h30m")],
-    match: Annotated[list[str] | None, typer.Option(
-        "--match", "-m", help="Label matcher (repeatable): label=value, label!=value, label=~regex, label!~regex")]
-    = None,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match", "-m", help="Label matcher (repeatable): label=value, label!=value, label=~regex, label!~regex"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Window name (default: cli-<time>)")] = None,
     comment: Annotated[str, typer.Option(help="Why (shown with every skip)")] = "",
     all_findings: Annotated[bool, typer.Option("--all", help="Cover every finding (no --match)")] = False,
@@ -53,25 +56,44 @@ def start(
         if not labels and not all_findings:
             raise ConfigError("give at least one --match, or --all to stop remediation of every finding")
         now = datetime.now(UTC)
-        window = MaintenanceWindow(name=name or f"cli-{now:%Y%m%dT%H%M%SZ}", labels=labels, start=now,
-                                   end=now + timedelta(seconds=seconds), comment=comment, created_by=operator())
+        window = MaintenanceWindow(
+            name=name or f"cli-{now:%Y%m%dT%H%M%SZ}",
+            labels=labels,
+            start=now,
+            end=now + timedelta(seconds=seconds),
+            comment=comment,
+            created_by=operator(),
+        )
         settings = load_settings(config)
         if any(w.name == window.name for w in settings.maintenance):
             raise ConfigError(f"a window named {window.name!r} is in the config; pick another --name")
         with StateStore(settings.state_url) as store:
-            stored = add_window(store, name=window.name, labels=labels, starts_at=now, ends_at=window.end or now,
-                                now=now, comment=comment, created_by=window.created_by)
+            stored = add_window(
+                store,
+                name=window.name,
+                labels=labels,
+                starts_at=now,
+                ends_at=window.end or now,
+                now=now,
+                comment=comment,
+                created_by=window.created_by,
+            )
     except ValidationError as exc:
         raise fail(ConfigError(str(exc.errors()[0]["msg"]))) from None
     except AiopsdError as exc:
         raise fail(exc) from None
     what = ", ".join(f"{k}={v}" for k, v in stored.labels.items()) or "every finding"
-    out.print(f"[green]ok[/]: maintenance {stored.name} until {stored.ends_at:%Y-%m-%d %H:%M:%S}Z "
-              f"({format_duration(seconds)}) for {what}", highlight=False)
+    out.print(
+        f"[green]ok[/]: maintenance {stored.name} until {stored.ends_at:%Y-%m-%d %H:%M:%S}Z "
+        f"({format_duration(seconds)}) for {what}",
+        highlight=False,
+    )
 
 
-def stop(name: Annotated[str, typer.Argument(help="Window name (see `aiopsd maintenance list`)")],
-         config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def stop(
+    name: Annotated[str, typer.Argument(help="Window name (see `aiopsd maintenance list`)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
     """End a window started from the CLI now (windows in the config end when the config says)."""
     from aiopsd.config import load_settings
     from aiopsd.store import StateStore
@@ -107,15 +129,22 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         for w in windows:
             occ = w.occurrence(now)
             when = f"cron {w.cron} +{w.duration:g}s" if w.cron else f"{w.start:%m-%d %H:%M}Z..{w.end:%m-%d %H:%M}Z"
-            table.add_row(w.name, origin, when, ", ".join(f"{k}={v}" for k, v in w.labels.items()) or "*",
-                          f"until {occ[1]:%H:%M:%S}Z" if occ else "no", w.comment)
+            table.add_row(
+                w.name,
+                origin,
+                when,
+                ", ".join(f"{k}={v}" for k, v in w.labels.items()) or "*",
+                f"until {occ[1]:%H:%M:%S}Z" if occ else "no",
+                w.comment,
+            )
     out.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``maintenance`` group (``start``, ``list``, ``stop``) to APP."""
-    maintenance_app = typer.Typer(no_args_is_help=True,
-                                  help="Maintenance windows: no remediation for matching findings while one is active.")
+    maintenance_app = typer.Typer(
+        no_args_is_help=True, help="Maintenance windows: no remediation for matching findings while one is active."
+    )
     maintenance_app.command("start")(start)
     maintenance_app.command("stop")(stop)
     maintenance_app.command("list")(list_)

@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # pandas loads only when a command runs: `aiopsd --help` stay
     from aiopsd.model_store import ModelStore
 
 
-
 class Format(StrEnum):
     JSON = "json"
     TABLE = "table"
@@ -50,13 +49,30 @@ def _num(x: float | None) -> float | None:
 
 
 def _line(path: Path, res: DriftResult) -> dict[str, Any]:
-    line: dict[str, Any] = {"current": str(path), "drift": res.drift, "columns": {
-        name: {"test": c.test, "statistic": _num(c.statistic), "p_value": _num(c.p_value), "psi": _num(c.psi),
-               "drift": c.drift} for name, c in res.columns.items()}}
+    line: dict[str, Any] = {
+        "current": str(path),
+        "drift": res.drift,
+        "columns": {
+            name: {
+                "test": c.test,
+                "statistic": _num(c.statistic),
+                "p_value": _num(c.p_value),
+                "psi": _num(c.psi),
+                "drift": c.drift,
+            }
+            for name, c in res.columns.items()
+        },
+    }
     if res.performance is not None:
         p = res.performance
-        line["performance"] = {"test": p.test, "statistic": _num(p.statistic), "p_value": _num(p.p_value),
-                               "drift": p.drift, "reference": p.reference, "window": p.window}
+        line["performance"] = {
+            "test": p.test,
+            "statistic": _num(p.statistic),
+            "p_value": _num(p.p_value),
+            "drift": p.drift,
+            "reference": p.reference,
+            "window": p.window,
+        }
     return line
 
 
@@ -70,14 +86,26 @@ def _table(path: Path, res: DriftResult) -> Table:
         return "-" if x is None or not math.isfinite(x) else format(x, spec)
 
     for name, c in res.columns.items():
-        t.add_row(name + (" (prediction)" if c.role == "prediction" else ""), c.test, f(c.statistic),
-                  f(c.p_value), f(c.psi), f"{c.missing_rate_reference:.1%}→{c.missing_rate_window:.1%}",
-                  "[bold red]yes[/]" if c.drift else "no")
+        t.add_row(
+            name + (" (prediction)" if c.role == "prediction" else ""),
+            c.test,
+            f(c.statistic),
+            f(c.p_value),
+            f(c.psi),
+            f"{c.missing_rate_reference:.1%}→{c.missing_rate_window:.1%}",
+            "[bold red]yes[/]" if c.drift else "no",
+        )
     if res.performance is not None:
         p = res.performance
-        t.add_row("(performance)", p.test, f(p.statistic), f(p.p_value), "-",
-                  ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}→{v:.3g}" for k, v in p.window.items()),
-                  "[bold red]yes[/]" if p.drift else "no")
+        t.add_row(
+            "(performance)",
+            p.test,
+            f(p.statistic),
+            f(p.p_value),
+            "-",
+            ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}→{v:.3g}" for k, v in p.window.items()),
+            "[bold red]yes[/]" if p.drift else "no",
+        )
     return t
 
 
@@ -123,13 +151,21 @@ ModelDir = Annotated[Path | None, typer.Option("--model-dir", "-d", help="Versio
 MlflowOpt = Annotated[str | None, typer.Option("--mlflow", help="MLflow tracking URI (with --name)")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="MLflow registered model name")]
 AliasOpt = Annotated[str, typer.Option("--alias", help="MLflow alias of the served version")]
-StoreConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Use the model_store of a prediction "
-                                                     "log in this config (with --model)")]
+StoreConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Use the model_store of a prediction log in this config (with --model)"),
+]
 LogModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Prediction log model name (with --config)")]
 
 
-def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: str | None = None,
-                     alias: str = "champion", config: Path | None = None, model: str | None = None) -> ModelStore:
+def open_model_store(
+    model_dir: Path | None,
+    mlflow: str | None = None,
+    name: str | None = None,
+    alias: str = "champion",
+    config: Path | None = None,
+    model: str | None = None,
+) -> ModelStore:
     """The store the options name: --model-dir, --mlflow URI --name NAME, or --config FILE --model NAME."""
     from pydantic import ValidationError
 
@@ -137,8 +173,9 @@ def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: st
 
     chosen = [o for o, v in (("--model-dir", model_dir), ("--mlflow", mlflow), ("--config", config)) if v]
     if len(chosen) != 1:
-        raise AiopsdError("name one model store: --model-dir DIR, --mlflow URI --name NAME, "
-                          "or --config FILE --model NAME")
+        raise AiopsdError(
+            "name one model store: --model-dir DIR, --mlflow URI --name NAME, or --config FILE --model NAME"
+        )
     if config is not None:
         from aiopsd.config import load_settings
 
@@ -150,8 +187,11 @@ def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: st
             raise AiopsdError(f"prediction log {model!r} in {config} has neither model_dir nor model_store")
         return open_store(spec)
     try:
-        spec = StoreSpec(kind="directory", path=model_dir) if model_dir else \
-            StoreSpec(kind="mlflow", tracking_uri=mlflow, name=name, alias=alias)
+        spec = (
+            StoreSpec(kind="directory", path=model_dir)
+            if model_dir
+            else StoreSpec(kind="mlflow", tracking_uri=mlflow, name=name, alias=alias)
+        )
     except ValidationError as exc:
         raise AiopsdError(str(exc.errors()[0]["msg"])) from None
     if spec.kind == "mlflow" and not name:
@@ -159,9 +199,15 @@ def open_model_store(model_dir: Path | None, mlflow: str | None = None, name: st
     return open_store(spec)
 
 
-def model_list(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-               alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None,
-               fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE) -> None:
+def model_list(
+    model_dir: ModelDir = None,
+    mlflow: MlflowOpt = None,
+    name: NameOpt = None,
+    alias: AliasOpt = "champion",
+    config: StoreConfigOpt = None,
+    model: LogModelOpt = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE,
+) -> None:
     """Every version with its status and gate metrics; the served one is marked."""
     try:
         store = open_model_store(model_dir, mlflow, name, alias, config, model)
@@ -170,39 +216,79 @@ def model_list(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameO
         raise fail(exc) from None
     if fmt is Format.JSON:
         for v in versions:
-            typer.echo(json.dumps({"version": v.number, "status": v.status, "current": v.current,
-                                   "created_at": v.created_at, "metrics": v.metrics, "uri": v.uri}, default=str))
+            typer.echo(
+                json.dumps(
+                    {
+                        "version": v.number,
+                        "status": v.status,
+                        "current": v.current,
+                        "created_at": v.created_at,
+                        "metrics": v.metrics,
+                        "uri": v.uri,
+                    },
+                    default=str,
+                )
+            )
         return
     t = Table(title=store.label)
     for col in ("version", "status", "created", "metric", "candidate", "current model", "served"):
         t.add_column(col)
     for v in versions:
         hold = v.metrics.get("holdout", {}) if isinstance(v.metrics.get("holdout"), dict) else {}
-        t.add_row(str(v.number), v.status, v.created_at, str(v.metrics.get("metric", "-")),
-                  f"{hold['candidate']:.4g}" if isinstance(hold.get("candidate"), float) else "-",
-                  f"{hold['current']:.4g}" if isinstance(hold.get("current"), float) else "-",
-                  "[bold green]← current[/]" if v.current else "")
+        t.add_row(
+            str(v.number),
+            v.status,
+            v.created_at,
+            str(v.metrics.get("metric", "-")),
+            f"{hold['candidate']:.4g}" if isinstance(hold.get("candidate"), float) else "-",
+            f"{hold['current']:.4g}" if isinstance(hold.get("current"), float) else "-",
+            "[bold green]← current[/]" if v.current else "",
+        )
     out.print(t)
 
 
-def model_show(version: Annotated[int, typer.Argument(help="Version number")],
-               model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-               alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None) -> None:
+def model_show(
+    version: Annotated[int, typer.Argument(help="Version number")],
+    model_dir: ModelDir = None,
+    mlflow: MlflowOpt = None,
+    name: NameOpt = None,
+    alias: AliasOpt = "champion",
+    config: StoreConfigOpt = None,
+    model: LogModelOpt = None,
+) -> None:
     """VERSION's status, gate metrics and data lineage (training rows, sources, table hash, schema, code)."""
     try:
         v = open_model_store(model_dir, mlflow, name, alias, config, model).get(version)
     except AiopsdError as exc:
         raise fail(exc) from None
     lineage = v.meta.get("lineage")
-    typer.echo(json.dumps({"version": v.number, "uri": v.uri, "status": v.status, "current": v.current,
-                           "created_at": v.created_at, "parent": v.meta.get("parent"), "metrics": v.metrics,
-                           "lineage": lineage if isinstance(lineage, dict) else None},
-                          indent=2, default=str))
+    typer.echo(
+        json.dumps(
+            {
+                "version": v.number,
+                "uri": v.uri,
+                "status": v.status,
+                "current": v.current,
+                "created_at": v.created_at,
+                "parent": v.meta.get("parent"),
+                "metrics": v.metrics,
+                "lineage": lineage if isinstance(lineage, dict) else None,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
-def model_promote(version: Annotated[int, typer.Argument(help="Version number to serve")],
-                  model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-                  alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None) -> None:
+def model_promote(
+    version: Annotated[int, typer.Argument(help="Version number to serve")],
+    model_dir: ModelDir = None,
+    mlflow: MlflowOpt = None,
+    name: NameOpt = None,
+    alias: AliasOpt = "champion",
+    config: StoreConfigOpt = None,
+    model: LogModelOpt = None,
+) -> None:
     """Serve VERSION (atomically moves ``current`` / the alias). Rejected candidates cannot be promoted."""
     try:
         store = open_model_store(model_dir, mlflow, name, alias, config, model)
@@ -212,9 +298,15 @@ def model_promote(version: Annotated[int, typer.Argument(help="Version number to
     out.print(f"[green]serving[/] version {v.number} of {store.label}", highlight=False)
 
 
-def model_rollback(model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None,
-                   alias: AliasOpt = "champion", config: StoreConfigOpt = None, model: LogModelOpt = None,
-                   to: Annotated[int | None, typer.Option(help="Version to go back to")] = None) -> None:
+def model_rollback(
+    model_dir: ModelDir = None,
+    mlflow: MlflowOpt = None,
+    name: NameOpt = None,
+    alias: AliasOpt = "champion",
+    config: StoreConfigOpt = None,
+    model: LogModelOpt = None,
+    to: Annotated[int | None, typer.Option(help="Version to go back to")] = None,
+) -> None:
     """Serve the version that was served before the current one (or --to)."""
     try:
         store = open_model_store(model_dir, mlflow, name, alias, config, model)
@@ -232,9 +324,14 @@ def model_retrain(
     metric: Annotated[str | None, typer.Option(help="accuracy, f1, mae, mse or r2")] = None,
     command: Annotated[str | None, typer.Option(help="Train with this shell-split command instead")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before the job's process group is killed")] = 3600.0,
-    model_dir: ModelDir = None, mlflow: MlflowOpt = None, name: NameOpt = None, alias: AliasOpt = "champion",
-    state_dir: Annotated[Path | None, typer.Option(
-        help="Training tables are kept under STATE_DIR/training (default: MODEL_DIR/training)")] = None,
+    model_dir: ModelDir = None,
+    mlflow: MlflowOpt = None,
+    name: NameOpt = None,
+    alias: AliasOpt = "champion",
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Training tables are kept under STATE_DIR/training (default: MODEL_DIR/training)"),
+    ] = None,
 ) -> None:
     """Retrain behind the gate now (what a `retrain` rule action does); exit 1 unless promoted."""
     import shlex
@@ -244,12 +341,19 @@ def model_retrain(
     from aiopsd.actions.retrain import RetrainParams, run_retrain
 
     try:
-        params = RetrainParams.model_validate({
-            "model_dir": model_dir, "data_path": data, "label": label, "min_improvement": min_improvement,
-            "state_dir": state_dir,
-            "store": {"kind": "mlflow", "tracking_uri": mlflow, "name": name, "alias": alias} if mlflow else None,
-            "metric": metric, "job": "command" if command else "sklearn",
-            "command": shlex.split(command) if command else None})
+        params = RetrainParams.model_validate(
+            {
+                "model_dir": model_dir,
+                "data_path": data,
+                "label": label,
+                "min_improvement": min_improvement,
+                "state_dir": state_dir,
+                "store": {"kind": "mlflow", "tracking_uri": mlflow, "name": name, "alias": alias} if mlflow else None,
+                "metric": metric,
+                "job": "command" if command else "sklearn",
+                "command": shlex.split(command) if command else None,
+            }
+        )
     except ValidationError as exc:
         raise fail(str(exc.errors()[0]["msg"])) from None
     res = run_retrain(params, timeout)
@@ -261,8 +365,9 @@ def model_retrain(
 
 def create_drift_app() -> typer.Typer:
     """``drift check``."""
-    drift_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                            help="Test data files for drift against a reference.")
+    drift_app = typer.Typer(
+        no_args_is_help=True, add_completion=False, help="Test data files for drift against a reference."
+    )
     drift_app.callback()(_drift_group)
     drift_app.command("check")(drift_check)
     return drift_app
@@ -270,10 +375,18 @@ def create_drift_app() -> typer.Typer:
 
 def create_model_app() -> typer.Typer:
     """``model list | show | promote | rollback | retrain``."""
-    model_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                            help="List, show, promote and roll back model versions (directory or MLflow).")
-    for name, command in (("list", model_list), ("show", model_show), ("promote", model_promote),
-                          ("rollback", model_rollback), ("retrain", model_retrain)):
+    model_app = typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        help="List, show, promote and roll back model versions (directory or MLflow).",
+    )
+    for name, command in (
+        ("list", model_list),
+        ("show", model_show),
+        ("promote", model_promote),
+        ("rollback", model_rollback),
+        ("retrain", model_retrain),
+    ):
         model_app.command(name)(command)
     return model_app
 

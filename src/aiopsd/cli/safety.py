@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from aiopsd.store import StateStore
 
 
-def rules_test(rules_dir: Annotated[Path, typer.Argument(help="Directory of rule YAML files")],
-               findings: Annotated[Path, typer.Option("--findings", "-f", help="Fixture YAML of timed findings")],
-               fmt: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json")] = "table",
-               ) -> None:
+def rules_test(
+    rules_dir: Annotated[Path, typer.Argument(help="Directory of rule YAML files")],
+    findings: Annotated[Path, typer.Option("--findings", "-f", help="Fixture YAML of timed findings")],
+    fmt: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json")] = "table",
+) -> None:
     """Replay fixture findings through the engine offline and print every decision (act and skip)."""
     from aiopsd.engine import load_rules
     from aiopsd.engine.replay import decision_rows, load_fixture, replay
@@ -45,8 +46,9 @@ def rules_test(rules_dir: Annotated[Path, typer.Argument(help="Directory of rule
     for r in rows:
         style = "green" if r["outcome"] == "act" else "yellow"
         at = datetime.fromisoformat(r["at"]).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(at, r["rule"], r["finding"], f"[{style}]{r['outcome']}[/]", r["code"],
-                      ",".join(r["targets"]), r["reason"])
+        table.add_row(
+            at, r["rule"], r["finding"], f"[{style}]{r['outcome']}[/]", r["code"], ",".join(r["targets"]), r["reason"]
+        )
     out.print(table)
 
 
@@ -58,8 +60,10 @@ def _store(config: Path) -> StateStore:
     return StateStore(settings.state_url)
 
 
-def approve(run_id: Annotated[int, typer.Argument(help="Action run id (see /api/v1/actions)")],
-            config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def approve(
+    run_id: Annotated[int, typer.Argument(help="Action run id (see /api/v1/actions)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
     """Approve an action run held as awaiting_approval; the daemon starts it on its next tick."""
     try:
         with _store(config) as store:
@@ -70,12 +74,13 @@ def approve(run_id: Annotated[int, typer.Argument(help="Action run id (see /api/
                 raise fail(AiopsdError(f"action run {run_id} is not awaiting approval ({state})"), 1)
     except AiopsdError as exc:
         raise fail(exc) from None
-    out.print(f"[green]approved[/]: action run {run.id} ({run.rule}, {run.kind} on "
-              f"{','.join(run.targets) or '-'}) is now {run.status}")
+    out.print(
+        f"[green]approved[/]: action run {run.id} ({run.rule}, {run.kind} on "
+        f"{','.join(run.targets) or '-'}) is now {run.status}"
+    )
 
 
-def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")],
-                  config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Close RULE's circuit breaker: failures so far no longer count."""
     from aiopsd.config import load_settings
     from aiopsd.engine import load_rules
@@ -101,11 +106,17 @@ def audit_verify(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     except AiopsdError as exc:
         raise fail(exc) from None
     if not result.ok:
-        err.print(f"[bold red]audit log broken[/] at entry {result.first_bad}: {result.problem} "
-                  f"({result.entries} entries before it are intact)", highlight=False)
+        err.print(
+            f"[bold red]audit log broken[/] at entry {result.first_bad}: {result.problem} "
+            f"({result.entries} entries before it are intact)",
+            highlight=False,
+        )
         raise typer.Exit(1)
-    since = "" if result.anchored_at is None else \
-        f" from entry {result.anchored_at} (older entries were removed by retention)"
+    since = (
+        ""
+        if result.anchored_at is None
+        else f" from entry {result.anchored_at} (older entries were removed by retention)"
+    )
     out.print(f"[green]ok[/]: audit log intact, {result.entries} entries{since}")
 
 

@@ -64,9 +64,14 @@ class Dispatcher:
         if not findings:
             return
         down = {s["name"]: s["error"] or "not answering" for s in store.list_sources() if not s["up"]}
-        state = engine_state(store, rules, now, sources_down=down,
-                             global_dry_run=self.rt.settings.actions.dry_run,
-                             global_budget=self.rt.settings.actions.max_per_window)
+        state = engine_state(
+            store,
+            rules,
+            now,
+            sources_down=down,
+            global_dry_run=self.rt.settings.actions.dry_run,
+            global_budget=self.rt.settings.actions.max_per_window,
+        )
         state = self.planned.apply(self.rt.settings, state, store, now)  # maintenance windows and silences
         decisions = evaluate(findings, rules, state, now)
         if not decisions:
@@ -83,10 +88,12 @@ class Dispatcher:
             busy = frozenset(t for _, _, run in self.running.values() for t in run.targets)
         if free <= 0:
             return
-        limits = {r.name: r.guards.concurrency for r in self.rt.rules_by_name().values()
-                  if r.guards.concurrency is not None}
-        claimed = self.rt.store.claim_runnable(now, limit=free, owner=self.rt.replica, busy_targets=busy,
-                                               rule_limits=limits)
+        limits = {
+            r.name: r.guards.concurrency for r in self.rt.rules_by_name().values() if r.guards.concurrency is not None
+        }
+        claimed = self.rt.store.claim_runnable(
+            now, limit=free, owner=self.rt.replica, busy_targets=busy, rule_limits=limits
+        )
         for claim in claimed:
             cancel = threading.Event()
             with self._lock:
@@ -100,8 +107,14 @@ class Dispatcher:
         started = time.monotonic()
         private = self.runs_dir / f"{run.id:06d}-{run.attempt}"
         try:
-            logger.info("action %d (%s, rule %s) starting on %s, attempt %d", run.id, run.kind, run.rule,
-                        ",".join(run.targets) or "-", run.attempt)
+            logger.info(
+                "action %d (%s, rule %s) starting on %s, attempt %d",
+                run.id,
+                run.kind,
+                run.rule,
+                ",".join(run.targets) or "-",
+                run.attempt,
+            )
             ctx = context_for(self.rt.settings, private_dir=private, timeout=claim.timeout, cancel=cancel)
             result = execute(run, ctx)
         except AiopsdError as exc:
@@ -133,32 +146,54 @@ class Dispatcher:
             try:
                 if retry:
                     backoff = claim.retry_backoff * (2 ** (run.attempt - 1))
-                    stored = self.rt.store.retry_run(run.id, not_before=now + timedelta(seconds=backoff),
-                                                     output=result.output, error=result.error,
-                                                     owner=self.rt.replica)
+                    stored = self.rt.store.retry_run(
+                        run.id,
+                        not_before=now + timedelta(seconds=backoff),
+                        output=result.output,
+                        error=result.error,
+                        owner=self.rt.replica,
+                    )
                     if stored:
                         logger.warning("action %d failed (%s); retrying in %.0fs", run.id, result.error, backoff)
                 else:
-                    stored = self.rt.store.finish_run(run.id, result.status, finished_at=now, rc=result.rc,
-                                                      output=result.output, error=result.error,
-                                                      artifact_dir=result.artifact_dir, owner=self.rt.replica)
+                    stored = self.rt.store.finish_run(
+                        run.id,
+                        result.status,
+                        finished_at=now,
+                        rc=result.rc,
+                        output=result.output,
+                        error=result.error,
+                        artifact_dir=result.artifact_dir,
+                        owner=self.rt.replica,
+                    )
                     if stored:
                         m.runs.labels(run.kind, str(result.status)).inc()
                         m.run_duration.labels(run.kind).observe(time.monotonic() - started)
-                        logger.info("action %d %s%s", run.id, result.status,
-                                    f": {result.error}" if result.error else "")
+                        logger.info(
+                            "action %d %s%s", run.id, result.status, f": {result.error}" if result.error else ""
+                        )
                 break
             except Exception as exc:  # StoreUnavailableError, or a bug: never leave the run "running" silently
                 failures += 1
                 m.result_store_errors.inc()
                 if failures == 1:
                     m.results_unstored.inc()
-                logger.error("action %d finished %s, but its result could not be stored (attempt %d): %s; "
-                             "retrying in %.0fs", run.id, result.status, failures, exc, delay,
-                             exc_info=not isinstance(exc, StoreUnavailableError))
+                logger.error(
+                    "action %d finished %s, but its result could not be stored (attempt %d): %s; retrying in %.0fs",
+                    run.id,
+                    result.status,
+                    failures,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, StoreUnavailableError),
+                )
                 if self._give_up.wait(delay):
-                    logger.critical("action %d finished %s, but shutdown came before its result could be "
-                                    "stored; the run will show interrupted", run.id, result.status)
+                    logger.critical(
+                        "action %d finished %s, but shutdown came before its result could be "
+                        "stored; the run will show interrupted",
+                        run.id,
+                        result.status,
+                    )
                     return
                 delay = min(delay * 2, STORE_RETRY_MAX)
         if failures:
@@ -166,9 +201,12 @@ class Dispatcher:
             logger.warning("action %d: result stored after %d failed attempts", run.id, failures)
         if not stored:
             m.results_rejected.inc()
-            logger.warning("action %d finished %s, but the store no longer shows it running as this replica's "
-                           "(marked interrupted meanwhile?): result not recorded, see the audit log",
-                           run.id, result.status)
+            logger.warning(
+                "action %d finished %s, but the store no longer shows it running as this replica's "
+                "(marked interrupted meanwhile?): result not recorded, see the audit log",
+                run.id,
+                result.status,
+            )
 
     # -------------------------------------------------------------- shutdown
     def shutdown(self, grace: float) -> None:

@@ -82,9 +82,12 @@ class ScoreExport(Collector):
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             items = list(self._latest.items())
-        docs = {"anomaly_score": "Latest anomaly score per watched series (>= 1 is anomalous)",
-                "yhat": "Expected value of the series", "yhat_lower": "Lower bound of the expected band",
-                "yhat_upper": "Upper bound of the expected band"}
+        docs = {
+            "anomaly_score": "Latest anomaly score per watched series (>= 1 is anomalous)",
+            "yhat": "Expected value of the series",
+            "yhat_lower": "Lower bound of the expected band",
+            "yhat_upper": "Upper bound of the expected band",
+        }
         for i, field in enumerate(_BAND_FIELDS):
             name = "aiopsd_anomaly_score" if field == "anomaly_score" else f"aiopsd_anomaly_{field}"
             metric = Metric(name, docs[field], "gauge")
@@ -126,8 +129,9 @@ class StoreStateExport(Collector):
         for status in (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING):
             runs.add_sample("aiopsd_action_runs_open", {"status": str(status)}, by_status.get(str(status), 0))
         for rule in ruleset:
-            circuit.add_sample("aiopsd_rule_circuit_open", {"rule": rule.name},
-                               1 if rule.name in state.open_circuits else 0)
+            circuit.add_sample(
+                "aiopsd_rule_circuit_open", {"rule": rule.name}, 1 if rule.name in state.open_circuits else 0
+            )
         yield from (up, firing, runs, circuit)
 
 
@@ -135,59 +139,85 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.alerts = Counter("aiopsd_alerts_received", "Alerts received on the webhook, by result",
-                              ["result"], registry=r)
-        self.webhook_requests = Counter("aiopsd_webhook_requests", "Webhook requests by HTTP status",
-                                        ["code"], registry=r)
+        self.alerts = Counter(
+            "aiopsd_alerts_received", "Alerts received on the webhook, by result", ["result"], registry=r
+        )
+        self.webhook_requests = Counter(
+            "aiopsd_webhook_requests", "Webhook requests by HTTP status", ["code"], registry=r
+        )
         self.findings = Counter("aiopsd_findings", "Findings opened, by kind", ["kind"], registry=r)
-        self.decisions = Counter("aiopsd_decisions", "Engine decisions, by outcome and reason code",
-                                 ["outcome", "code"], registry=r)
-        self.runs = Counter("aiopsd_action_runs", "Finished action runs, by kind and status",
-                            ["kind", "status"], registry=r)
-        self.run_duration = Histogram("aiopsd_action_duration_seconds", "Action run duration",
-                                      ["kind"], registry=r,
-                                      buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
+        self.decisions = Counter(
+            "aiopsd_decisions", "Engine decisions, by outcome and reason code", ["outcome", "code"], registry=r
+        )
+        self.runs = Counter(
+            "aiopsd_action_runs", "Finished action runs, by kind and status", ["kind", "status"], registry=r
+        )
+        self.run_duration = Histogram(
+            "aiopsd_action_duration_seconds",
+            "Action run duration",
+            ["kind"],
+            registry=r,
+            buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )
         self.runs_active = Gauge("aiopsd_action_runs_active", "Action runs executing now", registry=r)
         self.result_store_errors = Counter(
             "aiopsd_action_result_store_errors",
-            "Failed attempts to store a finished action's result (retried until stored)", registry=r)
+            "Failed attempts to store a finished action's result (retried until stored)",
+            registry=r,
+        )
         self.results_unstored = Gauge(
             "aiopsd_action_results_unstored",
-            "Finished actions whose result is not stored yet (their run still shows running)", registry=r)
+            "Finished actions whose result is not stored yet (their run still shows running)",
+            registry=r,
+        )
         self.results_rejected = Counter(
             "aiopsd_action_results_rejected",
-            "Results not recorded because the run was no longer running as this replica's", registry=r)
-        self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"],
-                               registry=r)
-        self.poll_lag = Gauge("aiopsd_source_poll_lag_seconds",
-                              "Age of the newest sample seen at the last poll", ["source"], registry=r)
-        self.poll_duration = Histogram("aiopsd_source_poll_duration_seconds", "Source poll duration",
-                                       ["source"], registry=r)
-        self.scheduler_lag = Gauge("aiopsd_scheduler_lag_seconds",
-                                   "How late the last scheduled job started", ["job"], registry=r)
-        self.scheduler_misfires = Counter("aiopsd_scheduler_misfires", "Scheduled runs missed", ["job"],
-                                          registry=r)
-        self.last_tick = Gauge("aiopsd_scheduler_last_tick_timestamp_seconds",
-                               "When the dispatch loop last completed", registry=r)
-        self.store_latency = Histogram("aiopsd_store_operation_seconds", "State store operation latency",
-                                       ["op"], registry=r,
-                                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
-        self.bad_rows = Counter("aiopsd_prediction_log_bad_rows", "Prediction log rows skipped as invalid",
-                                ["model"], registry=r)
+            "Results not recorded because the run was no longer running as this replica's",
+            registry=r,
+        )
+        self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"], registry=r)
+        self.poll_lag = Gauge(
+            "aiopsd_source_poll_lag_seconds", "Age of the newest sample seen at the last poll", ["source"], registry=r
+        )
+        self.poll_duration = Histogram(
+            "aiopsd_source_poll_duration_seconds", "Source poll duration", ["source"], registry=r
+        )
+        self.scheduler_lag = Gauge(
+            "aiopsd_scheduler_lag_seconds", "How late the last scheduled job started", ["job"], registry=r
+        )
+        self.scheduler_misfires = Counter("aiopsd_scheduler_misfires", "Scheduled runs missed", ["job"], registry=r)
+        self.last_tick = Gauge(
+            "aiopsd_scheduler_last_tick_timestamp_seconds", "When the dispatch loop last completed", registry=r
+        )
+        self.store_latency = Histogram(
+            "aiopsd_store_operation_seconds",
+            "State store operation latency",
+            ["op"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+        )
+        self.bad_rows = Counter(
+            "aiopsd_prediction_log_bad_rows", "Prediction log rows skipped as invalid", ["model"], registry=r
+        )
         self.rules_loaded = Gauge("aiopsd_rules_loaded", "Rules in the running set", registry=r)
-        self.config_reload = Counter("aiopsd_config_reloads", "Config reloads by result", ["result"],
-                                     registry=r)
-        self.config_valid = Gauge("aiopsd_config_last_reload_ok",
-                                  "1 when the last config/rules reload succeeded", registry=r)
+        self.config_reload = Counter("aiopsd_config_reloads", "Config reloads by result", ["result"], registry=r)
+        self.config_valid = Gauge(
+            "aiopsd_config_last_reload_ok", "1 when the last config/rules reload succeeded", registry=r
+        )
         self.config_valid.set(1)
         self.leader = Gauge("aiopsd_leader", "1 while this replica holds the leader lease", registry=r)
-        self.restart_needed = Gauge("aiopsd_config_restart_needed",
-                                    "1 when a reloaded setting only takes effect after a restart", registry=r)
-        self.watch_series = Gauge("aiopsd_watch_series", "Series a watch tracks now (at most max_series)",
-                                  ["watch"], registry=r)
-        self.series_refused = Gauge("aiopsd_watch_series_refused",
-                                    "Series the last poll returned beyond the watch's max_series (not scored)",
-                                    ["watch"], registry=r)
+        self.restart_needed = Gauge(
+            "aiopsd_config_restart_needed", "1 when a reloaded setting only takes effect after a restart", registry=r
+        )
+        self.watch_series = Gauge(
+            "aiopsd_watch_series", "Series a watch tracks now (at most max_series)", ["watch"], registry=r
+        )
+        self.series_refused = Gauge(
+            "aiopsd_watch_series_refused",
+            "Series the last poll returned beyond the watch's max_series (not scored)",
+            ["watch"],
+            registry=r,
+        )
         self.scores = ScoreExport()
         r.register(self.scores)
         for result in ("accepted", "duplicate", "rejected"):
@@ -207,4 +237,3 @@ class Metrics:
         if self._store_export is None:
             self._store_export = StoreStateExport(store, rules)
             self.registry.register(self._store_export)
-

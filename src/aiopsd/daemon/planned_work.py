@@ -43,5 +43,6 @@ class PlannedWork:
         if cache is None:
             return replace(state, maintenance=windows)
         view = cache.view()
-        return replace(state, maintenance=windows, silences=view.silences,
-                       silences_down=None if view.up else view.error)
+        return replace(
+            state, maintenance=windows, silences=view.silences, silences_down=None if view.up else view.error
+        )

@@ -24,60 +24,29 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiopsd.config import Settings, load_settings
 from aiopsd.daemon.dispatcher import Dispatcher
+from aiopsd.daemon.housekeeping import prune_pass
 from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
+from aiopsd.daemon.http.server import DrainingServer
 from aiopsd.daemon.metrics import Metrics
+from aiopsd.daemon.reload import audit_reload, live_settings, restart_fields
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
-from aiopsd.durations import format_duration
 from aiopsd.engine import load_rules
-from aiopsd.engine.history import retention_floor
 from aiopsd.errors import AiopsdError
 from aiopsd.models import SourceKind
 from aiopsd.sources.base import SourceEnv
 from aiopsd.sources.registry import source_specs
 from aiopsd.store import StateStore
 from aiopsd.store.ha import Membership
-from aiopsd.store.retention import PRUNE_INTERVAL, prune, prune_run_dirs
+from aiopsd.store.retention import PRUNE_INTERVAL
 
 logger = logging.getLogger(__name__)
-
-# Settings a reload cannot apply to a running process: changing them is logged, shown on the
-# status API and /metrics, and takes effect at the next restart.
-RESTART_FIELDS = ("listen", "state_url", "state_dir", "webhook", "log_format", "prometheus", "ha",
-                  "actions.concurrency", "actions.shutdown_grace", "dispatch_interval")
 
 
 def _job(key: SourceKey) -> str:
     return f"poll:{key[1]}"
-
-
-def _field(settings: Settings, dotted: str) -> object:
-    value: object = settings
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, except that SIGTERM/SIGINT start aiopsd's drain instead of closing the socket.
-
-    The webhook keeps answering (503) while running actions finish, so Alertmanager
-    retries elsewhere instead of seeing refused connections; the drain sets
-    ``should_exit`` when it is done. The signal is not re-raised afterwards (uvicorn
-    would), so a clean drain exits 0.
-    """
-
-    on_exit: Callable[[], None] = staticmethod(lambda: None)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit or getattr(self, "_draining", False):
-            if sig == signal.SIGINT:
-                self.force_exit = True
-            return
-        self._draining = True
-        threading.Thread(target=self.on_exit, name="drain", daemon=True).start()
 
 
 class Daemon:
@@ -88,24 +57,31 @@ class Daemon:
         self.credentials = load_credentials(settings.webhook.auth)
         self.approval_credentials = load_approval_credentials(settings)
         if settings.host not in ("127.0.0.1", "localhost", "::1") and not self.credentials.required:
-            raise AiopsdError(f"refusing to listen on {settings.listen} without webhook auth: set "
-                              "webhook.auth (bearer_token_file or basic_username + basic_password_file) "
-                              "or listen on 127.0.0.1")
+            raise AiopsdError(
+                f"refusing to listen on {settings.listen} without webhook auth: set "
+                "webhook.auth (bearer_token_file or basic_username + basic_password_file) "
+                "or listen on 127.0.0.1"
+            )
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         store = StateStore(settings.state_url)
         self.runtime = Runtime(settings=settings, rules=rules, store=store, metrics=Metrics())
         self.runtime.set_rules(rules)
         self.dispatcher = Dispatcher(self.runtime)
-        self.sources = SourceSet(source_specs(settings), SourceEnv(store=store, metrics=self.runtime.metrics),
-                                 SourceRunner(store, self.runtime.metrics))
+        self.sources = SourceSet(
+            source_specs(settings),
+            SourceEnv(store=store, metrics=self.runtime.metrics),
+            SourceRunner(store, self.runtime.metrics),
+        )
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": SchedulerPool(max_workers=4 + len(self.sources))},
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
-        self.server: _Server | None = None
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+        )
+        self.server: DrainingServer | None = None
         self.notifier = Notifier()
-        self.membership = Membership(store, self.runtime.replica, settings.ha.lease_ttl) \
-            if store.dialect == "postgresql" else None
+        self.membership = (
+            Membership(store, self.runtime.replica, settings.ha.lease_ttl) if store.dialect == "postgresql" else None
+        )
         self._last_dispatch = time.monotonic()
         self._stopped = threading.Event()
         self._reload_lock = threading.Lock()
@@ -114,22 +90,47 @@ class Daemon:
         s = self.scheduler
         for key in self.sources:
             self._add_poll(key)
-        s.add_job(self._timed, "interval", args=["dispatch", self._dispatch],
-                  seconds=self.settings.dispatch_interval, id="dispatch", next_run_time=datetime.now(UTC))
-        s.add_job(self._timed, "interval", args=["prune", self._prune], seconds=PRUNE_INTERVAL, id="prune",
-                  next_run_time=datetime.now(UTC) + timedelta(seconds=60))
+        s.add_job(
+            self._timed,
+            "interval",
+            args=["dispatch", self._dispatch],
+            seconds=self.settings.dispatch_interval,
+            id="dispatch",
+            next_run_time=datetime.now(UTC),
+        )
+        s.add_job(
+            self._timed,
+            "interval",
+            args=["prune", self._prune],
+            seconds=PRUNE_INTERVAL,
+            id="prune",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=60),
+        )
         if self.membership is not None:
-            s.add_job(self._timed, "interval", args=["lease", self._lease],
-                      seconds=self.settings.ha.lease_ttl / 3, id="lease")
+            s.add_job(
+                self._timed, "interval", args=["lease", self._lease], seconds=self.settings.ha.lease_ttl / 3, id="lease"
+            )
         if self.notifier.watchdog_interval:
-            s.add_job(self._timed, "interval", args=["watchdog", self._watchdog],
-                      seconds=self.notifier.watchdog_interval, id="watchdog", next_run_time=datetime.now(UTC))
+            s.add_job(
+                self._timed,
+                "interval",
+                args=["watchdog", self._watchdog],
+                seconds=self.notifier.watchdog_interval,
+                id="watchdog",
+                next_run_time=datetime.now(UTC),
+            )
         s.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED)
 
     def _add_poll(self, key: SourceKey) -> None:
         """Every source is scheduled alike: every ``interval``, leader-only where the source says so."""
-        self.scheduler.add_job(self._timed, "interval", args=[_job(key), partial(self._poll, key)],
-                               seconds=self.sources[key].interval, id=_job(key), next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(
+            self._timed,
+            "interval",
+            args=[_job(key), partial(self._poll, key)],
+            seconds=self.sources[key].interval,
+            id=_job(key),
+            next_run_time=datetime.now(UTC),
+        )
 
     def _poll(self, key: SourceKey) -> None:
         self.sources.poll(key, leader=self.runtime.is_leader())
@@ -160,23 +161,13 @@ class Daemon:
         if time.monotonic() - self._last_dispatch <= 2 * interval + 2 * self.settings.dispatch_interval:
             self.notifier.watchdog()
         else:
-            logger.error("dispatch loop last ran %.0fs ago: not pinging the systemd watchdog",
-                         time.monotonic() - self._last_dispatch)
+            logger.error(
+                "dispatch loop last ran %.0fs ago: not pinging the systemd watchdog",
+                time.monotonic() - self._last_dispatch,
+            )
 
     def _prune(self) -> None:
-        """Retention: the leader prunes the store; every replica its own run directories."""
-        rt, s = self.runtime, self.settings
-        keep = max(s.retention, retention_floor(list(rt.rules_by_name().values()), s.actions.max_per_window))
-        now = datetime.now(UTC)
-        if rt.is_leader():
-            done = prune(rt.store, now, keep)
-            if done.total:
-                logger.info("retention %s: pruned %d alerts, %d findings, %d decisions, %d runs, %d audit entries "
-                            "(audit chain now starts at entry %d)", format_duration(keep), done.alerts,
-                            done.findings, done.decisions, done.runs, done.audit_entries, done.audit_starts_at)
-        removed = prune_run_dirs(self.dispatcher.runs_dir, rt.store, now, keep)
-        if removed:
-            logger.info("retention: removed %d run directories", removed)
+        prune_pass(self.runtime, self.dispatcher.runs_dir)
 
     def _lease(self) -> None:
         """Heartbeat and leader lease (PostgreSQL); the leader also interrupts dead replicas' runs."""
@@ -198,16 +189,19 @@ class Daemon:
         rt.metrics.leader.set(1 if state.leader else 0)
         if state.changed:
             if state.leader:
-                logger.warning("this replica (%s) is now the leader: polling, detection and decisions run here",
-                               rt.replica)
+                logger.warning(
+                    "this replica (%s) is now the leader: polling, detection and decisions run here", rt.replica
+                )
                 self.notifier.status(self._status_line())
             else:
-                logger.info("leader is %s; this replica accepts webhooks and executes claimed runs",
-                            state.holder)
+                logger.info("leader is %s; this replica accepts webhooks and executes claimed runs", state.holder)
         if state.leader:
             for run_id, owner in self.membership.interrupt_orphans():
-                logger.warning("action %d was running on %s, which stopped answering: marked interrupted, "
-                               "not re-run", run_id, owner)
+                logger.warning(
+                    "action %d was running on %s, which stopped answering: marked interrupted, not re-run",
+                    run_id,
+                    owner,
+                )
 
     def _on_event(self, event: JobEvent) -> None:
         m = self.runtime.metrics
@@ -223,16 +217,20 @@ class Daemon:
         note = f"; reload rejected: {rt.last_reload_error}" if rt.last_reload_error else ""
         if rt.restart_needed:
             note += f"; restart needed for: {', '.join(rt.restart_needed)}"
-        return (f"serving on {self.settings.listen},{role} {len(rt.rules)} rules, "
-                f"{len(self.sources.of(SourceKind.PROMETHEUS))} watches{note}")[:400]
+        return (
+            f"serving on {self.settings.listen},{role} {len(rt.rules)} rules, "
+            f"{len(self.sources.of(SourceKind.PROMETHEUS))} watches{note}"
+        )[:400]
 
     def run(self) -> int:
         rt, s = self.runtime, self.settings
         if self.membership is None:
             interrupted = rt.store.mark_interrupted(datetime.now(UTC))
             if interrupted:
-                logger.warning("%d action runs were running when the daemon last stopped: marked interrupted, "
-                               "not re-run", interrupted)
+                logger.warning(
+                    "%d action runs were running when the daemon last stopped: marked interrupted, not re-run",
+                    interrupted,
+                )
         else:
             # A restarted container keeps its hostname and PID: its previous life's runs are ours to end.
             try:
@@ -241,15 +239,26 @@ class Daemon:
                 logger.error("could not mark this replica's previous runs interrupted: %s", exc)
                 interrupted = 0
             if interrupted:
-                logger.warning("%d action runs were running in this replica's previous start (%s): marked "
-                               "interrupted, not re-run", interrupted, process_slot())
+                logger.warning(
+                    "%d action runs were running in this replica's previous start (%s): marked interrupted, not re-run",
+                    interrupted,
+                    process_slot(),
+                )
             rt.leader_until = 0.0
             self._lease()
         app = create_app(rt, self.credentials, self.approval_credentials)
         # uvicorn's own loggers propagate to ours (text or JSON); no handlers of its own.
-        config = uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5, log_config=None)
-        self.server = _Server(config)
+        config = uvicorn.Config(
+            app,
+            host=s.host,
+            port=s.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            log_config=None,
+        )
+        self.server = DrainingServer(config)
         self.server.on_exit = self._drain
         self._schedule()
         self.scheduler.start()
@@ -271,8 +280,14 @@ class Daemon:
             return
         rt, s = self.runtime, self.settings
         rt.ready.set()
-        logger.info("aiopsd listening on http://%s:%d (state %s, %d watches, %d rules)", s.host, s.port,
-                    rt.store.safe_url, len(self.sources.of(SourceKind.PROMETHEUS)), len(rt.rules))
+        logger.info(
+            "aiopsd listening on http://%s:%d (state %s, %d watches, %d rules)",
+            s.host,
+            s.port,
+            rt.store.safe_url,
+            len(self.sources.of(SourceKind.PROMETHEUS)),
+            len(rt.rules),
+        )
         self.notifier.ready(self._status_line())
 
     def _on_hup(self, _sig: int, _frame: FrameType | None) -> None:
@@ -299,13 +314,8 @@ class Daemon:
                 self.notifier.reloaded(self._status_line())
                 return False
             old = self.settings
-            restart = [f for f in RESTART_FIELDS if _field(settings, f) != _field(old, f)]
-            # Keep what cannot change live, so the running process stays self-consistent.
-            live = settings.model_copy(update={f: getattr(old, f) for f in
-                                               ("listen", "state_url", "state_dir", "webhook", "log_format",
-                                                "prometheus", "ha", "dispatch_interval")})
-            live = live.model_copy(update={"actions": settings.actions.model_copy(update={
-                "concurrency": old.actions.concurrency, "shutdown_grace": old.actions.shutdown_grace})})
+            restart = restart_fields(old, settings)
+            live = live_settings(old, settings)
             self.settings = live
             self._apply_sources()
             rt.settings = live
@@ -318,19 +328,15 @@ class Daemon:
             rt.metrics.config_valid.set(1)
             rt.metrics.restart_needed.set(1 if restart else 0)
         if restart:
-            logger.warning("reloaded, but these settings changed and need a restart to take effect: %s",
-                           ", ".join(restart))
-        logger.info("reloaded: %d rules, %d watches, log level %s", len(rules), len(live.watches),
-                    live.log_level)
+            logger.warning(
+                "reloaded, but these settings changed and need a restart to take effect: %s", ", ".join(restart)
+            )
+        logger.info("reloaded: %d rules, %d watches, log level %s", len(rules), len(live.watches), live.log_level)
         self.notifier.reloaded(self._status_line())
         return True
 
     def _audit_reload(self, *, ok: bool, detail: str, rules: list[str] | None = None) -> None:
-        try:
-            self.runtime.store.audit("config_reload", datetime.now(UTC),
-                                     {"ok": ok, "detail": detail, "rules": rules or []})
-        except AiopsdError as exc:
-            logger.error("could not write the config reload to the audit log: %s", exc)
+        audit_reload(self.runtime.store, ok=ok, detail=detail, rules=rules)
 
     def _apply_sources(self) -> None:
         """Keep every source whose (kind, name, config) is unchanged; restart the changed ones from their
@@ -351,8 +357,7 @@ class Daemon:
         rt.draining.set()
         grace = self.settings.actions.shutdown_grace
         self.notifier.stopping(f"draining: waiting up to {grace:g}s for running actions")
-        logger.info("stopping: webhook answers 503, no new actions; waiting up to %.0fs for running actions",
-                    grace)
+        logger.info("stopping: webhook answers 503, no new actions; waiting up to %.0fs for running actions", grace)
         self.dispatcher.shutdown(grace)
         if self.server is not None:
             self.server.should_exit = True

@@ -54,15 +54,33 @@ def start_mlflow(workdir: Path | None = None) -> MlflowServer:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow) if mlflow.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-           "--artifacts-destination", str(workdir / "artifacts"), "--workers", "1"]
+    cmd = [
+        str(mlflow) if mlflow.exists() else "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
+        "--workers",
+        "1",
+    ]
     log = workdir / "mlflow.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": "", "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as fh:
         try:
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=workdir, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+            )
         except FileNotFoundError:
             raise AiopsdError("mlflow is not installed: pip install -e '.[dev]' (it brings `mlflow server`)") from None
     server = MlflowServer(proc, port, workdir, log)

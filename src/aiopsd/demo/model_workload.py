@@ -35,11 +35,24 @@ def make_rows(n: int, rng: np.random.Generator, drift: float = 0.0) -> pd.DataFr
     payment = rng.choice(PAYMENTS, n, p=[0.5, 0.3, 0.2])
     long_contract = (contract != "month-to-month").astype(float)
     # After the drift, support calls matter much more (a new outage-prone region).
-    logit = (-1.0 - 0.04 * tenure + 0.025 * (charges - 65) + (0.3 + 0.8 * drift) * calls
-             - 1.5 * long_contract * (1 - 0.6 * drift))
+    logit = (
+        -1.0
+        - 0.04 * tenure
+        + 0.025 * (charges - 65)
+        + (0.3 + 0.8 * drift) * calls
+        - 1.5 * long_contract * (1 - 0.6 * drift)
+    )
     churn = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    df = pd.DataFrame({"tenure_months": tenure, "monthly_charges": charges, "support_calls": calls,
-                       "contract": contract, "payment": payment, "churn": churn})
+    df = pd.DataFrame(
+        {
+            "tenure_months": tenure,
+            "monthly_charges": charges,
+            "support_calls": calls,
+            "contract": contract,
+            "payment": payment,
+            "churn": churn,
+        }
+    )
     missing = rng.random(n) < 0.02
     df.loc[missing, "payment"] = None
     return df
@@ -55,8 +68,13 @@ def churn_pipeline() -> Any:
 
     pre = make_column_transformer(
         (StandardScaler(), ["tenure_months", "monthly_charges", "support_calls"]),
-        (make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                       OneHotEncoder(handle_unknown="ignore")), ["contract", "payment"]))
+        (
+            make_pipeline(
+                SimpleImputer(strategy="constant", fill_value="missing"), OneHotEncoder(handle_unknown="ignore")
+            ),
+            ["contract", "payment"],
+        ),
+    )
     return make_pipeline(pre, LogisticRegression(max_iter=1000))
 
 
@@ -70,8 +88,12 @@ def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3) -> None:
     model = churn_pipeline().fit(train[FEATURES], train["churn"])
     ref = make_rows(2000, rng)
     acc = float((model.predict(ref[FEATURES]) == ref["churn"]).mean())
-    v = store.register(model, metrics={"metric": "accuracy", "holdout": {"candidate": acc}},
-                       meta={"job": "demo", "data": "synthetic reference"}, status="candidate")
+    v = store.register(
+        model,
+        metrics={"metric": "accuracy", "holdout": {"candidate": acc}},
+        meta={"job": "demo", "data": "synthetic reference"},
+        status="candidate",
+    )
     store.promote(v.number, reason="initial model")
     out = ref[FEATURES].copy()
     out["prediction"] = model.predict(ref[FEATURES])
@@ -123,15 +145,26 @@ class PredictionLogWriter:
             preds = self._model.predict(df[FEATURES])
             with self.path.open("a", encoding="utf-8") as fh:
                 for i, row in enumerate(df.to_dict("records")):
-                    features = {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k])
-                                for k in FEATURES}
-                    fh.write(json.dumps({"timestamp": now, "model": "churn", "version": str(self.served_version),
-                                         "prediction_id": uuid.uuid4().hex, "features": features,
-                                         "prediction": int(preds[i]), "label": int(row["churn"])},
-                                        default=_json) + "\n")
+                    features = {
+                        k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k]) for k in FEATURES
+                    }
+                    fh.write(
+                        json.dumps(
+                            {
+                                "timestamp": now,
+                                "model": "churn",
+                                "version": str(self.served_version),
+                                "prediction_id": uuid.uuid4().hex,
+                                "features": features,
+                                "prediction": int(preds[i]),
+                                "label": int(row["churn"]),
+                            },
+                            default=_json,
+                        )
+                        + "\n"
+                    )
             self.written += batch
             self._stop.wait(1.0)
-
 
     def _reload(self) -> None:
         from aiopsd.model_store.directory import DirectoryStore

@@ -40,8 +40,12 @@ class Postgres:
     def _pg_ctl(self, *args: str) -> None:
         bindir = pg_bindir()
         assert bindir is not None
-        done = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), *args]), check=False,
-                              capture_output=True, cwd=self.datadir.parent)
+        done = subprocess.run(
+            _as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), *args]),
+            check=False,
+            capture_output=True,
+            cwd=self.datadir.parent,
+        )
         if done.returncode != 0:
             raise AiopsdError(f"pg_ctl {args[-1]} failed: {done.stderr.decode(errors='replace').strip()}")
 
@@ -76,17 +80,25 @@ def running_postgres(max_connections: int = 200) -> Iterator[Postgres]:
 
     try:
         run([str(bindir / "initdb"), "-D", str(datadir), "-U", "aiopsd", "-A", "trust", "--no-sync", "-E", "UTF8"])
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
-                f"-c max_connections={max_connections} -c fsync=off -c full_page_writes=off")
-        run([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(root / "log"), "-o", opts, "-w", "-t", "60",
-             "start"])
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
+            f"-c max_connections={max_connections} -c fsync=off -c full_page_writes=off"
+        )
+        run(
+            [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(root / "log"), "-o", opts, "-w", "-t", "60", "start"]
+        )
         run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "aiopsd", "aiopsd"])
-        yield Postgres(url=f"postgresql+psycopg://aiopsd@127.0.0.1:{port}/aiopsd", port=port, datadir=datadir,
-                       options=opts)
+        yield Postgres(
+            url=f"postgresql+psycopg://aiopsd@127.0.0.1:{port}/aiopsd", port=port, datadir=datadir, options=opts
+        )
     finally:
         if (datadir / "postmaster.pid").exists():
-            subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w",
-                                      "stop"]), check=False, capture_output=True, cwd=root)
+            subprocess.run(
+                _as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"]),
+                check=False,
+                capture_output=True,
+                cwd=root,
+            )
             for _ in range(50):
                 if not (datadir / "postmaster.pid").exists():
                     break

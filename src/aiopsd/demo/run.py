@@ -29,14 +29,25 @@ LATENCY_INCIDENT_AFTER = 25.0
 ERROR_BURST_AFTER = 50.0
 DRIFT_AFTER = 35.0
 
-ALERT_RULES: dict[str, object] = {"groups": [{"name": "demo", "rules": [{
-    "alert": "DemoHighErrorRate",
-    "expr": "sum by (service, host) (rate(demo_api_errors_total[20s])) > 2",
-    "for": "4s",
-    "labels": {"severity": "warning"},
-    "annotations": {"summary": "{{ $labels.service }} on {{ $labels.host }} answers "
-                               "{{ $value | printf \"%.1f\" }} errors/s"},
-}]}]}
+ALERT_RULES: dict[str, object] = {
+    "groups": [
+        {
+            "name": "demo",
+            "rules": [
+                {
+                    "alert": "DemoHighErrorRate",
+                    "expr": "sum by (service, host) (rate(demo_api_errors_total[20s])) > 2",
+                    "for": "4s",
+                    "labels": {"severity": "warning"},
+                    "annotations": {
+                        "summary": "{{ $labels.service }} on {{ $labels.host }} answers "
+                        '{{ $value | printf "%.1f" }} errors/s'
+                    },
+                }
+            ],
+        }
+    ]
+}
 
 
 def project_root() -> Path:
@@ -46,8 +57,7 @@ def project_root() -> Path:
     for c in candidates:
         if (c / "rules").is_dir() and (c / "playbooks").is_dir():
             return c
-    raise AiopsdError("cannot find the shipped rules/ and playbooks/; run from the aiopsd checkout "
-                      "or set AIOPSD_HOME")
+    raise AiopsdError("cannot find the shipped rules/ and playbooks/; run from the aiopsd checkout or set AIOPSD_HOME")
 
 
 @dataclass
@@ -61,8 +71,9 @@ class Narrator:
 
     def say(self, style: str, what: str, text: str) -> None:
         dt = time.time() - self.t0
-        self.console.print(f"[dim]+{int(dt) // 60:02d}:{int(dt) % 60:02d}[/] [{style}]{what:<9}[/] {text}",
-                           highlight=False)
+        self.console.print(
+            f"[dim]+{int(dt) // 60:02d}:{int(dt) % 60:02d}[/] [{style}]{what:<9}[/] {text}", highlight=False
+        )
 
     def poll(self) -> None:
         try:
@@ -76,22 +87,27 @@ class Narrator:
             key = f"alert:{a['id']}"
             if key not in self.seen:
                 self.seen[key] = a
-                self.say("magenta", "alert", f"{a['alertname']} {a['status']} (from Alertmanager, "
-                                             f"fingerprint {a['fingerprint'][:8]})")
+                self.say(
+                    "magenta",
+                    "alert",
+                    f"{a['alertname']} {a['status']} (from Alertmanager, fingerprint {a['fingerprint'][:8]})",
+                )
         for f in reversed(findings):
             key = f"finding:{f['id']}:{f['status']}"
             if key not in self.seen:
                 self.seen[key] = f
                 verb = "opened" if f["status"] == "firing" else "resolved"
-                self.say("yellow" if f["status"] == "firing" else "green", f["kind"],
-                         f"{verb}: {f['summary']}")
+                self.say("yellow" if f["status"] == "firing" else "green", f["kind"], f"{verb}: {f['summary']}")
         for d in reversed(decisions):
             key = f"decision:{d['id']}"
             if key not in self.seen:
                 self.seen[key] = d
                 on = f" on {','.join(d['targets'])}" if d["targets"] else ""
-                self.say("cyan" if d["outcome"] == "act" else "red", "decision",
-                         f"{d['rule']} -> {d['outcome']}{on}: {d['reason']}")
+                self.say(
+                    "cyan" if d["outcome"] == "act" else "red",
+                    "decision",
+                    f"{d['rule']} -> {d['outcome']}{on}: {d['reason']}",
+                )
         for r in reversed(runs):
             key = f"run:{r['id']}:{r['status']}"
             if key not in self.seen:
@@ -116,14 +132,22 @@ class Narrator:
         if first is True or time.time() - first < self.approve_after:
             return
         self.seen[key] = True
-        r = httpx.post(f"{self.api}/api/v1/actions/{run['id']}/approve", timeout=10,
-                       headers={"Authorization": f"Bearer {self.token}"})
-        self.say("cyan", "approve", f"#{run['id']} approved by the demo's on-call stand-in (HTTP {r.status_code}); "
-                                    f"in real life: aiopsd approve {run['id']}")
+        r = httpx.post(
+            f"{self.api}/api/v1/actions/{run['id']}/approve",
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        self.say(
+            "cyan",
+            "approve",
+            f"#{run['id']} approved by the demo's on-call stand-in (HTTP {r.status_code}); "
+            f"in real life: aiopsd approve {run['id']}",
+        )
 
 
-def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path | None, port: int | None,
-             console: Console) -> int:
+def run_demo(
+    *, duration: float | None, summary_json: Path | None, workdir: Path | None, port: int | None, console: Console
+) -> int:
     root = project_root()
     work = workdir or Path(tempfile.mkdtemp(prefix="aiopsd-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -133,8 +157,10 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
     control_url = f"http://127.0.0.1:{workload_port}"
     target_labels = {"job": "demo", "instance": f"127.0.0.1:{workload_port}", "control_url": control_url}
     workload = Workload()
-    om = stack.to_openmetrics(workload.history(now - HISTORY, now - STEP, STEP, target_labels),
-                              {"demo_api_latency_seconds": "gauge", "demo_api_errors_total": "counter"})
+    om = stack.to_openmetrics(
+        workload.history(now - HISTORY, now - STEP, STEP, target_labels),
+        {"demo_api_latency_seconds": "gauge", "demo_api_errors_total": "counter"},
+    )
     console.print("backfilling one hour of history with promtool ...")
     stack.backfill(work / "prometheus" / "data", om, work)
     server = serve(workload, workload_port)
@@ -154,13 +180,24 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
     services: list[stack.Service] = []
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        am = stack.start_alertmanager(work / "alertmanager", token_file=token_file,
-                                      webhook_url=f"http://127.0.0.1:{daemon_port}/api/v1/alerts")
+        am = stack.start_alertmanager(
+            work / "alertmanager", token_file=token_file, webhook_url=f"http://127.0.0.1:{daemon_port}/api/v1/alerts"
+        )
         services.append(am)
         prom = stack.start_prometheus(
-            work / "prometheus", interval="2s", alertmanager_port=am.port, rules=ALERT_RULES,
-            scrape=[{"job_name": "demo", "static_configs": [{
-                "targets": [f"127.0.0.1:{workload_port}"], "labels": {"control_url": control_url}}]}])
+            work / "prometheus",
+            interval="2s",
+            alertmanager_port=am.port,
+            rules=ALERT_RULES,
+            scrape=[
+                {
+                    "job_name": "demo",
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{workload_port}"], "labels": {"control_url": control_url}}
+                    ],
+                }
+            ],
+        )
         services.append(prom)
         console.print(f"Prometheus   {prom.url}\nAlertmanager {am.url}")
         cfg = {
@@ -168,16 +205,30 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
             "state_url": f"sqlite:///{work / 'state' / 'aiopsd.db'}",
             "state_dir": str(work / "state"),
             "prometheus": {"url": prom.url, "timeout": "5s", "overlap": "10s", "stale_after": "1m"},
-            "watches": [{"name": "demo_latency", "query": 'demo_api_latency_seconds{job="demo"}',
-                         "step": f"{STEP:g}s", "interval": f"{STEP:g}s", "detector": "default",
-                         "lookback": "1h"}],
+            "watches": [
+                {
+                    "name": "demo_latency",
+                    "query": 'demo_api_latency_seconds{job="demo"}',
+                    "step": f"{STEP:g}s",
+                    "interval": f"{STEP:g}s",
+                    "detector": "default",
+                    "lookback": "1h",
+                }
+            ],
             "rules_dir": str(root / "rules"),
             "playbooks_dir": str(root / "playbooks"),
-            "playbook_vars": {"diagnostics_dir": str(work / "diagnostics"),
-                              "marker_dir": str(work / "remediations")},
-            "prediction_logs": [{"model": "churn", "path": str(work / "predictions" / "*.jsonl"),
-                                 "reference": str(reference_csv), "window": {"rows": 250}, "interval": "2s",
-                                 "task": "classification", "model_dir": str(model_dir)}],
+            "playbook_vars": {"diagnostics_dir": str(work / "diagnostics"), "marker_dir": str(work / "remediations")},
+            "prediction_logs": [
+                {
+                    "model": "churn",
+                    "path": str(work / "predictions" / "*.jsonl"),
+                    "reference": str(reference_csv),
+                    "window": {"rows": 250},
+                    "interval": "2s",
+                    "task": "classification",
+                    "model_dir": str(model_dir),
+                }
+            ],
             "webhook": {"auth": {"bearer_token_file": str(token_file)}},
             "approvals": {"auth": {"bearer_token_file": str(approve_file)}},
             "alertmanager_url": am.url,
@@ -187,20 +238,29 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         with (work / "aiopsd.log").open("wb") as log:
-            daemon = subprocess.Popen([sys.executable, "-m", "aiopsd", "run", "--config", str(cfg_path)],
-                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "aiopsd", "run", "--config", str(cfg_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
         api = f"http://127.0.0.1:{daemon_port}"
         stack.wait_http(f"{api}/-/ready", 60, daemon)
         t0 = time.time()
         workload.latency_incident_at = t0 + LATENCY_INCIDENT_AFTER
         workload.error_burst_at = t0 + ERROR_BURST_AFTER
         writer.drift_at = t0 + DRIFT_AFTER
-        console.print(f"\n[bold green]aiopsd is running[/]: status page [link]{api}/[/link]  "
-                      f"(terminal: aiopsd status --url {api}; API {api}/api/v1/overview; log {work / 'aiopsd.log'})")
-        console.print(f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
-                      f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
-                      f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "
-                      "as the on-call would)\n")
+        console.print(
+            f"\n[bold green]aiopsd is running[/]: status page [link]{api}/[/link]  "
+            f"(terminal: aiopsd status --url {api}; API {api}/api/v1/overview; log {work / 'aiopsd.log'})"
+        )
+        console.print(
+            f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
+            f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
+            f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "
+            "as the on-call would)\n"
+        )
         narrator = Narrator(api, console, t0, token=approve_file.read_text().strip())
         stop = _stop_flag()
         while not stop["set"] and (duration is None or time.time() - t0 < duration):
@@ -212,9 +272,11 @@ def run_demo(*, duration: float | None, summary_json: Path | None, workdir: Path
         summary = _summary(api, narrator)
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary, indent=2, default=str))
-        console.print(f"\n[bold]summary[/]: {summary['alerts_received']} alerts received, "
-                      f"{len(summary['findings'])} findings, {len(summary['actions'])} actions "
-                      f"({sum(a['status'] == 'succeeded' for a in summary['actions'])} succeeded)")
+        console.print(
+            f"\n[bold]summary[/]: {summary['alerts_received']} alerts received, "
+            f"{len(summary['findings'])} findings, {len(summary['actions'])} actions "
+            f"({sum(a['status'] == 'succeeded' for a in summary['actions'])} succeeded)"
+        )
         return 0
     finally:
         if daemon is not None and daemon.poll() is None:
@@ -248,12 +310,31 @@ def _summary(api: str, narrator: Narrator) -> dict[str, Any]:
     return {
         "status_url": f"{api}/",
         "alerts_received": status["counts"]["alerts"],
-        "findings": [{"kind": f["kind"], "source": f["source"], "status": f["status"], "score": f["score"],
-                      "summary": f["summary"], "labels": f["labels"]} for f in findings],
-        "decisions": [{"rule": d["rule"], "outcome": d["outcome"], "code": d["code"], "reason": d["reason"]}
-                      for d in decisions],
-        "actions": [{"action": r["action"].get("playbook") or r["kind"], "kind": r["kind"], "rule": r["rule"],
-                     "status": r["status"], "targets": r["targets"], "rc": r["rc"], "error": r["error"],
-                     "result": (r["output"].splitlines() or [""])[0] if r["kind"] != "playbook" else ""}
-                    for r in runs],
+        "findings": [
+            {
+                "kind": f["kind"],
+                "source": f["source"],
+                "status": f["status"],
+                "score": f["score"],
+                "summary": f["summary"],
+                "labels": f["labels"],
+            }
+            for f in findings
+        ],
+        "decisions": [
+            {"rule": d["rule"], "outcome": d["outcome"], "code": d["code"], "reason": d["reason"]} for d in decisions
+        ],
+        "actions": [
+            {
+                "action": r["action"].get("playbook") or r["kind"],
+                "kind": r["kind"],
+                "rule": r["rule"],
+                "status": r["status"],
+                "targets": r["targets"],
+                "rc": r["rc"],
+                "error": r["error"],
+                "result": (r["output"].splitlines() or [""])[0] if r["kind"] != "playbook" else "",
+            }
+            for r in runs
+        ],
     }

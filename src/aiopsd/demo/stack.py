@@ -95,15 +95,27 @@ def backfill(tsdb_dir: Path, openmetrics: str, workdir: Path) -> None:
     src = workdir / "backfill.om"
     src.write_text(openmetrics)
     tsdb_dir.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(src),
-                          str(tsdb_dir)], capture_output=True, text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(src), str(tsdb_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if res.returncode != 0:
         raise AiopsdError(f"promtool backfill failed: {res.stderr.strip() or res.stdout.strip()}")
 
 
-def start_prometheus(workdir: Path, *, scrape: list[dict[str, object]], rules: dict[str, object] | None = None,
-                     alertmanager_port: int | None = None, interval: str = "2s",
-                     tsdb_dir: Path | None = None, port: int | None = None) -> Service:
+def start_prometheus(
+    workdir: Path,
+    *,
+    scrape: list[dict[str, object]],
+    rules: dict[str, object] | None = None,
+    alertmanager_port: int | None = None,
+    interval: str = "2s",
+    tsdb_dir: Path | None = None,
+    port: int | None = None,
+) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     cfg: dict[str, object] = {
@@ -117,15 +129,32 @@ def start_prometheus(workdir: Path, *, scrape: list[dict[str, object]], rules: d
         cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     data = tsdb_dir or workdir / "data"
-    return _spawn("Prometheus", workdir, port, [
-        binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d", "--web.enable-lifecycle"])
+    return _spawn(
+        "Prometheus",
+        workdir,
+        port,
+        [
+            binary("prometheus"),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=30d",
+            "--web.enable-lifecycle",
+        ],
+    )
 
 
-def start_alertmanager(workdir: Path, *, webhook_url: str, token_file: Path | None = None,
-                       group_wait: str = "1s", group_interval: str = "5s",
-                       repeat_interval: str = "1h", resolve_timeout: str = "5m",
-                       send_resolved: bool = True) -> Service:
+def start_alertmanager(
+    workdir: Path,
+    *,
+    webhook_url: str,
+    token_file: Path | None = None,
+    group_wait: str = "1s",
+    group_interval: str = "5s",
+    repeat_interval: str = "1h",
+    resolve_timeout: str = "5m",
+    send_resolved: bool = True,
+) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     webhook: dict[str, object] = {"url": webhook_url, "send_resolved": send_resolved, "max_alerts": 0}
@@ -133,15 +162,28 @@ def start_alertmanager(workdir: Path, *, webhook_url: str, token_file: Path | No
         webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}
     cfg = {
         "global": {"resolve_timeout": resolve_timeout},
-        "route": {"receiver": "aiopsd", "group_by": ["alertname"], "group_wait": group_wait,
-                  "group_interval": group_interval, "repeat_interval": repeat_interval},
+        "route": {
+            "receiver": "aiopsd",
+            "group_by": ["alertname"],
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": repeat_interval,
+        },
         "receivers": [{"name": "aiopsd", "webhook_configs": [webhook]}],
     }
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return _spawn("Alertmanager", workdir, port, [
-        binary("prometheus-alertmanager", "alertmanager"), f"--config.file={workdir / 'alertmanager.yml'}",
-        f"--storage.path={workdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address="])
+    return _spawn(
+        "Alertmanager",
+        workdir,
+        port,
+        [
+            binary("prometheus-alertmanager", "alertmanager"),
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+    )
 
 
 def _spawn(name: str, workdir: Path, port: int, cmd: list[str]) -> Service:

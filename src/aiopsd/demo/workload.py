@@ -78,8 +78,9 @@ class Workload:
         self.restarted_at = now
         self.restarts += 1
 
-    def history(self, start: float, end: float, step: float, extra_labels: dict[str, str]
-                ) -> Iterator[tuple[str, dict[str, str], float, float]]:
+    def history(
+        self, start: float, end: float, step: float, extra_labels: dict[str, str]
+    ) -> Iterator[tuple[str, dict[str, str], float, float]]:
         """Normal behaviour between start and end, for promtool backfill."""
         rng = random.Random(self.seed + 1)
         labels = {**LABELS, **extra_labels}
@@ -101,8 +102,7 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
-        g = GaugeMetricFamily("demo_api_latency_seconds", "p99 latency of the demo API",
-                              labels=list(LABELS))
+        g = GaugeMetricFamily("demo_api_latency_seconds", "p99 latency of the demo API", labels=list(LABELS))
         g.add_metric(list(LABELS.values()), self.w.latency(now))
         yield g
         c = CounterMetricFamily("demo_api_errors", "Errors answered by the demo API", labels=list(LABELS))

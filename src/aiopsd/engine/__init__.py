@@ -4,5 +4,14 @@ from aiopsd.engine.evaluate import EngineState, evaluate, matches, render_target
 from aiopsd.engine.loader import load_rule_file, load_rules
 from aiopsd.engine.rules import Guards, Match, Rule
 
-__all__ = ["EngineState", "Guards", "Match", "Rule", "evaluate", "load_rule_file", "load_rules", "matches",
-           "render_targets"]
+__all__ = [
+    "EngineState",
+    "Guards",
+    "Match",
+    "Rule",
+    "evaluate",
+    "load_rule_file",
+    "load_rules",
+    "matches",
+    "render_targets",
+]

@@ -220,8 +220,10 @@ class SilenceAction(ActionSpec):
 
 
 # What a channel (or a log line) receives about the finding, rendered once with the rest of the action.
-_FINDING_DATA = ("{{ {'id': finding.id, 'kind': kind, 'source': source, 'score': score, 'labels': labels, "
-                 "'status': finding.status, 'summary': finding.summary, 'starts_at': finding.starts_at} | tojson }}")
+_FINDING_DATA = (
+    "{{ {'id': finding.id, 'kind': kind, 'source': source, 'score': score, 'labels': labels, "
+    "'status': finding.status, 'summary': finding.summary, 'starts_at': finding.starts_at} | tojson }}"
+)
 
 
 class NotifyParams(Frozen):
@@ -259,8 +261,7 @@ class NotifyAction(ActionSpec):
         channel = self.notify.channel
         if refs.channels is not None and channel is not None and channel not in refs.channels:
             known = ", ".join(sorted(refs.channels)) or "none configured"
-            return "notify.channel", (f"notify channel {channel!r} is not in the config's notify_channels "
-                                      f"({known})")
+            return "notify.channel", (f"notify channel {channel!r} is not in the config's notify_channels ({known})")
         return None
 
 
@@ -297,8 +298,10 @@ class JobTemplateAction(ActionSpec):
 
     def check(self, targets: Sequence[str], *, max_hosts: int | None) -> Skip | None:
         if max_hosts is not None and not targets:
-            return SkipReason.MAX_HOSTS, (f"blast radius: no job_template.limit, so the job runs on its whole "
-                                          f"inventory; max_hosts {max_hosts} cannot hold")
+            return SkipReason.MAX_HOSTS, (
+                f"blast radius: no job_template.limit, so the job runs on its whole "
+                f"inventory; max_hosts {max_hosts} cannot hold"
+            )
         return super().check(targets, max_hosts=max_hosts)
 
 
@@ -364,6 +367,9 @@ if TYPE_CHECKING:
 else:
     Action = Annotated[
         Union[tuple(Annotated[model, Tag(kind)] for kind, model in ACTIONS.items())],  # noqa: UP007
-        Discriminator(_action_kind, custom_error_type="action_kind",
-                      custom_error_message=f"an action needs exactly one of: {', '.join(ACTIONS)}"),
+        Discriminator(
+            _action_kind,
+            custom_error_type="action_kind",
+            custom_error_message=f"an action needs exactly one of: {', '.join(ACTIONS)}",
+        ),
     ]

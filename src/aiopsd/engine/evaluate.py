@@ -87,8 +87,13 @@ def _for_satisfied(rule: Rule, finding: Finding, now: datetime) -> bool:
 
 
 def template_context(finding: Finding) -> dict[str, Any]:
-    return {"labels": dict(finding.labels), "finding": finding.model_dump(mode="json"),
-            "kind": str(finding.kind), "source": finding.source, "score": finding.score}
+    return {
+        "labels": dict(finding.labels),
+        "finding": finding.model_dump(mode="json"),
+        "kind": str(finding.kind),
+        "source": finding.source,
+        "score": finding.score,
+    }
 
 
 def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
@@ -115,16 +120,18 @@ class _Batch:
         return sum(1 for r, _, _ in self.acts if rule is None or r == rule)
 
 
-def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState,
-                batch: _Batch, now: datetime) -> Skip | None:
+def _guard_skip(
+    rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState, batch: _Batch, now: datetime
+) -> Skip | None:
     """(code, reason) of the first guard that blocks, or None."""
     g = rule.guards
     if finding.kind in POLLED_FINDING_KINDS and finding.source in state.sources_down:
         return SkipReason.SOURCE_DOWN, f"source down: {finding.source}: {state.sources_down[finding.source]}"
     age = (now - finding.last_seen).total_seconds()
     if finding.kind != FindingKind.ALERT and age > g.stale_after:
-        return SkipReason.STALE, (f"stale data: last seen {format_duration(age)} ago "
-                                  f"(stale_after {format_duration(g.stale_after)})")
+        return SkipReason.STALE, (
+            f"stale data: last seen {format_duration(age)} ago (stale_after {format_duration(g.stale_after)})"
+        )
     planned = _planned_work_skip(rule, finding, state, now)
     if planned is not None:
         return planned
@@ -140,16 +147,19 @@ def _guard_skip(rule: Rule, finding: Finding, targets: tuple[str, ...], state: E
             last = max((t for t in (stored, in_batch) if t is not None), default=None)
             if last is not None and (now - last).total_seconds() < g.cooldown:
                 left = g.cooldown - (now - last).total_seconds()
-                return SkipReason.COOLDOWN, (f"cooldown: last action on {target} at "
-                                             f"{last:%Y-%m-%d %H:%M:%S}Z, {format_duration(left)} left")
+                return SkipReason.COOLDOWN, (
+                    f"cooldown: last action on {target} at {last:%Y-%m-%d %H:%M:%S}Z, {format_duration(left)} left"
+                )
     if g.max_per_window is not None:
         since = now - timedelta(seconds=g.max_per_window.window)
         used = sum(1 for t in state.recent_actions.get(rule.name, ()) if t > since)
         used += batch.count(rule.name)
         if used >= g.max_per_window.count:
-            return SkipReason.RATE_BUDGET, (f"rate budget: {used} actions in the last "
-                                            f"{format_duration(g.max_per_window.window)} "
-                                            f"(max {g.max_per_window.count})")
+            return SkipReason.RATE_BUDGET, (
+                f"rate budget: {used} actions in the last "
+                f"{format_duration(g.max_per_window.window)} "
+                f"(max {g.max_per_window.count})"
+            )
     return _global_budget_skip(state, batch, now)
 
 
@@ -172,10 +182,12 @@ def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: da
         return SkipReason.SILENCED, f"silenced: {silence.describe()}"
     if state.silences_down is not None:
         return SkipReason.SILENCES_UNKNOWN, f"silences unknown: {state.silences_down}"
-    if rule.after_maintenance == "drop" and any((rule.name, finding.id, c) in state.decided
-                                                 for c in PLANNED_WORK_CODES):
-        return SkipReason.DROPPED_AFTER_MAINTENANCE, ("dropped: it fired during planned work and the rule "
-                                                      "says after_maintenance: drop")
+    if rule.after_maintenance == "drop" and any(
+        (rule.name, finding.id, c) in state.decided for c in PLANNED_WORK_CODES
+    ):
+        return SkipReason.DROPPED_AFTER_MAINTENANCE, (
+            "dropped: it fired during planned work and the rule says after_maintenance: drop"
+        )
     return None
 
 
@@ -186,14 +198,15 @@ def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> Ski
     since = now - timedelta(seconds=budget.window)
     used = sum(1 for t in state.global_recent if t > since) + batch.count()
     if used >= budget.count:
-        return SkipReason.GLOBAL_RATE_BUDGET, (f"global rate budget: {used} actions of all rules in the last "
-                                               f"{format_duration(budget.window)} (actions.max_per_window "
-                                               f"{budget.count})")
+        return SkipReason.GLOBAL_RATE_BUDGET, (
+            f"global rate budget: {used} actions of all rules in the last "
+            f"{format_duration(budget.window)} (actions.max_per_window "
+            f"{budget.count})"
+        )
     return None
 
 
-def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineState,
-             now: datetime) -> list[Decision]:
+def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineState, now: datetime) -> list[Decision]:
     """Decide, for every firing finding and every enabled rule it matches, act or skip (and why)."""
     batch = _Batch()
     out: list[Decision] = []
@@ -207,10 +220,16 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
             except Exception as exc:  # one rule's failure must not stop the other rules or the tick
                 logger.exception("rule %s on finding %s: evaluation failed", rule.name, finding.id)
                 code = SkipReason.EVALUATION_ERROR
-                decision = Decision(id=stable_id(rule.name, finding.id, code), rule=rule.name,
-                                    finding_id=finding.id, outcome=Outcome.SKIP, code=code,
-                                    reason=f"evaluation failed: {exc.__class__.__name__}: {exc}",
-                                    action_kind=rule.action.kind, decided_at=now)
+                decision = Decision(
+                    id=stable_id(rule.name, finding.id, code),
+                    rule=rule.name,
+                    finding_id=finding.id,
+                    outcome=Outcome.SKIP,
+                    code=code,
+                    reason=f"evaluation failed: {exc.__class__.__name__}: {exc}",
+                    action_kind=rule.action.kind,
+                    decided_at=now,
+                )
             if decision is None or (rule.name, finding.id, decision.code) in state.decided:
                 continue
             out.append(decision)
@@ -219,8 +238,7 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
     return out
 
 
-def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batch,
-                  now: datetime) -> Decision | None:
+def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision | None:
     if finding.status == FindingStatus.RESOLVED:
         return _on_resolved(rule, finding, state, batch, now)
     if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
@@ -232,24 +250,25 @@ def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batc
     return _decide(rule, finding, state, batch, now)
 
 
-def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch,
-                 now: datetime) -> Decision | None:
+def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision | None:
     """The follow-up action of a rule whose action ran for a finding that has now resolved."""
     action_model = rule.on_resolved
     if action_model is None or (rule.name, finding.id) not in state.started:
         return None
     if (rule.name, finding.id, "on_resolved") in state.decided:
         return None
-    base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
-                            "action_kind": action_model.kind}
+    base: dict[str, Any] = {
+        "rule": rule.name,
+        "finding_id": finding.id,
+        "decided_at": now,
+        "action_kind": action_model.kind,
+    }
     try:
         targets, action = _render(action_model, finding)
     except UnsafeTarget as exc:
-        return _skip(rule, finding, (SkipReason.ON_RESOLVED_UNSAFE_TARGET, f"on_resolved: unsafe target: {exc}"),
-                     base)
+        return _skip(rule, finding, (SkipReason.ON_RESOLVED_UNSAFE_TARGET, f"on_resolved: unsafe target: {exc}"), base)
     except Exception as exc:  # a template error in one rule must not stop the others
-        return _skip(rule, finding, (SkipReason.ON_RESOLVED_TEMPLATE_ERROR, f"on_resolved template error: {exc}"),
-                     base)
+        return _skip(rule, finding, (SkipReason.ON_RESOLVED_TEMPLATE_ERROR, f"on_resolved template error: {exc}"), base)
     skip = _not_recovered(rule, finding, state, now) or _on_resolved_guard(rule, targets, state, batch, now)
     if skip is not None:
         return _skip(rule, finding, skip, base, targets=targets, action=action)
@@ -257,13 +276,22 @@ def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch
     reason = f"resolved: {finding.kind} {finding.source} after this rule acted on it"
     if dry_run:
         reason += "; dry run"
-    return Decision(id=stable_id(rule.name, finding.id, "on_resolved"), outcome=Outcome.ACT, code="on_resolved",
-                    reason=reason, targets=targets, action=action, dry_run=dry_run,
-                    require_approval=rule.guards.require_approval, **base)
+    return Decision(
+        id=stable_id(rule.name, finding.id, "on_resolved"),
+        outcome=Outcome.ACT,
+        code="on_resolved",
+        reason=reason,
+        targets=targets,
+        action=action,
+        dry_run=dry_run,
+        require_approval=rule.guards.require_approval,
+        **base,
+    )
 
 
-def _on_resolved_guard(rule: Rule, targets: tuple[str, ...], state: EngineState, batch: _Batch,
-                       now: datetime) -> Skip | None:
+def _on_resolved_guard(
+    rule: Rule, targets: tuple[str, ...], state: EngineState, batch: _Batch, now: datetime
+) -> Skip | None:
     """The guards an on_resolved action shares with the rule's action, as ``on_resolved_*`` skips."""
     action_model = rule.on_resolved
     assert action_model is not None
@@ -277,25 +305,32 @@ def _on_resolved_guard(rule: Rule, targets: tuple[str, ...], state: EngineState,
 def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> Skip | None:
     """Why this resolve is no evidence of recovery (missing data is never evidence), or None."""
     if finding.resolution not in (None, "recovered"):
-        what = {"no_data": "its series vanished (no data)",
-                "expired": "its resolve never arrived (expired)"}.get(str(finding.resolution),
-                                                                       str(finding.resolution))
+        what = {"no_data": "its series vanished (no data)", "expired": "its resolve never arrived (expired)"}.get(
+            str(finding.resolution), str(finding.resolution)
+        )
         return SkipReason.ON_RESOLVED_NO_DATA, f"on_resolved: not a recovery: the finding resolved because {what}"
     if finding.kind in POLLED_FINDING_KINDS:
         if finding.source in state.sources_down:
-            return SkipReason.ON_RESOLVED_SOURCE_DOWN, (f"on_resolved: source down: {finding.source}: "
-                                                        f"{state.sources_down[finding.source]}")
+            return SkipReason.ON_RESOLVED_SOURCE_DOWN, (
+                f"on_resolved: source down: {finding.source}: {state.sources_down[finding.source]}"
+            )
         age = (now - finding.last_seen).total_seconds()
         if age > rule.guards.stale_after:
-            return SkipReason.ON_RESOLVED_STALE, (f"on_resolved: stale data: resolved on data "
-                                                  f"{format_duration(age)} old (stale_after "
-                                                  f"{format_duration(rule.guards.stale_after)})")
+            return SkipReason.ON_RESOLVED_STALE, (
+                f"on_resolved: stale data: resolved on data "
+                f"{format_duration(age)} old (stale_after "
+                f"{format_duration(rule.guards.stale_after)})"
+            )
     return None
 
 
 def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:
-    base: dict[str, Any] = {"rule": rule.name, "finding_id": finding.id, "decided_at": now,
-                            "action_kind": rule.action.kind}
+    base: dict[str, Any] = {
+        "rule": rule.name,
+        "finding_id": finding.id,
+        "decided_at": now,
+        "action_kind": rule.action.kind,
+    }
     try:
         targets, action = _render(rule.action, finding)
     except UnsafeTarget as exc:  # a label that is a host pattern, not a host: never acted on
@@ -312,13 +347,22 @@ def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now
         reason += "; awaiting approval"
     if dry_run:
         reason += "; dry run"
-    return Decision(id=stable_id(rule.name, finding.id, "act"), outcome=Outcome.ACT, code="act", reason=reason,
-                    targets=targets, action=action,
-                    dry_run=dry_run, require_approval=approval, **base)
+    return Decision(
+        id=stable_id(rule.name, finding.id, "act"),
+        outcome=Outcome.ACT,
+        code="act",
+        reason=reason,
+        targets=targets,
+        action=action,
+        dry_run=dry_run,
+        require_approval=approval,
+        **base,
+    )
 
 
 def _skip(rule: Rule, finding: Finding, skip: Skip, base: dict[str, Any], **rendered: Any) -> Decision:
     """A skip decision, recorded once per (rule, finding, reason)."""
     code, reason = skip
-    return Decision(id=stable_id(rule.name, finding.id, code), outcome=Outcome.SKIP, code=code, reason=reason,
-                    **rendered, **base)
+    return Decision(
+        id=stable_id(rule.name, finding.id, code), outcome=Outcome.SKIP, code=code, reason=reason, **rendered, **base
+    )

@@ -38,8 +38,11 @@ class HistoryReader(Protocol):
 
 def _act_lookback(rules: Sequence[Rule]) -> float:
     """How far back the per-rule guards (cooldown, max_per_window) look at act decisions."""
-    return max([r.guards.cooldown for r in rules] +
-               [r.guards.max_per_window.window for r in rules if r.guards.max_per_window] + [0.0])
+    return max(
+        [r.guards.cooldown for r in rules]
+        + [r.guards.max_per_window.window for r in rules if r.guards.max_per_window]
+        + [0.0]
+    )
 
 
 def history_query(rules: Sequence[Rule], now: datetime, global_budget: RateBudget | None = None) -> HistoryQuery:
@@ -49,7 +52,8 @@ def history_query(rules: Sequence[Rule], now: datetime, global_budget: RateBudge
         relevant_since=_since(now, RESOLVED_WINDOW),
         acts_since=_since(now, _act_lookback(rules)),
         global_since=None if global_budget is None else _since(now, global_budget.window),
-        circuit_depth={r.name: r.guards.circuit_breaker.failures for r in rules})
+        circuit_depth={r.name: r.guards.circuit_breaker.failures for r in rules},
+    )
 
 
 def retention_floor(rules: Sequence[Rule], global_budget: RateBudget | None = None) -> float:
@@ -65,8 +69,9 @@ def retention_floor(rules: Sequence[Rule], global_budget: RateBudget | None = No
     return max(spans)
 
 
-def open_circuits(rules: Sequence[Rule], runs: Sequence[RunRecord], resets: Mapping[str, datetime],
-                  now: datetime) -> dict[str, str]:
+def open_circuits(
+    rules: Sequence[Rule], runs: Sequence[RunRecord], resets: Mapping[str, datetime], now: datetime
+) -> dict[str, str]:
     """rule -> why its circuit is open.
 
     A circuit opens after ``failures`` consecutive finished runs of the rule were failed or
@@ -77,21 +82,32 @@ def open_circuits(rules: Sequence[Rule], runs: Sequence[RunRecord], resets: Mapp
     for rule in rules:
         cb = rule.guards.circuit_breaker
         reset = resets.get(rule.name)
-        latest = sorted((r for r in runs if r.rule == rule.name and not r.dry_run
-                         and (reset is None or r.finished_at > reset)),
-                        key=lambda r: r.finished_at, reverse=True)[:cb.failures]
+        latest = sorted(
+            (r for r in runs if r.rule == rule.name and not r.dry_run and (reset is None or r.finished_at > reset)),
+            key=lambda r: r.finished_at,
+            reverse=True,
+        )[: cb.failures]
         if len(latest) < cb.failures or any(r.status not in FAILED for r in latest):
             continue
         last = latest[0].finished_at
         if (now - last).total_seconds() < cb.reset_after:
             closes = last + timedelta(seconds=cb.reset_after)
-            out[rule.name] = (f"{cb.failures} consecutive failed runs, last at {last:%Y-%m-%d %H:%M:%S}Z; "
-                              f"closes {closes:%Y-%m-%d %H:%M:%S}Z or on `aiopsd circuit reset {rule.name}`")
+            out[rule.name] = (
+                f"{cb.failures} consecutive failed runs, last at {last:%Y-%m-%d %H:%M:%S}Z; "
+                f"closes {closes:%Y-%m-%d %H:%M:%S}Z or on `aiopsd circuit reset {rule.name}`"
+            )
     return out
 
 
-def fold(history: History, rules: Sequence[Rule], now: datetime, *, sources_down: Mapping[str, str],
-         global_dry_run: bool = False, global_budget: RateBudget | None = None) -> EngineState:
+def fold(
+    history: History,
+    rules: Sequence[Rule],
+    now: datetime,
+    *,
+    sources_down: Mapping[str, str],
+    global_dry_run: bool = False,
+    global_budget: RateBudget | None = None,
+) -> EngineState:
     """The engine's view of the past at ``now``, from the records (pure)."""
     names = {r.name for r in rules}
     acts_since = _since(now, _act_lookback(rules))
@@ -115,15 +131,30 @@ def fold(history: History, rules: Sequence[Rule], now: datetime, *, sources_down
                 key = (d.rule, target)
                 if key not in last_action or last_action[key] < d.decided_at:
                     last_action[key] = d.decided_at
-    return EngineState(decided=frozenset(decided), last_action=last_action, recent_actions=recent,
-                       open_circuits=open_circuits(rules, history.runs, history.circuit_resets, now),
-                       sources_down=dict(sources_down), global_dry_run=global_dry_run,
-                       global_budget=global_budget, global_recent=global_recent, started=frozenset(started))
+    return EngineState(
+        decided=frozenset(decided),
+        last_action=last_action,
+        recent_actions=recent,
+        open_circuits=open_circuits(rules, history.runs, history.circuit_resets, now),
+        sources_down=dict(sources_down),
+        global_dry_run=global_dry_run,
+        global_budget=global_budget,
+        global_recent=global_recent,
+        started=frozenset(started),
+    )
 
 
-def engine_state(reader: HistoryReader, rules: Sequence[Rule], now: datetime, *, sources_down: Mapping[str, str],
-                 global_dry_run: bool = False, global_budget: RateBudget | None = None) -> EngineState:
+def engine_state(
+    reader: HistoryReader,
+    rules: Sequence[Rule],
+    now: datetime,
+    *,
+    sources_down: Mapping[str, str],
+    global_dry_run: bool = False,
+    global_budget: RateBudget | None = None,
+) -> EngineState:
     """Read the rules' history from ``reader`` and fold it (what the daemon does every tick)."""
     history = reader.history(history_query(rules, now, global_budget))
-    return fold(history, rules, now, sources_down=sources_down, global_dry_run=global_dry_run,
-                global_budget=global_budget)
+    return fold(
+        history, rules, now, sources_down=sources_down, global_dry_run=global_dry_run, global_budget=global_budget
+    )

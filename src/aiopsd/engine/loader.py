@@ -39,13 +39,15 @@ def load_rule_file(path: Path) -> list[Rule]:
         rule = _rule_name(raw, loc)
         # Drop the rules.<n> prefix and the union tag pydantic puts after "action" / "on_resolved".
         parts = [str(p) for p in (loc[2:] if rule else loc)]
-        field_parts = [p for i, p in enumerate(parts)
-                       if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in ACTIONS)]
+        field_parts = [
+            p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in ACTIONS)
+        ]
         raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 
 
-def load_rules(rules_dir: Path, playbooks_dir: Path | None = None,
-               channels: Collection[str] | None = None) -> list[Rule]:
+def load_rules(
+    rules_dir: Path, playbooks_dir: Path | None = None, channels: Collection[str] | None = None
+) -> list[Rule]:
     """All rules under ``rules_dir`` (``*.yaml`` / ``*.yml``, sorted), checked as one set.
 
     With ``channels`` (the config's notify channel names), a notify action naming
@@ -60,8 +62,12 @@ def load_rules(rules_dir: Path, playbooks_dir: Path | None = None,
     for path in files:
         for rule in load_rule_file(path):
             if rule.name in seen:
-                raise ConfigError(f"duplicate rule name, first defined in {seen[rule.name]}",
-                                  file=str(path), rule=rule.name, field="name")
+                raise ConfigError(
+                    f"duplicate rule name, first defined in {seen[rule.name]}",
+                    file=str(path),
+                    rule=rule.name,
+                    field="name",
+                )
             seen[rule.name] = path
             _check_refs(rule, path, refs)
             rules.append(rule)

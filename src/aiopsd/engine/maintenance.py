@@ -59,8 +59,9 @@ class MaintenanceWindow(Frozen):
             if self.cron is None or self.duration is None or self.duration <= 0:
                 raise ValueError("a recurring window needs cron and a duration greater than 0")
             if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
-                raise ValueError(f"bad cron {self.cron!r}: five fields, minute hour day month weekday "
-                                 f"(0 or 7 = Sunday)")
+                raise ValueError(
+                    f"bad cron {self.cron!r}: five fields, minute hour day month weekday (0 or 7 = Sunday)"
+                )
         return self
 
     def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
@@ -81,8 +82,11 @@ class MaintenanceWindow(Frozen):
         return all(LabelMatcher.parse(v).matches(labels.get(k)) for k, v in self.labels.items())
 
     def describe(self) -> str:
-        what = f"cron {self.cron!r} for {format_duration(float(self.duration or 0))}" if self.cron else \
-            f"{self.start:%Y-%m-%d %H:%M}Z to {self.end:%Y-%m-%d %H:%M}Z"
+        what = (
+            f"cron {self.cron!r} for {format_duration(float(self.duration or 0))}"
+            if self.cron
+            else f"{self.start:%Y-%m-%d %H:%M}Z to {self.end:%Y-%m-%d %H:%M}Z"
+        )
         match = ", ".join(f"{k}={v}" for k, v in self.labels.items()) or "everything"
         return f"maintenance {self.name} ({what}; {match})"
 

@@ -75,8 +75,11 @@ class RunResult(Frozen):
     until: datetime | None = None
 
     def covers(self, rule: str, at: datetime) -> bool:
-        return rule == self.rule and (self.from_ is None or _utc(self.from_) <= at) and \
-            (self.until is None or at < _utc(self.until))
+        return (
+            rule == self.rule
+            and (self.from_ is None or _utc(self.from_) <= at)
+            and (self.until is None or at < _utc(self.until))
+        )
 
 
 class GlobalSettings(Frozen):
@@ -120,17 +123,32 @@ class Simulation:
             self.findings[finding.id] = merged
 
     def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
-        state = fold(History(decisions=self.records, runs=self.runs), self.rules, now,
-                     sources_down=sources_down or {}, global_dry_run=self.global_dry_run,
-                     global_budget=self.global_budget)
+        state = fold(
+            History(decisions=self.records, runs=self.runs),
+            self.rules,
+            now,
+            sources_down=sources_down or {},
+            global_dry_run=self.global_dry_run,
+            global_budget=self.global_budget,
+        )
         out = evaluate(list(self.findings.values()), self.rules, state, now)
         for d in out:
             started = d.outcome == Outcome.ACT and not d.require_approval
-            self.records.append(DecisionRecord(rule=d.rule, finding_id=d.finding_id, code=d.code, outcome=d.outcome,
-                                               targets=d.targets, decided_at=d.decided_at, started=started))
+            self.records.append(
+                DecisionRecord(
+                    rule=d.rule,
+                    finding_id=d.finding_id,
+                    code=d.code,
+                    outcome=d.outcome,
+                    targets=d.targets,
+                    decided_at=d.decided_at,
+                    started=started,
+                )
+            )
             if started:
-                self.runs.append(RunRecord(rule=d.rule, status=self.run_status(d.rule, now), finished_at=now,
-                                           dry_run=d.dry_run))
+                self.runs.append(
+                    RunRecord(rule=d.rule, status=self.run_status(d.rule, now), finished_at=now, dry_run=d.dry_run)
+                )
         self.decisions.extend(out)
         return out
 
@@ -154,8 +172,12 @@ def load_fixture(path: Path) -> FixtureFile:
 
 def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
     """Every decision the engine takes over the fixture's timeline, in order."""
-    sim = Simulation(rules, global_dry_run=fixture.settings.dry_run,
-                     global_budget=fixture.settings.max_per_window, run_results=fixture.runs)
+    sim = Simulation(
+        rules,
+        global_dry_run=fixture.settings.dry_run,
+        global_budget=fixture.settings.max_per_window,
+        run_results=fixture.runs,
+    )
     first_seen: dict[str, datetime] = {}
     steps: dict[datetime, list[FindingEvent]] = {}
     for ev in fixture.findings:
@@ -166,17 +188,42 @@ def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
         for ev in steps[now]:
             fid = ev.finding_id()
             starts = _utc(ev.starts_at) if ev.starts_at else first_seen.setdefault(fid, now)
-            sim.observe(Finding(id=fid, kind=ev.kind, source=ev.source, labels=ev.labels, score=ev.score,
-                                status=ev.status, starts_at=starts, last_seen=now,
-                                summary=ev.summary, sightings=(now.timestamp(),),
-                                resolution=ev.resolution if ev.status == FindingStatus.RESOLVED else None))
-        down = {d.source: d.reason for d in fixture.sources_down
-                if _utc(d.from_) <= now and (d.until is None or now < _utc(d.until))}
+            sim.observe(
+                Finding(
+                    id=fid,
+                    kind=ev.kind,
+                    source=ev.source,
+                    labels=ev.labels,
+                    score=ev.score,
+                    status=ev.status,
+                    starts_at=starts,
+                    last_seen=now,
+                    summary=ev.summary,
+                    sightings=(now.timestamp(),),
+                    resolution=ev.resolution if ev.status == FindingStatus.RESOLVED else None,
+                )
+            )
+        down = {
+            d.source: d.reason
+            for d in fixture.sources_down
+            if _utc(d.from_) <= now and (d.until is None or now < _utc(d.until))
+        }
         sim.tick(now, down)
     return sim.decisions
 
 
 def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
-    return [{"at": d.decided_at.isoformat(), "rule": d.rule, "finding": d.finding_id, "outcome": str(d.outcome),
-             "code": d.code, "targets": list(d.targets), "dry_run": d.dry_run,
-             "require_approval": d.require_approval, "reason": d.reason} for d in decisions]
+    return [
+        {
+            "at": d.decided_at.isoformat(),
+            "rule": d.rule,
+            "finding": d.finding_id,
+            "outcome": str(d.outcome),
+            "code": d.code,
+            "targets": list(d.targets),
+            "dry_run": d.dry_run,
+            "require_approval": d.require_approval,
+            "reason": d.reason,
+        }
+        for d in decisions
+    ]

@@ -114,10 +114,15 @@ class Rule(Frozen):
         # An alert's "sightings" would be Alertmanager's notification schedule (group_interval,
         # repeat_interval, HA peers), not evidence: a count rule on alerts would act or not by chance.
         match = info.data.get("match")
-        if isinstance(value, ForCount) and isinstance(match, Match) and \
-                match.kind not in (FindingKind.ANOMALY, FindingKind.DRIFT):
-            raise ValueError("for: {count, window} needs match.kind anomaly or drift (alert findings have no "
-                             "sightings to count: use a duration, e.g. for: 5m, or the alert rule's own for:)")
+        if (
+            isinstance(value, ForCount)
+            and isinstance(match, Match)
+            and match.kind not in (FindingKind.ANOMALY, FindingKind.DRIFT)
+        ):
+            raise ValueError(
+                "for: {count, window} needs match.kind anomaly or drift (alert findings have no "
+                "sightings to count: use a duration, e.g. for: 5m, or the alert rule's own for:)"
+            )
         return value
 
 

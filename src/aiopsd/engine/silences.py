@@ -44,7 +44,8 @@ class SilenceMatcher(Frozen):
     @property
     def op(self) -> str:
         return {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
-            (self.is_regex, self.is_equal)]
+            (self.is_regex, self.is_equal)
+        ]
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -90,8 +91,9 @@ class Silence(Frozen):
 
     def describe(self) -> str:
         by = f" by {self.created_by}" if self.created_by else ""
-        return (f"silence {self.id}{by} until {self.ends_at:%Y-%m-%d %H:%M}Z "
-                f"{{{', '.join(str(m) for m in self.matchers)}}}")
+        return (
+            f"silence {self.id}{by} until {self.ends_at:%Y-%m-%d %H:%M}Z {{{', '.join(str(m) for m in self.matchers)}}}"
+        )
 
 
 def parse_silences(items: Iterable[object]) -> list[Silence]:

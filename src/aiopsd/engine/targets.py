@@ -100,8 +100,9 @@ def parse_targets(values: Sequence[str]) -> tuple[tuple[str, ...], dict[str, int
         target = parse_target(value)
         if target.port is not None:
             if ports.get(target.host, target.port) != target.port:
-                raise UnsafeTarget(f"target {target.host} is given with two ports "
-                                   f"({ports[target.host]} and {target.port})")
+                raise UnsafeTarget(
+                    f"target {target.host} is given with two ports ({ports[target.host]} and {target.port})"
+                )
             ports[target.host] = target.port
         if target.host not in hosts:
             hosts.append(target.host)

@@ -17,8 +17,7 @@ from aiopsd.model_store.base import (
     StoreSpec,
 )
 
-__all__ = ["BACKENDS", "ModelStore", "ModelVersion", "RegistryError", "Status", "StoreSpec", "open_store",
-           "spec_for"]
+__all__ = ["BACKENDS", "ModelStore", "ModelVersion", "RegistryError", "Status", "StoreSpec", "open_store", "spec_for"]
 
 
 def open_store(spec: StoreSpec) -> ModelStore:

@@ -57,8 +57,9 @@ class ModelStore(Protocol):
     def get(self, number: int) -> ModelVersion:
         """One version; RegistryError when there is no such version."""
 
-    def register(self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None,
-                 status: Status = "candidate") -> ModelVersion:
+    def register(
+        self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None, status: Status = "candidate"
+    ) -> ModelVersion:
         """Store ``model`` as the next version (never served by this call)."""
 
     def promote(self, number: int, *, reason: str = "promoted by hand") -> ModelVersion:
@@ -124,7 +125,7 @@ def served_stack(events: Iterable[dict[str, Any]], current: int | None) -> list[
         v = int(h["version"])
         if h.get("kind") == "rollback":
             if v in stack:  # back to an earlier link of the chain
-                del stack[len(stack) - stack[::-1].index(v):]
+                del stack[len(stack) - stack[::-1].index(v) :]
                 continue
             if stack:
                 stack.pop()  # a rollback to a version never served replaces the present one

@@ -93,15 +93,28 @@ class DirectoryStore:
             raise RegistryError(f"{self.path} has no version {number}; see `aiopsd model list`")
         meta = _read_json(path / "meta.json")
         status: Status = meta.get("status", "candidate")
-        return ModelVersion(number=number, status=status, created_at=str(meta.get("created_at", "")),
-                            current=self.current() == number, metrics=_read_json(path / "metrics.json"),
-                            meta=meta, uri=str(path))
+        return ModelVersion(
+            number=number,
+            status=status,
+            created_at=str(meta.get("created_at", "")),
+            current=self.current() == number,
+            metrics=_read_json(path / "metrics.json"),
+            meta=meta,
+            uri=str(path),
+        )
 
     def list_versions(self) -> list[ModelVersion]:
         return [self.get(n) for n in self._numbers()]
 
-    def register(self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None,
-                 status: Status = "candidate", now: datetime | None = None) -> ModelVersion:
+    def register(
+        self,
+        model: Any,
+        *,
+        metrics: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+        status: Status = "candidate",
+        now: datetime | None = None,
+    ) -> ModelVersion:
         self._versions.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=self._versions))
         try:
@@ -135,8 +148,9 @@ class DirectoryStore:
     def _serve(self, number: int, *, kind: str, reason: str, now: datetime | None) -> ModelVersion:
         v = self.get(number)
         if v.status == "rejected":
-            raise RegistryError(f"version {number} was rejected by the retrain gate and is never served; "
-                                "promote another version")
+            raise RegistryError(
+                f"version {number} was rejected by the retrain gate and is never served; promote another version"
+            )
         if v.status != "promoted":
             _write_json_atomic(self.version_dir(number) / "meta.json", {**v.meta, "status": "promoted"})
         self._switch(number)
@@ -177,4 +191,3 @@ class DirectoryStore:
                 raise RegistryError(f"{self.path} has no current model; promote a version first")
         self.get(number)
         return number, joblib.load(self.version_dir(number) / MODEL_FILE)
-

@@ -60,20 +60,43 @@ def code_versions() -> dict[str, str]:
     import numpy
     import sklearn
 
-    return {"aiopsd": aiopsd.__version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
-            "pandas": pd.__version__, "python": platform.python_version()}
+    return {
+        "aiopsd": aiopsd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def build(*, table: pd.DataFrame, table_path: Path, table_sha256: str, label: str, features: list[str],
-          sources: list[dict[str, Any]], parent: int | None, job: str, estimator: Any) -> dict[str, Any]:
+def build(
+    *,
+    table: pd.DataFrame,
+    table_path: Path,
+    table_sha256: str,
+    label: str,
+    features: list[str],
+    sources: list[dict[str, Any]],
+    parent: int | None,
+    job: str,
+    estimator: Any,
+) -> dict[str, Any]:
     window: dict[str, Any] | None = None
     if "timestamp" in table.columns and len(table):
         ts = table["timestamp"]
         window = {"start": str(ts.min()), "end": str(ts.max())}
-    return {"rows": len(table), "time_window": window, "sources": sources,
-            "table": {"path": str(table_path), "sha256": table_sha256},
-            "label": label, "features": [{"name": f, "dtype": str(table[f].dtype)} for f in features],
-            "parent": parent, "job": job, "estimator": type(estimator).__name__, "code": code_versions()}
+    return {
+        "rows": len(table),
+        "time_window": window,
+        "sources": sources,
+        "table": {"path": str(table_path), "sha256": table_sha256},
+        "label": label,
+        "features": [{"name": f, "dtype": str(table[f].dtype)} for f in features],
+        "parent": parent,
+        "job": job,
+        "estimator": type(estimator).__name__,
+        "code": code_versions(),
+    }
 
 
 def read_table(lineage: dict[str, Any]) -> pd.DataFrame:
@@ -95,8 +118,10 @@ def reproduce(store: ModelStore, number: int) -> Any:
     if not isinstance(lineage, dict):
         raise RegistryError(f"version {number} of {store.label} has no lineage")
     if lineage.get("job") != "sklearn" or lineage.get("parent") is None:
-        raise RegistryError(f"version {number} was trained by job {lineage.get('job')!r}, not a clone of a "
-                            "parent version; rerun its command on the kept table instead")
+        raise RegistryError(
+            f"version {number} was trained by job {lineage.get('job')!r}, not a clone of a "
+            "parent version; rerun its command on the kept table instead"
+        )
     table = read_table(lineage)
     _, parent = store.load(int(lineage["parent"]))
     features = [str(f["name"]) for f in lineage["features"]]

@@ -95,10 +95,15 @@ class MlflowStore:
             metrics = dict(json.loads(tags.get("aiopsd.metrics", "{}")))
         except ValueError:
             metrics = {}
-        return ModelVersion(number=int(mv.version), status=status if status in STATUSES else "candidate",
-                            created_at=tags.get("aiopsd.created_at", ""), current=int(mv.version) == current,
-                            metrics=metrics, meta={**(meta or {}), "status": status, "run_id": mv.run_id},
-                            uri=f"models:/{self.name}/{mv.version}")
+        return ModelVersion(
+            number=int(mv.version),
+            status=status if status in STATUSES else "candidate",
+            created_at=tags.get("aiopsd.created_at", ""),
+            current=int(mv.version) == current,
+            metrics=metrics,
+            meta={**(meta or {}), "status": status, "run_id": mv.run_id},
+            uri=f"models:/{self.name}/{mv.version}",
+        )
 
     def list_versions(self) -> list[ModelVersion]:
         from mlflow.exceptions import MlflowException
@@ -155,8 +160,9 @@ class MlflowStore:
             return number, mlflow.sklearn.load_model(f"models:/{self.name}/{number}")
 
     # ----------------------------------------------------------------- writes
-    def register(self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None,
-                 status: Status = "candidate") -> ModelVersion:
+    def register(
+        self, model: Any, *, metrics: dict[str, Any], meta: dict[str, Any] | None = None, status: Status = "candidate"
+    ) -> ModelVersion:
         with self._errors():
             return self._register(model, metrics=metrics, meta=meta or {}, status=status)
 
@@ -173,15 +179,24 @@ class MlflowStore:
         with mlflow.start_run(experiment_id=exp_id, run_name=f"aiopsd-{self.name}") as run:
             mlflow.log_params(_params(meta, lineage))
             mlflow.log_metrics(_scalars(metrics))
-            mlflow.set_tags({"aiopsd.model": self.name, "aiopsd.status": status,
-                             "aiopsd.data_sha256": str((lineage.get("table") or {}).get("sha256", ""))})
+            mlflow.set_tags(
+                {
+                    "aiopsd.model": self.name,
+                    "aiopsd.status": status,
+                    "aiopsd.data_sha256": str((lineage.get("table") or {}).get("sha256", "")),
+                }
+            )
             _log_dataset(self.name, lineage)
             mlflow.log_dict(meta, "aiopsd/meta.json")
             mlflow.log_dict(metrics, "aiopsd/metrics.json")
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
-                                            pip_requirements=_requirements())
-        tags = {"aiopsd.status": status, "aiopsd.created_at": meta["created_at"],
-                "aiopsd.metrics": json.dumps(metrics, default=str)[:8000]}
+            info = mlflow.sklearn.log_model(
+                model, name="model", serialization_format="cloudpickle", pip_requirements=_requirements()
+            )
+        tags = {
+            "aiopsd.status": status,
+            "aiopsd.created_at": meta["created_at"],
+            "aiopsd.metrics": json.dumps(metrics, default=str)[:8000],
+        }
         mv = mlflow.register_model(info.model_uri, self.name, tags=tags)
         # The run id links version and lineage even when the source is a logged-model URI.
         return self._view(mv, self.current(), {**meta, "status": status, "run_id": run.info.run_id})
@@ -200,13 +215,15 @@ class MlflowStore:
     def _serve(self, number: int, *, kind: str, reason: str) -> ModelVersion:
         v = self.get(number)
         if v.status == "rejected":
-            raise RegistryError(f"version {number} was rejected by the retrain gate and is never served; "
-                                "promote another version")
+            raise RegistryError(
+                f"version {number} was rejected by the retrain gate and is never served; promote another version"
+            )
         if v.status != "promoted":
             self.client.set_model_version_tag(self.name, str(number), "aiopsd.status", "promoted")
         self._switch(number)
-        self._append_history({"version": number, "kind": kind, "reason": reason,
-                              "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        self._append_history(
+            {"version": number, "kind": kind, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        )
         return self.get(number)
 
     def _switch(self, number: int) -> None:
@@ -226,13 +243,19 @@ class MlflowStore:
 def _params(meta: dict[str, Any], lineage: dict[str, Any]) -> dict[str, str]:
     window = lineage.get("time_window") or {}
     code = lineage.get("code") or {}
-    params = {"job": meta.get("job"), "parent": lineage.get("parent", meta.get("parent")),
-              "label": lineage.get("label"), "rows": lineage.get("rows"), "estimator": lineage.get("estimator"),
-              "features": ",".join(f["name"] for f in lineage.get("features") or []),
-              "window_start": window.get("start"), "window_end": window.get("end"),
-              "data_sha256": (lineage.get("table") or {}).get("sha256"),
-              "sources": json.dumps(lineage.get("sources") or [])[:6000],
-              **{f"version.{k}": v for k, v in code.items()}}
+    params = {
+        "job": meta.get("job"),
+        "parent": lineage.get("parent", meta.get("parent")),
+        "label": lineage.get("label"),
+        "rows": lineage.get("rows"),
+        "estimator": lineage.get("estimator"),
+        "features": ",".join(f["name"] for f in lineage.get("features") or []),
+        "window_start": window.get("start"),
+        "window_end": window.get("end"),
+        "data_sha256": (lineage.get("table") or {}).get("sha256"),
+        "sources": json.dumps(lineage.get("sources") or [])[:6000],
+        **{f"version.{k}": v for k, v in code.items()},
+    }
     return {k: str(v)[:6000] for k, v in params.items() if v is not None}
 
 
@@ -258,11 +281,14 @@ def _log_dataset(name: str, lineage: dict[str, Any]) -> None:
         return
     frame = pd.read_csv(path)
     label = lineage.get("label")
-    dataset = mlflow.data.pandas_dataset.from_pandas(frame, source=str(path), name=f"{name}-training",
-                                      targets=label if label in frame.columns else None,
-                                      digest=str(table.get("sha256", ""))[:36] or None)
+    dataset = mlflow.data.pandas_dataset.from_pandas(
+        frame,
+        source=str(path),
+        name=f"{name}-training",
+        targets=label if label in frame.columns else None,
+        digest=str(table.get("sha256", ""))[:36] or None,
+    )
     mlflow.log_input(dataset, context="training")
-
 
 
 def _requirements() -> list[str]:
@@ -271,5 +297,8 @@ def _requirements() -> list[str]:
     import numpy
     import sklearn
 
-    return [f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}",
-            f"cloudpickle=={cloudpickle.__version__}"]
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+    ]

@@ -31,19 +31,30 @@ class EvidentlyVerdict:
     share: float
 
 
-def column_types(frame: pd.DataFrame, columns: list[str] | None = None,
-                 categorical: list[str] | None = None) -> tuple[list[str], list[str]]:
+def column_types(
+    frame: pd.DataFrame, columns: list[str] | None = None, categorical: list[str] | None = None
+) -> tuple[list[str], list[str]]:
     """(numerical, categorical) column names, by dtype unless listed as categorical (same rule as
     :func:`aiopsd.detectors.drift.profile_reference`)."""
     cat = set(categorical or [])
     names = list(frame.columns) if columns is None else columns
-    num = [c for c in names if c not in cat and pd.api.types.is_numeric_dtype(frame[c].dtype)
-           and not pd.api.types.is_bool_dtype(frame[c].dtype)]
+    num = [
+        c
+        for c in names
+        if c not in cat
+        and pd.api.types.is_numeric_dtype(frame[c].dtype)
+        and not pd.api.types.is_bool_dtype(frame[c].dtype)
+    ]
     return num, [c for c in names if c not in num]
 
 
-def _snapshot(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str],
-              categorical: list[str], preset_kwargs: dict[str, Any] | None) -> Any:
+def _snapshot(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    preset_kwargs: dict[str, Any] | None,
+) -> Any:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -54,9 +65,14 @@ def _snapshot(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[st
     return Report([DataDriftPreset(**(preset_kwargs or {}))]).run(current_data=cur, reference_data=ref)
 
 
-def run_data_drift(reference: pd.DataFrame, current: pd.DataFrame, *, columns: list[str] | None = None,
-                   categorical: list[str] | None = None,
-                   preset_kwargs: dict[str, Any] | None = None) -> EvidentlyVerdict:
+def run_data_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    columns: list[str] | None = None,
+    categorical: list[str] | None = None,
+    preset_kwargs: dict[str, Any] | None = None,
+) -> EvidentlyVerdict:
     """Run ``DataDriftPreset`` (defaults unless ``preset_kwargs``) and return its verdict only."""
     num, cat = column_types(reference, columns, categorical)
     return verdict(_snapshot(reference, current, num, cat, preset_kwargs).dict())
@@ -80,13 +96,18 @@ def verdict(snapshot: dict[str, Any]) -> EvidentlyVerdict:
             is_p = re.search(r"p_value", method) is not None
             if (float(value) < thr) if is_p else (float(value) >= thr):
                 drifted.append(str(cfg.get("column")))
-    return EvidentlyVerdict(dataset_drift=share >= threshold and share > 0, drifted_columns=tuple(drifted),
-                            share=share)
+    return EvidentlyVerdict(dataset_drift=share >= threshold and share > 0, drifted_columns=tuple(drifted), share=share)
 
 
-def render_drift_report(reference: pd.DataFrame, current: pd.DataFrame, out_dir: Path, *,
-                        name: str = "drift", columns: list[str] | None = None,
-                        categorical: list[str] | None = None) -> ReportPaths:
+def render_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    out_dir: Path,
+    *,
+    name: str = "drift",
+    columns: list[str] | None = None,
+    categorical: list[str] | None = None,
+) -> ReportPaths:
     """Render ``DataDriftPreset`` for ``current`` vs ``reference`` into ``out_dir/NAME.html`` and ``.json``.
 
     Columns default to the reference's columns, typed as in the detector.

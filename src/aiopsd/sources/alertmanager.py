@@ -80,15 +80,28 @@ class IncomingAlert:
 
     def finding(self, finding_id: str, received_at: float, episode: int) -> Finding:
         """The finding of this alert's firing episode ``episode`` (its id chosen by the store)."""
-        summary = self.annotations.get("summary") or self.annotations.get("description") or \
-            self.labels.get("alertname", "alert")
+        summary = (
+            self.annotations.get("summary")
+            or self.annotations.get("description")
+            or self.labels.get("alertname", "alert")
+        )
         return Finding(
-            id=finding_id, kind=FindingKind.ALERT, source=SourceKind.ALERTMANAGER, labels=dict(self.labels),
-            score=1.0, starts_at=datetime.fromtimestamp(self.starts_at_epoch, UTC),
-            last_seen=datetime.fromtimestamp(received_at, UTC), summary=str(summary),
-            details={"fingerprint": self.fingerprint, "annotations": dict(self.annotations),
-                     "generator_url": self.generator_url, "episode": episode},
-            sightings=(received_at,))
+            id=finding_id,
+            kind=FindingKind.ALERT,
+            source=SourceKind.ALERTMANAGER,
+            labels=dict(self.labels),
+            score=1.0,
+            starts_at=datetime.fromtimestamp(self.starts_at_epoch, UTC),
+            last_seen=datetime.fromtimestamp(received_at, UTC),
+            summary=str(summary),
+            details={
+                "fingerprint": self.fingerprint,
+                "annotations": dict(self.annotations),
+                "generator_url": self.generator_url,
+                "episode": episode,
+            },
+            sightings=(received_at,),
+        )
 
 
 class WebhookAlert(_Payload):
@@ -110,11 +123,18 @@ class WebhookAlert(_Payload):
     def to_incoming(self) -> IncomingAlert:
         starts = parse_rfc3339(self.starts_at).timestamp()
         ends = None if self.ends_at is None else parse_rfc3339(self.ends_at).timestamp()
-        return IncomingAlert(fingerprint=self.fingerprint, status=self.status, starts_at=self.starts_at,
-                             ends_at=self.ends_at, labels=self.labels, annotations=self.annotations,
-                             generator_url=self.generator_url, starts_at_epoch=starts,
-                             # Alertmanager sends the zero time (0001-01-01) on a firing alert: no end known.
-                             ends_at_epoch=ends if ends is not None and ends > starts else None)
+        return IncomingAlert(
+            fingerprint=self.fingerprint,
+            status=self.status,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            labels=self.labels,
+            annotations=self.annotations,
+            generator_url=self.generator_url,
+            starts_at_epoch=starts,
+            # Alertmanager sends the zero time (0001-01-01) on a firing alert: no end known.
+            ends_at_epoch=ends if ends is not None and ends > starts else None,
+        )
 
 
 class WebhookPayload(_Payload):

@@ -32,8 +32,9 @@ class SilenceView:
 
 
 class SilenceCache:
-    def __init__(self, url: str, *, timeout: float = 5.0, ttl: float = 15.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, ttl: float = 15.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.ttl = ttl

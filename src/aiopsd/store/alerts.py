@@ -121,21 +121,35 @@ def episode_finding_id(fingerprint: str, episode: int) -> str:
     return stable_id("alert", fingerprint, "episode", episode)
 
 
-_EPISODES = (select(t.alert_episodes.c.fingerprint, t.alert_episodes.c.episode, t.alert_episodes.c.finding_id,
-                    t.alert_episodes.c.ends_at)
-             .where(t.alert_episodes.c.fingerprint.in_(bindparam("fps", expanding=True)))
-             .order_by(t.alert_episodes.c.fingerprint))
-_STATUSES = (select(t.findings.c.id, t.findings.c.status)
-             .where(t.findings.c.id.in_(bindparam("ids", expanding=True))))
-_DELIVERIES = (select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.starts_at, t.alerts.c.finding_id)
-               .where(and_(t.alerts.c.fingerprint.in_(bindparam("fps", expanding=True)),
-                           or_(t.alerts.c.finding_id.in_(bindparam("ids", expanding=True)),
-                               t.alerts.c.finding_id.is_(None)))))
+_EPISODES = (
+    select(
+        t.alert_episodes.c.fingerprint,
+        t.alert_episodes.c.episode,
+        t.alert_episodes.c.finding_id,
+        t.alert_episodes.c.ends_at,
+    )
+    .where(t.alert_episodes.c.fingerprint.in_(bindparam("fps", expanding=True)))
+    .order_by(t.alert_episodes.c.fingerprint)
+)
+_STATUSES = select(t.findings.c.id, t.findings.c.status).where(t.findings.c.id.in_(bindparam("ids", expanding=True)))
+_DELIVERIES = select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.starts_at, t.alerts.c.finding_id).where(
+    and_(
+        t.alerts.c.fingerprint.in_(bindparam("fps", expanding=True)),
+        or_(t.alerts.c.finding_id.in_(bindparam("ids", expanding=True)), t.alerts.c.finding_id.is_(None)),
+    )
+)
 _CHUNK = 500
 
 
-def accept(store: StateStore, conn: Connection, alerts: Sequence[AlertDelivery], *, received_at: float,
-           receiver: str | None, group_key: str | None) -> AcceptResult:
+def accept(
+    store: StateStore,
+    conn: Connection,
+    alerts: Sequence[AlertDelivery],
+    *,
+    received_at: float,
+    receiver: str | None,
+    group_key: str | None,
+) -> AcceptResult:
     """Store one webhook request's alerts in the caller's write transaction (see the module doc)."""
     audit = AuditChain(conn, store.dialect, buffered=True)
     fps = sorted({a.fingerprint for a in alerts})
@@ -144,9 +158,9 @@ def accept(store: StateStore, conn: Connection, alerts: Sequence[AlertDelivery],
     status: dict[str, str] = {}
     seen: set[tuple[str, str, str, str | None]] = set()
     for k in range(0, len(fids), _CHUNK):
-        status.update((r.id, r.status) for r in conn.execute(_STATUSES, {"ids": fids[k:k + _CHUNK]}))
+        status.update((r.id, r.status) for r in conn.execute(_STATUSES, {"ids": fids[k : k + _CHUNK]}))
     for k in range(0, len(fps), _CHUNK):
-        seen.update(tuple(r) for r in conn.execute(_DELIVERIES, {"fps": fps[k:k + _CHUNK], "ids": fids}))
+        seen.update(tuple(r) for r in conn.execute(_DELIVERIES, {"fps": fps[k : k + _CHUNK], "ids": fids}))
     out = _Pending()
     for a in alerts:
         ep = episodes.setdefault(a.fingerprint, _Episode(0, None, None))
@@ -161,14 +175,33 @@ def accept(store: StateStore, conn: Connection, alerts: Sequence[AlertDelivery],
             continue
         seen.add(key)
         fid = ep.finding_id
-        out.rows.append({
-            "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at, "ends_at": a.ends_at,
-            "alertname": a.labels.get("alertname"), "labels": dict(a.labels), "annotations": dict(a.annotations),
-            "generator_url": a.generator_url, "receiver": receiver, "group_key": group_key,
-            "received_at": received_at, "finding_id": fid})
-        audit.append("alert_accepted", received_at, {
-            "fingerprint": a.fingerprint, "status": a.status, "starts_at": a.starts_at,
-            "alertname": a.labels.get("alertname"), "finding_id": fid})
+        out.rows.append(
+            {
+                "fingerprint": a.fingerprint,
+                "status": a.status,
+                "starts_at": a.starts_at,
+                "ends_at": a.ends_at,
+                "alertname": a.labels.get("alertname"),
+                "labels": dict(a.labels),
+                "annotations": dict(a.annotations),
+                "generator_url": a.generator_url,
+                "receiver": receiver,
+                "group_key": group_key,
+                "received_at": received_at,
+                "finding_id": fid,
+            }
+        )
+        audit.append(
+            "alert_accepted",
+            received_at,
+            {
+                "fingerprint": a.fingerprint,
+                "status": a.status,
+                "starts_at": a.starts_at,
+                "alertname": a.labels.get("alertname"),
+                "finding_id": fid,
+            },
+        )
         assert fid is not None or a.status != "firing"
         if a.status == "firing" and fid is not None:
             ep.ends_at, ep.changed = a.ends_at_epoch, True
@@ -189,36 +222,68 @@ def _lock_episodes(store: StateStore, conn: Connection, fps: list[str]) -> dict[
     q = _EPISODES
     if store.dialect == "postgresql":
         # Make sure every row exists, so FOR UPDATE has something to lock for a first delivery too.
-        conn.execute(store.insert(t.alert_episodes).on_conflict_do_nothing(index_elements=["fingerprint"]),
-                     [{"fingerprint": fp, "episode": 0, "finding_id": None, "ends_at": None} for fp in fps])
+        conn.execute(
+            store.insert(t.alert_episodes).on_conflict_do_nothing(index_elements=["fingerprint"]),
+            [{"fingerprint": fp, "episode": 0, "finding_id": None, "ends_at": None} for fp in fps],
+        )
         q = q.with_for_update()
     out: dict[str, _Episode] = {}
     for k in range(0, len(fps), _CHUNK):
-        for r in conn.execute(q, {"fps": fps[k:k + _CHUNK]}):
+        for r in conn.execute(q, {"fps": fps[k : k + _CHUNK]}):
             out[r.fingerprint] = _Episode(r.episode, r.finding_id, r.ends_at)
     return out
 
 
-def _write(store: StateStore, conn: Connection, audit: AuditChain, out: _Pending,
-           episodes: Mapping[str, _Episode], received_at: float) -> None:
+def _write(
+    store: StateStore,
+    conn: Connection,
+    audit: AuditChain,
+    out: _Pending,
+    episodes: Mapping[str, _Episode],
+    received_at: float,
+) -> None:
     if out.rows:
-        conn.execute(store.insert(t.alerts).on_conflict_do_nothing(
-            index_elements=["fingerprint", "status", "starts_at", "finding_id"]), out.rows)
+        conn.execute(
+            store.insert(t.alerts).on_conflict_do_nothing(
+                index_elements=["fingerprint", "status", "starts_at", "finding_id"]
+            ),
+            out.rows,
+        )
     if out.opened:
         conn.execute(t.findings.insert(), [finding_values(f) for f in out.opened.values()])
         for f in out.opened.values():
-            audit.append("finding_opened", received_at, {
-                "finding_id": f.id, "kind": str(f.kind), "source": f.source, "labels": f.labels,
-                "status": str(f.status), "episode": f.details.get("episode")})
+            audit.append(
+                "finding_opened",
+                received_at,
+                {
+                    "finding_id": f.id,
+                    "kind": str(f.kind),
+                    "source": f.source,
+                    "labels": f.labels,
+                    "status": str(f.status),
+                    "episode": f.details.get("episode"),
+                },
+            )
     for f in out.seen_again:
         upsert(conn, audit, f)
-    changed = [{"fingerprint": fp, "episode": e.episode, "finding_id": e.finding_id, "ends_at": e.ends_at}
-               for fp, e in episodes.items() if e.changed]
+    changed = [
+        {"fingerprint": fp, "episode": e.episode, "finding_id": e.finding_id, "ends_at": e.ends_at}
+        for fp, e in episodes.items()
+        if e.changed
+    ]
     if changed:
         stmt = store.insert(t.alert_episodes)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["fingerprint"], set_={
-            "episode": stmt.excluded.episode, "finding_id": stmt.excluded.finding_id,
-            "ends_at": stmt.excluded.ends_at}), changed)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["fingerprint"],
+                set_={
+                    "episode": stmt.excluded.episode,
+                    "finding_id": stmt.excluded.finding_id,
+                    "ends_at": stmt.excluded.ends_at,
+                },
+            ),
+            changed,
+        )
     for fid in out.resolved:
         resolve(conn, audit, fid, received_at, why="the alert resolved", resolution=RECOVERED)
     audit.flush()
@@ -230,15 +295,20 @@ def expire(store: StateStore, conn: Connection, now: float, max_age: float) -> l
     f, e = t.findings, t.alert_episodes
     firing = and_(f.c.kind == str(FindingKind.ALERT), f.c.status == str(FindingStatus.FIRING))
     old = select(f.c.id, f.c.last_seen, f.c.summary).where(and_(firing, f.c.last_seen < now - max_age))
-    ended = (select(f.c.id, f.c.last_seen, f.c.summary).join(e, e.c.finding_id == f.c.id)
-             .where(and_(firing, e.c.ends_at.is_not(None), e.c.ends_at < now)))
+    ended = (
+        select(f.c.id, f.c.last_seen, f.c.summary)
+        .join(e, e.c.finding_id == f.c.id)
+        .where(and_(firing, e.c.ends_at.is_not(None), e.c.ends_at < now))
+    )
     due = {r.id: r for q in (old, ended) for r in conn.execute(q)}
     if not due:
         return []
     audit = AuditChain(conn, store.dialect)
     for fid, r in due.items():
-        why = (f"the alert was not delivered again for {now - r.last_seen:.0f}s (alerts.max_age "
-               f"{max_age:.0f}s) or its endsAt passed, and no resolve arrived")
+        why = (
+            f"the alert was not delivered again for {now - r.last_seen:.0f}s (alerts.max_age "
+            f"{max_age:.0f}s) or its endsAt passed, and no resolve arrived"
+        )
         logger.warning("alert finding %s (%s) expired: %s", fid, r.summary, why)
         resolve(conn, audit, fid, now, why=f"the alert expired ({why})", resolution=EXPIRED)
     return list(due)

@@ -38,6 +38,7 @@ def entry_hash(prev: str, seq: int, at: float, kind: str, event_json: str) -> st
 # Serialises audit appends across PostgreSQL replicas (one chain, one writer at a time); "paio" in hex.
 _AUDIT_LOCK = 0x7061696F
 
+
 class AuditChain:
     """Appends entries inside one open write transaction (the caller's).
 
@@ -56,8 +57,9 @@ class AuditChain:
         if self.dialect == "postgresql":
             # Replicas append to one chain: serialise appenders for the rest of the transaction.
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
-        row = self.conn.execute(select(t.audit_log.c.seq, t.audit_log.c.hash)
-                                .order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+        row = self.conn.execute(
+            select(t.audit_log.c.seq, t.audit_log.c.hash).order_by(t.audit_log.c.seq.desc()).limit(1)
+        ).first()
         return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
     def append(self, kind: str, at: float, event: Mapping[str, Any]) -> None:
@@ -93,8 +95,9 @@ class VerifyResult:
 def iter_entries(conn: Connection, *, batch: int = 5000, after: int = 0) -> Iterator[Any]:
     last = after
     while True:
-        rows = conn.execute(select(t.audit_log).where(t.audit_log.c.seq > last)
-                            .order_by(t.audit_log.c.seq).limit(batch)).all()
+        rows = conn.execute(
+            select(t.audit_log).where(t.audit_log.c.seq > last).order_by(t.audit_log.c.seq).limit(batch)
+        ).all()
         if not rows:
             return
         yield from rows
@@ -118,10 +121,13 @@ def prune(conn: Connection, dialect: str, before: float, now: float) -> tuple[in
     row = conn.execute(select(t.audit_log.c.prev_hash).where(t.audit_log.c.seq == keep_from)).one()
     deleted = conn.execute(delete(t.audit_log).where(t.audit_log.c.seq < keep_from)).rowcount or 0
     if deleted:
-        anchor = conn.execute(select(t.audit_anchor.c.pruned_entries)
-                              .where(t.audit_anchor.c.name == ANCHOR)).scalar()
-        values = {"seq": keep_from, "prev_hash": row.prev_hash, "pruned_at": now,
-                  "pruned_entries": int(anchor or 0) + deleted}
+        anchor = conn.execute(select(t.audit_anchor.c.pruned_entries).where(t.audit_anchor.c.name == ANCHOR)).scalar()
+        values = {
+            "seq": keep_from,
+            "prev_hash": row.prev_hash,
+            "pruned_at": now,
+            "pruned_entries": int(anchor or 0) + deleted,
+        }
         if anchor is None:
             conn.execute(t.audit_anchor.insert().values(name=ANCHOR, **values))
         else:

@@ -27,11 +27,13 @@ class CursorsStore(Database):
     def put_cursor(self, name: str, value: dict[str, Any]) -> None:
         with self.write() as conn:
             stmt = self.insert(t.cursors).values(name=name, value=value, updated_at=time.time())
-            conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
-                                                    set_={"value": value, "updated_at": time.time()}))
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": time.time()})
+            )
 
-    def set_source(self, name: str, kind: str, *, up: bool, now: datetime, error: str = "",
-                   lag: float | None = None) -> None:
+    def set_source(
+        self, name: str, kind: str, *, up: bool, now: datetime, error: str = "", lag: float | None = None
+    ) -> None:
         values: dict[str, Any] = {"kind": kind, "up": up, "error": error, "lag": lag, "updated_at": ts(now)}
         if up:
             values["last_ok"] = ts(now)

@@ -62,8 +62,11 @@ class Database:
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
-        self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self.engine = (
+            _sqlite_engine(url)
+            if url.startswith("sqlite")
+            else create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        )
         self.dialect = self.engine.dialect.name
         # Called with ("read" | "write", seconds) after every transaction (the daemon's store latency metric).
         self.observe: Callable[[str, float], None] | None = None
@@ -86,8 +89,9 @@ class Database:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     @contextmanager
@@ -101,8 +105,9 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreUnavailableError(f"state store write failed: {exc.__class__.__name__}: "
-                                        f"{str(exc).splitlines()[0]}") from exc
+            raise StoreUnavailableError(
+                f"state store write failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            ) from exc
         finally:
             if lock is not None:
                 lock.release()

@@ -46,31 +46,69 @@ class DecisionsStore(Database):
             audit = AuditChain(conn, self.dialect)
             for item in items:
                 d = self._still_firing(conn, item) if item.outcome == Outcome.ACT and item.code == "act" else item
-                stmt = self.insert(t.decisions).values(
-                    id=d.id, rule=d.rule, finding_id=d.finding_id, outcome=str(d.outcome), code=d.code,
-                    reason=d.reason, action_kind=d.action_kind, action=d.action, targets=list(d.targets),
-                    dry_run=d.dry_run, require_approval=d.require_approval, decided_at=ts(d.decided_at),
-                ).on_conflict_do_nothing(index_elements=["id"])
+                stmt = (
+                    self.insert(t.decisions)
+                    .values(
+                        id=d.id,
+                        rule=d.rule,
+                        finding_id=d.finding_id,
+                        outcome=str(d.outcome),
+                        code=d.code,
+                        reason=d.reason,
+                        action_kind=d.action_kind,
+                        action=d.action,
+                        targets=list(d.targets),
+                        dry_run=d.dry_run,
+                        require_approval=d.require_approval,
+                        decided_at=ts(d.decided_at),
+                    )
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
                 if conn.execute(stmt.returning(t.decisions.c.id)).first() is None:
                     continue
-                audit.append("decision", ts(d.decided_at), {
-                    "decision_id": d.id, "rule": d.rule, "finding_id": d.finding_id, "outcome": str(d.outcome),
-                    "code": d.code, "reason": d.reason, "targets": list(d.targets), "dry_run": d.dry_run})
+                audit.append(
+                    "decision",
+                    ts(d.decided_at),
+                    {
+                        "decision_id": d.id,
+                        "rule": d.rule,
+                        "finding_id": d.finding_id,
+                        "outcome": str(d.outcome),
+                        "code": d.code,
+                        "reason": d.reason,
+                        "targets": list(d.targets),
+                        "dry_run": d.dry_run,
+                    },
+                )
                 if d.outcome != Outcome.ACT:
                     continue
                 guards = rules[d.rule].guards
                 status = RunStatus.AWAITING_APPROVAL if d.require_approval else RunStatus.PENDING
-                res = conn.execute(t.action_runs.insert().values(
-                    decision_id=d.id, rule=d.rule, kind=d.action_kind or "", targets=list(d.targets),
-                    status=str(status), attempt=1, dry_run=d.dry_run, action=d.action,
-                    timeout=guards.timeout, max_attempts=1 + guards.retries,
-                    retry_backoff=guards.retry_backoff, created_at=ts(d.decided_at),
-                    not_before=ts(d.decided_at), output="", error=""))
+                res = conn.execute(
+                    t.action_runs.insert().values(
+                        decision_id=d.id,
+                        rule=d.rule,
+                        kind=d.action_kind or "",
+                        targets=list(d.targets),
+                        status=str(status),
+                        attempt=1,
+                        dry_run=d.dry_run,
+                        action=d.action,
+                        timeout=guards.timeout,
+                        max_attempts=1 + guards.retries,
+                        retry_backoff=guards.retry_backoff,
+                        created_at=ts(d.decided_at),
+                        not_before=ts(d.decided_at),
+                        output="",
+                        error="",
+                    )
+                )
                 key = res.inserted_primary_key
                 assert key is not None
                 run_ids.append(int(key[0]))
-                audit.append("run_created", ts(d.decided_at), {"run_id": int(key[0]), "decision_id": d.id,
-                                                               "status": str(status)})
+                audit.append(
+                    "run_created", ts(d.decided_at), {"run_id": int(key[0]), "decision_id": d.id, "status": str(status)}
+                )
         return run_ids
 
     def _still_firing(self, conn: Connection, d: Decision) -> Decision:
@@ -84,19 +122,30 @@ class DecisionsStore(Database):
         if row is not None and row.status == str(FindingStatus.FIRING):
             return d
         why = f"resolved ({row.resolution or 'recovered'})" if row is not None else "gone from the store"
-        logger.warning("rule %s on finding %s: not acting: the finding %s while the decision was made",
-                       d.rule, d.finding_id, why)
-        return d.model_copy(update={
-            "id": stable_id(d.rule, d.finding_id, "resolved_before_act"), "outcome": Outcome.SKIP,
-            "code": "resolved_before_act",
-            "reason": f"the finding {why} while this decision was being made: no action"})
+        logger.warning(
+            "rule %s on finding %s: not acting: the finding %s while the decision was made", d.rule, d.finding_id, why
+        )
+        return d.model_copy(
+            update={
+                "id": stable_id(d.rule, d.finding_id, "resolved_before_act"),
+                "outcome": Outcome.SKIP,
+                "code": "resolved_before_act",
+                "reason": f"the finding {why} while this decision was being made: no action",
+            }
+        )
 
     def get_decision(self, decision_id: str) -> Decision | None:
         found = self.list_decisions(limit=1, decision_id=decision_id)
         return found[0] if found else None
 
-    def list_decisions(self, *, limit: int = 100, outcome: str | None = None,
-                       finding_id: str | None = None, decision_id: str | None = None) -> list[Decision]:
+    def list_decisions(
+        self,
+        *,
+        limit: int = 100,
+        outcome: str | None = None,
+        finding_id: str | None = None,
+        decision_id: str | None = None,
+    ) -> list[Decision]:
         q = select(t.decisions).order_by(t.decisions.c.decided_at.desc()).limit(limit)
         if decision_id:
             q = q.where(t.decisions.c.id == decision_id)

@@ -64,13 +64,19 @@ class Membership:
         """Heartbeat, then take or keep the leader lease if it is free, expired or ours."""
         with self.store.write() as conn:
             now = db_now(conn)
-            ins = self.store.insert(t.replicas).values(name=self.name, started_at=self.started_at,
-                                                        heartbeat_at=now, expires_at=now + self.ttl)
-            conn.execute(ins.on_conflict_do_update(index_elements=["name"], set_={
-                "heartbeat_at": now, "expires_at": now + self.ttl}))
-            conn.execute(self.store.insert(t.leases).values(
-                name=LEADER, holder=self.name, acquired_at=now, expires_at=now + self.ttl)
-                .on_conflict_do_nothing(index_elements=["name"]))
+            ins = self.store.insert(t.replicas).values(
+                name=self.name, started_at=self.started_at, heartbeat_at=now, expires_at=now + self.ttl
+            )
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["name"], set_={"heartbeat_at": now, "expires_at": now + self.ttl}
+                )
+            )
+            conn.execute(
+                self.store.insert(t.leases)
+                .values(name=LEADER, holder=self.name, acquired_at=now, expires_at=now + self.ttl)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
             q = select(t.leases).where(t.leases.c.name == LEADER)
             if conn.dialect.name == "postgresql":
                 q = q.with_for_update()
@@ -87,8 +93,7 @@ class Membership:
         self._last_renewal = now
         changed = holder != self._holder
         self._holder = holder
-        return LeaseState(leader=holder == self.name, holder=holder, expires_at=expires, changed=changed,
-                          db_now=now)
+        return LeaseState(leader=holder == self.name, holder=holder, expires_at=expires, changed=changed, db_now=now)
 
     def leave(self) -> None:
         """On a clean stop: hand the lease back at once and drop our heartbeat."""
@@ -107,17 +112,23 @@ class Membership:
             if self.connected_since is None or now - self.connected_since < self.ttl:
                 return []
             alive = select(t.replicas.c.name).where(t.replicas.c.expires_at >= now)
-            cond = and_(t.action_runs.c.status == str(RunStatus.RUNNING),
-                        or_(t.action_runs.c.owner.is_(None), t.action_runs.c.owner.not_in(alive)))
+            cond = and_(
+                t.action_runs.c.status == str(RunStatus.RUNNING),
+                or_(t.action_runs.c.owner.is_(None), t.action_runs.c.owner.not_in(alive)),
+            )
             why = "the replica running this action stopped answering (heartbeat expired); it was not re-run"
-            rows = [(int(r.id), str(r.owner)) for r in conn.execute(
-                update(t.action_runs).where(cond).values(status=str(RunStatus.INTERRUPTED), finished_at=now,
-                                                         error=why)
-                .returning(t.action_runs.c.id, t.action_runs.c.owner))]
+            rows = [
+                (int(r.id), str(r.owner))
+                for r in conn.execute(
+                    update(t.action_runs)
+                    .where(cond)
+                    .values(status=str(RunStatus.INTERRUPTED), finished_at=now, error=why)
+                    .returning(t.action_runs.c.id, t.action_runs.c.owner)
+                )
+            ]
             audit = AuditChain(conn, self.store.dialect)
             for run_id, owner in sorted(rows):
-                audit.append("run_interrupted", now, {"run_id": run_id, "owner": owner, "reason": why,
-                                                      "by": self.name})
+                audit.append("run_interrupted", now, {"run_id": run_id, "owner": owner, "reason": why, "by": self.name})
             conn.execute(delete(t.replicas).where(t.replicas.c.expires_at < now - 3600))
         return rows
 
@@ -126,6 +137,12 @@ class Membership:
             now = db_now(conn)
             lease = conn.execute(select(t.leases).where(t.leases.c.name == LEADER)).first()
             leader = lease.holder if lease is not None and lease.expires_at >= now else None
-            return [{"name": r.name, "alive": r.expires_at >= now, "leader": r.name == leader,
-                     "heartbeat_age_seconds": round(now - r.heartbeat_at, 3)}
-                    for r in conn.execute(select(t.replicas).order_by(t.replicas.c.name))]
+            return [
+                {
+                    "name": r.name,
+                    "alive": r.expires_at >= now,
+                    "leader": r.name == leader,
+                    "heartbeat_age_seconds": round(now - r.heartbeat_at, 3),
+                }
+                for r in conn.execute(select(t.replicas).order_by(t.replicas.c.name))
+            ]

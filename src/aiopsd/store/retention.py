@@ -63,20 +63,33 @@ def prune(store: StateStore, now: datetime, keep: float) -> PruneResult:
     unfinished_run_of = exists().where(and_(r.decision_id == d.id, r.status.in_(UNFINISHED)))
     with store.write() as conn:
         busy_findings = select(d.finding_id).where(unfinished_run_of)
-        n_findings = conn.execute(delete(t.findings).where(and_(
-            f.status != str(FindingStatus.FIRING), f.resolved_at < cutoff, f.id.not_in(busy_findings)))).rowcount
+        n_findings = conn.execute(
+            delete(t.findings).where(
+                and_(f.status != str(FindingStatus.FIRING), f.resolved_at < cutoff, f.id.not_in(busy_findings))
+            )
+        ).rowcount
         finding_gone = not_(exists().where(f.id == d.finding_id))
-        n_decisions = conn.execute(delete(t.decisions).where(and_(
-            d.decided_at < cutoff, finding_gone, not_(unfinished_run_of)))).rowcount
-        n_runs = conn.execute(delete(t.action_runs).where(and_(
-            r.status.not_in(UNFINISHED), not_(exists().where(d.id == r.decision_id))))).rowcount
-        n_alerts = conn.execute(delete(t.alerts).where(and_(
-            a.received_at < cutoff, or_(a.finding_id.is_(None), not_(exists().where(f.id == a.finding_id))))
-        )).rowcount
+        n_decisions = conn.execute(
+            delete(t.decisions).where(and_(d.decided_at < cutoff, finding_gone, not_(unfinished_run_of)))
+        ).rowcount
+        n_runs = conn.execute(
+            delete(t.action_runs).where(and_(r.status.not_in(UNFINISHED), not_(exists().where(d.id == r.decision_id))))
+        ).rowcount
+        n_alerts = conn.execute(
+            delete(t.alerts).where(
+                and_(a.received_at < cutoff, or_(a.finding_id.is_(None), not_(exists().where(f.id == a.finding_id))))
+            )
+        ).rowcount
         n_audit, starts_at = prune_audit(conn, store.dialect, cutoff, now.timestamp())
-        result = PruneResult(cutoff=cutoff, alerts=n_alerts or 0, findings=n_findings or 0,
-                             decisions=n_decisions or 0, runs=n_runs or 0, audit_entries=n_audit,
-                             audit_starts_at=starts_at)
+        result = PruneResult(
+            cutoff=cutoff,
+            alerts=n_alerts or 0,
+            findings=n_findings or 0,
+            decisions=n_decisions or 0,
+            runs=n_runs or 0,
+            audit_entries=n_audit,
+            audit_starts_at=starts_at,
+        )
         if result.total:
             AuditChain(conn, store.dialect).append("pruned", now.timestamp(), asdict(result))
     return result
@@ -88,8 +101,10 @@ def prune_run_dirs(runs_dir: Path, store: StateStore, now: datetime, keep: float
         return 0
     cutoff = now.timestamp() - keep
     with store.read() as conn:
-        live = {int(i) for i in conn.execute(select(t.action_runs.c.id)
-                                             .where(t.action_runs.c.status.in_(UNFINISHED))).scalars()}
+        live = {
+            int(i)
+            for i in conn.execute(select(t.action_runs.c.id).where(t.action_runs.c.status.in_(UNFINISHED))).scalars()
+        }
     removed = 0
     for path in runs_dir.iterdir():
         run_id = path.name.split("-", 1)[0]

@@ -46,8 +46,11 @@ def cancel_for_finding(conn: Connection, audit: AuditChain, finding_id: str, at:
     ids = [int(r.id) for r in conn.execute(select(t.action_runs.c.id).where(waiting))]
     if not ids:
         return 0
-    conn.execute(update(t.action_runs).where(and_(waiting, t.action_runs.c.id.in_(ids))).values(
-        status=str(RunStatus.CANCELED), finished_at=at, error=why))
+    conn.execute(
+        update(t.action_runs)
+        .where(and_(waiting, t.action_runs.c.id.in_(ids)))
+        .values(status=str(RunStatus.CANCELED), finished_at=at, error=why)
+    )
     for run_id in ids:
         audit.append("run_canceled", at, {"run_id": run_id, "finding_id": finding_id, "reason": why})
     return len(ids)
@@ -58,21 +61,38 @@ def _owned(run_id: int, owner: str | None) -> Any:
     return cond if owner is None else and_(cond, t.action_runs.c.owner == owner)
 
 
-def _audit_lost_race(conn: Connection, audit: AuditChain, run_id: int, owner: str | None, at: float,
-                     result: Mapping[str, Any]) -> None:
-    row = conn.execute(select(t.action_runs.c.status, t.action_runs.c.owner)
-                       .where(t.action_runs.c.id == run_id)).first()
+def _audit_lost_race(
+    conn: Connection, audit: AuditChain, run_id: int, owner: str | None, at: float, result: Mapping[str, Any]
+) -> None:
+    row = conn.execute(
+        select(t.action_runs.c.status, t.action_runs.c.owner).where(t.action_runs.c.id == run_id)
+    ).first()
     now_status, now_owner = (None, None) if row is None else (row.status, row.owner)
-    logger.warning("action %d: result %s not recorded: the run is now %s (owner %s), not running as %s",
-                   run_id, result.get("status"), now_status or "gone", now_owner or "-", owner or "any")
-    audit.append("run_result_rejected", at, {"run_id": run_id, "by": owner, "result": dict(result),
-                                             "run_status": now_status, "run_owner": now_owner})
+    logger.warning(
+        "action %d: result %s not recorded: the run is now %s (owner %s), not running as %s",
+        run_id,
+        result.get("status"),
+        now_status or "gone",
+        now_owner or "-",
+        owner or "any",
+    )
+    audit.append(
+        "run_result_rejected",
+        at,
+        {"run_id": run_id, "by": owner, "result": dict(result), "run_status": now_status, "run_owner": now_owner},
+    )
 
 
 class RunsStore(Database):
-    def claim_runnable(self, now: datetime, *, limit: int, owner: str,
-                       busy_targets: frozenset[str] = frozenset(),
-                       rule_limits: Mapping[str, int] | None = None) -> list[Claim]:
+    def claim_runnable(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        owner: str,
+        busy_targets: frozenset[str] = frozenset(),
+        rule_limits: Mapping[str, int] | None = None,
+    ) -> list[Claim]:
         """Move up to ``limit`` due pending runs to running.
 
         A run whose targets overlap a running run's targets waits (per-target lock), and so
@@ -89,8 +109,11 @@ class RunsStore(Database):
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
             running_targets = set(busy_targets)
             per_rule: dict[str, int] = {}
-            for r in conn.execute(select(t.action_runs.c.targets, t.action_runs.c.rule)
-                                  .where(t.action_runs.c.status == str(RunStatus.RUNNING))):
+            for r in conn.execute(
+                select(t.action_runs.c.targets, t.action_runs.c.rule).where(
+                    t.action_runs.c.status == str(RunStatus.RUNNING)
+                )
+            ):
                 running_targets.update(r.targets or ())
                 per_rule[r.rule] = per_rule.get(r.rule, 0) + 1
             audit = AuditChain(conn, self.dialect)
@@ -105,12 +128,23 @@ class RunsStore(Database):
                     continue
                 running_targets |= targets
                 per_rule[row.rule] = per_rule.get(row.rule, 0) + 1
-                conn.execute(update(t.action_runs).where(and_(
-                    t.action_runs.c.id == row.id, t.action_runs.c.status == str(RunStatus.PENDING))).values(
-                    status=str(RunStatus.RUNNING), started_at=ts(now), owner=owner))
-                audit.append("run_started", ts(now), {"run_id": row.id, "rule": row.rule, "attempt": row.attempt,
-                                                      "targets": list(targets), "dry_run": row.dry_run,
-                                                      "owner": owner})
+                conn.execute(
+                    update(t.action_runs)
+                    .where(and_(t.action_runs.c.id == row.id, t.action_runs.c.status == str(RunStatus.PENDING)))
+                    .values(status=str(RunStatus.RUNNING), started_at=ts(now), owner=owner)
+                )
+                audit.append(
+                    "run_started",
+                    ts(now),
+                    {
+                        "run_id": row.id,
+                        "rule": row.rule,
+                        "attempt": row.attempt,
+                        "targets": list(targets),
+                        "dry_run": row.dry_run,
+                        "owner": owner,
+                    },
+                )
                 claimed = rows.run(row).model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
                 out.append(Claim(claimed, row.timeout, row.max_attempts, row.retry_backoff))
         return out
@@ -123,13 +157,19 @@ class RunsStore(Database):
         runs behind it (head-of-line blocking).
         """
         c = t.action_runs.c
-        base = (select(t.action_runs).where(and_(c.status == str(RunStatus.PENDING), c.not_before <= ts(now)))
-                .order_by(c.not_before, c.id))
+        base = (
+            select(t.action_runs)
+            .where(and_(c.status == str(RunStatus.PENDING), c.not_before <= ts(now)))
+            .order_by(c.not_before, c.id)
+        )
         after: tuple[float, int] | None = None
         page = 64
         while True:
-            q = base if after is None else base.where(or_(
-                c.not_before > after[0], and_(c.not_before == after[0], c.id > after[1])))
+            q = (
+                base
+                if after is None
+                else base.where(or_(c.not_before > after[0], and_(c.not_before == after[0], c.id > after[1])))
+            )
             q = q.limit(page)
             if self.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
@@ -140,40 +180,72 @@ class RunsStore(Database):
             after = (float(found[-1].not_before), int(found[-1].id))
             page = min(page * 2, 1024)
 
-    def finish_run(self, run_id: int, status: RunStatus, *, finished_at: datetime, rc: int | None,
-                   output: str, error: str = "", artifact_dir: str | None = None,
-                   owner: str | None = None) -> bool:
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        finished_at: datetime,
+        rc: int | None,
+        output: str,
+        error: str = "",
+        artifact_dir: str | None = None,
+        owner: str | None = None,
+    ) -> bool:
         """Record a run's result if it is still ``running`` (and, given ``owner``, still ours).
 
         Returns False when the run moved on meanwhile (e.g. marked ``interrupted`` by the leader
         during an outage): the result is then not applied, and the lost race is audited.
         """
         with self.write() as conn:
-            stmt = (update(t.action_runs).where(_owned(run_id, owner)).values(
-                status=str(status), finished_at=ts(finished_at), rc=rc, output=output, error=error,
-                artifact_dir=artifact_dir).returning(t.action_runs.c.id))
+            stmt = (
+                update(t.action_runs)
+                .where(_owned(run_id, owner))
+                .values(
+                    status=str(status),
+                    finished_at=ts(finished_at),
+                    rc=rc,
+                    output=output,
+                    error=error,
+                    artifact_dir=artifact_dir,
+                )
+                .returning(t.action_runs.c.id)
+            )
             audit = AuditChain(conn, self.dialect)
             if conn.execute(stmt).first() is None:
-                _audit_lost_race(conn, audit, run_id, owner, ts(finished_at),
-                                 {"status": str(status), "rc": rc, "error": error})
+                _audit_lost_race(
+                    conn, audit, run_id, owner, ts(finished_at), {"status": str(status), "rc": rc, "error": error}
+                )
                 return False
-            audit.append("run_finished", ts(finished_at), {
-                "run_id": run_id, "status": str(status), "rc": rc, "error": error})
+            audit.append(
+                "run_finished", ts(finished_at), {"run_id": run_id, "status": str(status), "rc": rc, "error": error}
+            )
         return True
 
-    def retry_run(self, run_id: int, *, not_before: datetime, output: str, error: str,
-                  owner: str | None = None) -> bool:
+    def retry_run(
+        self, run_id: int, *, not_before: datetime, output: str, error: str, owner: str | None = None
+    ) -> bool:
         """Put a failed attempt back in the queue for a later attempt (guarded like :meth:`finish_run`)."""
         with self.write() as conn:
-            stmt = (update(t.action_runs).where(_owned(run_id, owner)).values(
-                status=str(RunStatus.PENDING), attempt=t.action_runs.c.attempt + 1, not_before=ts(not_before),
-                output=output, error=error, started_at=None, owner=None).returning(t.action_runs.c.id))
+            stmt = (
+                update(t.action_runs)
+                .where(_owned(run_id, owner))
+                .values(
+                    status=str(RunStatus.PENDING),
+                    attempt=t.action_runs.c.attempt + 1,
+                    not_before=ts(not_before),
+                    output=output,
+                    error=error,
+                    started_at=None,
+                    owner=None,
+                )
+                .returning(t.action_runs.c.id)
+            )
             audit = AuditChain(conn, self.dialect)
             if conn.execute(stmt).first() is None:
                 _audit_lost_race(conn, audit, run_id, owner, time.time(), {"status": "retry", "error": error})
                 return False
-            audit.append("run_retry", time.time(), {
-                "run_id": run_id, "not_before": ts(not_before), "error": error})
+            audit.append("run_retry", time.time(), {"run_id": run_id, "not_before": ts(not_before), "error": error})
         return True
 
     def mark_interrupted(self, now: datetime, *, slot: str | None = None, keep: str | None = None) -> int:
@@ -192,9 +264,15 @@ class RunsStore(Database):
             cond = and_(cond, or_(c.owner.is_(None), c.owner != keep))
         why = "the daemon stopped while this action was running; it was not re-run"
         with self.write() as conn:
-            done = [(int(r.id), r.owner) for r in conn.execute(
-                update(t.action_runs).where(cond).values(status=str(RunStatus.INTERRUPTED), finished_at=ts(now),
-                                                         error=why).returning(c.id, c.owner))]
+            done = [
+                (int(r.id), r.owner)
+                for r in conn.execute(
+                    update(t.action_runs)
+                    .where(cond)
+                    .values(status=str(RunStatus.INTERRUPTED), finished_at=ts(now), error=why)
+                    .returning(c.id, c.owner)
+                )
+            ]
             audit = AuditChain(conn, self.dialect)
             for run_id, owner in sorted(done):
                 audit.append("run_interrupted", ts(now), {"run_id": run_id, "owner": owner, "reason": why})
@@ -202,9 +280,11 @@ class RunsStore(Database):
 
     def approve_run(self, run_id: int, now: datetime, *, by: str = "") -> ActionRun | None:
         with self.write() as conn:
-            res = conn.execute(update(t.action_runs).where(and_(
-                t.action_runs.c.id == run_id, t.action_runs.c.status == str(RunStatus.AWAITING_APPROVAL)))
-                .values(status=str(RunStatus.PENDING), not_before=ts(now)))
+            res = conn.execute(
+                update(t.action_runs)
+                .where(and_(t.action_runs.c.id == run_id, t.action_runs.c.status == str(RunStatus.AWAITING_APPROVAL)))
+                .values(status=str(RunStatus.PENDING), not_before=ts(now))
+            )
             if res.rowcount != 1:
                 return None
             AuditChain(conn, self.dialect).append("run_approved", ts(now), {"run_id": run_id, "by": by})

@@ -36,18 +36,24 @@ __all__ = ["AcceptResult", "AlertBatch", "AlertDelivery", "Claim", "StateStore"]
 class StateStore(FindingsStore, DecisionsStore, RunsStore, HistoryStore, CursorsStore, QueriesStore, AuditStore):
     """All reads and writes of aiopsd's state. Thread-safe; one instance per process; a context manager."""
 
-    def accept_alerts(self, alerts: Sequence[AlertDelivery], *, received_at: float, receiver: str | None,
-                      group_key: str | None) -> AcceptResult:
+    def accept_alerts(
+        self, alerts: Sequence[AlertDelivery], *, received_at: float, receiver: str | None, group_key: str | None
+    ) -> AcceptResult:
         """Store alerts and their findings in one transaction; duplicates are no-ops."""
         with self.write() as conn:
-            return alerts_intake.accept(self, conn, alerts, received_at=received_at, receiver=receiver,
-                                        group_key=group_key)
+            return alerts_intake.accept(
+                self, conn, alerts, received_at=received_at, receiver=receiver, group_key=group_key
+            )
 
     def accept_alert_batches(self, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
         """Several webhook requests' alerts in one transaction (group commit): all durable or none."""
         with self.write() as conn:
-            return [alerts_intake.accept(self, conn, b.alerts, received_at=b.received_at, receiver=b.receiver,
-                                         group_key=b.group_key) for b in batches]
+            return [
+                alerts_intake.accept(
+                    self, conn, b.alerts, received_at=b.received_at, receiver=b.receiver, group_key=b.group_key
+                )
+                for b in batches
+            ]
 
     def expire_alert_findings(self, now: datetime, max_age: float) -> list[str]:
         """Resolve, as ``expired``, alert findings whose resolve never came (see store/alerts.py)."""

@@ -19,7 +19,8 @@ from sqlalchemy import (
 metadata = MetaData()
 
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("fingerprint", String(128), nullable=False),
     Column("status", String(16), nullable=False),
@@ -42,7 +43,8 @@ alerts = Table(
 # stable_id("alert", fingerprint, "episode", n); while that finding fires, every delivery of the
 # fingerprint (whatever its startsAt: HA pairs differ) belongs to it.
 alert_episodes = Table(
-    "alert_episodes", metadata,
+    "alert_episodes",
+    metadata,
     Column("fingerprint", String(128), primary_key=True),
     Column("episode", Integer, nullable=False),
     Column("finding_id", String(64), nullable=True),
@@ -51,7 +53,8 @@ alert_episodes = Table(
 )
 
 findings = Table(
-    "findings", metadata,
+    "findings",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("source", String(256), nullable=False),
@@ -72,7 +75,8 @@ findings = Table(
 )
 
 decisions = Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("rule", String(256), nullable=False),
     Column("finding_id", String(64), nullable=False),
@@ -90,7 +94,8 @@ decisions = Table(
 )
 
 action_runs = Table(
-    "action_runs", metadata,
+    "action_runs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("decision_id", String(64), nullable=False, unique=True),
     Column("rule", String(256), nullable=False),
@@ -117,14 +122,16 @@ action_runs = Table(
 )
 
 cursors = Table(
-    "cursors", metadata,
+    "cursors",
+    metadata,
     Column("name", String(512), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
 
 sources = Table(
-    "sources", metadata,
+    "sources",
+    metadata,
     Column("name", String(256), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("up", Boolean, nullable=False),
@@ -136,7 +143,8 @@ sources = Table(
 )
 
 audit_log = Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     # Append-only and hash-chained: hash = sha256(prev_hash + canonical JSON of seq, at, kind, event).
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("at", Float, nullable=False),
@@ -147,7 +155,8 @@ audit_log = Table(
 )
 
 audit_anchor = Table(
-    "audit_anchor", metadata,
+    "audit_anchor",
+    metadata,
     # After a retention prune the chain starts at ``seq``, whose prev_hash must be ``prev_hash``.
     Column("name", String(16), primary_key=True),
     Column("seq", Integer, nullable=False),
@@ -157,7 +166,8 @@ audit_anchor = Table(
 )
 
 circuit_resets = Table(
-    "circuit_resets", metadata,
+    "circuit_resets",
+    metadata,
     # Runs finished before reset_at no longer count towards the rule's circuit breaker.
     Column("rule", String(256), primary_key=True),
     Column("reset_at", Float, nullable=False),
@@ -167,7 +177,8 @@ circuit_resets = Table(
 # High availability (PostgreSQL): one row per lease (the leader lease is "leader") and one
 # heartbeat row per live replica. Times come from the database's clock, not the replicas'.
 leases = Table(
-    "leases", metadata,
+    "leases",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("acquired_at", Float, nullable=False),
@@ -175,7 +186,8 @@ leases = Table(
 )
 
 replicas = Table(
-    "replicas", metadata,
+    "replicas",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
@@ -184,7 +196,8 @@ replicas = Table(
 
 # Maintenance windows created at run time (``aiopsd maintenance start``); config windows are not stored.
 maintenance_windows = Table(
-    "maintenance_windows", metadata,
+    "maintenance_windows",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(256), nullable=False, unique=True),
     Column("labels", JSON, nullable=False),

@@ -86,8 +86,9 @@ def write_data(tmp_path: Path, df: pd.DataFrame) -> Path:
 
 
 def test_gate_promotes_a_better_candidate(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", features=features(cancer))
+    params = RetrainParams(
+        model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]), label="target", features=features(cancer)
+    )
     res = retrain_job(params, tmp_path)
     assert res.status == "promoted" and res.promoted and res.candidate_version == 2
     assert res.candidate_score is not None and res.current_score is not None
@@ -98,8 +99,13 @@ def test_gate_promotes_a_better_candidate(model_dir: Path, tmp_path: Path, cance
 
 
 def test_gate_rejects_and_keeps_serving_current(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", features=features(cancer), min_improvement=0.5)  # cannot be met
+    params = RetrainParams(
+        model_dir=model_dir,
+        data_path=write_data(tmp_path, cancer.iloc[12:]),
+        label="target",
+        features=features(cancer),
+        min_improvement=0.5,
+    )  # cannot be met
     res = retrain_job(params, tmp_path)
     assert res.status == "rejected" and not res.promoted
     assert DirectoryStore(model_dir).current() == 1
@@ -109,15 +115,19 @@ def test_gate_rejects_and_keeps_serving_current(model_dir: Path, tmp_path: Path,
 
 
 def test_run_retrain_in_a_subprocess(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", features=features(cancer), metric="f1")
+    params = RetrainParams(
+        model_dir=model_dir,
+        data_path=write_data(tmp_path, cancer.iloc[12:]),
+        label="target",
+        features=features(cancer),
+        metric="f1",
+    )
     res = run_retrain(params, timeout=120)
     assert res.status == "promoted", res.output
     assert DirectoryStore(model_dir).current() == 2 and res.metric == "f1"
 
 
-def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path: Path,
-                                                       cancer: pd.DataFrame) -> None:
+def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path: Path, cancer: pd.DataFrame) -> None:
     script = tmp_path / "train.py"
     script.write_text(
         "import os, joblib, pandas as pd\n"
@@ -125,10 +135,17 @@ def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path
         "df = pd.read_csv(os.environ['AIOPSD_TRAIN_DATA'])\n"
         "X = df.drop(columns=['target', 'timestamp'])\n"
         "model = DecisionTreeClassifier(max_depth=1).fit(X, df['target'])\n"
-        "joblib.dump(model, os.environ['AIOPSD_CANDIDATE'])\n")
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", features=features(cancer), job="command",
-                           command=[sys.executable, str(script)], min_improvement=0.2)
+        "joblib.dump(model, os.environ['AIOPSD_CANDIDATE'])\n"
+    )
+    params = RetrainParams(
+        model_dir=model_dir,
+        data_path=write_data(tmp_path, cancer.iloc[12:]),
+        label="target",
+        features=features(cancer),
+        job="command",
+        command=[sys.executable, str(script)],
+        min_improvement=0.2,
+    )
     res = run_retrain(params, timeout=120)
     assert res.status == "rejected", res.output  # a stump is not 0.2 accuracy better than the current model
     assert DirectoryStore(model_dir).current() == 1
@@ -138,8 +155,13 @@ def test_configured_command_goes_through_the_same_gate(model_dir: Path, tmp_path
 def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
     pidfile = tmp_path / "child.pid"
     cmd = ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"]
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", job="command", command=cmd)
+    params = RetrainParams(
+        model_dir=model_dir,
+        data_path=write_data(tmp_path, cancer.iloc[12:]),
+        label="target",
+        job="command",
+        command=cmd,
+    )
     started = time.monotonic()
     # 30 s: on a loaded machine the job needs more than 10 s to import, load the model and reach the command.
     res = run_retrain(params, timeout=30)
@@ -158,14 +180,12 @@ def test_timeout_kills_the_whole_process_group(model_dir: Path, tmp_path: Path, 
 
 
 def test_failure_is_reported_not_raised(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="nope")
+    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]), label="nope")
     res = run_retrain(params, timeout=60)
     assert res.status == "failed" and "no label column 'nope'" in res.message
 
 
-def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, tmp_path: Path,
-                                                                cancer: Frame) -> None:
+def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
     data = write_data(tmp_path, cancer.iloc[12:])
     params = RetrainParams(model_dir=model_dir, state_dir=tmp_path / "state", data_path=data, label="target")
     res = retrain_job(params, tmp_path)
@@ -177,8 +197,11 @@ def test_lineage_names_the_kept_table_and_reproduces_the_model(model_dir: Path, 
     assert table.parent == tmp_path / "state" / "training" and table.name == f"{lineage['table']['sha256']}.csv"
     assert lin.file_sha256(table) == lineage["table"]["sha256"]
     assert lineage["rows"] == res.rows_train == len(pd.read_csv(table)) and lineage["parent"] == 1
-    assert lineage["sources"][0] == {"path": str(data), "bytes": [0, data.stat().st_size],
-                                     "sha256": lin.file_sha256(data)}
+    assert lineage["sources"][0] == {
+        "path": str(data),
+        "bytes": [0, data.stat().st_size],
+        "sha256": lin.file_sha256(data),
+    }
     assert lineage["features"][0] == {"name": "mean_radius", "dtype": "float64"}
     assert [f["name"] for f in lineage["features"]] == features(cancer) and lineage["estimator"] == "Pipeline"
     x = cancer[features(cancer)]
@@ -193,8 +216,9 @@ def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: 
 
     from aiopsd.cli.ml import create_model_app
 
-    retrain_job(RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                              label="target"), tmp_path)
+    retrain_job(
+        RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]), label="target"), tmp_path
+    )
     res = CliRunner().invoke(create_model_app(), ["show", "2", "-d", str(model_dir)])
     assert res.exit_code == 0, res.output
     shown = json.loads(res.output)
@@ -204,14 +228,18 @@ def test_model_show_prints_the_lineage(model_dir: Path, tmp_path: Path, cancer: 
     assert missing.exit_code == 2 and "no version 9" in missing.output
 
 
-def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp_path: Path,
-                                                            cancer: Frame) -> None:
+def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp_path: Path, cancer: Frame) -> None:
     """SIGTERM's drain cancels a retrain like a playbook: at once, its whole tree, status canceled."""
     pidfile = tmp_path / "child.pid"
     # The grandchild leaves the job's session: only the run's environment marker still finds it.
     cmd = ["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; wait"]
-    params = RetrainParams(model_dir=model_dir, data_path=write_data(tmp_path, cancer.iloc[12:]),
-                           label="target", job="command", command=cmd)
+    params = RetrainParams(
+        model_dir=model_dir,
+        data_path=write_data(tmp_path, cancer.iloc[12:]),
+        label="target",
+        job="command",
+        command=cmd,
+    )
     cancel = threading.Event()
 
     def cancel_once_started() -> None:  # the drain's cancel, once the job's tree is up

@@ -20,8 +20,9 @@ EC2 = "realKnownCause/ec2_request_latency_system_failure.csv"
 
 def test_backtest_writes_scores_mirroring_the_input_tree(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(create_app(), ["backtest", "--detector", "default", "--input",
-                                               str(SLICE / "data"), "--output", str(out)])
+    result = CliRunner().invoke(
+        create_app(), ["backtest", "--detector", "default", "--input", str(SLICE / "data"), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
     assert written == sorted(["artificialWithAnomaly/art_daily_jumpsup.csv", EC2])
@@ -36,10 +37,24 @@ def test_backtest_writes_scores_mirroring_the_input_tree(tmp_path: Path) -> None
 
 
 def test_backtest_with_windows_prints_nab_table_and_plots(tmp_path: Path) -> None:
-    result = CliRunner().invoke(create_app(), [
-        "backtest", "--detector", "default", "--input", str(SLICE / "data" / EC2),
-        "--input", str(SLICE / "data" / "artificialWithAnomaly"), "--output", str(tmp_path / "out"),
-        "--windows", str(SLICE / "windows.json"), "--plot", str(tmp_path / "png")])
+    result = CliRunner().invoke(
+        create_app(),
+        [
+            "backtest",
+            "--detector",
+            "default",
+            "--input",
+            str(SLICE / "data" / EC2),
+            "--input",
+            str(SLICE / "data" / "artificialWithAnomaly"),
+            "--output",
+            str(tmp_path / "out"),
+            "--windows",
+            str(SLICE / "windows.json"),
+            "--plot",
+            str(tmp_path / "png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
         assert profile in result.output
@@ -61,10 +76,13 @@ def test_default_detector_finds_the_labelled_anomalies_of_the_slice() -> None:
         assert (score[~inside] >= 1).sum() < 15, key
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--detector", "nope"], "unknown detector"),
-    (["--detector", "default", "--input", "/nonexistent/x.csv"], "no such file"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--detector", "nope"], "unknown detector"),
+        (["--detector", "default", "--input", "/nonexistent/x.csv"], "no such file"),
+    ],
+)
 def test_backtest_errors_are_one_clear_sentence(tmp_path: Path, args: list[str], message: str) -> None:
     argv = ["backtest", *args, "--output", str(tmp_path)]
     if "--input" not in args:

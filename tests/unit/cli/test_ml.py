@@ -37,8 +37,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 def test_drift_check_json_one_line_per_file(files: tuple[Path, Path, Path]) -> None:
     ref, same, shifted = files
-    res = runner.invoke(create_drift_app(), ["check", "--reference", str(ref), str(same), str(shifted),
-                                             "--format", "json"])
+    res = runner.invoke(
+        create_drift_app(), ["check", "--reference", str(ref), str(same), str(shifted), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines()]
     assert [x["current"] for x in lines] == [str(same), str(shifted)]
@@ -89,8 +90,9 @@ def test_model_retrain_command_promotes_through_the_gate(tmp_path: Path) -> None
     DirectoryStore(d).promote(DirectoryStore(d).register(weak, metrics={}).number)
     data = tmp_path / "recent.csv"
     df.iloc[6:].to_csv(data, index=False)
-    res = runner.invoke(create_model_app(), ["retrain", "-d", str(d), "--data", str(data), "--label", "target",
-                                             "--timeout", "120"])
+    res = runner.invoke(
+        create_model_app(), ["retrain", "-d", str(d), "--data", str(data), "--label", "target", "--timeout", "120"]
+    )
     assert res.exit_code == 0, res.output
     assert "promoted" in res.output and DirectoryStore(d).current() == 2
 
@@ -105,8 +107,11 @@ def test_model_commands_name_one_store_and_report_an_unreachable_mlflow(tmp_path
     res = runner.invoke(create_model_app(), ["list", "--mlflow", "http://127.0.0.1:1"])
     assert res.exit_code == 2 and "--mlflow needs --name" in res.output
     down = f"http://127.0.0.1:{free_port()}"
-    res = runner.invoke(create_model_app(), ["promote", "1", "--mlflow", down, "--name", "churn"],
-                                 env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    res = runner.invoke(
+        create_model_app(),
+        ["promote", "1", "--mlflow", down, "--name", "churn"],
+        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+    )
     assert res.exit_code == 2, res.output
     assert f"mlflow:churn@champion ({down})" in res.output and "Traceback" not in res.output
 
@@ -116,8 +121,9 @@ def test_model_commands_use_the_store_of_a_configured_prediction_log(tmp_path: P
     store = DirectoryStore(tmp_path / "models" / "iris")
     store.promote(store.register(DecisionTreeClassifier(max_depth=1).fit(x, y), metrics={}).number)
     cfg = tmp_path / "aiopsd.yaml"
-    cfg.write_text("prediction_logs:\n  - {model: iris, path: logs/*.jsonl, "
-                   "model_store: {kind: directory, path: models/iris}}\n")
+    cfg.write_text(
+        "prediction_logs:\n  - {model: iris, path: logs/*.jsonl, model_store: {kind: directory, path: models/iris}}\n"
+    )
     res = runner.invoke(create_model_app(), ["list", "--config", str(cfg), "--model", "iris", "--format", "json"])
     assert res.exit_code == 0, res.output
     assert [json.loads(line)["current"] for line in res.output.splitlines()] == [True]

@@ -25,15 +25,19 @@ runner = CliRunner()
 
 
 def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
-    r = runner.invoke(create_app(), ["rules", "test", str(FIXTURES / "rules"),
-                                     "--findings", str(FIXTURES / "findings.yaml"), "--format", "json"])
+    r = runner.invoke(
+        create_app(),
+        ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml"), "--format", "json"],
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     got = [(x["rule"], x["finding"], x["outcome"], x["code"]) for x in rows]
-    assert got[:4] == [("restart-web", "lat-web-1", "act", "act"),
-                       ("restart-web", "lat-web-1b", "skip", "cooldown"),
-                       ("restart-web", "lat-web-2", "act", "act"),
-                       ("restart-web", "lat-web-1", "act", "on_resolved")]
+    assert got[:4] == [
+        ("restart-web", "lat-web-1", "act", "act"),
+        ("restart-web", "lat-web-1b", "skip", "cooldown"),
+        ("restart-web", "lat-web-2", "act", "act"),
+        ("restart-web", "lat-web-1", "act", "on_resolved"),
+    ]
     # critical + env != staging: one alert acts (held for approval), the staging one does not match.
     alert_rows = [x for x in rows if x["rule"] == "page-on-alert"]
     assert len(alert_rows) == 1 and alert_rows[0]["require_approval"]
@@ -45,8 +49,9 @@ def test_rules_test_replays_fixture_and_prints_each_decision_as_json() -> None:
 
 
 def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
-    r = runner.invoke(create_app(), ["rules", "test", str(FIXTURES / "rules"),
-                                     "--findings", str(FIXTURES / "findings.yaml")])
+    r = runner.invoke(
+        create_app(), ["rules", "test", str(FIXTURES / "rules"), "--findings", str(FIXTURES / "findings.yaml")]
+    )
     assert r.exit_code == 0 and "cooldown" in r.stdout and "decisions" in r.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("findings: [{kind: alert}]\n")
@@ -56,13 +61,18 @@ def test_rules_test_table_and_bad_fixture(tmp_path: Path) -> None:
 
 def test_rules_test_shows_the_circuit_opening_after_failed_runs_and_closing_after_reset_after() -> None:
     circuit = FIXTURES / "circuit"
-    r = runner.invoke(create_app(), ["rules", "test", str(circuit / "rules"),
-                                     "--findings", str(circuit / "findings.yaml"), "--format", "json"])
+    r = runner.invoke(
+        create_app(),
+        ["rules", "test", str(circuit / "rules"), "--findings", str(circuit / "findings.yaml"), "--format", "json"],
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [(x["at"][11:16], x["finding"], x["code"]) for x in rows] == [
-        ("00:00", "down-db-1", "act"), ("00:01", "down-db-2", "act"),
-        ("00:02", "down-db-3", "circuit_open"), ("00:32", "down-db-3", "act")]
+        ("00:00", "down-db-1", "act"),
+        ("00:01", "down-db-2", "act"),
+        ("00:02", "down-db-3", "circuit_open"),
+        ("00:32", "down-db-3", "act"),
+    ]
     assert "2 consecutive failed runs, last at 2026-01-01 00:01:00Z" in rows[2]["reason"]
     assert "aiopsd circuit reset restart-db" in rows[2]["reason"]
 
@@ -76,15 +86,23 @@ def _config(tmp_path: Path, rules: list[dict[str, Any]]) -> tuple[Path, StateSto
 
 
 def _decide(store: StateStore, rule: Rule) -> None:
-    store.accept_alerts([IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None,
-                                       0.0)], received_at=0.0, receiver=None, group_key=None)
+    store.accept_alerts(
+        [IncomingAlert("fp", "firing", "2026-01-01T00:00:00Z", None, {"alertname": "A"}, {}, None, 0.0)],
+        received_at=0.0,
+        receiver=None,
+        group_key=None,
+    )
     now = datetime.now(UTC)
     ds = evaluate(store.active_findings(), [rule], engine_state(store, [rule], now, sources_down={}), now)
     store.record_decisions(ds, {rule.name: rule})
 
 
-MANUAL: dict[str, Any] = {"name": "manual", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}},
-          "guards": {"require_approval": True}}
+MANUAL: dict[str, Any] = {
+    "name": "manual",
+    "match": {"kind": "alert"},
+    "action": {"notify": {"message": "x"}},
+    "guards": {"require_approval": True},
+}
 
 
 def test_approve_cli_writes_to_the_store(tmp_path: Path) -> None:

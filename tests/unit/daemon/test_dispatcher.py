@@ -14,16 +14,27 @@ from aiopsd.sources.alertmanager import WebhookAlert
 
 def test_a_failing_rule_is_a_skip_and_the_tick_still_decides_and_starts_the_others(runtime: Runtime) -> None:
     rt = runtime
-    good = Rule.model_validate({"name": "good", "match": {"kind": "alert"},
-                                "action": {"notify": {"message": "{{ labels.host }}"}}})
-    broken = Rule.model_validate({"name": "broken", "match": {"kind": "alert"},
-                                  "action": {"notify": {"message": "x"}}})
+    good = Rule.model_validate(
+        {"name": "good", "match": {"kind": "alert"}, "action": {"notify": {"message": "{{ labels.host }}"}}}
+    )
+    broken = Rule.model_validate({"name": "broken", "match": {"kind": "alert"}, "action": {"notify": {"message": "x"}}})
     # What `max_per_window: {window: .inf}` was before load-time validation refused it.
-    broken = broken.model_copy(update={"guards": broken.guards.model_copy(update={
-        "max_per_window": RateBudget.model_construct(count=1, window=float("inf"))})})
+    broken = broken.model_copy(
+        update={
+            "guards": broken.guards.model_copy(
+                update={"max_per_window": RateBudget.model_construct(count=1, window=float("inf"))}
+            )
+        }
+    )
     rt.set_rules([broken, good])
-    a = WebhookAlert.model_validate({"status": "firing", "labels": {"alertname": "A", "host": "h1"},
-                                     "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "fp"}).to_incoming()
+    a = WebhookAlert.model_validate(
+        {
+            "status": "firing",
+            "labels": {"alertname": "A", "host": "h1"},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "fingerprint": "fp",
+        }
+    ).to_incoming()
     rt.store.accept_alerts([a], received_at=time.time(), receiver="x", group_key="g")
     d = Dispatcher(rt)
     try:

@@ -22,16 +22,18 @@ T = 1_700_000_000.0
 
 def finding(fid: str = "f1", event: str = "opened") -> Finding:
     at = datetime.fromtimestamp(T, UTC)
-    return Finding(id=fid, kind=FindingKind.ANOMALY, source="scripted", starts_at=at, last_seen=at,
-                   details={"event": event})
+    return Finding(
+        id=fid, kind=FindingKind.ANOMALY, source="scripted", starts_at=at, last_seen=at, details={"event": event}
+    )
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-def test_findings_are_stored_then_committed_and_the_source_is_up(store: StateStore,
-                                                                 scripted_source: ScriptedSource) -> None:
+def test_findings_are_stored_then_committed_and_the_source_is_up(
+    store: StateStore, scripted_source: ScriptedSource
+) -> None:
     metrics = Metrics()
     scripted_source.then(finding(), lag=12.5)
     assert SourceRunner(store, metrics).run(scripted_source, T) == [finding()]
@@ -53,8 +55,7 @@ def test_only_opened_findings_are_counted(store: StateStore, scripted_source: Sc
     assert sample(metrics, "aiopsd_findings_total", kind="anomaly") == 0
 
 
-def test_an_unreadable_source_is_down_and_yields_nothing(store: StateStore,
-                                                         scripted_source: ScriptedSource) -> None:
+def test_an_unreadable_source_is_down_and_yields_nothing(store: StateStore, scripted_source: ScriptedSource) -> None:
     metrics = Metrics()
     scripted_source.then(error=SourceError("Prometheus at http://p unreachable: ConnectError"))
     assert SourceRunner(store, metrics).run(scripted_source, T) == []
@@ -65,8 +66,9 @@ def test_an_unreadable_source_is_down_and_yields_nothing(store: StateStore,
     assert sample(metrics, "aiopsd_source_poll_duration_seconds_count", source="scripted") == 1
 
 
-def test_a_failed_write_rolls_back_and_propagates(store: StateStore, scripted_source: ScriptedSource,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_rolls_back_and_propagates(
+    store: StateStore, scripted_source: ScriptedSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(items: Any) -> None:
         raise StoreUnavailableError("database is locked")
 
@@ -108,8 +110,11 @@ def _spec(name: str, config: object, built: list[ScriptedSource], *, leader_only
 def test_a_reload_keeps_unchanged_sources_rebuilds_changed_ones_and_closes_removed_ones(store: StateStore) -> None:
     metrics = Metrics()
     built: list[ScriptedSource] = []
-    sources = SourceSet([_spec("a", 1, built), _spec("b", 1, built), _spec("c", 1, built)],
-                        SourceEnv(store=store, metrics=metrics), SourceRunner(store, metrics))
+    sources = SourceSet(
+        [_spec("a", 1, built), _spec("b", 1, built), _spec("c", 1, built)],
+        SourceEnv(store=store, metrics=metrics),
+        SourceRunner(store, metrics),
+    )
     a, b, c = built
     stopped, started = sources.apply([_spec("a", 1, built), _spec("b", 2, built), _spec("d", 1, built)])
     assert stopped == [(SourceKind.PROMETHEUS, "b"), (SourceKind.PROMETHEUS, "c")]
@@ -123,8 +128,11 @@ def test_a_reload_keeps_unchanged_sources_rebuilds_changed_ones_and_closes_remov
 def test_a_leader_only_source_is_polled_only_by_the_leader(store: StateStore) -> None:
     metrics = Metrics()
     built: list[ScriptedSource] = []
-    sources = SourceSet([_spec("lead", 1, built), _spec("any", 1, built, leader_only=False)],
-                        SourceEnv(store=store, metrics=metrics), SourceRunner(store, metrics))
+    sources = SourceSet(
+        [_spec("lead", 1, built), _spec("any", 1, built, leader_only=False)],
+        SourceEnv(store=store, metrics=metrics),
+        SourceRunner(store, metrics),
+    )
     lead, anywhere = built
     assert sources.poll((SourceKind.PROMETHEUS, "lead"), leader=False) == []
     assert len(sources.poll((SourceKind.PROMETHEUS, "any"), leader=False)) == 1
@@ -140,9 +148,12 @@ def test_every_polled_source_kind_has_a_registry_entry() -> None:
 
 
 def test_config_names_one_source_per_watch_and_prediction_log() -> None:
-    settings = Settings(watches=[{"name": "api", "query": "up"}],
-                        prediction_logs=[{"model": "churn", "path": "/nonexistent/*.jsonl"}])
-    assert [s.key for s in source_specs(settings)] == [(SourceKind.PROMETHEUS, "api"),
-                                                       (SourceKind.PREDICTION_LOG, "predictions:churn")]
+    settings = Settings(
+        watches=[{"name": "api", "query": "up"}], prediction_logs=[{"model": "churn", "path": "/nonexistent/*.jsonl"}]
+    )
+    assert [s.key for s in source_specs(settings)] == [
+        (SourceKind.PROMETHEUS, "api"),
+        (SourceKind.PREDICTION_LOG, "predictions:churn"),
+    ]
     again = source_specs(settings)
     assert source_specs(settings) == again, "specs compare by (kind, name, config)"

@@ -59,9 +59,13 @@ def test_drift_window_judged_again_after_a_failed_write(tmp_path: Path, monkeypa
 def test_anomaly_points_scored_again_after_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     src = ScriptedRange()
-    w = PrometheusWatch(WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad",
-                                    resolve_after=3),
-                        PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src, store, Metrics())
+    w = PrometheusWatch(
+        WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad", resolve_after=3),
+        PrometheusConfig(url="http://unused", overlap=5, stale_after=30),
+        src,
+        store,
+        Metrics(),
+    )
     ts = np.arange(0.0, 400.0)
     vs = 10 + np.random.default_rng(1).normal(0, 0.5, ts.size)
     vs[350:] = 50.0
@@ -84,9 +88,13 @@ def test_anomaly_points_scored_again_after_a_failed_write(tmp_path: Path, monkey
 def test_a_detector_raising_loses_no_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     src = ScriptedRange()
-    w = PrometheusWatch(WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad",
-                                    resolve_after=3),
-                        PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src, store, Metrics())
+    w = PrometheusWatch(
+        WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad", resolve_after=3),
+        PrometheusConfig(url="http://unused", overlap=5, stale_after=30),
+        src,
+        store,
+        Metrics(),
+    )
     ts = np.arange(0.0, 400.0)
     vs = 10 + np.random.default_rng(1).normal(0, 0.5, ts.size)
     vs[350:] = 50.0

@@ -22,16 +22,22 @@ def drift_watches(daemon: Daemon) -> list[DriftWatch]:
 def test_reload_applies_prediction_logs(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     log = tmp_path / "m.jsonl"
-    log.write_text("".join(json.dumps({"timestamp": 1_700_000_000 + i, "model": "m", "prediction": 1,
-                                       "features": {"x": float(i)}}) + "\n" for i in range(5)))
+    log.write_text(
+        "".join(
+            json.dumps({"timestamp": 1_700_000_000 + i, "model": "m", "prediction": 1, "features": {"x": float(i)}})
+            + "\n"
+            for i in range(5)
+        )
+    )
     base = {"state_url": "sqlite:///state.db", "state_dir": "state", "rules_dir": "rules"}
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump(base))
     daemon = Daemon(load_settings(cfg), str(cfg))
     try:
         assert drift_watches(daemon) == []
-        cfg.write_text(yaml.safe_dump({**base, "prediction_logs": [
-            {"model": "m", "path": "m.jsonl", "interval": "7s"}]}))
+        cfg.write_text(
+            yaml.safe_dump({**base, "prediction_logs": [{"model": "m", "path": "m.jsonl", "interval": "7s"}]})
+        )
         assert daemon.reload()
         assert [d.cfg.model for d in drift_watches(daemon)] == ["m"]
         assert drift_watches(daemon)[0].cfg.interval == 7.0
@@ -39,8 +45,9 @@ def test_reload_applies_prediction_logs(tmp_path: Path) -> None:
         first = drift_watches(daemon)[0]
         assert daemon.reload()
         assert drift_watches(daemon)[0] is first, "an unchanged log keeps its watcher"
-        cfg.write_text(yaml.safe_dump({**base, "prediction_logs": [
-            {"model": "m", "path": "m.jsonl", "interval": "9s"}]}))
+        cfg.write_text(
+            yaml.safe_dump({**base, "prediction_logs": [{"model": "m", "path": "m.jsonl", "interval": "9s"}]})
+        )
         assert daemon.reload()
         assert drift_watches(daemon)[0] is not first and drift_watches(daemon)[0].cfg.interval == 9.0
         cfg.write_text(yaml.safe_dump(base))

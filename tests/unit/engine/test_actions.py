@@ -24,18 +24,40 @@ NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
 
 def finding(**labels: str) -> Finding:
-    return Finding(id="f1", kind=FindingKind.ALERT, source="alertmanager", labels=labels, starts_at=NOW,
-                   last_seen=NOW, summary="disk full")
+    return Finding(
+        id="f1",
+        kind=FindingKind.ALERT,
+        source="alertmanager",
+        labels=labels,
+        starts_at=NOW,
+        last_seen=NOW,
+        summary="disk full",
+    )
 
 
 def context(tmp_path: Path) -> ActionContext:
-    return ActionContext(private_dir=tmp_path / "run", timeout=10, cancel=threading.Event(),
-                         playbooks_dir=REPO / "playbooks", state_dir=tmp_path / "state", awx=AWXConfig())
+    return ActionContext(
+        private_dir=tmp_path / "run",
+        timeout=10,
+        cancel=threading.Event(),
+        playbooks_dir=REPO / "playbooks",
+        state_dir=tmp_path / "state",
+        awx=AWXConfig(),
+    )
 
 
 def run_of(decision_action: dict[str, object], kind: str, *, dry_run: bool = False) -> ActionRun:
-    return ActionRun(id=7, decision_id="d", rule="r", kind=kind, targets=(), status=RunStatus.RUNNING,
-                     created_at=NOW, action=decision_action, dry_run=dry_run)
+    return ActionRun(
+        id=7,
+        decision_id="d",
+        rule="r",
+        kind=kind,
+        targets=(),
+        status=RunStatus.RUNNING,
+        created_at=NOW,
+        action=decision_action,
+        dry_run=dry_run,
+    )
 
 
 def test_schema_and_executor_registries_have_the_same_kinds() -> None:
@@ -50,20 +72,25 @@ def test_each_kind_is_registered_under_its_own_kind() -> None:
 
 def test_the_loader_error_names_every_kind(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "r.yaml").write_text("rules:\n  - name: r\n    match: {}\n"
-                                               "    action: {notify: {message: m}, log: {message: m}}\n")
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "rules:\n  - name: r\n    match: {}\n    action: {notify: {message: m}, log: {message: m}}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_rules(tmp_path / "rules")
     assert f"an action needs exactly one of: {', '.join(ACTIONS)}" in str(info.value)
 
 
-@pytest.mark.parametrize(("action", "field"), [
-    ("{job_template: {extra_vars: {}}}", "action.job_template.id"),
-    ("{log: {message: hi, level: loud}}", "action.log.level"),
-    ("{silence: {duration: -1}}", "action.silence.duration"),
-])
-def test_a_field_error_in_any_kind_names_the_field_without_the_union_tag(tmp_path: Path, action: str,
-                                                                          field: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "field"),
+    [
+        ("{job_template: {extra_vars: {}}}", "action.job_template.id"),
+        ("{log: {message: hi, level: loud}}", "action.log.level"),
+        ("{silence: {duration: -1}}", "action.silence.duration"),
+    ],
+)
+def test_a_field_error_in_any_kind_names_the_field_without_the_union_tag(
+    tmp_path: Path, action: str, field: str
+) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(f"rules:\n  - name: r\n    match: {{}}\n    action: {action}\n")
     with pytest.raises(ConfigError) as info:
@@ -97,8 +124,9 @@ def test_every_on_resolved_reason_is_a_prefixed_guard() -> None:
 
 
 def test_the_context_carries_the_settings_actions_read(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path / "state", playbook_vars={"env": "prod"},
-                        alertmanager_url="http://127.0.0.1:9093")
+    settings = Settings(
+        state_dir=tmp_path / "state", playbook_vars={"env": "prod"}, alertmanager_url="http://127.0.0.1:9093"
+    )
     ctx = context_for(settings, private_dir=tmp_path / "run", timeout=5, cancel=threading.Event())
     assert (ctx.playbook_vars, ctx.alertmanager_url, ctx.timeout) == ({"env": "prod"}, "http://127.0.0.1:9093", 5)
     assert ctx.model_stores == {} and "PATH" in ctx.env
@@ -107,10 +135,22 @@ def test_the_context_carries_the_settings_actions_read(tmp_path: Path) -> None:
 # ---- the log kind, end to end: its model, its executor and the two registry entries are all it took
 
 
-def test_a_log_rule_decides_renders_once_and_writes_one_json_line(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    r = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "action": {
-        "log": {"message": "disk on {{ labels.host }}", "level": "warning", "fields": {"team": "{{ labels.team }}"}}}})
+def test_a_log_rule_decides_renders_once_and_writes_one_json_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = Rule.model_validate(
+        {
+            "name": "r",
+            "match": {"kind": "alert"},
+            "action": {
+                "log": {
+                    "message": "disk on {{ labels.host }}",
+                    "level": "warning",
+                    "fields": {"team": "{{ labels.team }}"},
+                }
+            },
+        }
+    )
     assert isinstance(r.action, LogAction) and r.action.describe() == "disk on {{ labels.host }}"
     hostile = "db-1\nFAKE 00:00 CRITICAL aiopsd: {{ 7*7 }}"
     [d] = evaluate([finding(host=hostile, team="storage")], [r], EngineState(), NOW)
@@ -141,18 +181,30 @@ def test_a_dry_run_log_writes_nothing(tmp_path: Path, caplog: pytest.LogCaptureF
 
 
 def test_a_job_template_without_limit_cannot_hold_max_hosts_on_resolved_either() -> None:
-    r = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "guards": {"max_hosts": 1},
-                             "action": {"notify": {"message": "m"}},
-                             "on_resolved": {"job_template": {"id": 42}}})
-    resolved = finding().model_copy(update={"status": FindingStatus.RESOLVED, "resolution": "recovered",
-                                            "last_seen": NOW - timedelta(seconds=1)})
+    r = Rule.model_validate(
+        {
+            "name": "r",
+            "match": {"kind": "alert"},
+            "guards": {"max_hosts": 1},
+            "action": {"notify": {"message": "m"}},
+            "on_resolved": {"job_template": {"id": 42}},
+        }
+    )
+    resolved = finding().model_copy(
+        update={"status": FindingStatus.RESOLVED, "resolution": "recovered", "last_seen": NOW - timedelta(seconds=1)}
+    )
     [d] = evaluate([resolved], [r], EngineState(started=frozenset({("r", "f1")})), NOW)
     assert (d.outcome, d.code) == (Outcome.SKIP, SkipReason.ON_RESOLVED_MAX_HOSTS)
     assert d.reason.startswith("on_resolved: blast radius: no job_template.limit")
 
 
 def test_a_playbook_whose_targets_render_empty_is_no_targets() -> None:
-    r = Rule.model_validate({"name": "r", "match": {"kind": "alert"},
-                             "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}"}})
+    r = Rule.model_validate(
+        {
+            "name": "r",
+            "match": {"kind": "alert"},
+            "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}"},
+        }
+    )
     [d] = evaluate([finding(host="")], [r], EngineState(), NOW)
     assert (d.outcome, d.code) == (Outcome.SKIP, SkipReason.NO_TARGETS)

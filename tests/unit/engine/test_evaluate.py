@@ -15,19 +15,38 @@ NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
 
 def rule(**kw: Any) -> Rule:
-    base: dict[str, Any] = {"name": "r", "match": {"kind": "anomaly"},
-                            "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}"}}
+    base: dict[str, Any] = {
+        "name": "r",
+        "match": {"kind": "anomaly"},
+        "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}"},
+    }
     base.update(kw)
     return Rule.model_validate(base)
 
 
-def finding(fid: str = "f1", *, host: str = "web-1", kind: FindingKind = FindingKind.ANOMALY,
-            score: float = 2.0, age: float = 0.0, last_seen_age: float = 0.0,
-            status: FindingStatus = FindingStatus.FIRING, sightings: tuple[float, ...] = (),
-            source: str = "latency") -> Finding:
-    return Finding(id=fid, kind=kind, source=source, labels={"host": host, "job": "api"}, score=score,
-                   status=status, starts_at=NOW - timedelta(seconds=age),
-                   last_seen=NOW - timedelta(seconds=last_seen_age), sightings=sightings)
+def finding(
+    fid: str = "f1",
+    *,
+    host: str = "web-1",
+    kind: FindingKind = FindingKind.ANOMALY,
+    score: float = 2.0,
+    age: float = 0.0,
+    last_seen_age: float = 0.0,
+    status: FindingStatus = FindingStatus.FIRING,
+    sightings: tuple[float, ...] = (),
+    source: str = "latency",
+) -> Finding:
+    return Finding(
+        id=fid,
+        kind=kind,
+        source=source,
+        labels={"host": host, "job": "api"},
+        score=score,
+        status=status,
+        starts_at=NOW - timedelta(seconds=age),
+        last_seen=NOW - timedelta(seconds=last_seen_age),
+        sightings=sightings,
+    )
 
 
 def test_matching_finding_acts_on_rendered_target() -> None:
@@ -138,8 +157,9 @@ def test_a_rule_that_fails_to_evaluate_is_a_skip_and_the_other_rules_still_decid
     good = rule(name="good")
     broken = rule(name="broken")
     # A window that validation refuses (.inf): stands in for any bug that raises inside one rule.
-    guards = broken.guards.model_copy(update={"max_per_window": RateBudget.model_construct(count=1,
-                                                                                          window=float("inf"))})
+    guards = broken.guards.model_copy(
+        update={"max_per_window": RateBudget.model_construct(count=1, window=float("inf"))}
+    )
     broken = broken.model_copy(update={"guards": guards})
     out = {d.rule: d for d in evaluate([finding()], [broken, good], EngineState(), NOW)}
     assert out["good"].outcome == Outcome.ACT
@@ -150,20 +170,24 @@ def test_a_rule_that_fails_to_evaluate_is_a_skip_and_the_other_rules_still_decid
     assert evaluate([finding()], [broken, good], EngineState(decided=decided), NOW) == []
 
 
-@pytest.mark.parametrize(("resolution", "down", "seen_ago", "code"), [
-    ("recovered", False, 0.0, "on_resolved"),
-    ("no_data", False, 0.0, "on_resolved_no_data"),
-    ("expired", False, 0.0, "on_resolved_no_data"),
-    ("recovered", True, 0.0, "on_resolved_source_down"),
-    ("recovered", False, 3600.0, "on_resolved_stale"),
-])
-def test_on_resolved_only_follows_a_recovery_on_fresh_data(resolution: str, down: bool, seen_ago: float,
-                                                           code: str) -> None:
+@pytest.mark.parametrize(
+    ("resolution", "down", "seen_ago", "code"),
+    [
+        ("recovered", False, 0.0, "on_resolved"),
+        ("no_data", False, 0.0, "on_resolved_no_data"),
+        ("expired", False, 0.0, "on_resolved_no_data"),
+        ("recovered", True, 0.0, "on_resolved_source_down"),
+        ("recovered", False, 3600.0, "on_resolved_stale"),
+    ],
+)
+def test_on_resolved_only_follows_a_recovery_on_fresh_data(
+    resolution: str, down: bool, seen_ago: float, code: str
+) -> None:
     r = rule(on_resolved={"notify": {"message": "{{ labels.host }} is back"}})
-    f = finding(status=FindingStatus.RESOLVED, last_seen_age=seen_ago).model_copy(
-        update={"resolution": resolution})
-    state = EngineState(started=frozenset({("r", "f1")}),
-                        sources_down={"latency": "connection refused"} if down else {})
+    f = finding(status=FindingStatus.RESOLVED, last_seen_age=seen_ago).model_copy(update={"resolution": resolution})
+    state = EngineState(
+        started=frozenset({("r", "f1")}), sources_down={"latency": "connection refused"} if down else {}
+    )
     [d] = evaluate([f], [r], state, NOW)
     assert d.code == code
     assert (d.outcome == Outcome.ACT) == (code == "on_resolved")

@@ -16,20 +16,42 @@ LATER = NOW + timedelta(hours=2)
 
 
 def rule(**kw: Any) -> Rule:
-    return Rule.model_validate({"name": "restart", "match": {"kind": "alert", "labels": {"service": "api"}},
-                                "action": {"notify": {"message": "restart {{ labels.instance }}"}}, **kw})
+    return Rule.model_validate(
+        {
+            "name": "restart",
+            "match": {"kind": "alert", "labels": {"service": "api"}},
+            "action": {"notify": {"message": "restart {{ labels.instance }}"}},
+            **kw,
+        }
+    )
 
 
 def finding(at: datetime = NOW) -> Finding:
-    return Finding(id="f1", kind=FindingKind.ALERT, source="alertmanager", starts_at=NOW - timedelta(minutes=5),
-                   last_seen=at, labels={"service": "api", "instance": "web-1"})
+    return Finding(
+        id="f1",
+        kind=FindingKind.ALERT,
+        source="alertmanager",
+        starts_at=NOW - timedelta(minutes=5),
+        last_seen=at,
+        labels={"service": "api", "instance": "web-1"},
+    )
 
 
-WINDOW = MaintenanceWindow(name="deploy", labels={"service": "api"}, start=NOW - timedelta(minutes=30),
-                           end=NOW + timedelta(minutes=30), comment="release 4.2")
-SILENCE = Silence(id="s-1", matchers=(SilenceMatcher(name="instance", value="web-.*", is_regex=True),),
-                  starts_at=NOW - timedelta(minutes=1), ends_at=NOW + timedelta(hours=1), created_by="alice",
-                  state="active")
+WINDOW = MaintenanceWindow(
+    name="deploy",
+    labels={"service": "api"},
+    start=NOW - timedelta(minutes=30),
+    end=NOW + timedelta(minutes=30),
+    comment="release 4.2",
+)
+SILENCE = Silence(
+    id="s-1",
+    matchers=(SilenceMatcher(name="instance", value="web-.*", is_regex=True),),
+    starts_at=NOW - timedelta(minutes=1),
+    ends_at=NOW + timedelta(hours=1),
+    created_by="alice",
+    state="active",
+)
 
 
 def decide(r: Rule, state: EngineState, now: datetime = NOW) -> tuple[str, str]:
@@ -60,8 +82,12 @@ def test_a_window_for_other_labels_does_not_stop_the_action() -> None:
 
 def test_after_the_window_a_still_firing_finding_acts_by_default() -> None:
     decided = frozenset({("restart", "f1", "maintenance")})
-    (d,) = evaluate([finding(LATER)], [rule(guards={"stale_after": "1d"})],
-                    EngineState(maintenance=[WINDOW], decided=decided), LATER)
+    (d,) = evaluate(
+        [finding(LATER)],
+        [rule(guards={"stale_after": "1d"})],
+        EngineState(maintenance=[WINDOW], decided=decided),
+        LATER,
+    )
     assert d.outcome == Outcome.ACT
 
 

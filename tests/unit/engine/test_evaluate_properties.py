@@ -37,15 +37,19 @@ def rules(draw: st.DrawFn) -> Rule:
     kind = draw(st.sampled_from([None, "anomaly", "alert"]))
     # A count needs data points to count: only anomaly/drift rules may use it.
     fors: list[Any] = [0, 30, {"count": 2, "window": 60}] if kind == "anomaly" else [0, 30]
-    return Rule.model_validate({
-        "name": f"r{draw(st.integers(0, 2))}",
-        "match": {"kind": kind, "labels": {"service": draw(st.sampled_from(["web", "~w.*", "!db"]))}},
-        "for": draw(st.sampled_from(fors)),
-        "action": {"playbook": "x.yml",
-                   "targets": ["{{ labels.host }}", "{{ labels.peer }}"] if spread else "{{ labels.host }}"},
-        "on_resolved": {"notify": {"message": "ok"}} if draw(st.booleans()) else None,
-        "guards": guards,
-    })
+    return Rule.model_validate(
+        {
+            "name": f"r{draw(st.integers(0, 2))}",
+            "match": {"kind": kind, "labels": {"service": draw(st.sampled_from(["web", "~w.*", "!db"]))}},
+            "for": draw(st.sampled_from(fors)),
+            "action": {
+                "playbook": "x.yml",
+                "targets": ["{{ labels.host }}", "{{ labels.peer }}"] if spread else "{{ labels.host }}",
+            },
+            "on_resolved": {"notify": {"message": "ok"}} if draw(st.booleans()) else None,
+            "guards": guards,
+        }
+    )
 
 
 @st.composite
@@ -57,10 +61,20 @@ def timelines(draw: st.DrawFn) -> list[tuple[int, str, Any]]:
         t += draw(st.integers(0, 200))
         kind = draw(st.sampled_from(["see", "see", "see", "resolve", "down", "up", "tick"]))
         if kind in ("see", "resolve"):
-            events.append((t, kind, (draw(st.integers(0, 5)), draw(st.sampled_from(["anomaly", "alert"])),
-                                     draw(st.sampled_from(HOSTS)), draw(st.sampled_from(HOSTS)),
-                                     draw(st.sampled_from(["web", "db"])),
-                                     draw(st.floats(0.5, 3.0)))))
+            events.append(
+                (
+                    t,
+                    kind,
+                    (
+                        draw(st.integers(0, 5)),
+                        draw(st.sampled_from(["anomaly", "alert"])),
+                        draw(st.sampled_from(HOSTS)),
+                        draw(st.sampled_from(HOSTS)),
+                        draw(st.sampled_from(["web", "db"])),
+                        draw(st.floats(0.5, 3.0)),
+                    ),
+                )
+            )
         else:
             events.append((t, kind, None))
     return events
@@ -69,8 +83,9 @@ def timelines(draw: st.DrawFn) -> list[tuple[int, str, Any]]:
 Snapshot = tuple[datetime, dict[str, str], dict[str, Finding], list[Decision]]
 
 
-def run(rule_list: list[Rule], timeline: list[tuple[int, str, Any]],
-        budget: RateBudget | None) -> tuple[Simulation, list[Snapshot]]:
+def run(
+    rule_list: list[Rule], timeline: list[tuple[int, str, Any]], budget: RateBudget | None
+) -> tuple[Simulation, list[Snapshot]]:
     """Replay the timeline; each snapshot is what one tick saw and the decisions that tick made."""
     unique = {r.name: r for r in rule_list}
     sim = Simulation(list(unique.values()), global_budget=budget)
@@ -91,11 +106,19 @@ def run(rule_list: list[Rule], timeline: list[tuple[int, str, Any]],
             if kind == "see" and fkind == "anomaly" and "latency" in down:
                 pass  # a down source produces no sightings
             else:
-                sim.observe(Finding(
-                    id=fid, kind=FindingKind(fkind), source="latency" if fkind == "anomaly" else "alertmanager",
-                    labels=labels, score=score,
-                    status=FindingStatus.FIRING if kind == "see" else FindingStatus.RESOLVED,
-                    starts_at=first.setdefault(fid, now), last_seen=now, sightings=(now.timestamp(),)))
+                sim.observe(
+                    Finding(
+                        id=fid,
+                        kind=FindingKind(fkind),
+                        source="latency" if fkind == "anomaly" else "alertmanager",
+                        labels=labels,
+                        score=score,
+                        status=FindingStatus.FIRING if kind == "see" else FindingStatus.RESOLVED,
+                        starts_at=first.setdefault(fid, now),
+                        last_seen=now,
+                        sightings=(now.timestamp(),),
+                    )
+                )
         seen = dict(sim.findings)
         snapshots.append((now, dict(down), seen, sim.tick(now, down)))
     return sim, snapshots
@@ -105,10 +128,14 @@ COMMON = settings(max_examples=150, deadline=None)
 
 
 @COMMON
-@given(st.lists(rules(), min_size=1, max_size=3), timelines(),
-       st.one_of(st.none(), st.builds(RateBudget, count=st.integers(1, 4), window=st.sampled_from([60.0, 600.0]))))
-def test_brakes_hold_over_any_timeline(rule_list: list[Rule], timeline: list[tuple[int, str, Any]],
-                                       budget: RateBudget | None) -> None:
+@given(
+    st.lists(rules(), min_size=1, max_size=3),
+    timelines(),
+    st.one_of(st.none(), st.builds(RateBudget, count=st.integers(1, 4), window=st.sampled_from([60.0, 600.0]))),
+)
+def test_brakes_hold_over_any_timeline(
+    rule_list: list[Rule], timeline: list[tuple[int, str, Any]], budget: RateBudget | None
+) -> None:
     sim, snapshots = run(rule_list, timeline, budget)
     rules_by_name = {r.name: r for r in sim.rules}
     acts = [d for d in sim.decisions if d.outcome == Outcome.ACT and d.code == "act"]
@@ -130,8 +157,12 @@ def test_brakes_hold_over_any_timeline(rule_list: list[Rule], timeline: list[tup
             assert d.code in SKIP_CODES, f"{d.code} is not a SkipReason (the page has no label for it)"
 
     # Several events can share one instant: judge each act against the tick that made it.
-    for d, down, findings in ((d, down, findings) for _, down, findings, made in snapshots for d in made
-                              if d.outcome == Outcome.ACT and d.code == "act"):
+    for d, down, findings in (
+        (d, down, findings)
+        for _, down, findings, made in snapshots
+        for d in made
+        if d.outcome == Outcome.ACT and d.code == "act"
+    ):
         f = findings[d.finding_id]
         rule = rules_by_name[d.rule]
         # No action from a down source, stale data or a resolved finding.
@@ -172,8 +203,9 @@ def test_brakes_hold_over_any_timeline(rule_list: list[Rule], timeline: list[tup
 
 @COMMON
 @given(st.lists(rules(), min_size=1, max_size=3), timelines())
-def test_on_resolved_only_follows_an_action_on_a_resolved_finding(rule_list: list[Rule],
-                                                                    timeline: list[tuple[int, str, Any]]) -> None:
+def test_on_resolved_only_follows_an_action_on_a_resolved_finding(
+    rule_list: list[Rule], timeline: list[tuple[int, str, Any]]
+) -> None:
     sim, _ = run(rule_list, timeline, None)
     acted = {(d.rule, d.finding_id) for d in sim.decisions if d.code == "act"}
     for d in sim.decisions:
@@ -184,8 +216,9 @@ def test_on_resolved_only_follows_an_action_on_a_resolved_finding(rule_list: lis
 
 @COMMON
 @given(st.lists(rules(), min_size=1, max_size=3), timelines())
-def test_replaying_the_same_evaluation_twice_decides_nothing_new(rule_list: list[Rule],
-                                                                 timeline: list[tuple[int, str, Any]]) -> None:
+def test_replaying_the_same_evaluation_twice_decides_nothing_new(
+    rule_list: list[Rule], timeline: list[tuple[int, str, Any]]
+) -> None:
     """Duplicate deliveries / repeated ticks at the same instant never add decisions."""
     sim, snapshots = run(rule_list, timeline, None)
     if snapshots:

@@ -13,18 +13,37 @@ NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
 def rule(name: str = "r", **guards: Any) -> Rule:
-    return Rule.model_validate({"name": name, "match": {"kind": "alert"},
-                                "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}, "guards": guards})
+    return Rule.model_validate(
+        {
+            "name": name,
+            "match": {"kind": "alert"},
+            "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"},
+            "guards": guards,
+        }
+    )
 
 
 def run(status: RunStatus, minutes_ago: float, rule_name: str = "r", dry_run: bool = False) -> RunRecord:
     return RunRecord(rule=rule_name, status=status, finished_at=NOW - timedelta(minutes=minutes_ago), dry_run=dry_run)
 
 
-def act(minutes_ago: float, rule_name: str = "r", finding: str = "f", targets: tuple[str, ...] = ("h1",),
-        code: str = "act", started: bool = True) -> DecisionRecord:
-    return DecisionRecord(rule=rule_name, finding_id=finding, code=code, outcome=Outcome.ACT, targets=targets,
-                          decided_at=NOW - timedelta(minutes=minutes_ago), started=started)
+def act(
+    minutes_ago: float,
+    rule_name: str = "r",
+    finding: str = "f",
+    targets: tuple[str, ...] = ("h1",),
+    code: str = "act",
+    started: bool = True,
+) -> DecisionRecord:
+    return DecisionRecord(
+        rule=rule_name,
+        finding_id=finding,
+        code=code,
+        outcome=Outcome.ACT,
+        targets=targets,
+        decided_at=NOW - timedelta(minutes=minutes_ago),
+        started=started,
+    )
 
 
 FAILED, OK = RunStatus.FAILED, RunStatus.SUCCEEDED
@@ -48,18 +67,25 @@ def test_circuit_stays_closed_on_a_success_dry_runs_a_reset_or_after_reset_after
 
 def test_fold_keeps_what_each_guard_reads_within_its_look_back() -> None:
     rules = [rule(cooldown="30m"), rule("s", max_per_window={"count": 5, "window": "2h"})]
-    history = History(decisions=[
-        act(10, targets=("h1", "h2")), act(20, targets=("h1",)), act(200),  # r: the last is past every window
-        act(90, rule_name="s", finding="g", targets=()),
-        act(5, rule_name="gone", finding="x"),  # a rule no longer loaded: only the global budget counts it
-        act(1, finding="held", started=False),
-        DecisionRecord(rule="r", finding_id="f2", code="cooldown", outcome=Outcome.SKIP, targets=("h1",),
-                       decided_at=NOW),
-    ])
-    state = fold(history, rules, NOW, sources_down={"latency": "down"}, global_budget=RateBudget(count=9,
-                                                                                                  window=600))
-    assert state.last_action == {("r", "h1"): NOW - timedelta(minutes=1), ("r", "h2"): NOW - timedelta(minutes=10),
-                                 ("s", "*"): NOW - timedelta(minutes=90)}
+    history = History(
+        decisions=[
+            act(10, targets=("h1", "h2")),
+            act(20, targets=("h1",)),
+            act(200),  # r: the last is past every window
+            act(90, rule_name="s", finding="g", targets=()),
+            act(5, rule_name="gone", finding="x"),  # a rule no longer loaded: only the global budget counts it
+            act(1, finding="held", started=False),
+            DecisionRecord(
+                rule="r", finding_id="f2", code="cooldown", outcome=Outcome.SKIP, targets=("h1",), decided_at=NOW
+            ),
+        ]
+    )
+    state = fold(history, rules, NOW, sources_down={"latency": "down"}, global_budget=RateBudget(count=9, window=600))
+    assert state.last_action == {
+        ("r", "h1"): NOW - timedelta(minutes=1),
+        ("r", "h2"): NOW - timedelta(minutes=10),
+        ("s", "*"): NOW - timedelta(minutes=90),
+    }
     assert sorted(state.recent_actions) == ["r", "s"] and len(state.recent_actions["r"]) == 3
     assert sorted(state.global_recent) == [NOW - timedelta(minutes=m) for m in (10, 5, 1)]
     assert ("r", "f2", "cooldown") in state.decided and ("r", "f", "act") in state.decided
@@ -84,9 +110,16 @@ def test_retention_floor_is_the_longest_look_back_of_any_guard() -> None:
 def test_a_look_back_too_long_for_a_datetime_reads_the_whole_past() -> None:
     # What `max_per_window: {window: .inf}` was before load-time validation refused it (test_dispatch_isolation).
     r = rule()
-    endless = [r.model_copy(update={"guards": r.guards.model_copy(update={
-        "max_per_window": RateBudget.model_construct(count=1, window=float("inf"))})})]
+    endless = [
+        r.model_copy(
+            update={
+                "guards": r.guards.model_copy(
+                    update={"max_per_window": RateBudget.model_construct(count=1, window=float("inf"))}
+                )
+            }
+        )
+    ]
     q = history_query(endless, NOW)
     assert q.acts_since.year == 1
-    state = fold(History(decisions=[act(10 ** 7)]), endless, NOW, sources_down={})
-    assert state.last_action == {("r", "h1"): NOW - timedelta(minutes=10 ** 7)}
+    state = fold(History(decisions=[act(10**7)]), endless, NOW, sources_down={})
+    assert state.last_action == {("r", "h1"): NOW - timedelta(minutes=10**7)}

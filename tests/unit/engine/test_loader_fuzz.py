@@ -14,20 +14,41 @@ from aiopsd.engine import load_rule_file
 from aiopsd.errors import ConfigError
 
 VALID: dict[str, Any] = {
-    "name": "restart", "match": {"kind": "anomaly", "labels": {"host": "~web-.*", "env": "!dev"}, "min_score": 1.5},
+    "name": "restart",
+    "match": {"kind": "anomaly", "labels": {"host": "~web-.*", "env": "!dev"}, "min_score": 1.5},
     "for": {"count": 2, "window": "1m"},
     "action": {"playbook": "restart_service.yml", "targets": "{{ labels.host }}", "extra_vars": {"a": 1}},
     "on_resolved": {"notify": {"message": "{{ labels.host }} ok"}},
-    "guards": {"cooldown": "10m", "max_per_window": {"count": 3, "window": "1h"}, "max_hosts": 1,
-               "concurrency": 1, "timeout": "2m", "retries": 1, "retry_backoff": "5s", "require_approval": False,
-               "dry_run": True, "circuit_breaker": {"failures": 3, "reset_after": "1h"}, "stale_after": "15m"},
+    "guards": {
+        "cooldown": "10m",
+        "max_per_window": {"count": 3, "window": "1h"},
+        "max_hosts": 1,
+        "concurrency": 1,
+        "timeout": "2m",
+        "retries": 1,
+        "retry_backoff": "5s",
+        "require_approval": False,
+        "dry_run": True,
+        "circuit_breaker": {"failures": 3, "reset_after": "1h"},
+        "stale_after": "15m",
+    },
 }
 
-scalars = (st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True)
-           | st.text(max_size=12) | st.sampled_from(["5m", "1h30m", "~(", "{{ x", "{{ labels.x }}", "../x.yml",
-                                                     "/etc/passwd", "-1s", "playbook", "notify"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=10)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**6)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["5m", "1h30m", "~(", "{{ x", "{{ labels.x }}", "../x.yml", "/etc/passwd", "-1s", "playbook", "notify"]
+    )
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
 
 
 def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

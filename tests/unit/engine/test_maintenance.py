@@ -36,8 +36,10 @@ def test_one_off_window_covers_its_interval_only() -> None:
 def test_cron_window_covers_each_occurrence_for_its_duration() -> None:
     w = window(cron="0 2 * * 3", duration="1h", labels={"service": "api"})  # Wednesdays 02:00-03:00 UTC
     hit = covering([w], {"service": "api"}, NOW)
-    assert hit is not None and (hit.starts_at, hit.ends_at) == (datetime(2026, 3, 4, 2, 0, tzinfo=UTC),
-                                                               datetime(2026, 3, 4, 3, 0, tzinfo=UTC))
+    assert hit is not None and (hit.starts_at, hit.ends_at) == (
+        datetime(2026, 3, 4, 2, 0, tzinfo=UTC),
+        datetime(2026, 3, 4, 3, 0, tzinfo=UTC),
+    )
     assert covering([w], {"service": "api"}, NOW + timedelta(hours=1)) is None
     assert covering([w], {"service": "api"}, NOW + timedelta(days=1)) is None  # Thursday
     assert covering([w], {"service": "api"}, NOW + timedelta(days=7)) is not None
@@ -51,8 +53,9 @@ def test_cron_window_in_its_time_zone() -> None:
 
 
 def test_labels_use_the_rule_matcher_syntax() -> None:
-    w = window(start="2026-03-04T00:00:00Z", end="2026-03-05T00:00:00Z",
-               labels={"instance": "~web-[0-9]+", "env": "!staging"})
+    w = window(
+        start="2026-03-04T00:00:00Z", end="2026-03-05T00:00:00Z", labels={"instance": "~web-[0-9]+", "env": "!staging"}
+    )
     assert covering([w], {"instance": "web-12", "env": "prod"}, NOW) is not None
     assert covering([w], {"instance": "web-12x", "env": "prod"}, NOW) is None  # full match
     assert covering([w], {"instance": "web-1", "env": "staging"}, NOW) is None
@@ -66,17 +69,22 @@ def test_the_window_ending_last_wins() -> None:
     assert hit is not None and hit.window.name == "b" and "maintenance b until 2026-03-04 05:00:00Z" in hit.reason()
 
 
-@pytest.mark.parametrize(("raw", "words"), [
-    ({"cron": "0 2 * * *"}, "cron and a duration"),
-    ({"start": "2026-03-04T02:00:00Z"}, "start and end"),
-    ({"start": "2026-03-04T02:00:00Z", "end": "2026-03-04T01:00:00Z"}, "end after start"),
-    ({"start": "2026-03-04T02:00:00Z", "end": "2026-03-04T03:00:00Z", "cron": "* * * * *", "duration": "1h"},
-     "either one-off"),
-    ({"cron": "61 * * * *", "duration": "1h"}, "bad cron"),
-    ({"cron": "0 2 * * *", "duration": "1h", "timezone": "Mars/Olympus"}, "unknown time zone"),
-    ({"start": "2026-03-04T02:00:00", "end": "2026-03-04T03:00:00"}, "timezone"),
-    ({"cron": "0 2 * * *", "duration": "1h", "labels": {"a": "~("}}, "bad regex"),
-])
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"cron": "0 2 * * *"}, "cron and a duration"),
+        ({"start": "2026-03-04T02:00:00Z"}, "start and end"),
+        ({"start": "2026-03-04T02:00:00Z", "end": "2026-03-04T01:00:00Z"}, "end after start"),
+        (
+            {"start": "2026-03-04T02:00:00Z", "end": "2026-03-04T03:00:00Z", "cron": "* * * * *", "duration": "1h"},
+            "either one-off",
+        ),
+        ({"cron": "61 * * * *", "duration": "1h"}, "bad cron"),
+        ({"cron": "0 2 * * *", "duration": "1h", "timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"start": "2026-03-04T02:00:00", "end": "2026-03-04T03:00:00"}, "timezone"),
+        ({"cron": "0 2 * * *", "duration": "1h", "labels": {"a": "~("}}, "bad regex"),
+    ],
+)
 def test_bad_windows_are_refused(raw: dict[str, object], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         window(**raw)
@@ -90,10 +98,15 @@ def test_config_window_errors_name_file_and_field(tmp_path: Path) -> None:
     assert str(cfg) in str(exc.value) and "maintenance.0" in str(exc.value)
 
 
-@pytest.mark.parametrize(("raw", "parsed"), [
-    ("service=api", ("service", "api")), ("service!=api", ("service", "!api")),
-    ("instance=~web-.*", ("instance", "~web-.*")), ("instance!~web-.*", ("instance", "!~web-.*")),
-])
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("service=api", ("service", "api")),
+        ("service!=api", ("service", "!api")),
+        ("instance=~web-.*", ("instance", "~web-.*")),
+        ("instance!~web-.*", ("instance", "!~web-.*")),
+    ],
+)
 def test_cli_matchers(raw: str, parsed: tuple[str, str]) -> None:
     assert parse_match(raw) == parsed
 
@@ -111,13 +124,31 @@ def test_cli_start_stores_a_window_that_covers_matching_findings(tmp_path: Path)
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"state_url": f"sqlite:///{tmp_path / 'state.db'}"}))
     runner = CliRunner()
-    res = runner.invoke(create_app(), ["maintenance", "start", "--for", "1h", "--match", "service=api",
-                                       "--match", "instance=~web-.*", "--name", "deploy", "--comment", "release 4.2",
-                                       "--config", str(cfg)])
+    res = runner.invoke(
+        create_app(),
+        [
+            "maintenance",
+            "start",
+            "--for",
+            "1h",
+            "--match",
+            "service=api",
+            "--match",
+            "instance=~web-.*",
+            "--name",
+            "deploy",
+            "--comment",
+            "release 4.2",
+            "--config",
+            str(cfg),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "maintenance deploy until" in res.output
-    again = runner.invoke(create_app(), ["maintenance", "start", "--for", "1h", "--match", "service=api",
-                                         "--name", "deploy", "--config", str(cfg)])
+    again = runner.invoke(
+        create_app(),
+        ["maintenance", "start", "--for", "1h", "--match", "service=api", "--name", "deploy", "--config", str(cfg)],
+    )
     assert again.exit_code == 2 and "already active" in again.output
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
@@ -142,11 +173,14 @@ def test_cli_start_stores_a_window_that_covers_matching_findings(tmp_path: Path)
         store.close()
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--for", "soon", "--match", "a=b"], "not a duration"),
-    (["--for", "1h"], "at least one --match"),
-    (["--for", "1h", "--match", "a"], "bad matcher"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--for", "soon", "--match", "a=b"], "not a duration"),
+        (["--for", "1h"], "at least one --match"),
+        (["--for", "1h", "--match", "a"], "bad matcher"),
+    ],
+)
 def test_cli_start_refuses_bad_input(tmp_path: Path, args: list[str], words: str) -> None:
     cfg = tmp_path / "aiopsd.yaml"
     cfg.write_text(yaml.safe_dump({"state_url": f"sqlite:///{tmp_path / 'state.db'}"}))

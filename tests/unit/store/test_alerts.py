@@ -15,15 +15,23 @@ from aiopsd.store import StateStore
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-RULE = Rule.model_validate({"name": "r", "match": {"kind": "alert"},
-                            "action": {"notify": {"message": "{{ labels.host }}"}}})
+RULE = Rule.model_validate(
+    {"name": "r", "match": {"kind": "alert"}, "action": {"notify": {"message": "{{ labels.host }}"}}}
+)
 
 
-def alert(status: str = "firing", starts: str = "2026-01-01T00:00:00Z", ends: str | None = None,
-          fp: str = "fp1") -> IncomingAlert:
-    return WebhookAlert.model_validate({
-        "status": status, "labels": {"alertname": "A", "host": "h1"}, "startsAt": starts,
-        "endsAt": ends or "0001-01-01T00:00:00Z", "fingerprint": fp}).to_incoming()
+def alert(
+    status: str = "firing", starts: str = "2026-01-01T00:00:00Z", ends: str | None = None, fp: str = "fp1"
+) -> IncomingAlert:
+    return WebhookAlert.model_validate(
+        {
+            "status": status,
+            "labels": {"alertname": "A", "host": "h1"},
+            "startsAt": starts,
+            "endsAt": ends or "0001-01-01T00:00:00Z",
+            "fingerprint": fp,
+        }
+    ).to_incoming()
 
 
 def accept(store: StateStore, *alerts: IncomingAlert, at: float = 0.0) -> Any:
@@ -38,7 +46,8 @@ def decide(store: StateStore, now: datetime) -> list[Any]:
 
 
 def test_redelivery_is_a_no_op_but_a_refire_after_resolve_with_the_same_starts_at_is_a_new_episode(
-        store: StateStore) -> None:
+    store: StateStore,
+) -> None:
     assert accept(store, alert()).opened == 1
     assert accept(store, alert(), at=1).duplicates == 1
     decide(store, T0 + timedelta(seconds=2))

@@ -30,11 +30,25 @@ def queue(store: StateStore, target: str, *, n: int = 1, rule: str = "r", at: da
     ids = []
     with store.write() as conn:
         for _ in range(n):
-            res = conn.execute(t.action_runs.insert().values(
-                decision_id=uuid.uuid4().hex, rule=rule, kind="notify", targets=[target],
-                status=str(RunStatus.PENDING), attempt=1, dry_run=False, action={}, timeout=60.0,
-                max_attempts=1, retry_backoff=1.0, created_at=at.timestamp(), not_before=at.timestamp(),
-                output="", error=""))
+            res = conn.execute(
+                t.action_runs.insert().values(
+                    decision_id=uuid.uuid4().hex,
+                    rule=rule,
+                    kind="notify",
+                    targets=[target],
+                    status=str(RunStatus.PENDING),
+                    attempt=1,
+                    dry_run=False,
+                    action={},
+                    timeout=60.0,
+                    max_attempts=1,
+                    retry_backoff=1.0,
+                    created_at=at.timestamp(),
+                    not_before=at.timestamp(),
+                    output="",
+                    error="",
+                )
+            )
             key = res.inserted_primary_key
             assert key is not None
             ids.append(int(key[0]))
@@ -63,8 +77,9 @@ def check_finish_never_overwrites_a_run_that_moved_on(store: StateStore) -> None
     [run_id] = queue(store, "h1")
     [claim] = store.claim_runnable(T0, limit=1, owner="replica-a")
     assert store.mark_interrupted(T0 + timedelta(seconds=1)) == 1
-    assert not store.finish_run(run_id, RunStatus.SUCCEEDED, finished_at=T0 + timedelta(seconds=2), rc=0,
-                                output="ok", owner="replica-a")
+    assert not store.finish_run(
+        run_id, RunStatus.SUCCEEDED, finished_at=T0 + timedelta(seconds=2), rc=0, output="ok", owner="replica-a"
+    )
     assert not store.retry_run(run_id, not_before=T0, output="", error="x", owner="replica-a")
     run = store.get_run(run_id)
     assert run is not None and run.status == RunStatus.INTERRUPTED
@@ -99,9 +114,9 @@ class FlakyStore:
         return self.real(*args, **kw)
 
 
-def test_result_is_retried_until_stored_and_the_failure_is_visible(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_result_is_retried_until_stored_and_the_failure_is_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(dispatcher, "STORE_RETRY_FIRST", 0.05)
     rt = make_runtime(tmp_path)
     try:
@@ -130,12 +145,26 @@ DAY = 86400.0
 
 def story(store: StateStore, fp: str, at: datetime, *, resolve: bool, finish: bool = True) -> int:
     """An alert, its finding, an act decision and its run at ``at``; resolved and finished if asked."""
-    rule = Rule.model_validate({"name": "r", "match": {"kind": "alert"},
-                                "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}})
-    store.accept_alerts([IncomingAlert(fingerprint=fp, status="firing", starts_at=at.isoformat(), ends_at=None,
-                                       labels={"alertname": "A", "host": fp}, annotations={}, generator_url=None,
-                                       starts_at_epoch=at.timestamp())],
-                        received_at=at.timestamp(), receiver="x", group_key="g")
+    rule = Rule.model_validate(
+        {"name": "r", "match": {"kind": "alert"}, "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}}
+    )
+    store.accept_alerts(
+        [
+            IncomingAlert(
+                fingerprint=fp,
+                status="firing",
+                starts_at=at.isoformat(),
+                ends_at=None,
+                labels={"alertname": "A", "host": fp},
+                annotations={},
+                generator_url=None,
+                starts_at_epoch=at.timestamp(),
+            )
+        ],
+        received_at=at.timestamp(),
+        receiver="x",
+        group_key="g",
+    )
     findings = [f for f in store.active_findings() if f.labels["host"] == fp]
     state = engine_state(store, [rule], at, sources_down={})
     [decision] = evaluate(findings, [rule], state, at)
@@ -144,13 +173,15 @@ def story(store: StateStore, fp: str, at: datetime, *, resolve: bool, finish: bo
     if finish:
         store.finish_run(run_id, RunStatus.SUCCEEDED, finished_at=at, rc=0, output="x" * 1000, owner="me")
     if resolve:
-        store.upsert_findings([findings[0].model_copy(update={"status": FindingStatus.RESOLVED,
-                                                              "last_seen": at + timedelta(minutes=5)})])
+        store.upsert_findings(
+            [findings[0].model_copy(update={"status": FindingStatus.RESOLVED, "last_seen": at + timedelta(minutes=5)})]
+        )
     return run_id
 
 
 def test_prune_deletes_old_history_keeps_unfinished_and_firing_and_the_audit_chain_verifies(
-        store: StateStore, tmp_path: Path) -> None:
+    store: StateStore, tmp_path: Path
+) -> None:
     now = T0 + timedelta(days=100)
     old_done = story(store, "old-done", T0, resolve=True)
     old_running = story(store, "old-running", T0, resolve=True, finish=False)
@@ -192,8 +223,14 @@ def test_prune_tampered_entry_after_a_prune_is_still_named(store: StateStore) ->
 
 
 def test_retention_never_shorter_than_what_guards_look_back_on() -> None:
-    rule = Rule.model_validate({"name": "r", "match": {"kind": "alert"}, "action": {"playbook": "x.yml"},
-                                "guards": {"cooldown": "60d", "max_per_window": {"count": 1, "window": "7d"}}})
+    rule = Rule.model_validate(
+        {
+            "name": "r",
+            "match": {"kind": "alert"},
+            "action": {"playbook": "x.yml"},
+            "guards": {"cooldown": "60d", "max_per_window": {"count": 1, "window": "7d"}},
+        }
+    )
     assert retention_floor([rule]) == 60 * DAY
     assert retention_floor([], RateBudget(count=1, window=90 * DAY)) == 90 * DAY
 

@@ -23,15 +23,28 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def rule(name: str = "r", targets: str = "{{ labels.host }}", **guards: Any) -> Rule:
     extra = guards.pop("on_resolved", None)
-    return Rule.model_validate({"name": name, "match": {"kind": "alert"},
-                                "action": {"playbook": "x.yml", "targets": targets},
-                                "on_resolved": extra, "guards": guards})
+    return Rule.model_validate(
+        {
+            "name": name,
+            "match": {"kind": "alert"},
+            "action": {"playbook": "x.yml", "targets": targets},
+            "on_resolved": extra,
+            "guards": guards,
+        }
+    )
 
 
 def alert(fp: str, status: str = "firing", host: str = "h1") -> IncomingAlert:
-    return IncomingAlert(fingerprint=fp, status=status, starts_at="2026-01-01T00:00:00Z", ends_at=None,
-                         labels={"alertname": "A", "host": host}, annotations={}, generator_url=None,
-                         starts_at_epoch=T0.timestamp())
+    return IncomingAlert(
+        fingerprint=fp,
+        status=status,
+        starts_at="2026-01-01T00:00:00Z",
+        ends_at=None,
+        labels={"alertname": "A", "host": host},
+        annotations={},
+        generator_url=None,
+        starts_at_epoch=T0.timestamp(),
+    )
 
 
 def decide(store: StateStore, rules: list[Rule], now: datetime, budget: RateBudget | None = None) -> list[Any]:
@@ -198,8 +211,9 @@ def test_audit_verify_names_the_first_tampered_entry(store: StateStore, tamper: 
     assert store.verify_audit().ok
     with store.write() as conn:
         if tamper == "event":
-            conn.execute(update(t.audit_log).where(t.audit_log.c.seq == 4)
-                         .values(event=json.dumps({"fingerprint": "forged"})))
+            conn.execute(
+                update(t.audit_log).where(t.audit_log.c.seq == 4).values(event=json.dumps({"fingerprint": "forged"}))
+            )
         elif tamper == "delete":
             conn.execute(t.audit_log.delete().where(t.audit_log.c.seq == 4))
         else:
@@ -213,17 +227,31 @@ def test_audit_verify_names_the_first_tampered_entry(store: StateStore, tamper: 
 def test_resolved_anomaly_incident_cancels_its_pending_run(store: StateStore) -> None:
     from aiopsd.models import Finding, FindingKind
 
-    r = Rule.model_validate({"name": "restart", "match": {"kind": "anomaly"},
-                             "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"}})
-    firing = Finding(id="inc1", kind=FindingKind.ANOMALY, source="latency", labels={"host": "h1"}, score=3.0,
-                     starts_at=T0, last_seen=T0, sightings=(T0.timestamp(),))
+    r = Rule.model_validate(
+        {
+            "name": "restart",
+            "match": {"kind": "anomaly"},
+            "action": {"playbook": "x.yml", "targets": "{{ labels.host }}"},
+        }
+    )
+    firing = Finding(
+        id="inc1",
+        kind=FindingKind.ANOMALY,
+        source="latency",
+        labels={"host": "h1"},
+        score=3.0,
+        starts_at=T0,
+        last_seen=T0,
+        sightings=(T0.timestamp(),),
+    )
     store.upsert_findings([firing])
     decide(store, [r], T0)
     [run] = store.list_runs()
     assert run.status == RunStatus.PENDING
     later = T0 + timedelta(seconds=30)
-    store.upsert_findings([firing.model_copy(update={"status": FindingStatus.RESOLVED, "last_seen": later,
-                                                     "sightings": ()})])
+    store.upsert_findings(
+        [firing.model_copy(update={"status": FindingStatus.RESOLVED, "last_seen": later, "sightings": ()})]
+    )
     run = store.get_run(run.id)  # type: ignore[assignment]
     assert run is not None and run.status == RunStatus.CANCELED and "resolved" in run.error
 

@@ -37,8 +37,16 @@ if TYPE_CHECKING:
 else:
     AnyChannel = Annotated[Union[tuple(CHANNELS.values())], Field(discriminator="kind")]  # noqa: UP007
 
-__all__ = ["CHANNELS", "AnyChannel", "ChannelConfig", "Delivery", "Notification", "execute_notify", "notification",
-           "send_notify"]
+__all__ = [
+    "CHANNELS",
+    "AnyChannel",
+    "ChannelConfig",
+    "Delivery",
+    "Notification",
+    "execute_notify",
+    "notification",
+    "send_notify",
+]
 
 
 def notification(run: ActionRun) -> Notification:
@@ -48,10 +56,16 @@ def notification(run: ActionRun) -> Notification:
         finding = json.loads(params.get("finding_data") or "{}")
     except ValueError:
         finding = {}
-    return Notification(rule=run.rule, title=str(params.get("title") or f"aiopsd rule {run.rule}"),
-                        message=str(params.get("message", "")), event=params.get("event", "trigger"),
-                        severity=params.get("severity", "warning"), dedup_key=str(params.get("dedup_key") or ""),
-                        finding=finding if isinstance(finding, dict) else {}, run_id=run.id)
+    return Notification(
+        rule=run.rule,
+        title=str(params.get("title") or f"aiopsd rule {run.rule}"),
+        message=str(params.get("message", "")),
+        event=params.get("event", "trigger"),
+        severity=params.get("severity", "warning"),
+        dedup_key=str(params.get("dedup_key") or ""),
+        finding=finding if isinstance(finding, dict) else {},
+        run_id=run.id,
+    )
 
 
 def execute_notify(run: ActionRun, ctx: ActionContext) -> ActionResult:
@@ -59,8 +73,9 @@ def execute_notify(run: ActionRun, ctx: ActionContext) -> ActionResult:
     return send_notify(run, ctx.notify_channels, ctx.cancel, ctx.timeout)
 
 
-def send_notify(run: ActionRun, channels: Mapping[str, ChannelConfig], cancel: threading.Event,
-                timeout: float | None = None) -> ActionResult:
+def send_notify(
+    run: ActionRun, channels: Mapping[str, ChannelConfig], cancel: threading.Event, timeout: float | None = None
+) -> ActionResult:
     """Deliver a notify run to its channel within ``timeout`` (the run's); without a channel, only log it."""
     note = notification(run)
     name = (run.action.get("notify") or {}).get("channel")
@@ -69,15 +84,20 @@ def send_notify(run: ActionRun, channels: Mapping[str, ChannelConfig], cancel: t
         return ActionResult(RunStatus.SUCCEEDED, 0, note.message)
     channel = channels.get(str(name))
     if channel is None:
-        return ActionResult(RunStatus.FAILED, None, "", f"notify channel {name!r} is not configured "
-                                                        f"(notify_channels in the config)")
+        return ActionResult(
+            RunStatus.FAILED, None, "", f"notify channel {name!r} is not configured (notify_channels in the config)"
+        )
     if run.dry_run:
-        return ActionResult(RunStatus.SUCCEEDED, 0, f"dry run: would notify {name} ({channel.describe()}): "
-                                                    f"{note.event} {note.title}: {note.message}")
+        return ActionResult(
+            RunStatus.SUCCEEDED,
+            0,
+            f"dry run: would notify {name} ({channel.describe()}): {note.event} {note.title}: {note.message}",
+        )
     delivery = channel.send(note, cancel, None if timeout is None else time.monotonic() + timeout)
     what = f"notify {name} ({channel.describe()}), {note.event}"
     if delivery.ok:
-        return ActionResult(RunStatus.SUCCEEDED, 0, f"{what}: delivered in {delivery.attempts} attempt(s): "
-                                                    f"{delivery.detail}")
+        return ActionResult(
+            RunStatus.SUCCEEDED, 0, f"{what}: delivered in {delivery.attempts} attempt(s): {delivery.detail}"
+        )
     logger.error("%s failed: %s", what, delivery.detail)
     return ActionResult(RunStatus.FAILED, None, f"{what}: not delivered", f"{what}: {delivery.detail}")

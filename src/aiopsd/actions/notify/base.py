@@ -81,8 +81,10 @@ class ChannelConfig(Frozen):
         if isinstance(data, dict):
             for name in cls.secret_fields:
                 if name in data:
-                    raise ValueError(f"{name} is a secret and is never accepted inline: put it in a file "
-                                     f"readable only by aiopsd and set {name}_file to its path")
+                    raise ValueError(
+                        f"{name} is a secret and is never accepted inline: put it in a file "
+                        f"readable only by aiopsd and set {name}_file to its path"
+                    )
         return data
 
     def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
@@ -104,8 +106,9 @@ def read_secret(path: Path, what: str) -> str:
     return value
 
 
-def with_retries(cfg: ChannelConfig, once: Callable[[float], str], cancel: threading.Event,
-                 deadline: float | None = None) -> Delivery:
+def with_retries(
+    cfg: ChannelConfig, once: Callable[[float], str], cancel: threading.Event, deadline: float | None = None
+) -> Delivery:
     """Call ``once(timeout)`` until it returns (the receiver's answer) or fails for good; the last reason is kept.
 
     ``deadline`` (``time.monotonic()`` seconds; the run's own timeout) bounds every attempt and
@@ -131,8 +134,14 @@ def with_retries(cfg: ChannelConfig, once: Callable[[float], str], cancel: threa
     raise AssertionError("unreachable")
 
 
-def post_json(url: str, body: dict[str, Any], *, timeout: float, headers: dict[str, str] | None = None,
-              ok: tuple[int, ...] = (200, 201, 202, 204)) -> str:
+def post_json(
+    url: str,
+    body: dict[str, Any],
+    *,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (200, 201, 202, 204),
+) -> str:
     """POST ``body`` as JSON; raise :class:`Attempt` on anything but an ``ok`` status."""
     try:
         resp = httpx.post(url, json=body, headers=headers, timeout=timeout, follow_redirects=False)

@@ -35,8 +35,14 @@ def message(note: Notification, *, sender: str, to: list[str]) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain="aiopsd")
     labels = note.finding.get("labels") or {}
     lines = [note.message, "", f"rule: {note.rule}", f"event: {note.event}", f"dedup key: {note.dedup_key}"]
-    lines += [f"finding: {note.finding.get('id', '')} ({note.finding.get('kind', '')} from "
-              f"{note.finding.get('source', '')})"] if note.finding else []
+    lines += (
+        [
+            f"finding: {note.finding.get('id', '')} ({note.finding.get('kind', '')} from "
+            f"{note.finding.get('source', '')})"
+        ]
+        if note.finding
+        else []
+    )
     lines += ["labels:"] + [f"  {k}: {v}" for k, v in sorted(labels.items())] if labels else []
     lines += ["", "finding data (JSON):", json.dumps(note.finding, sort_keys=True, indent=2)] if note.finding else []
     msg.set_content("\n".join(lines))
@@ -72,8 +78,7 @@ class EmailChannel(ChannelConfig):
             try:
                 smtp: smtplib.SMTP
                 if self.tls == "ssl":
-                    smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout,
-                                            context=ssl.create_default_context())
+                    smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=ssl.create_default_context())
                 else:
                     smtp = smtplib.SMTP(self.host, self.port, timeout=timeout)
                 with smtp:
@@ -85,14 +90,13 @@ class EmailChannel(ChannelConfig):
             except smtplib.SMTPResponseException as exc:
                 text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
                 # 4xx replies are temporary in SMTP; 5xx are permanent.
-                raise Attempt(f"SMTP server answered {exc.smtp_code} {text}", retry=400 <= exc.smtp_code < 500) \
-                    from None
+                raise Attempt(
+                    f"SMTP server answered {exc.smtp_code} {text}", retry=400 <= exc.smtp_code < 500
+                ) from None
             except smtplib.SMTPRecipientsRefused as exc:
-                raise Attempt(f"SMTP server refused every recipient: {sorted(exc.recipients)}", retry=False) \
-                    from None
+                raise Attempt(f"SMTP server refused every recipient: {sorted(exc.recipients)}", retry=False) from None
             except TimeoutError:
-                raise Attempt(f"no answer from {self.host}:{self.port} within {timeout:.3g}s", retry=True) \
-                    from None
+                raise Attempt(f"no answer from {self.host}:{self.port} within {timeout:.3g}s", retry=True) from None
             except (OSError, smtplib.SMTPException) as exc:
                 raise Attempt(f"cannot send through {self.host}:{self.port}: {exc}", retry=True) from None
             if refused:

@@ -24,8 +24,11 @@ MAX_DEDUP_KEY = 255
 
 
 def body(note: Notification, routing_key: str, *, client_url: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"routing_key": routing_key, "event_action": note.event,
-                           "dedup_key": note.dedup_key[:MAX_DEDUP_KEY]}
+    out: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": note.event,
+        "dedup_key": note.dedup_key[:MAX_DEDUP_KEY],
+    }
     if note.event == "trigger":
         labels = note.finding.get("labels") or {}
         source = labels.get("instance") or labels.get("host") or note.finding.get("source") or "aiopsd"
@@ -56,8 +59,7 @@ class PagerDutyChannel(ChannelConfig):
     def send(self, note: Notification, cancel: threading.Event, deadline: float | None = None) -> Delivery:
         def once(timeout: float) -> str:
             key = read_secret(self.routing_key_file, "PagerDuty routing key")
-            return post_json(self.url, body(note, key, client_url=self.client_url), timeout=timeout,
-                             ok=(200, 201, 202))
+            return post_json(self.url, body(note, key, client_url=self.client_url), timeout=timeout, ok=(200, 201, 202))
 
         return with_retries(self, once, cancel, deadline)
 

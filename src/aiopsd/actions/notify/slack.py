@@ -28,15 +28,22 @@ def escape(text: str) -> str:
 
 def body(note: Notification, channel: str | None = None) -> dict[str, Any]:
     labels = note.finding.get("labels") or {}
-    fields = [{"type": "mrkdwn", "text": f"*{escape(str(k))}*: {escape(str(v))}"}
-              for k, v in sorted(labels.items())][:10]
+    fields = [{"type": "mrkdwn", "text": f"*{escape(str(k))}*: {escape(str(v))}"} for k, v in sorted(labels.items())][
+        :10
+    ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(note.title)}*\n{escape(note.message)}"}},
     ]
     if fields:
         blocks.append({"type": "section", "fields": fields})
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": escape(f"aiopsd rule {note.rule} · {note.event} · {note.severity}")}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": escape(f"aiopsd rule {note.rule} · {note.event} · {note.severity}")}
+            ],
+        }
+    )
     out: dict[str, Any] = {"text": escape(f"{note.title}: {note.message}"), "blocks": blocks}
     if channel:
         out["channel"] = channel

@@ -13,9 +13,18 @@ from aiopsd.actions.notify.base import ChannelConfig, Delivery, Notification, po
 
 def body(note: Notification) -> dict[str, Any]:
     """The JSON a receiver gets (versioned, so receivers can rely on it)."""
-    return {"version": "1", "source": "aiopsd", "event": note.event, "rule": note.rule, "title": note.title,
-            "message": note.message, "severity": note.severity, "dedup_key": note.dedup_key,
-            "run_id": note.run_id, "finding": note.finding}
+    return {
+        "version": "1",
+        "source": "aiopsd",
+        "event": note.event,
+        "rule": note.rule,
+        "title": note.title,
+        "message": note.message,
+        "severity": note.severity,
+        "dedup_key": note.dedup_key,
+        "run_id": note.run_id,
+        "finding": note.finding,
+    }
 
 
 class WebhookChannel(ChannelConfig):

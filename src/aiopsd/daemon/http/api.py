@@ -84,8 +84,11 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
     without approval credentials HTTP approvals are refused.
     """
     approver = approvals or Credentials(None, None, None)
-    app = FastAPI(title="aiopsd", version=__version__,
-                  description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.")
+    app = FastAPI(
+        title="aiopsd",
+        version=__version__,
+        description="Read-only status API of aiopsd, its Alertmanager webhook and approvals.",
+    )
     store, metrics = runtime.store, runtime.metrics
     max_body = runtime.settings.webhook.max_body_bytes
     intake = GroupCommitter(store)
@@ -102,10 +105,15 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(503, f"internal error ({exc.__class__.__name__}); retry later")
 
-    @app.post("/api/v1/alerts", response_model=WebhookAnswer, tags=["webhook"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": webhook_openapi_schema()}}}})
+    @app.post(
+        "/api/v1/alerts",
+        response_model=WebhookAnswer,
+        tags=["webhook"],
+        responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": webhook_openapi_schema()}}}
+        },
+    )
     async def receive_alerts(request: Request) -> Response:
         """Alertmanager webhook (payload version 4). 200 means every alert is durable."""
         code, body = await _receive(request)
@@ -142,9 +150,14 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
             return 422, {"error": f"not an Alertmanager v4 payload: {where}: {err['msg']}"}
         started = time.perf_counter()
         try:
-            result = await intake.submit(AlertBatch(
-                [a.to_incoming() for a in payload.alerts], received_at=time.time(),
-                receiver=payload.receiver or None, group_key=payload.group_key or None))
+            result = await intake.submit(
+                AlertBatch(
+                    [a.to_incoming() for a in payload.alerts],
+                    received_at=time.time(),
+                    receiver=payload.receiver or None,
+                    group_key=payload.group_key or None,
+                )
+            )
         except StoreUnavailableError as exc:
             logger.error("webhook: %s", exc)
             return 503, {"error": "state store unavailable; Alertmanager will retry"}
@@ -192,12 +205,19 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         """The hash-chained audit log, newest first (verify it with `aiopsd audit verify`)."""
         return [AuditRecord(**e) for e in store.audit_entries(limit=max(1, min(limit, 1000)))]
 
-    @app.post("/api/v1/actions/{run_id}/approve", response_model=ActionRun, tags=["approvals"],
-              responses={401: {}, 403: {}, 409: {}})
+    @app.post(
+        "/api/v1/actions/{run_id}/approve",
+        response_model=ActionRun,
+        tags=["approvals"],
+        responses={401: {}, 403: {}, 409: {}},
+    )
     def approve(run_id: RunId, request: Request) -> Response:
         if not approver.required:
-            return _error(403, "approvals over HTTP need approvals.auth configured (the webhook's credential "
-                               "cannot approve); use `aiopsd approve ID` on the host")
+            return _error(
+                403,
+                "approvals over HTTP need approvals.auth configured (the webhook's credential "
+                "cannot approve); use `aiopsd approve ID` on the host",
+            )
         if not approver.check(request.headers.get("authorization")):
             return _error(401, "missing or wrong approval credentials")
         run = store.approve_run(run_id, datetime.now(UTC), by="api")

@@ -39,8 +39,9 @@ class Credentials:
                 user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return False
-            return (hmac.compare_digest(user.encode(), self.basic_user.encode())
-                    & hmac.compare_digest(password.encode(), self.basic_password.encode()))
+            return hmac.compare_digest(user.encode(), self.basic_user.encode()) & hmac.compare_digest(
+                password.encode(), self.basic_password.encode()
+            )
         return False
 
 
@@ -71,10 +72,14 @@ def load_approval_credentials(settings: Settings) -> Credentials:
     approvals = load_credentials(settings.approvals.auth, "approvals.auth")
     webhook = load_credentials(settings.webhook.auth)
     if approvals.bearer and approvals.bearer == webhook.bearer:
-        raise ConfigError("approvals.auth bearer token must differ from webhook.auth's: whoever can send "
-                          "alerts must not be able to approve the runs they cause", field="approvals.auth")
-    if approvals.basic_user and (approvals.basic_user, approvals.basic_password) == \
-            (webhook.basic_user, webhook.basic_password):
-        raise ConfigError("approvals.auth basic credentials must differ from webhook.auth's",
-                          field="approvals.auth")
+        raise ConfigError(
+            "approvals.auth bearer token must differ from webhook.auth's: whoever can send "
+            "alerts must not be able to approve the runs they cause",
+            field="approvals.auth",
+        )
+    if approvals.basic_user and (approvals.basic_user, approvals.basic_password) == (
+        webhook.basic_user,
+        webhook.basic_password,
+    ):
+        raise ConfigError("approvals.auth basic credentials must differ from webhook.auth's", field="approvals.auth")
     return approvals

@@ -50,8 +50,9 @@ def read_model(path: Path) -> ModelView:
             else:
                 metrics = _flat_scalars(raw) if isinstance(raw, dict) else {}
             created = datetime.fromtimestamp(mfile.stat().st_mtime, UTC)
-        versions.append(ModelVersionView(version=vdir.name, current=vdir.name == current, created_at=created,
-                                         metrics=metrics))
+        versions.append(
+            ModelVersionView(version=vdir.name, current=vdir.name == current, created_at=created, metrics=metrics)
+        )
     return ModelView(name=path.name, path=str(path), current=current, versions=versions)
 
 

@@ -74,13 +74,26 @@ def summarize_run(run: ActionRun, decision: Decision | None, finding: Finding | 
     if run.started_at is not None:
         end = run.finished_at or datetime.now(UTC)
         duration = max(0.0, (end - run.started_at).total_seconds())
-    return RunSummary(id=run.id, rule=run.rule, kind=run.kind, what=run_what(run), targets=list(run.targets),
-                      status=run.status, attempt=run.attempt, dry_run=run.dry_run, created_at=run.created_at,
-                      started_at=run.started_at, finished_at=run.finished_at, duration_seconds=duration,
-                      rc=run.rc, error=run.error, decision_id=run.decision_id,
-                      reason=decision.reason if decision else "",
-                      finding_id=decision.finding_id if decision else None,
-                      finding_summary=finding.summary if finding else "")
+    return RunSummary(
+        id=run.id,
+        rule=run.rule,
+        kind=run.kind,
+        what=run_what(run),
+        targets=list(run.targets),
+        status=run.status,
+        attempt=run.attempt,
+        dry_run=run.dry_run,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_seconds=duration,
+        rc=run.rc,
+        error=run.error,
+        decision_id=run.decision_id,
+        reason=decision.reason if decision else "",
+        finding_id=decision.finding_id if decision else None,
+        finding_summary=finding.summary if finding else "",
+    )
 
 
 def sources(runtime: Runtime) -> list[SourceView]:
@@ -98,13 +111,22 @@ def sources(runtime: Runtime) -> list[SourceView]:
             if cname == f"{kind}:{name}" or cname.startswith(f"{kind}:{name}:"):
                 cursor.update(value if cname == f"{kind}:{name}" else {cname.split(":", 2)[2]: value})
         state: Literal["up", "down", "waiting"] = "waiting" if row is None else ("up" if row["up"] else "down")
-        out.append(SourceView(
-            name=name, kind=kind, state=state, up=state == "up",
-            configured=name in details or kind != SourceKind.PROMETHEUS,
-            detail=details.get(name, ""), last_ok=row["last_ok"] if row else None,
-            last_error_at=row["last_error_at"] if row else None, error=row["error"] if row else "",
-            lag_seconds=row["lag_seconds"] if row else None, updated_at=row["updated_at"] if row else None,
-            cursor=cursor))
+        out.append(
+            SourceView(
+                name=name,
+                kind=kind,
+                state=state,
+                up=state == "up",
+                configured=name in details or kind != SourceKind.PROMETHEUS,
+                detail=details.get(name, ""),
+                last_ok=row["last_ok"] if row else None,
+                last_error_at=row["last_error_at"] if row else None,
+                error=row["error"] if row else "",
+                lag_seconds=row["lag_seconds"] if row else None,
+                updated_at=row["updated_at"] if row else None,
+                cursor=cursor,
+            )
+        )
     return out
 
 
@@ -122,12 +144,24 @@ def rules(runtime: Runtime, now: datetime) -> list[RuleView]:
             since = now - timedelta(seconds=g.max_per_window.window)
             used = sum(1 for t in state.recent_actions.get(r.name, ()) if t > since)
         reason = state.open_circuits.get(r.name, "")
-        out.append(RuleView(
-            name=r.name, description=r.description, enabled=r.enabled, action=r.action.kind,
-            what=_rule_what(r), match=_match_text(r), cooldown_seconds=g.cooldown,
-            cooling_down_until=until if until is not None and until > now else None,
-            max_per_window=budget, actions_in_window=used, require_approval=g.require_approval,
-            dry_run=g.dry_run, circuit=CircuitState(open=bool(reason), reason=reason), last_action_at=last))
+        out.append(
+            RuleView(
+                name=r.name,
+                description=r.description,
+                enabled=r.enabled,
+                action=r.action.kind,
+                what=_rule_what(r),
+                match=_match_text(r),
+                cooldown_seconds=g.cooldown,
+                cooling_down_until=until if until is not None and until > now else None,
+                max_per_window=budget,
+                actions_in_window=used,
+                require_approval=g.require_approval,
+                dry_run=g.dry_run,
+                circuit=CircuitState(open=bool(reason), reason=reason),
+                last_action_at=last,
+            )
+        )
     return out
 
 
@@ -153,31 +187,45 @@ def finding_views(runtime: Runtime, findings: Sequence[Finding]) -> list[Finding
         decisions = store.list_decisions(finding_id=f.id, limit=100)
         runs = store.runs_for_decisions([d.id for d in decisions])
         by_id = {d.id: d for d in decisions}
-        out.append(FindingView(finding=f, decisions=decisions,
-                               runs=[summarize_run(r, by_id.get(r.decision_id), f) for r in runs]))
+        out.append(
+            FindingView(
+                finding=f, decisions=decisions, runs=[summarize_run(r, by_id.get(r.decision_id), f) for r in runs]
+            )
+        )
     return out
 
 
 def daemon_info(runtime: Runtime, now: datetime) -> DaemonInfo:
-    return DaemonInfo(version=__version__, replica=runtime.replica,
-                      started_at=datetime.fromtimestamp(runtime.started_at, UTC),
-                      uptime_seconds=max(0.0, now.timestamp() - runtime.started_at),
-                      ready=runtime.ready.is_set(), draining=runtime.draining.is_set(),
-                      dry_run=runtime.settings.actions.dry_run, config_error=runtime.last_reload_error)
+    return DaemonInfo(
+        version=__version__,
+        replica=runtime.replica,
+        started_at=datetime.fromtimestamp(runtime.started_at, UTC),
+        uptime_seconds=max(0.0, now.timestamp() - runtime.started_at),
+        ready=runtime.ready.is_set(),
+        draining=runtime.draining.is_set(),
+        dry_run=runtime.settings.actions.dry_run,
+        config_error=runtime.last_reload_error,
+    )
 
 
 def counts(runtime: Runtime) -> Counts:
     c = runtime.store.counts()
-    return Counts(alerts=int(c["alerts"]), findings=dict(c["findings"]), decisions=dict(c["decisions"]),
-                  runs=dict(c["runs"]))
+    return Counts(
+        alerts=int(c["alerts"]), findings=dict(c["findings"]), decisions=dict(c["decisions"]), runs=dict(c["runs"])
+    )
 
 
 def status(runtime: Runtime, now: datetime | None = None) -> Status:
     """``/api/v1/status``: the daemon, the sources polled at least once, the running rules, the counts."""
     now = now or datetime.now(UTC)
-    return Status(**daemon_info(runtime, now).model_dump(), restart_needed=list(runtime.restart_needed),
-                  leader=runtime.is_leader(), sources=[s for s in sources(runtime) if s.state != "waiting"],
-                  rules=rules(runtime, now), counts=counts(runtime))
+    return Status(
+        **daemon_info(runtime, now).model_dump(),
+        restart_needed=list(runtime.restart_needed),
+        leader=runtime.is_leader(),
+        sources=[s for s in sources(runtime) if s.state != "waiting"],
+        rules=rules(runtime, now),
+        counts=counts(runtime),
+    )
 
 
 def build(runtime: Runtime, now: datetime | None = None) -> Overview:
@@ -186,8 +234,11 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
     firing = store.list_findings(status=str(FindingStatus.FIRING), limit=50)
     # Findings with a chart or drifted columns first: they carry the most evidence.
     firing.sort(key=lambda f: f.kind == FindingKind.ALERT)
-    resolved = [f for f in store.list_findings(status=str(FindingStatus.RESOLVED), limit=RECENT_RESOLVED)
-                if now - f.last_seen < RESOLVED_HORIZON]
+    resolved = [
+        f
+        for f in store.list_findings(status=str(FindingStatus.RESOLVED), limit=RECENT_RESOLVED)
+        if now - f.last_seen < RESOLVED_HORIZON
+    ]
     findings = finding_views(runtime, firing + resolved)
     finding_cache = {fv.finding.id: fv.finding for fv in findings}
 
@@ -210,57 +261,79 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
     source_views = sources(runtime)
     rule_views = rules(runtime, now)
     daemon = daemon_info(runtime, now)
-    state, headline = assess(now, daemon, source_views, [fv.finding for fv in findings], actions, held,
-                             rule_views)
-    return Overview(generated_at=now, state=state, headline=headline, daemon=daemon, sources=source_views,
-                    findings=findings, actions=actions, held=held, rules=rule_views, models=models(runtime),
-                    counts=counts(runtime))
+    state, headline = assess(now, daemon, source_views, [fv.finding for fv in findings], actions, held, rule_views)
+    return Overview(
+        generated_at=now,
+        state=state,
+        headline=headline,
+        daemon=daemon,
+        sources=source_views,
+        findings=findings,
+        actions=actions,
+        held=held,
+        rules=rule_views,
+        models=models(runtime),
+        counts=counts(runtime),
+    )
 
 
 def _held(runtime: Runtime, finding: FindingLookup) -> list[HeldDecision]:
     store = runtime.store
+
+    def held(d: Decision, code: str, run_id: int | None) -> HeldDecision:
+        f = finding(d.finding_id)
+        label = REASON_LABELS.get(code, code.replace("_", " "))
+        return HeldDecision(decision=d, code=code, label=label, run_id=run_id, finding_summary=f.summary if f else "")
+
     out: list[HeldDecision] = []
-    waiting = store.list_runs(status=str(RunStatus.AWAITING_APPROVAL), limit=RECENT_HELD)
-    for run in waiting:
+    for run in store.list_runs(status=str(RunStatus.AWAITING_APPROVAL), limit=RECENT_HELD):
         d = store.get_decision(run.decision_id)
         if d is not None:
-            f = finding(d.finding_id)
-            out.append(HeldDecision(decision=d, code="awaiting_approval", label=REASON_LABELS["awaiting_approval"],
-                                    run_id=run.id, finding_summary=f.summary if f else ""))
-    acts = store.list_decisions(outcome=str(Outcome.ACT), limit=RECENT_HELD)
-    dry = [d for d in acts if d.dry_run]
+            out.append(held(d, "awaiting_approval", run.id))
+    dry = [d for d in store.list_decisions(outcome=str(Outcome.ACT), limit=RECENT_HELD) if d.dry_run]
     runs = {r.decision_id: r for r in store.runs_for_decisions([d.id for d in dry])}
     for d in dry:
-        f = finding(d.finding_id)
         dry_run = runs.get(d.id)
-        out.append(HeldDecision(decision=d, code="dry_run", label=REASON_LABELS["dry_run"],
-                                run_id=dry_run.id if dry_run else None, finding_summary=f.summary if f else ""))
-    for d in store.list_decisions(outcome=str(Outcome.SKIP), limit=RECENT_HELD):
-        f = finding(d.finding_id)
-        out.append(HeldDecision(decision=d, code=d.code, label=REASON_LABELS.get(d.code, d.code.replace("_", " ")),
-                                run_id=None, finding_summary=f.summary if f else ""))
+        out.append(held(d, "dry_run", dry_run.id if dry_run else None))
+    out.extend(held(d, d.code, None) for d in store.list_decisions(outcome=str(Outcome.SKIP), limit=RECENT_HELD))
     out.sort(key=lambda h: h.decision.decided_at, reverse=True)
     return out[:RECENT_HELD]
 
 
-def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], findings: Sequence[Finding],
-           actions: Sequence[RunSummary], held: Sequence[HeldDecision],
-           rules: Sequence[RuleView]) -> tuple[Level, list[Headline]]:
+def assess(
+    now: datetime,
+    daemon: DaemonInfo,
+    sources: Sequence[SourceView],
+    findings: Sequence[Finding],
+    actions: Sequence[RunSummary],
+    held: Sequence[HeldDecision],
+    rules: Sequence[RuleView],
+) -> tuple[Level, list[Headline]]:
     """The overall state and the few sentences that say why, worst first."""
     lines: list[Headline] = []
     if daemon.draining:
         lines.append(Headline(level="bad", text="aiopsd is shutting down: no new webhooks or actions"))
     if daemon.config_error:
-        lines.append(Headline(level="bad", text=f"last config reload rejected (old rules still run): "
-                                                f"{daemon.config_error}"))
+        lines.append(
+            Headline(level="bad", text=f"last config reload rejected (old rules still run): {daemon.config_error}")
+        )
     for s in sources:
         if s.state == "down":
-            lines.append(Headline(level="bad", text=f"source {s.name} is down: {s.error or 'not answering'}"
-                                                    " — no actions are decided from its data"))
+            lines.append(
+                Headline(
+                    level="bad",
+                    text=f"source {s.name} is down: {s.error or 'not answering'}"
+                    " — no actions are decided from its data",
+                )
+            )
     for r in rules:
         if r.circuit.open:
-            lines.append(Headline(level="bad", text=f"rule {r.name}: circuit open ({r.circuit.reason}); "
-                                                    "it will not act until it resets"))
+            lines.append(
+                Headline(
+                    level="bad",
+                    text=f"rule {r.name}: circuit open ({r.circuit.reason}); it will not act until it resets",
+                )
+            )
     failed = [a for a in actions if a.status in _FAILED and a.finished_at and now - a.finished_at < FAILED_HORIZON]
     if failed:
         names = ", ".join(f"#{a.id} {a.what}" for a in failed[:3])
@@ -276,12 +349,22 @@ def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], fin
         lines.append(Headline(level="warn", text=f"{len(firing)} finding(s) firing ({by_kind}): {first}{more}"))
     running = [a for a in actions if a.status in (RunStatus.RUNNING, RunStatus.PENDING)]
     if running:
-        lines.append(Headline(level="warn", text=f"{len(running)} action(s) running or queued: "
-                                                 + ", ".join(f"#{a.id} {a.what}" for a in running[:3])))
+        lines.append(
+            Headline(
+                level="warn",
+                text=f"{len(running)} action(s) running or queued: "
+                + ", ".join(f"#{a.id} {a.what}" for a in running[:3]),
+            )
+        )
     waiting = [h for h in held if h.code == "awaiting_approval"]
     if waiting:
-        lines.append(Headline(level="warn", text=f"{len(waiting)} action(s) awaiting approval: "
-                                                 + ", ".join(f"#{h.run_id} {h.decision.rule}" for h in waiting[:3])))
+        lines.append(
+            Headline(
+                level="warn",
+                text=f"{len(waiting)} action(s) awaiting approval: "
+                + ", ".join(f"#{h.run_id} {h.decision.rule}" for h in waiting[:3]),
+            )
+        )
     if not any(h.level == "bad" for h in lines):
         recent = [a for a in actions if a.finished_at and now - a.finished_at < FAILED_HORIZON]
         if recent:
@@ -289,9 +372,9 @@ def assess(now: datetime, daemon: DaemonInfo, sources: Sequence[SourceView], fin
             lines.append(Headline(level="ok", text=f"{ok} of {len(recent)} action(s) in the last hour succeeded"))
     if not lines:
         lines.append(Headline(level="ok", text="all quiet: no finding firing, no action running, sources up"))
-    level: Level = "bad" if any(h.level == "bad" for h in lines) else (
-        "warn" if any(h.level == "warn" for h in lines) else "ok")
+    level: Level = (
+        "bad" if any(h.level == "bad" for h in lines) else ("warn" if any(h.level == "warn" for h in lines) else "ok")
+    )
     order = {"bad": 0, "warn": 1, "ok": 2}
     lines.sort(key=lambda h: order[h.level])
     return level, lines
-

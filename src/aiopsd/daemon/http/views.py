@@ -43,7 +43,7 @@ class DaemonInfo(View):
 
 class SourceView(View):
     name: str
-    kind: str = Field(description=', '.join(SourceKind))
+    kind: str = Field(description=", ".join(SourceKind))
     state: Literal["up", "down", "waiting"] = Field(description="waiting: configured but not polled yet")
     up: bool = Field(description="state is up")
     configured: bool = Field(description="Part of the running configuration")
@@ -53,8 +53,9 @@ class SourceView(View):
     error: str
     lag_seconds: float | None = Field(description="Age of the newest sample at the last poll")
     updated_at: datetime | None
-    cursor: dict[str, Any] = Field(default_factory=dict,
-                                   description="Where reading resumes: Prometheus watermark or log offsets")
+    cursor: dict[str, Any] = Field(
+        default_factory=dict, description="Where reading resumes: Prometheus watermark or log offsets"
+    )
 
 
 class RunSummary(View):

@@ -62,8 +62,9 @@ def validate_detector_params(name: str, params: dict[str, Any]) -> None:
     known = make_detector(name).get_params()
     for key in params:
         if key not in known:
-            raise InvalidParameterError(str(key), f"unknown parameter {key!r} of detector {name!r}; "
-                                        f"known: {', '.join(sorted(known))}")
+            raise InvalidParameterError(
+                str(key), f"unknown parameter {key!r} of detector {name!r}; known: {', '.join(sorted(known))}"
+            )
     detector = make_detector(name, **params)
     if isinstance(detector, DetectorBase):
         detector._validate_params()

@@ -54,11 +54,10 @@ class Ring:
     def tolist(self) -> list[float]:
         if self.n < self.size:
             return self.data[: self.n].tolist()
-        return self.data[self.head:].tolist() + self.data[: self.head].tolist()
+        return self.data[self.head :].tolist() + self.data[: self.head].tolist()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"size": self.size, "typecode": self.data.typecode,
-                "values": array(self.data.typecode, self.tolist())}
+        return {"size": self.size, "typecode": self.data.typecode, "values": array(self.data.typecode, self.tolist())}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["size"], state["typecode"])  # type: ignore[misc]

@@ -90,9 +90,17 @@ class AdaptiveDetector(DetectorBase):
         "bar_quantile": Interval(float, 0, 1),
     }
 
-    def __init__(self, *, window: int = 640, min_z: float = 4.0, margin: float = 1.5,
-                 cooldown: int = 100, min_periods: int = 30, season: int = 0,
-                 bar_quantile: float = 0.995) -> None:
+    def __init__(
+        self,
+        *,
+        window: int = 640,
+        min_z: float = 4.0,
+        margin: float = 1.5,
+        cooldown: int = 100,
+        min_periods: int = 30,
+        season: int = 0,
+        bar_quantile: float = 0.995,
+    ) -> None:
         self.window = window
         self.min_z = min_z
         self.margin = margin
@@ -108,8 +116,7 @@ class AdaptiveDetector(DetectorBase):
     def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         self.levels_ = SortedWindow(self.window)
         self.steps_ = SortedWindow(self.window)
-        self.calibrator_ = Calibrator(self.window, self.min_z, self.margin, self.bar_quantile,
-                                      self.cooldown)
+        self.calibrator_ = Calibrator(self.window, self.min_z, self.margin, self.bar_quantile, self.cooldown)
         self.seasonal_ = SortedWindow(self.window // 2)
         self.period_ = self.season
         self.since_refit_ = 0

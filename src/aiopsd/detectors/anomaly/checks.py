@@ -241,5 +241,6 @@ def parametrize_with_checks(detectors: Mapping[str, AnomalyDetector]) -> Decorat
 
     cases = list(_cases(detectors))
     mark: Decorator = pytest.mark.parametrize(
-        ("detector", "check"), [(d, c) for _, d, c in cases], ids=[i for i, _, _ in cases])
+        ("detector", "check"), [(d, c) for _, d, c in cases], ids=[i for i, _, _ in cases]
+    )
     return mark

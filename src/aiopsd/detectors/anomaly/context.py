@@ -53,8 +53,18 @@ class ContextDetector(DetectorBase):
         "warmup": Interval(int, 0),
     }
 
-    def __init__(self, *, levels: int = 8, order: int = 0, span: int = 3, table_bits: int = 10, forget: int = 2000,
-                 threshold: float = 0.5, rest: int = 100, warmup: int = 300) -> None:
+    def __init__(
+        self,
+        *,
+        levels: int = 8,
+        order: int = 0,
+        span: int = 3,
+        table_bits: int = 10,
+        forget: int = 2000,
+        threshold: float = 0.5,
+        rest: int = 100,
+        warmup: int = 300,
+    ) -> None:
         self.levels = levels
         self.order = order
         self.span = span

@@ -26,8 +26,17 @@ from aiopsd.detectors.anomaly.calibrate import BELOW_ONE
 from aiopsd.detectors.anomaly.context import ContextDetector
 from aiopsd.detectors.anomaly.seasonal import SeasonalDetector
 
-_FORECAST = ("history", "refit_every", "min_z", "margin", "cooldown", "period", "min_history", "level_alpha",
-             "flat_after")
+_FORECAST = (
+    "history",
+    "refit_every",
+    "min_z",
+    "margin",
+    "cooldown",
+    "period",
+    "min_history",
+    "level_alpha",
+    "flat_after",
+)
 _CONTEXT = ("levels", "order", "table_bits", "forget", "threshold", "warmup")
 
 
@@ -42,10 +51,27 @@ class EnsembleDetector(DetectorBase):
         "confirm": Interval(int, 1),
     }
 
-    def __init__(self, *, history: int = 1024, refit_every: int = 512, min_z: float = 4.0, margin: float = 1.5,
-                 cooldown: int = 100, period: int = 0, min_history: int = 48, level_alpha: float = 0.005,
-                 flat_after: int = 12, levels: int = 8, order: int = 0, table_bits: int = 10, forget: int = 2000,
-                 threshold: float = 0.5, warmup: int = 300, rest: int = 100, confirm: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        history: int = 1024,
+        refit_every: int = 512,
+        min_z: float = 4.0,
+        margin: float = 1.5,
+        cooldown: int = 100,
+        period: int = 0,
+        min_history: int = 48,
+        level_alpha: float = 0.005,
+        flat_after: int = 12,
+        levels: int = 8,
+        order: int = 0,
+        table_bits: int = 10,
+        forget: int = 2000,
+        threshold: float = 0.5,
+        warmup: int = 300,
+        rest: int = 100,
+        confirm: int = 2,
+    ) -> None:
         self.history = history
         self.refit_every = refit_every
         self.min_z = min_z
@@ -69,8 +95,7 @@ class EnsembleDetector(DetectorBase):
 
     def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         params = self.get_params()
-        self.forecast_ = SeasonalDetector(method="decompose", confirm=self.confirm,
-                                          **{k: params[k] for k in _FORECAST})
+        self.forecast_ = SeasonalDetector(method="decompose", confirm=self.confirm, **{k: params[k] for k in _FORECAST})
         self.forecast_.fit(timestamps, values)
         self.context_ = ContextDetector(rest=self.rest, **{k: params[k] for k in _CONTEXT})
         self.context_.fit(timestamps, values)

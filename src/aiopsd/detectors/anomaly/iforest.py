@@ -51,9 +51,19 @@ class IsolationForestDetector(DetectorBase):
         "cooldown": Interval(int, 0),
     }
 
-    def __init__(self, *, lags: int = 4, history: int = 512, refit_every: int = 512,
-                 n_estimators: int = 32, max_samples: int = 64, random_state: int = 0,
-                 min_z: float = 4.0, margin: float = 1.0, cooldown: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        lags: int = 4,
+        history: int = 512,
+        refit_every: int = 512,
+        n_estimators: int = 32,
+        max_samples: int = 64,
+        random_state: int = 0,
+        min_z: float = 4.0,
+        margin: float = 1.0,
+        cooldown: int = 100,
+    ) -> None:
         self.lags = lags
         self.history = history
         self.refit_every = refit_every
@@ -95,8 +105,9 @@ class IsolationForestDetector(DetectorBase):
         from sklearn.ensemble import IsolationForest
 
         x = np.array(self.features_, dtype=np.float64)
-        forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(x)),
-                                 random_state=self.random_state).fit(x)
+        forest = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(x)), random_state=self.random_state
+        ).fit(x)
         left, right, feature, threshold, leaf = [], [], [], [], []
         roots = []
         offset = 0
@@ -136,8 +147,13 @@ class IsolationForestDetector(DetectorBase):
         trees = self.trees_
         assert trees is not None
         if self._walk is None:
-            self._walk = (trees["roots"].tolist(), trees["left"].tolist(), trees["right"].tolist(),
-                          trees["feature"].tolist(), trees["threshold"].tolist() + trees["leaf"].tolist())
+            self._walk = (
+                trees["roots"].tolist(),
+                trees["left"].tolist(),
+                trees["right"].tolist(),
+                trees["feature"].tolist(),
+                trees["threshold"].tolist() + trees["leaf"].tolist(),
+            )
         roots, left, right, feature, thr_leaf = self._walk
         n_nodes = len(left)
         total = 0.0

@@ -41,8 +41,7 @@ class Knobs:
 
     @property
     def active(self) -> bool:
-        return (self.direction != "both" or self.min_deviation > 0 or self.min_relative_deviation > 0
-                or self.warmup > 0)
+        return self.direction != "both" or self.min_deviation > 0 or self.min_relative_deviation > 0 or self.warmup > 0
 
     @property
     def needs_band(self) -> bool:
@@ -105,6 +104,8 @@ def knob_problem(detector: AnomalyDetector, knobs: Knobs) -> str | None:
     t = np.arange(64, dtype=np.float64)
     probe = detector.fit(t, np.sin(t / 4.0) + 10.0).update(64.0, 10.0)
     if math.isnan(probe.yhat):
-        return (f"{type(detector).__name__} gives no expected value (yhat), so direction, min_deviation and "
-                "min_relative_deviation cannot be applied; use another detector or drop them")
+        return (
+            f"{type(detector).__name__} gives no expected value (yhat), so direction, min_deviation and "
+            "min_relative_deviation cannot be applied; use another detector or drop them"
+        )
     return None

@@ -64,8 +64,9 @@ class MADDetector(DetectorBase):
         "min_scale": Interval(float, 0),
     }
 
-    def __init__(self, *, window: int = 288, threshold: float = 3.5, min_periods: int = 12,
-                 min_scale: float = 1e-9) -> None:
+    def __init__(
+        self, *, window: int = 288, threshold: float = 3.5, min_periods: int = 12, min_scale: float = 1e-9
+    ) -> None:
         self.window = window
         self.threshold = threshold
         self.min_periods = min_periods
@@ -74,7 +75,7 @@ class MADDetector(DetectorBase):
     def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         vals = values
         self.buffer_ = SortedWindow(self.window)
-        for v in vals[np.isfinite(vals)][-self.window:].tolist():
+        for v in vals[np.isfinite(vals)][-self.window :].tolist():
             self.buffer_.push(v)
 
     def _update(self, timestamp: float, value: float) -> Score:

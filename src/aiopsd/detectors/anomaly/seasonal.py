@@ -51,15 +51,15 @@ def decompose_forecast(y: FloatArray, period: int, horizon: int) -> tuple[FloatA
     csum = np.concatenate(([0.0], np.cumsum(y)))
     trend = (csum[width:] - csum[:-width]) / width  # trend[i] = mean(y[i:i+width])
     half = width // 2
-    detrended = y[half:half + trend.size] - trend
+    detrended = y[half : half + trend.size] - trend
     if p:
         start = (-half) % p  # first index of detrended whose phase is 0
         cycles = (detrended.size - start) // p
-        profile = np.median(detrended[start:start + cycles * p].reshape(cycles, p), axis=0)
+        profile = np.median(detrended[start : start + cycles * p].reshape(cycles, p), axis=0)
         profile -= profile.mean()
         phase = (np.arange(n) + 0) % p
         seasonal = profile[phase]
-        resid = detrended - seasonal[half:half + trend.size]
+        resid = detrended - seasonal[half : half + trend.size]
         recent = min(max(p // 4, 8), 64)
         level = float(np.median(y[-recent:] - seasonal[-recent:]))
         future = profile[(n + np.arange(horizon)) % p]
@@ -87,13 +87,17 @@ def _forecast(method: Method, y: FloatArray, period: int, horizon: int) -> tuple
         if method == "holt_winters":
             from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-            model = ExponentialSmoothing(y, trend="add", damped_trend=True,
-                                         seasonal="add" if seasonal else None,
-                                         seasonal_periods=period if seasonal else None,
-                                         initialization_method="estimated")
+            model = ExponentialSmoothing(
+                y,
+                trend="add",
+                damped_trend=True,
+                seasonal="add" if seasonal else None,
+                seasonal_periods=period if seasonal else None,
+                initialization_method="estimated",
+            )
             fitted = model.fit()
             return np.asarray(fitted.forecast(horizon)), np.asarray(fitted.resid)
-    level = float(np.median(y[-max(8, y.size // 8):]))
+    level = float(np.median(y[-max(8, y.size // 8) :]))
     return np.full(horizon, level), y - level
 
 
@@ -114,10 +118,21 @@ class SeasonalDetector(DetectorBase):
         "flat_after": Interval(int, 0),
     }
 
-    def __init__(self, *, method: Method = "decompose", history: int = 1024, refit_every: int = 512,
-                 min_z: float = 4.0, margin: float = 1.5, cooldown: int = 100, period: int = 0,
-                 min_history: int = 48, confirm: int = 2, level_alpha: float = 0.0,
-                 flat_after: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        method: Method = "decompose",
+        history: int = 1024,
+        refit_every: int = 512,
+        min_z: float = 4.0,
+        margin: float = 1.5,
+        cooldown: int = 100,
+        period: int = 0,
+        min_history: int = 48,
+        confirm: int = 2,
+        level_alpha: float = 0.0,
+        flat_after: int = 0,
+    ) -> None:
         self.method = method
         self.history = history
         self.refit_every = refit_every
@@ -139,13 +154,14 @@ class SeasonalDetector(DetectorBase):
     def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         vals = values
         self.buffer_ = Ring(self.history)
-        for v in vals[np.isfinite(vals)][-self.history:].tolist():
+        for v in vals[np.isfinite(vals)][-self.history :].tolist():
             self.buffer_.push(v)
         self.forecast_ = array("f")  # forecast minus base_: float32 offsets keep 2 KB a series
         self.base_ = 0.0
         self.scale_ = math.nan
-        self.calibrator_ = Calibrator(min_z=self.min_z, margin=self.margin, cooldown=self.cooldown,
-                                      confirm=self.confirm)
+        self.calibrator_ = Calibrator(
+            min_z=self.min_z, margin=self.margin, cooldown=self.cooldown, confirm=self.confirm
+        )
         self.period_ = 0
         self.step_ = 0
         self.since_refit_ = 0
@@ -203,8 +219,7 @@ class SeasonalDetector(DetectorBase):
         self.buffer_.push(value)
         self.step_ += 1
         self.since_refit_ += 1
-        if len(self.buffer_) >= self.min_history and (
-                not self.forecast_ or self.since_refit_ >= self.refit_every):
+        if len(self.buffer_) >= self.min_history and (not self.forecast_ or self.since_refit_ >= self.refit_every):
             self._refit()
         return score
 

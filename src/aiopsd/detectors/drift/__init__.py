@@ -26,5 +26,15 @@ from aiopsd.detectors.drift.window import (
     test_window,
 )
 
-__all__ = ["DEFAULT_ALPHA", "ColumnDrift", "ColumnProfile", "DriftResult", "PerformanceDrift",
-           "PerformanceProfile", "ReferenceProfile", "TestStat", "profile_reference", "test_window"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "ColumnDrift",
+    "ColumnProfile",
+    "DriftResult",
+    "PerformanceDrift",
+    "PerformanceProfile",
+    "ReferenceProfile",
+    "TestStat",
+    "profile_reference",
+    "test_window",
+]

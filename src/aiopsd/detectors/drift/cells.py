@@ -55,10 +55,13 @@ class CellOutcome(NamedTuple):
 
 def _log_pmf(x: FloatArray, total: int, k: FloatArray, m: int) -> FloatArray:
     """Hypergeometric log-pmf by ``gammaln`` (vectorised; scipy's pmf is ~100x slower per call)."""
+
     def log_choose(a: FloatArray | float, b: FloatArray) -> FloatArray:
-        out: FloatArray = special.gammaln(np.add(a, 1)) - special.gammaln(b + 1) - special.gammaln(
-            np.subtract(a, b) + 1)
+        out: FloatArray = (
+            special.gammaln(np.add(a, 1)) - special.gammaln(b + 1) - special.gammaln(np.subtract(a, b) + 1)
+        )
         return out
+
     return log_choose(k, x) + log_choose(total - k, m - x) - log_choose(float(total), np.array(float(m)))
 
 
@@ -105,8 +108,9 @@ def fisher_tails(ref: FloatArray, win: FloatArray, n: int, m: int) -> tuple[Floa
         j = np.arange(m + 1, dtype=np.float64)[None, :]
         kk = k[:, None]
         inside = (j <= np.minimum(kk, m)) & (j >= np.maximum(0.0, kk - n))
-        logp = np.where(inside, _log_pmf(np.where(inside, j, 0.0), total, np.broadcast_to(kk, inside.shape), m),
-                        -np.inf)
+        logp = np.where(
+            inside, _log_pmf(np.where(inside, j, 0.0), total, np.broadcast_to(kk, inside.shape), m), -np.inf
+        )
         x = win[:, None]
         return _tail_sum(np.where(j >= x, logp, -np.inf)), _tail_sum(np.where(j <= x, logp, -np.inf))
     upper: FloatArray = np.asarray(stats.hypergeom.sf(win - 1, total, k, m), dtype=np.float64)
@@ -135,9 +139,15 @@ def tarone_k(p_min: FloatArray, alpha: float) -> int:
     return max(int(s.size), 1)
 
 
-def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alpha: float,
-              *, new_cell: bool = True, untested: frozenset[str] = frozenset(),
-              singletons: int | None = None) -> CellOutcome:
+def cell_test(
+    ref_counts: Mapping[str, int],
+    win_counts: Mapping[str, int],
+    alpha: float,
+    *,
+    new_cell: bool = True,
+    untested: frozenset[str] = frozenset(),
+    singletons: int | None = None,
+) -> CellOutcome:
     """Test every cell of a categorical column; p-value Tarone-adjusted at ``alpha``.
 
     ``new_cell`` adds the cell of window categories unseen in the reference;
@@ -169,25 +179,28 @@ def cell_test(ref_counts: Mapping[str, int], win_counts: Mapping[str, int], alph
     p_min = np.concatenate([up_min, down_min, [q**m] if new_cell else []])
     k_tests = tarone_k(p_min[np.isfinite(p_min)], alpha)
     testable = p_min <= alpha / k_tests
-    t_up, t_down = testable[:nk], testable[nk:2 * nk]
+    t_up, t_down = testable[:nk], testable[nk : 2 * nk]
     seen = t_up | t_down
     upper, lower = fisher_tails(ref[seen], win[seen], n, m)
     p = np.minimum(np.where(t_up[seen], upper, np.inf), np.where(t_down[seen], lower, np.inf))
-    cells = [CellShift(k, float(r), float(w), float(pv))
-             for k, r, w, pv in zip(np.array(keys, dtype=object)[seen], ref[seen] / n, win[seen] / m, p,
-                                    strict=True)]
+    cells = [
+        CellShift(k, float(r), float(w), float(pv))
+        for k, r, w, pv in zip(np.array(keys, dtype=object)[seen], ref[seen] / n, win[seen] / m, p, strict=True)
+    ]
     if new_cell and testable[-1]:
         # Its reference share is the Good-Turing unseen mass: the share the window is expected to hold.
         cells.append(CellShift(NEW, min(q, 1.0), unseen / m, float(special.bdtrc(unseen - 1, m, q)) if unseen else 1.0))
     if not cells:
         return CellOutcome(1.0, 0.0, 0, ())
     best = min(cells, key=lambda c: c.p_value)
-    return CellOutcome(min(1.0, k_tests * best.p_value), abs(best.window_share - best.reference_share),
-                       k_tests, tuple(cells))
+    return CellOutcome(
+        min(1.0, k_tests * best.p_value), abs(best.window_share - best.reference_share), k_tests, tuple(cells)
+    )
 
 
-def missing_test(ref_missing: int, ref_total: int, win_missing: int, win_total: int,
-                 alpha: float) -> tuple[float, float]:
+def missing_test(
+    ref_missing: int, ref_total: int, win_missing: int, win_total: int, alpha: float
+) -> tuple[float, float]:
     """Missing vs present, reference vs window: exact one-sided Fisher tails, Tarone over the two.
 
     Returns ``(window rate - reference rate, p)``, ``p`` Tarone-adjusted at
@@ -200,7 +213,11 @@ def missing_test(ref_missing: int, ref_total: int, win_missing: int, win_total: 
     if ref_total == 0 or win_total == 0:
         return math.nan, math.nan
     diff = win_missing / win_total - ref_missing / ref_total
-    out = cell_test({"missing": ref_missing, "present": ref_total - ref_missing},
-                    {"missing": win_missing, "present": win_total - win_missing}, alpha,
-                    new_cell=False, untested=frozenset({"present"}))
+    out = cell_test(
+        {"missing": ref_missing, "present": ref_total - ref_missing},
+        {"missing": win_missing, "present": win_total - win_missing},
+        alpha,
+        new_cell=False,
+        untested=frozenset({"present"}),
+    )
     return diff, (1.0 if math.isnan(out.p_value) else out.p_value)

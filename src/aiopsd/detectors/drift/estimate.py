@@ -91,14 +91,23 @@ class PerformanceEstimator:
 
 def _design(frame: pd.DataFrame, features: list[str], prediction: str) -> FloatArray:
     cols = [*features, prediction]
-    out: FloatArray = frame.reindex(columns=cols).apply(pd.to_numeric, errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
+    out: FloatArray = (
+        frame.reindex(columns=cols).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    )
     return out
 
 
-def fit_estimator(reference: pd.DataFrame, *, label: str, task: Literal["classification", "regression"],
-                  metric: Metric | None = None, score: str = "score", prediction: str = "prediction",
-                  features: list[str] | None = None, threshold: float = 0.5) -> PerformanceEstimator:
+def fit_estimator(
+    reference: pd.DataFrame,
+    *,
+    label: str,
+    task: Literal["classification", "regression"],
+    metric: Metric | None = None,
+    score: str = "score",
+    prediction: str = "prediction",
+    features: list[str] | None = None,
+    threshold: float = 0.5,
+) -> PerformanceEstimator:
     """Fit CBPE (``task="classification"``, binary, needs a ``score`` column: the model's probability of
     the positive class ``1``) or DLE (``task="regression"``, numeric features) on labelled reference rows.
 
@@ -120,20 +129,29 @@ def fit_estimator(reference: pd.DataFrame, *, label: str, task: Literal["classif
         return PerformanceEstimator("cbpe", m, realised, score=score, threshold=threshold, model=iso)
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    feats = features if features is not None else [
-        c for c in reference.columns if c not in (label, prediction, score)
-        and pd.api.types.is_numeric_dtype(reference[c].dtype)]
+    feats = (
+        features
+        if features is not None
+        else [
+            c
+            for c in reference.columns
+            if c not in (label, prediction, score) and pd.api.types.is_numeric_dtype(reference[c].dtype)
+        ]
+    )
     x = _design(reference, feats, prediction)
-    err = np.abs(pd.to_numeric(reference[label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                 - x[:, -1])
+    err = np.abs(
+        pd.to_numeric(reference[label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) - x[:, -1]
+    )
     full = np.isfinite(err) & np.isfinite(x).all(axis=1)
     if full.sum() < 100:
         raise ValueError(f"DLE needs >= 100 complete reference rows; got {int(full.sum())}")
     # Squared loss on |error|: its conditional mean is what MAE averages.
-    dle = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, min_samples_leaf=40,
-                                        random_state=0).fit(x[full], err[full])
-    return PerformanceEstimator("dle", "mae", float(np.mean(err[full])), features=feats, prediction=prediction,
-                                model=dle)
+    dle = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, min_samples_leaf=40, random_state=0).fit(
+        x[full], err[full]
+    )
+    return PerformanceEstimator(
+        "dle", "mae", float(np.mean(err[full])), features=feats, prediction=prediction, model=dle
+    )
 
 
 def _f1(y: npt.NDArray[np.bool_], yhat: npt.NDArray[np.bool_]) -> float:
@@ -142,8 +160,16 @@ def _f1(y: npt.NDArray[np.bool_], yhat: npt.NDArray[np.bool_]) -> float:
     return 2 * tp / denom if denom else math.nan
 
 
-def realised(task: Literal["classification", "regression"], metric: Metric, window: pd.DataFrame, *,
-             label: str, score: str = "score", prediction: str = "prediction", threshold: float = 0.5) -> float:
+def realised(
+    task: Literal["classification", "regression"],
+    metric: Metric,
+    window: pd.DataFrame,
+    *,
+    label: str,
+    score: str = "score",
+    prediction: str = "prediction",
+    threshold: float = 0.5,
+) -> float:
     """The metric once labels have arrived (same definitions as the estimate)."""
     y = pd.to_numeric(window[label], errors="coerce")
     if task == "regression":

@@ -27,6 +27,8 @@ threshold have their share over-estimated (selection), which a 100,000-row windo
 
 def atom_threshold(n: int) -> int:
     return max(ATOM_MIN, math.ceil(ATOM_SHARE * n))
+
+
 MAX_CLASSIFICATION_CLASSES = 20
 """A numeric label with at most this many distinct values is treated as classes."""
 
@@ -104,9 +106,18 @@ def _numeric_profile(name: str, s: pd.Series, role: Role) -> ColumnProfile:
     edges = np.unique(np.quantile(vals, np.linspace(0, 1, PSI_BINS + 1)[1:-1])) if vals.size else np.empty(0)
     bins = np.searchsorted(edges, vals, side="right")
     shares = np.bincount(bins, minlength=edges.size + 1) / max(vals.size, 1)
-    return ColumnProfile(name=name, kind="numeric", role=role, total=len(s), missing=len(s) - vals.size,
-                         sorted_values=vals, tie_term=tie_term(vals), psi_edges=edges,
-                         psi_shares=shares.astype(np.float64), atom_counts=atoms(vals))
+    return ColumnProfile(
+        name=name,
+        kind="numeric",
+        role=role,
+        total=len(s),
+        missing=len(s) - vals.size,
+        sorted_values=vals,
+        tie_term=tie_term(vals),
+        psi_edges=edges,
+        psi_shares=shares.astype(np.float64),
+        atom_counts=atoms(vals),
+    )
 
 
 def atom_key(v: float) -> str:
@@ -126,9 +137,14 @@ def atoms(sorted_vals: FloatArray) -> dict[str, int]:
 
 def _categorical_profile(name: str, s: pd.Series, role: Role) -> ColumnProfile:
     counts = category_counts(s)
-    return ColumnProfile(name=name, kind="categorical", role=role, total=len(s),
-                         missing=len(s) - sum(counts.values()),
-                         category_counts=counts)
+    return ColumnProfile(
+        name=name,
+        kind="categorical",
+        role=role,
+        total=len(s),
+        missing=len(s) - sum(counts.values()),
+        category_counts=counts,
+    )
 
 
 def infer_task(label: pd.Series) -> Task:
@@ -144,7 +160,7 @@ def performance_metrics(task: Task, y_true: pd.Series, y_pred: pd.Series) -> dic
 
     mask = y_true.notna() & y_pred.notna()
     if task == "regression":
-        err = (pd.to_numeric(y_pred[mask], errors="coerce") - pd.to_numeric(y_true[mask], errors="coerce"))
+        err = pd.to_numeric(y_pred[mask], errors="coerce") - pd.to_numeric(y_true[mask], errors="coerce")
         e = err.to_numpy(dtype=np.float64, na_value=np.nan)
         e = e[np.isfinite(e)]
         if e.size == 0:
@@ -154,13 +170,13 @@ def performance_metrics(task: Task, y_true: pd.Series, y_pred: pd.Series) -> dic
     p = y_pred[mask].astype(str).to_numpy()
     if t.size == 0:
         return {}
-    return {"accuracy": float(np.mean(t == p)),
-            "f1": float(f1_score(t, p, average="macro", zero_division=0.0))}
+    return {"accuracy": float(np.mean(t == p)), "f1": float(f1_score(t, p, average="macro", zero_division=0.0))}
 
 
 def abs_errors(y_true: pd.Series, y_pred: pd.Series) -> FloatArray:
     e = (pd.to_numeric(y_pred, errors="coerce") - pd.to_numeric(y_true, errors="coerce")).to_numpy(
-        dtype=np.float64, na_value=np.nan)
+        dtype=np.float64, na_value=np.nan
+    )
     out: FloatArray = np.abs(e[np.isfinite(e)])
     return out
 
@@ -170,9 +186,15 @@ def correct_flags(y_true: pd.Series, y_pred: pd.Series) -> npt.NDArray[np.bool_]
     return np.asarray(y_true.astype(str).to_numpy()[mask] == y_pred.astype(str).to_numpy()[mask])
 
 
-def profile_reference(df: pd.DataFrame, *, columns: Iterable[str] | None = None,
-                      categorical: Iterable[str] = (), prediction: str | None = None,
-                      label: str | None = None, task: Task | None = None) -> ReferenceProfile:
+def profile_reference(
+    df: pd.DataFrame,
+    *,
+    columns: Iterable[str] | None = None,
+    categorical: Iterable[str] = (),
+    prediction: str | None = None,
+    label: str | None = None,
+    task: Task | None = None,
+) -> ReferenceProfile:
     """Profile a reference data frame once.
 
     ``columns`` defaults to every column except ``label``. A column is numeric
@@ -203,11 +225,23 @@ def profile_reference(df: pd.DataFrame, *, columns: Iterable[str] | None = None,
         y, p = df[label], df[prediction]
         if t == "regression":
             errs = np.sort(abs_errors(y, p))
-            perf = PerformanceProfile(task=t, prediction=prediction, label=label, rows=int(errs.size),
-                                      abs_errors_sorted=errs, abs_errors_tie_term=tie_term(errs),
-                                      metrics=performance_metrics(t, y, p))
+            perf = PerformanceProfile(
+                task=t,
+                prediction=prediction,
+                label=label,
+                rows=int(errs.size),
+                abs_errors_sorted=errs,
+                abs_errors_tie_term=tie_term(errs),
+                metrics=performance_metrics(t, y, p),
+            )
         else:
             flags = correct_flags(y, p)
-            perf = PerformanceProfile(task=t, prediction=prediction, label=label, rows=int(flags.size),
-                                      correct=int(flags.sum()), metrics=performance_metrics(t, y, p))
+            perf = PerformanceProfile(
+                task=t,
+                prediction=prediction,
+                label=label,
+                rows=int(flags.size),
+                correct=int(flags.sum()),
+                metrics=performance_metrics(t, y, p),
+            )
     return ReferenceProfile(rows=len(df), columns=profiles, performance=perf)

@@ -46,8 +46,14 @@ class SegmentedResult:
         return [k for k, r in self.segments.items() if r.drift]
 
 
-def profile_segments(reference: pd.DataFrame, segment_by: str, *, categorical: Iterable[str] = (),
-                     min_rows: int = MIN_SEGMENT_ROWS, **kwargs: object) -> SegmentedProfile:
+def profile_segments(
+    reference: pd.DataFrame,
+    segment_by: str,
+    *,
+    categorical: Iterable[str] = (),
+    min_rows: int = MIN_SEGMENT_ROWS,
+    **kwargs: object,
+) -> SegmentedProfile:
     """Profile the whole reference and each ``segment_by`` value with >= ``min_rows`` rows.
 
     The segment column itself is left out of the per-segment profiles (it is constant there).
@@ -65,17 +71,20 @@ def profile_segments(reference: pd.DataFrame, segment_by: str, *, categorical: I
     return SegmentedProfile(segment_by, whole, segs, min_rows)
 
 
-def test_segments(profile: SegmentedProfile, window: pd.DataFrame, *,
-                  alpha: float = DEFAULT_ALPHA) -> SegmentedResult:
+def test_segments(profile: SegmentedProfile, window: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA) -> SegmentedResult:
     """Test the window as a whole and per segment, ``alpha`` split over all the tests that run."""
-    keys = window[profile.column].astype(str).where(window[profile.column].notna()) \
-        if profile.column in window.columns else pd.Series(index=window.index, dtype=object)
+    keys = (
+        window[profile.column].astype(str).where(window[profile.column].notna())
+        if profile.column in window.columns
+        else pd.Series(index=window.index, dtype=object)
+    )
     parts = {v: window[keys == v] for v in profile.segments}
     tested = {v: p for v, p in parts.items() if len(p) >= profile.min_rows}
     share = alpha / (1 + len(tested))
     whole = test_window(profile.whole, window, alpha=share)
-    segs = {v: test_window(profile.segments[v], p.drop(columns=[profile.column]), alpha=share)
-            for v, p in tested.items()}
+    segs = {
+        v: test_window(profile.segments[v], p.drop(columns=[profile.column]), alpha=share) for v, p in tested.items()
+    }
     return SegmentedResult(whole, segs)
 
 

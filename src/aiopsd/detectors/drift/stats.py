@@ -46,8 +46,13 @@ class WindowRanks(NamedTuple):
 def window_ranks(ref_sorted: FloatArray, window: FloatArray) -> WindowRanks:
     """One ``np.unique`` of the window and two ``searchsorted`` calls, shared by KS, rank-sum and PSI."""
     values, counts = np.unique(window, return_counts=True)
-    return WindowRanks(values, counts, np.searchsorted(ref_sorted, values, side="left"),
-                       np.searchsorted(ref_sorted, values, side="right"), int(window.size))
+    return WindowRanks(
+        values,
+        counts,
+        np.searchsorted(ref_sorted, values, side="left"),
+        np.searchsorted(ref_sorted, values, side="right"),
+        int(window.size),
+    )
 
 
 def _ks_sf(d: float, en: int) -> float:
@@ -78,8 +83,7 @@ def ks_sorted(ref_sorted: FloatArray, window: FloatArray | WindowRanks) -> TestO
     return TestOutcome(d, min(max(_ks_sf(d, en), 0.0), 1.0))
 
 
-def rank_sum_sorted(ref_sorted: FloatArray, ref_tie_term: float,
-                    window: FloatArray | WindowRanks) -> TestOutcome:
+def rank_sum_sorted(ref_sorted: FloatArray, ref_tie_term: float, window: FloatArray | WindowRanks) -> TestOutcome:
     """Two-sided Mann-Whitney U (Wilcoxon rank-sum) test with a pre-sorted reference.
 
     ``U = sum over window values of (#ref < x + 0.5 * #ref == x)``; mean ``n*m/2``

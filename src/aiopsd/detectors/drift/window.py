@@ -129,12 +129,13 @@ class DriftResult(Frozen):
             parts.append(f"{name} ({c.test} p={c.p_value:.2g}{psi})")
         if self.performance is not None and self.performance.drift:
             p = self.performance
-            change = ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}->{v:.3g}"
-                               for k, v in p.window.items())
+            change = ", ".join(f"{k} {p.reference.get(k, math.nan):.3g}->{v:.3g}" for k, v in p.window.items())
             parts.append(f"performance ({change})")
-        return (f"drift in {len(self.drifted)} of {len(self.columns)} columns"
-                f"{' and performance' if self.performance and self.performance.drift else ''}"
-                f" ({self.rows} rows): " + "; ".join(parts))
+        return (
+            f"drift in {len(self.drifted)} of {len(self.columns)} columns"
+            f"{' and performance' if self.performance and self.performance.drift else ''}"
+            f" ({self.rows} rows): " + "; ".join(parts)
+        )
 
 
 def _finite(x: float) -> float | None:
@@ -151,15 +152,19 @@ def _stat(statistic: float, p_value: float, effect: float) -> TestStat:
 
 def _shifts(cells: tuple[CellShift, ...], top: int = MAX_SHIFTS) -> tuple[ShareShift, ...]:
     moved = sorted(cells, key=lambda c: -abs(c.window_share - c.reference_share))[:top]
-    return tuple(ShareShift(value=c.key, reference_share=c.reference_share, window_share=c.window_share)
-                 for c in moved if c.window_share != c.reference_share)
+    return tuple(
+        ShareShift(value=c.key, reference_share=c.reference_share, window_share=c.window_share)
+        for c in moved
+        if c.window_share != c.reference_share
+    )
 
 
 _REST = frozenset({"rest"})
 
 
-def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float]
-                   ) -> tuple[dict[str, TestStat], float | None, tuple[ShareShift, ...]]:
+def _numeric_tests(
+    col: ColumnProfile, vals: FloatArray, budget: dict[str, float]
+) -> tuple[dict[str, TestStat], float | None, tuple[ShareShift, ...]]:
     ranks = stats.window_ranks(col.sorted_values, vals)
     ks = stats.ks_sorted(col.sorted_values, ranks)
     rs = stats.rank_sum_sorted(col.sorted_values, col.tie_term, ranks)
@@ -171,8 +176,10 @@ def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float
         bins = np.searchsorted(col.psi_edges, ranks.values, side="right")
         shares = np.bincount(bins, weights=ranks.counts, minlength=col.psi_edges.size + 1) / m
         psi = stats.psi(col.psi_shares, shares.astype(np.float64))
-    tests = {"ks": _stat(ks.statistic, ks.p_value, ks.statistic),
-             "rank-sum": _stat(rs.statistic, rs.p_value, abs(auc_shift))}
+    tests = {
+        "ks": _stat(ks.statistic, ks.p_value, ks.statistic),
+        "rank-sum": _stat(rs.statistic, rs.p_value, abs(auc_shift)),
+    }
     shifts: tuple[ShareShift, ...] = ()
     if "point-mass" in budget:
         held = ranks.right - ranks.left
@@ -182,8 +189,9 @@ def _numeric_tests(col: ColumnProfile, vals: FloatArray, budget: dict[str, float
         # there), judged against the Good-Turing unseen mass; the rest of the seen values stay untested.
         win[NEW] = int(ranks.counts[held == 0].sum())
         win["rest"] = m - sum(win.values())
-        pm = cell_test(col.atom_counts, win, budget["point-mass"], untested=_REST,
-                       singletons=stats.singletons(col.sorted_values))
+        pm = cell_test(
+            col.atom_counts, win, budget["point-mass"], untested=_REST, singletons=stats.singletons(col.sorted_values)
+        )
         tests["point-mass"] = _stat(pm.statistic, pm.p_value, pm.statistic)
         shifts = _shifts(pm.cells)
     return tests, psi, shifts
@@ -193,8 +201,9 @@ def _rank(hit: bool, p_adj: float) -> tuple[bool, float]:
     return (not hit, p_adj if math.isfinite(p_adj) else 2.0)
 
 
-def _categorical_tests(col: ColumnProfile, win: dict[str, int], budget: dict[str, float]
-                       ) -> tuple[dict[str, TestStat], float | None, float, tuple[ShareShift, ...]]:
+def _categorical_tests(
+    col: ColumnProfile, win: dict[str, int], budget: dict[str, float]
+) -> tuple[dict[str, TestStat], float | None, float, tuple[ShareShift, ...]]:
     chi = stats.chi2_pooled(col.category_counts, win)
     n, m = sum(col.category_counts.values()), sum(win.values())
     psi = tvd = math.nan
@@ -204,8 +213,10 @@ def _categorical_tests(col: ColumnProfile, win: dict[str, int], budget: dict[str
         w = np.array([win.get(k, 0) for k in keys], dtype=np.float64) / m
         psi, tvd = stats.psi(r, w), float(0.5 * np.abs(r - w).sum())
     cells = cell_test(col.category_counts, win, budget["cells"])
-    tests = {"chi2": _stat(chi.statistic, chi.p_value, tvd),
-             "cells": _stat(cells.statistic, cells.p_value, cells.statistic)}
+    tests = {
+        "chi2": _stat(chi.statistic, chi.p_value, tvd),
+        "cells": _stat(cells.statistic, cells.p_value, cells.statistic),
+    }
     return tests, _finite(psi), chi.new_category_share, _shifts(cells.cells)
 
 
@@ -226,26 +237,36 @@ def _performance(perf: PerformanceProfile, window: pd.DataFrame) -> tuple[TestSt
     table = [[correct, m - correct], [perf.correct, perf.rows - perf.correct]]
     pv = float(sps.fisher_exact(table, alternative="less").pvalue)
     drop = perf.correct / perf.rows - correct / m
-    return (TestStat(statistic=drop, p_value=pv, effect=drop),
-            performance_metrics("classification", y, p), m)
+    return (TestStat(statistic=drop, p_value=pv, effect=drop), performance_metrics("classification", y, p), m)
 
 
-_FLOORS = {"ks": MIN_KS, "rank-sum": MIN_AUC_SHIFT, "chi2": MIN_TVD, "cells": MIN_CELL_SHIFT,
-           "point-mass": MIN_CELL_SHIFT, "missing-rate": MIN_MISSING_DIFF, "performance": MIN_PERF_DROP}
+_FLOORS = {
+    "ks": MIN_KS,
+    "rank-sum": MIN_AUC_SHIFT,
+    "chi2": MIN_TVD,
+    "cells": MIN_CELL_SHIFT,
+    "point-mass": MIN_CELL_SHIFT,
+    "missing-rate": MIN_MISSING_DIFF,
+    "performance": MIN_PERF_DROP,
+}
 
 
 def _column_budget(col: ColumnProfile, share: float, alpha: float) -> dict[str, float]:
     """The part of ``alpha`` each test of ``col`` may spend (its column holds ``share`` of it)."""
-    names = (["rank-sum", "ks", "missing-rate"] + (["point-mass"] if col.atom_counts else [])
-             if col.kind == "numeric" else ["cells", "chi2", "missing-rate"])
+    names = (
+        ["rank-sum", "ks", "missing-rate"] + (["point-mass"] if col.atom_counts else [])
+        if col.kind == "numeric"
+        else ["cells", "chi2", "missing-rate"]
+    )
     return {t: alpha * share * w for t, w in budget.test_weights(col.kind, names).items()}
 
 
 _Partial = tuple[ColumnProfile, dict[str, TestStat], float | None, float | None, float, tuple[ShareShift, ...]]
 
 
-def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA,
-                min_effect: bool = True) -> DriftResult:
+def test_window(
+    profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, min_effect: bool = True
+) -> DriftResult:
     """Test every profiled column of ``window`` (and model performance when labels exist).
 
     Per column: numeric -> Mann-Whitney rank-sum (location), two-sample KS
@@ -324,27 +345,46 @@ def test_window(profile: ReferenceProfile, window: pd.DataFrame, *, alpha: float
     for name, (col, tests, psi, new_share, win_rate, shifts) in partial.items():
         chosen = best.get(name)
         columns[name] = ColumnDrift(
-            name=name, kind=col.kind, role=col.role,
+            name=name,
+            kind=col.kind,
+            role=col.role,
             test=cast(Test, chosen[1]) if chosen else "none",
             statistic=chosen[2].statistic if chosen else None,
             p_value=_finite(chosen[0]) if chosen else None,
-            psi=psi, drift=bool(chosen and chosen[3]),
+            psi=psi,
+            drift=bool(chosen and chosen[3]),
             missing_rate_reference=col.missing / col.total if col.total else 0.0,
             missing_rate_window=win_rate if math.isfinite(win_rate) else 0.0,
-            new_category_share=new_share, tests=tests, shifts=shifts)
+            new_category_share=new_share,
+            tests=tests,
+            shifts=shifts,
+        )
 
     perf_out = None
     if perf is not None and perf_raw is not None and perf_raw[2] > 0:
         chosen = best["__performance__"]
         test_name: Literal["rank-sum", "fisher"] = "rank-sum" if perf.task == "regression" else "fisher"
-        perf_out = PerformanceDrift(task=perf.task, test=test_name,
-                                    statistic=perf_raw[0].statistic, p_value=_finite(chosen[0]),
-                                    drift=chosen[3], rows=perf_raw[2], reference=dict(perf.metrics),
-                                    window=perf_raw[1])
+        perf_out = PerformanceDrift(
+            task=perf.task,
+            test=test_name,
+            statistic=perf_raw[0].statistic,
+            p_value=_finite(chosen[0]),
+            drift=chosen[3],
+            rows=perf_raw[2],
+            reference=dict(perf.metrics),
+            window=perf_raw[1],
+        )
     drifted = tuple(n for n, c in columns.items() if c.drift)
     any_drift = bool(drifted) or bool(perf_out and perf_out.drift)
-    return DriftResult(drift=any_drift, score=score if any_drift else min(score, 0.999), alpha=alpha,
-                       rows=len(window), drifted=drifted, columns=columns, performance=perf_out)
+    return DriftResult(
+        drift=any_drift,
+        score=score if any_drift else min(score, 0.999),
+        alpha=alpha,
+        rows=len(window),
+        drifted=drifted,
+        columns=columns,
+        performance=perf_out,
+    )
 
 
 test_window.__test__ = False  # type: ignore[attr-defined]

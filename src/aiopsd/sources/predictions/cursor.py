@@ -52,14 +52,31 @@ class FileCursor:
     seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "dev": self.dev, "ino": self.ino, "fp": self.fp, "fp_len": self.fp_len,
-                "offset": self.offset, "line": self.line, "header": self.header, "seq": self.seq}
+        return {
+            "path": self.path,
+            "dev": self.dev,
+            "ino": self.ino,
+            "fp": self.fp,
+            "fp_len": self.fp_len,
+            "offset": self.offset,
+            "line": self.line,
+            "header": self.header,
+            "seq": self.seq,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FileCursor:
-        return cls(path=str(d["path"]), dev=int(d["dev"]), ino=int(d["ino"]), fp=str(d["fp"]),
-                   fp_len=int(d["fp_len"]), offset=int(d["offset"]), line=int(d["line"]),
-                   header=d.get("header"), seq=int(d.get("seq", 0)))
+        return cls(
+            path=str(d["path"]),
+            dev=int(d["dev"]),
+            ino=int(d["ino"]),
+            fp=str(d["fp"]),
+            fp_len=int(d["fp_len"]),
+            offset=int(d["offset"]),
+            line=int(d["line"]),
+            header=d.get("header"),
+            seq=int(d.get("seq", 0)),
+        )
 
 
 @dataclass
@@ -73,14 +90,20 @@ class TailState:
     next_seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": {k: v.to_json() for k, v in self.files.items()},
-                "pending": [r.to_json() for r in self.pending], "labelled": [r.to_json() for r in self.labelled],
-                "awaiting": [[k, v.to_json()] for k, v in self.awaiting.items()], "next_seq": self.next_seq}
+        return {
+            "files": {k: v.to_json() for k, v in self.files.items()},
+            "pending": [r.to_json() for r in self.pending],
+            "labelled": [r.to_json() for r in self.labelled],
+            "awaiting": [[k, v.to_json()] for k, v in self.awaiting.items()],
+            "next_seq": self.next_seq,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> TailState:
-        return cls(files={k: FileCursor.from_json(v) for k, v in raw.get("files", {}).items()},
-                   pending=[Row.from_json(r) for r in raw.get("pending", [])],
-                   labelled=[Row.from_json(r) for r in raw.get("labelled", [])],
-                   awaiting=OrderedDict((str(k), Row.from_json(v)) for k, v in raw.get("awaiting", [])),
-                   next_seq=int(raw.get("next_seq", 0)))
+        return cls(
+            files={k: FileCursor.from_json(v) for k, v in raw.get("files", {}).items()},
+            pending=[Row.from_json(r) for r in raw.get("pending", [])],
+            labelled=[Row.from_json(r) for r in raw.get("labelled", [])],
+            awaiting=OrderedDict((str(k), Row.from_json(v)) for k, v in raw.get("awaiting", [])),
+            next_seq=int(raw.get("next_seq", 0)),
+        )

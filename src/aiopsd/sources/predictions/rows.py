@@ -47,18 +47,38 @@ class Row:
 
     def record(self) -> dict[str, Any]:
         """The row as one flat record: its features, then the reserved fields."""
-        return {**self.features, "timestamp": self.timestamp, "model": self.model, "version": self.version,
-                "prediction": self.prediction, "label": self.label, "prediction_id": self.prediction_id}
+        return {
+            **self.features,
+            "timestamp": self.timestamp,
+            "model": self.model,
+            "version": self.version,
+            "prediction": self.prediction,
+            "label": self.label,
+            "prediction_id": self.prediction_id,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"timestamp": self.timestamp, "model": self.model, "version": self.version,
-                "prediction": self.prediction, "label": self.label, "prediction_id": self.prediction_id,
-                "features": dict(self.features)}
+        return {
+            "timestamp": self.timestamp,
+            "model": self.model,
+            "version": self.version,
+            "prediction": self.prediction,
+            "label": self.label,
+            "prediction_id": self.prediction_id,
+            "features": dict(self.features),
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Row:
-        return cls(timestamp=d["timestamp"], model=d["model"], version=d["version"], prediction=d["prediction"],
-                   label=d["label"], prediction_id=d["prediction_id"], features=dict(d["features"]))
+        return cls(
+            timestamp=d["timestamp"],
+            model=d["model"],
+            version=d["version"],
+            prediction=d["prediction"],
+            label=d["label"],
+            prediction_id=d["prediction_id"],
+            features=dict(d["features"]),
+        )
 
 
 def parse_line(text: str, header: list[str] | None) -> Row:
@@ -92,9 +112,15 @@ def normalise(rec: Mapping[str, Any]) -> Row:
     else:
         raise BadRow("'features' is not an object")
     pid = rec.get("prediction_id")
-    row = Row(timestamp=parse_ts(rec.get("timestamp")), model=rec.get("model"), version=rec.get("version"),
-              prediction=rec.get("prediction"), label=rec.get("label"),
-              prediction_id=None if pid is None else str(pid), features=feats)
+    row = Row(
+        timestamp=parse_ts(rec.get("timestamp")),
+        model=rec.get("model"),
+        version=rec.get("version"),
+        prediction=rec.get("prediction"),
+        label=rec.get("label"),
+        prediction_id=None if pid is None else str(pid),
+        features=feats,
+    )
     if row.prediction is None:
         if row.prediction_id is not None and row.label is not None:
             return row  # a late label

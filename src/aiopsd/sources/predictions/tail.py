@@ -76,9 +76,17 @@ class PredictionLogTailer:
     labels (the oldest are forgotten first).
     """
 
-    def __init__(self, *, name: str, pattern: str, store: CursorStore, window: WindowSpec | None = None,
-                 fmt: Literal["jsonl", "csv"] | None = None, model: str | None = None,
-                 max_awaiting: int = 5000) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        pattern: str,
+        store: CursorStore,
+        window: WindowSpec | None = None,
+        fmt: Literal["jsonl", "csv"] | None = None,
+        model: str | None = None,
+        max_awaiting: int = 5000,
+    ) -> None:
         self.name = name
         self.pattern = pattern
         self.store = store
@@ -143,8 +151,9 @@ class PredictionLogTailer:
                 new.append((pst.st_mtime, path, pst))
         for _, path, pst in sorted(new):
             fp_len = min(pst.st_size, FINGERPRINT_BYTES)
-            cur = FileCursor(path=path, dev=pst.st_dev, ino=pst.st_ino, fp=_fingerprint(path, fp_len),
-                              fp_len=fp_len, seq=st.next_seq)
+            cur = FileCursor(
+                path=path, dev=pst.st_dev, ino=pst.st_ino, fp=_fingerprint(path, fp_len), fp_len=fp_len, seq=st.next_seq
+            )
             st.next_seq += 1
             key = f"{pst.st_dev}:{pst.st_ino}"
             st.files[key] = by_identity[key] = cur

@@ -45,17 +45,20 @@ class DriftWatch:
     kind = SourceKind.PREDICTION_LOG
     leader_only = True  # one cursor, one episode
 
-    def __init__(self, cfg: PredictionLogConfig, store: SourceStore, metrics: SourceMetrics,
-                 state_dir: Path) -> None:
+    def __init__(self, cfg: PredictionLogConfig, store: SourceStore, metrics: SourceMetrics, state_dir: Path) -> None:
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
         self.source = f"predictions:{cfg.model}"
         self.dir = state_dir / "drift" / cfg.model
         self.tailer = PredictionLogTailer(
-            name=self.source, pattern=cfg.path, store=store, model=cfg.model,
+            name=self.source,
+            pattern=cfg.path,
+            store=store,
+            model=cfg.model,
             window=WindowSpec(rows=cfg.window.rows, seconds=cfg.window.seconds),
-            fmt=None if cfg.format == "auto" else cfg.format)
+            fmt=None if cfg.format == "auto" else cfg.format,
+        )
         self.reference: pd.DataFrame | None = None
         self.profile: ReferenceProfile | None = None
         self._partial: pd.DataFrame | None = None  # reference rows so far, while no reference exists
@@ -92,8 +95,9 @@ class DriftWatch:
     def _set_reference(self, ref: pd.DataFrame) -> None:
         ref = ref.drop(columns=[c for c in META_COLUMNS if c in ref.columns])
         label = "label" if "label" in ref.columns and ref["label"].notna().any() else None
-        self.profile = profile_reference(ref, prediction="prediction" if "prediction" in ref.columns else None,
-                                         label=label, task=self.cfg.task)
+        self.profile = profile_reference(
+            ref, prediction="prediction" if "prediction" in ref.columns else None, label=label, task=self.cfg.task
+        )
         self.reference = ref
 
     def _grow_reference(self, frame: pd.DataFrame) -> None:
@@ -150,8 +154,9 @@ class DriftWatch:
             if stats.bad_rows:
                 self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
 
-        return Poll(findings=findings, lag=now - newest if newest > -math.inf else None,
-                    commit=commit, rollback=rollback)
+        return Poll(
+            findings=findings, lag=now - newest if newest > -math.inf else None, commit=commit, rollback=rollback
+        )
 
     def _judge_all(self, windows: list[PredictionWindow]) -> tuple[list[Finding], float]:
         findings: list[Finding] = []
@@ -178,26 +183,47 @@ class DriftWatch:
         start = self.tracker.last_start
         assert start is not None
         fid = stable_id("drift", self.source, start)
-        details: dict[str, Any] = {"event": str(event), "model": self.cfg.model, "window_rows": w.rows,
-                                   "window_start": w.start, "window_end": w.end, **_columns(result)}
+        details: dict[str, Any] = {
+            "event": str(event),
+            "model": self.cfg.model,
+            "window_rows": w.rows,
+            "window_start": w.start,
+            "window_end": w.end,
+            **_columns(result),
+        }
         if event != Event.RESOLVED:
             saved = self.dir / "windows" / f"{fid}.csv"
             saved.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(saved, index=False)
-            details.update({"window_csv": str(saved), "reference_csv": str(self._reference_path()),
-                            "features": [c for c in frame.columns if c not in ("prediction", "label")],
-                            "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None})
+            details.update(
+                {
+                    "window_csv": str(saved),
+                    "reference_csv": str(self._reference_path()),
+                    "features": [c for c in frame.columns if c not in ("prediction", "label")],
+                    "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None,
+                }
+            )
         if event == Event.OPENED and self.cfg.reports:
             details.update(self._report(fid, frame))
         versions = ",".join(w.versions)
-        summary = (f"{self.cfg.model}: drift in {', '.join(result.drifted)}" if event != Event.RESOLVED
-                   else f"{self.cfg.model}: no drift in the latest window of {w.rows} rows")
-        return Finding(id=fid, kind=FindingKind.DRIFT, source=self.source,
-                       labels={"model": self.cfg.model, **({"version": versions} if versions else {})},
-                       score=result.score if event != Event.RESOLVED else 0.0,
-                       status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-                       starts_at=_dt(start), last_seen=_dt(w.end), summary=summary, details=details,
-                       sightings=(w.end,) if event != Event.RESOLVED else ())
+        summary = (
+            f"{self.cfg.model}: drift in {', '.join(result.drifted)}"
+            if event != Event.RESOLVED
+            else f"{self.cfg.model}: no drift in the latest window of {w.rows} rows"
+        )
+        return Finding(
+            id=fid,
+            kind=FindingKind.DRIFT,
+            source=self.source,
+            labels={"model": self.cfg.model, **({"version": versions} if versions else {})},
+            score=result.score if event != Event.RESOLVED else 0.0,
+            status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
+            starts_at=_dt(start),
+            last_seen=_dt(w.end),
+            summary=summary,
+            details=details,
+            sightings=(w.end,) if event != Event.RESOLVED else (),
+        )
 
     def _reference_path(self) -> Path:
         return self.cfg.reference if self.cfg.reference is not None else self.reference_csv
@@ -216,12 +242,25 @@ class DriftWatch:
 
 
 def _columns(result: DriftResult) -> dict[str, Any]:
-    cols = {name: {"test": c.test, "statistic": c.statistic, "p_value": c.p_value, "psi": c.psi,
-                   "drift": c.drift, "missing_rate_reference": c.missing_rate_reference,
-                   "missing_rate_window": c.missing_rate_window, "new_category_share": c.new_category_share}
-            for name, c in result.columns.items()}
-    out: dict[str, Any] = {"columns": cols, "drifted": list(result.drifted), "drift_score": result.score,
-                           "explanation": explanation(result)}
+    cols = {
+        name: {
+            "test": c.test,
+            "statistic": c.statistic,
+            "p_value": c.p_value,
+            "psi": c.psi,
+            "drift": c.drift,
+            "missing_rate_reference": c.missing_rate_reference,
+            "missing_rate_window": c.missing_rate_window,
+            "new_category_share": c.new_category_share,
+        }
+        for name, c in result.columns.items()
+    }
+    out: dict[str, Any] = {
+        "columns": cols,
+        "drifted": list(result.drifted),
+        "drift_score": result.score,
+        "explanation": explanation(result),
+    }
     if result.performance is not None:
         out["performance"] = result.performance.model_dump(mode="json")
     return out
@@ -229,14 +268,27 @@ def _columns(result: DriftResult) -> dict[str, Any]:
 
 def explanation(result: DriftResult) -> list[dict[str, Any]]:
     """Drifted columns ranked by effect size (PSI), each with the values that gained or lost share."""
-    return [{"column": c.name, "test": c.test, "psi": c.psi, "p_value": c.p_value,
-             "shifts": [s.model_dump(mode="json") for s in c.shifts]} for c in result.ranked()]
+    return [
+        {
+            "column": c.name,
+            "test": c.test,
+            "psi": c.psi,
+            "p_value": c.p_value,
+            "shifts": [s.model_dump(mode="json") for s in c.shifts],
+        }
+        for c in result.ranked()
+    ]
 
 
 def plan(settings: Settings) -> list[SourceSpec]:
     """One source per configured prediction log."""
+
     def spec(cfg: PredictionLogConfig) -> SourceSpec:
-        return SourceSpec(SourceKind.PREDICTION_LOG, f"predictions:{cfg.model}", cfg,
-                          lambda env: DriftWatch(cfg, env.store, env.metrics, settings.state_dir))
+        return SourceSpec(
+            SourceKind.PREDICTION_LOG,
+            f"predictions:{cfg.model}",
+            cfg,
+            lambda env: DriftWatch(cfg, env.store, env.metrics, settings.state_dir),
+        )
 
     return [spec(p) for p in settings.prediction_logs]

@@ -67,5 +67,11 @@ def to_window(kind: WindowKind, rows: Sequence[Row]) -> PredictionWindow:
     ts = [r.timestamp for r in rows if r.timestamp is not None]
     models = tuple(sorted({str(r.model) for r in rows if r.model is not None}))
     versions = tuple(sorted({str(r.version) for r in rows if r.version is not None}))
-    return PredictionWindow(kind=kind, start=min(ts) if ts else math.nan, end=max(ts) if ts else math.nan,
-                            frame=frame, models=models, versions=versions)
+    return PredictionWindow(
+        kind=kind,
+        start=min(ts) if ts else math.nan,
+        end=max(ts) if ts else math.nan,
+        frame=frame,
+        models=models,
+        versions=versions,
+    )

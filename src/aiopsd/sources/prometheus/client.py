@@ -35,8 +35,11 @@ class PrometheusClient:
         self.config = config
         self.client = PrometheusConnect(
             # requests takes float seconds; the client annotates int.
-            url=config.url, disable_ssl=False, timeout=config.timeout,  # type: ignore[arg-type]
-            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0))
+            url=config.url,
+            disable_ssl=False,
+            timeout=config.timeout,  # type: ignore[arg-type]
+            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0),
+        )
 
     def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
         """All series of ``query`` between ``start`` and ``end`` (epoch seconds), oldest first."""
@@ -44,8 +47,11 @@ class PrometheusClient:
             start = end - step * MAX_POINTS
         try:
             result = self.client.custom_query_range(
-                query=query, start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC), step=f"{step:g}s")
+                query=query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step:g}s",
+            )
         except PrometheusApiClientException as exc:
             raise SourceError(f"Prometheus rejected the query for {name}: {exc}") from exc
         except requests.RequestException as exc:
@@ -56,6 +62,7 @@ class PrometheusClient:
             stamps = np.array([float(p[0]) for p in pairs], dtype=np.float64)
             values = np.array([p[1] for p in pairs], dtype=np.float64)  # strings parsed once
             labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
-            out.append(Series(source=name, labels=labels, timestamps=tuple(stamps.tolist()),
-                              values=tuple(values.tolist())))
+            out.append(
+                Series(source=name, labels=labels, timestamps=tuple(stamps.tolist()), values=tuple(values.tolist()))
+            )
         return out

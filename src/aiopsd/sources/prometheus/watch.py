@@ -59,7 +59,7 @@ class Recent:
         self._len = min(self._len + 1, PLOT_POINTS)
 
     def rows(self) -> list[list[float]]:
-        order = np.roll(self._rows, -self._next, axis=0)[PLOT_POINTS - self._len:]
+        order = np.roll(self._rows, -self._next, axis=0)[PLOT_POINTS - self._len :]
         return order.tolist()  # type: ignore[no-any-return]
 
 
@@ -79,8 +79,14 @@ class PrometheusWatch:
     kind = SourceKind.PROMETHEUS
     leader_only = True
 
-    def __init__(self, watch: WatchConfig, prometheus: PrometheusConfig, client: RangeClient,
-                 store: SourceStore, metrics: SourceMetrics) -> None:
+    def __init__(
+        self,
+        watch: WatchConfig,
+        prometheus: PrometheusConfig,
+        client: RangeClient,
+        store: SourceStore,
+        metrics: SourceMetrics,
+    ) -> None:
         self.watch = watch
         self.prometheus = prometheus
         self.client = client
@@ -118,8 +124,12 @@ class PrometheusWatch:
             self._rollback()
             raise
         value = {"watermark": end, "series": len(self.series), "refused_series": self._refused}
-        return Poll(findings=findings, lag=now - newest if newest > -math.inf else None,
-                    commit=lambda: self.store.put_cursor(self.cursor_name, value), rollback=self._rollback)
+        return Poll(
+            findings=findings,
+            lag=now - newest if newest > -math.inf else None,
+            commit=lambda: self.store.put_cursor(self.cursor_name, value),
+            rollback=self._rollback,
+        )
 
     def _rollback(self) -> None:
         """Back to what is stored: the next poll re-warms up to the stored watermark and scores
@@ -150,8 +160,12 @@ class PrometheusWatch:
 
     def _count_refused(self, refused: int) -> None:
         if refused and refused != self._refused:
-            logger.warning("watch %s: %d series beyond max_series %d are not watched", self.watch.name,
-                           refused, self.watch.max_series)
+            logger.warning(
+                "watch %s: %d series beyond max_series %d are not watched",
+                self.watch.name,
+                refused,
+                self.watch.max_series,
+            )
         self._refused = refused
         self.metrics.series_refused.labels(self.watch.name).set(refused)
 
@@ -161,15 +175,19 @@ class PrometheusWatch:
         state = self.series.get(key)
         if state is None:
             warm = ts <= warm_until
-            detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params),
-                                  self.watch.knobs)
+            detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params), self.watch.knobs)
             detector.fit(ts[warm], vals[warm])
-            state = SeriesState(detector, self._tracker_for(key),
-                                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf, labels=series.labels)
+            state = SeriesState(
+                detector,
+                self._tracker_for(key),
+                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf,
+                labels=series.labels,
+            )
             # History the detector learnt from, unscored: the chart shows what "normal" looked like.
             nan = math.nan
-            for t, v in zip(ts[warm][-PLOT_POINTS // 4:].tolist(), vals[warm][-PLOT_POINTS // 4:].tolist(),
-                            strict=True):
+            for t, v in zip(
+                ts[warm][-PLOT_POINTS // 4 :].tolist(), vals[warm][-PLOT_POINTS // 4 :].tolist(), strict=True
+            ):
                 state.recent.append((t, v, nan, nan, nan, nan))
             self.series[key] = state
         state.absent_polls = 0
@@ -187,8 +205,19 @@ class PrometheusWatch:
                 continue
             start = state.tracker.last_start
             assert start is not None
-            out.append(self._finding(key, series.labels, state, event, t, v, score.anomaly_score,
-                                     (score.yhat, score.yhat_lower, score.yhat_upper), start))
+            out.append(
+                self._finding(
+                    key,
+                    series.labels,
+                    state,
+                    event,
+                    t,
+                    v,
+                    score.anomaly_score,
+                    (score.yhat, score.yhat_lower, score.yhat_upper),
+                    start,
+                )
+            )
         if latest is not None:
             self.metrics.scores.set(self.watch.name, series.labels, tuple(latest))  # type: ignore[arg-type]
         return out
@@ -214,18 +243,27 @@ class PrometheusWatch:
                 continue
             f = self._active_findings().get(key)
             if f is not None:
-                out.append(f.model_copy(update={
-                    "status": FindingStatus.RESOLVED, "resolution": "no_data",
-                    "last_seen": _dt(state.last_ts), "sightings": (),
-                    "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
-                    "details": {**f.details, "event": "no_data"}}))
+                out.append(
+                    f.model_copy(
+                        update={
+                            "status": FindingStatus.RESOLVED,
+                            "resolution": "no_data",
+                            "last_seen": _dt(state.last_ts),
+                            "sightings": (),
+                            "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                            "details": {**f.details, "event": "no_data"},
+                        }
+                    )
+                )
         return out
 
     def _active_findings(self) -> dict[str, Finding]:
         """This watch's firing anomaly findings by series key, read once per poll (not once per series)."""
         if self._active is None:
-            self._active = {str(f.details.get("series")): f for f in
-                            self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name)}
+            self._active = {
+                str(f.details.get("series")): f
+                for f in self.store.active_findings(kind=FindingKind.ANOMALY, source=self.watch.name)
+            }
         return self._active
 
     def _tracker_for(self, key: str) -> IncidentTracker:
@@ -237,29 +275,52 @@ class PrometheusWatch:
             tracker.peak = f.score
         return tracker
 
-    def _finding(self, key: str, labels: dict[str, str], state: SeriesState, event: Event, t: float,
-                 value: float, score: float, band: tuple[float, float, float],
-                 start: float) -> Finding:
+    def _finding(
+        self,
+        key: str,
+        labels: dict[str, str],
+        state: SeriesState,
+        event: Event,
+        t: float,
+        value: float,
+        score: float,
+        band: tuple[float, float, float],
+        start: float,
+    ) -> Finding:
         yhat, lo, hi = band
         where = "inside" if lo <= value <= hi else "outside"
         band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
         summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
         if event == Event.RESOLVED:
-            summary = f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score " \
-                      f"{state.tracker.peak:.2f})"
-        points = [[round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])]
-                  for p in state.recent.rows()]
+            summary = (
+                f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score {state.tracker.peak:.2f})"
+            )
+        points = [
+            [round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])] for p in state.recent.rows()
+        ]
         return Finding(
-            id=stable_id("anomaly", key, start), kind=FindingKind.ANOMALY, source=self.watch.name,
+            id=stable_id("anomaly", key, start),
+            kind=FindingKind.ANOMALY,
+            source=self.watch.name,
             labels={**labels, "watch": self.watch.name},
             score=state.tracker.peak if event != Event.RESOLVED else 0.0,
             status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-            starts_at=_dt(start), last_seen=_dt(t), summary=summary,
-            details={"event": str(event), "series": key, "value": value, "yhat": _num(yhat),
-                     "yhat_lower": _num(lo), "yhat_upper": _num(hi), "detector": self.watch.detector,
-                     "points_columns": ["ts", "value", "score", "yhat", "yhat_lower", "yhat_upper"],
-                     "points": points},
-            sightings=(t,) if event != Event.RESOLVED else ())
+            starts_at=_dt(start),
+            last_seen=_dt(t),
+            summary=summary,
+            details={
+                "event": str(event),
+                "series": key,
+                "value": value,
+                "yhat": _num(yhat),
+                "yhat_lower": _num(lo),
+                "yhat_upper": _num(hi),
+                "detector": self.watch.detector,
+                "points_columns": ["ts", "value", "score", "yhat", "yhat_lower", "yhat_upper"],
+                "points": points,
+            },
+            sightings=(t,) if event != Event.RESOLVED else (),
+        )
 
 
 def _num(x: float) -> float | None:
@@ -277,7 +338,11 @@ def plan(settings: Settings) -> list[SourceSpec]:
     client = PrometheusClient(settings.prometheus)
 
     def spec(w: WatchConfig) -> SourceSpec:
-        return SourceSpec(SourceKind.PROMETHEUS, w.name, w, lambda env: PrometheusWatch(
-            w, settings.prometheus, client, env.store, env.metrics))
+        return SourceSpec(
+            SourceKind.PROMETHEUS,
+            w.name,
+            w,
+            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics),
+        )
 
     return [spec(w) for w in settings.watches]

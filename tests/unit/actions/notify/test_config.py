@@ -54,8 +54,11 @@ def test_bad_channel_name_is_refused(tmp_path: Path) -> None:
 
 def test_check_refuses_a_rule_naming_an_unknown_channel(tmp_path: Path) -> None:
     rule: dict[str, Any] = {
-        "name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}},
-        "on_resolved": {"notify": {"message": "ok", "channel": "pager"}}}
+        "name": "page",
+        "match": {"kind": "alert"},
+        "action": {"notify": {"message": "m", "channel": "ops"}},
+        "on_resolved": {"notify": {"message": "ok", "channel": "pager"}},
+    }
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, [rule])
     res = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])
     assert res.exit_code == 2
@@ -66,7 +69,8 @@ def test_check_refuses_a_rule_naming_an_unknown_channel(tmp_path: Path) -> None:
 def test_check_accepts_known_channels_and_plain_log_notify(tmp_path: Path) -> None:
     rules: list[dict[str, Any]] = [
         {"name": "page", "match": {"kind": "alert"}, "action": {"notify": {"message": "m", "channel": "ops"}}},
-             {"name": "log", "match": {"kind": "alert"}, "action": {"notify": {"message": "m"}}}]
+        {"name": "log", "match": {"kind": "alert"}, "action": {"notify": {"message": "m"}}},
+    ]
     cfg = write(tmp_path, {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}, rules)
     res = CliRunner().invoke(create_app(), ["check", "--config", str(cfg)])
     assert res.exit_code == 0, res.output

@@ -25,8 +25,16 @@ def points(n: int = 60, spike_at: int = 50) -> list[Point]:
     out = []
     for i in range(n):
         v = 10.0 + (i % 3) * 0.1 + (30.0 if i >= spike_at else 0.0)
-        out.append(Point(ts=1_700_000_000 + 10 * i, value=v, score=3.0 if i >= spike_at else 0.2, yhat=10.1,
-                         lower=9.5, upper=10.7))
+        out.append(
+            Point(
+                ts=1_700_000_000 + 10 * i,
+                value=v,
+                score=3.0 if i >= spike_at else 0.2,
+                yhat=10.1,
+                lower=9.5,
+                upper=10.7,
+            )
+        )
     return out
 
 
@@ -53,8 +61,16 @@ def test_chart_escapes_its_texts() -> None:
 
 
 def add_finding(rt: Runtime, **kw: Any) -> Finding:
-    f = Finding(**{"id": "f1", "kind": FindingKind.ALERT, "source": "alertmanager", "starts_at": NOW,
-                   "last_seen": datetime.now(UTC), **kw})
+    f = Finding(
+        **{
+            "id": "f1",
+            "kind": FindingKind.ALERT,
+            "source": "alertmanager",
+            "starts_at": NOW,
+            "last_seen": datetime.now(UTC),
+            **kw,
+        }
+    )
     rt.store.upsert_findings([f])
     return f
 
@@ -75,8 +91,13 @@ def test_report_route_serves_only_files_under_the_state_dir(tmp_path: Path) -> N
     inside.write_text("<h1>report</h1>")
     outside = tmp_path / "secret.html"
     outside.write_text("secret")
-    add_finding(rt, id="ok", kind=FindingKind.DRIFT, source="churn", details={
-        "report_html": "reports/r.html", "report_json": str(tmp_path / "state" / ".." / "secret.html")})
+    add_finding(
+        rt,
+        id="ok",
+        kind=FindingKind.DRIFT,
+        source="churn",
+        details={"report_html": "reports/r.html", "report_json": str(tmp_path / "state" / ".." / "secret.html")},
+    )
     add_finding(rt, id="bad", kind=FindingKind.DRIFT, source="churn", details={"report_html": str(outside)})
     client = TestClient(create_app(rt, Credentials(None, None, None)))
     r = client.get("/findings/ok/report.html")
@@ -112,13 +133,18 @@ def test_model_versions_show_their_metrics_and_the_current_one(runtime: Runtime)
     assert model["current"] == "2"
     assert [v["version"] for v in model["versions"]] == ["10", "2", "1"]
     assert model["versions"][1] | {"created_at": None} == {
-        "version": "2", "current": True, "created_at": None, "metrics": {"f1": 0.75, "eval.rows": 100}}
+        "version": "2",
+        "current": True,
+        "created_at": None,
+        "metrics": {"f1": 0.75, "eval.rows": 100},
+    }
 
 
 def test_rules_show_cooldown_and_time_left(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(
-        "rules:\n- name: r1\n  match: {kind: alert}\n  action: {notify: {message: hi}}\n  guards: {cooldown: 1h}\n")
+        "rules:\n- name: r1\n  match: {kind: alert}\n  action: {notify: {message: hi}}\n  guards: {cooldown: 1h}\n"
+    )
     rt = make_runtime(tmp_path)
     f = add_finding(rt)
     from aiopsd.engine import evaluate
@@ -158,8 +184,13 @@ def test_an_unsafe_target_skip_is_shown_with_its_reason(runtime: Runtime) -> Non
     from aiopsd.engine.evaluate import EngineState
 
     rt = runtime
-    rule = Rule.model_validate({"name": "diag", "match": {"kind": "alert"},
-                                "action": {"playbook": "collect_diagnostics.yml", "targets": "{{ labels.host }}"}})
+    rule = Rule.model_validate(
+        {
+            "name": "diag",
+            "match": {"kind": "alert"},
+            "action": {"playbook": "collect_diagnostics.yml", "targets": "{{ labels.host }}"},
+        }
+    )
     f = add_finding(rt, labels={"alertname": "Disk", "host": "web[01:50].prod"})
     decisions = evaluate([f], [rule], EngineState(), datetime.now(UTC))
     rt.store.record_decisions(decisions, {"diag": rule})
@@ -181,8 +212,9 @@ def test_drift_finding_explains_which_values_gained_share(runtime: Runtime) -> N
     result = test_window(profile_reference(ref), win)
     assert result.drift
     rt = runtime
-    add_finding(rt, id="d1", kind=FindingKind.DRIFT, source="predictions:churn",
-                details={"explanation": explanation(result)})
+    add_finding(
+        rt, id="d1", kind=FindingKind.DRIFT, source="predictions:churn", details={"explanation": explanation(result)}
+    )
     html = TestClient(create_app(rt, Credentials(None, None, None))).get("/findings/d1").text
     assert "drifted columns by effect size" in html and "<strong>country</strong>" in html
     assert "&lt;b&gt;bot&lt;/b&gt; 0." in html and "<b>bot</b>" not in html

@@ -14,8 +14,18 @@ def test_one_incident_per_anomalous_stretch() -> None:
     tr = IncidentTracker(resolve_after=3)
     scores = [0.1, 2.0, 3.0, 0.2, 5.0, 0.1, 0.1, 0.1, 0.3, 1.5]
     events = [tr.observe(float(i), s) for i, s in enumerate(scores)]
-    assert events == [None, Event.OPENED, Event.CONTINUED, None, Event.CONTINUED, None, None, Event.RESOLVED,
-                      None, Event.OPENED]
+    assert events == [
+        None,
+        Event.OPENED,
+        Event.CONTINUED,
+        None,
+        Event.CONTINUED,
+        None,
+        None,
+        Event.RESOLVED,
+        None,
+        Event.OPENED,
+    ]
     assert tr.last_start == 9.0
 
 

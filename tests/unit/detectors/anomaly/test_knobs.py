@@ -33,13 +33,16 @@ def test_without_knobs_every_spike_alerts_and_the_detector_is_not_wrapped() -> N
     assert with_knobs(det, Knobs()) is det
 
 
-@pytest.mark.parametrize(("knobs", "kept", "held"), [
-    (Knobs(direction="up"), {300, 500}, {400}),
-    (Knobs(direction="down"), {400}, {300, 500}),
-    (Knobs(min_deviation=10), {300, 400}, {500}),
-    (Knobs(min_relative_deviation=0.1), {300, 400}, {500}),
-    (Knobs(warmup=60.0 * 350), {400, 500}, {300}),
-])
+@pytest.mark.parametrize(
+    ("knobs", "kept", "held"),
+    [
+        (Knobs(direction="up"), {300, 500}, {400}),
+        (Knobs(direction="down"), {400}, {300, 500}),
+        (Knobs(min_deviation=10), {300, 400}, {500}),
+        (Knobs(min_relative_deviation=0.1), {300, 400}, {500}),
+        (Knobs(warmup=60.0 * 350), {400, 500}, {300}),
+    ],
+)
 def test_knobs_hold_back_what_they_say(knobs: Knobs, kept: set[int], held: set[int]) -> None:
     alerts = _alerts(knobs)
     assert kept <= alerts

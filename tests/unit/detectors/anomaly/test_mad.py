@@ -25,7 +25,7 @@ def test_scores_match_a_numpy_reference(xs: list[float], window: int) -> None:
     det = MADDetector(window=window, min_periods=2).fit(np.empty(0), np.empty(0))
     for i, x in enumerate(xs):
         got = det.update(float(i), x)
-        hist = np.array(xs[max(0, i - window):i])
+        hist = np.array(xs[max(0, i - window) : i])
         if hist.size < 2:
             assert got.anomaly_score == 0.0
             continue

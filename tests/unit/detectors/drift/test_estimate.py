@@ -59,5 +59,4 @@ def test_no_drop_is_not_a_finding_and_too_few_rows_is_an_error() -> None:
     assert not is_drop(Estimate("accuracy", 0.84, 0.85, 1000))
     assert is_drop(Estimate("mae", 1.3, 1.0, 1000))
     with pytest.raises(ValueError, match="CBPE needs"):
-        fit_estimator(pd.DataFrame({"score": [0.5] * 10, "label": [1] * 10}), label="label",
-                      task="classification")
+        fit_estimator(pd.DataFrame({"score": [0.5] * 10, "label": [1] * 10}), label="label", task="classification")

@@ -10,8 +10,13 @@ from aiopsd.detectors.drift.segments import profile_segments, test_segments
 
 
 def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    return pd.DataFrame({"country": rng.choice(["de", "fr", "it", "es"], n),
-                         "spend": rng.gamma(2.0, 10.0, n), "plan": rng.choice(["a", "b"], n)})
+    return pd.DataFrame(
+        {
+            "country": rng.choice(["de", "fr", "it", "es"], n),
+            "spend": rng.gamma(2.0, 10.0, n),
+            "plan": rng.choice(["a", "b"], n),
+        }
+    )
 
 
 def test_shift_in_one_segment_names_the_segment() -> None:

@@ -40,8 +40,7 @@ def test_rare_category_surge_is_found_where_pooled_chi2_misses_it() -> None:
 def test_high_cardinality_column_has_no_false_alarms() -> None:
     rng = np.random.default_rng(4)
     prof = drift.profile_reference(pd.DataFrame({"airport": _zipf(rng, 400, 2000)}))
-    flagged = sum(drift.test_window(prof, pd.DataFrame({"airport": _zipf(rng, 400, 100)})).drift
-                  for _ in range(200))
+    flagged = sum(drift.test_window(prof, pd.DataFrame({"airport": _zipf(rng, 400, 100)})).drift for _ in range(200))
     assert flagged <= 4  # alpha 0.01 -> 2 expected at most
 
 
@@ -124,8 +123,9 @@ def test_missing_test_is_exact_for_small_windows() -> None:
     # Under the null, in 30-row windows at a 10 % missing rate, it rejects at most alpha of the time.
     rng = np.random.default_rng(8)
     ref_missing = int(rng.binomial(2000, 0.1))
-    rejected = sum(cells.missing_test(ref_missing, 2000, int(rng.binomial(30, 0.1)), 30, 0.01)[1] <= 0.01
-                   for _ in range(2000))
+    rejected = sum(
+        cells.missing_test(ref_missing, 2000, int(rng.binomial(30, 0.1)), 30, 0.01)[1] <= 0.01 for _ in range(2000)
+    )
     assert rejected <= 20
 
 

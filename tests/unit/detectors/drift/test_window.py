@@ -67,7 +67,7 @@ def test_holm_matches_statsmodels() -> None:
 
 def test_same_distribution_is_not_drift(split: Split) -> None:
     _, rest, prof = split
-    flagged = [drift.test_window(prof, rest.iloc[i * 100:(i + 1) * 100]).drift for i in range(30)]
+    flagged = [drift.test_window(prof, rest.iloc[i * 100 : (i + 1) * 100]).drift for i in range(30)]
     assert sum(flagged) <= 1
 
 
@@ -84,8 +84,7 @@ def test_mean_shift_names_the_column(split: Split) -> None:
     assert res.summary().startswith("drift in 1 of 9 columns (100 rows): age (")
 
 
-def test_unseen_category_is_drift_with_share(
-        split: Split) -> None:
+def test_unseen_category_is_drift_with_share(split: Split) -> None:
     _, rest, prof = split
     win = rest.iloc[:100].copy()
     top = win["occupation"].value_counts().index[0]
@@ -108,8 +107,7 @@ def test_missing_values_are_drift(split: Split) -> None:
     assert res.columns["educ"].missing_rate_window == pytest.approx(0.2)
 
 
-def test_missing_column_is_reported_not_crashing(
-        split: Split) -> None:
+def test_missing_column_is_reported_not_crashing(split: Split) -> None:
     _, rest, prof = split
     res = drift.test_window(prof, rest.iloc[:100].drop(columns=["age"]))
     assert res.columns["age"].test == "none" and not res.columns["age"].drift
@@ -191,8 +189,9 @@ def test_binary_column_with_a_rare_value_still_tests() -> None:
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own ks_2samp on 1-element samples
 @settings(max_examples=60, deadline=None)
-@given(ref=st.lists(st.integers(-5, 5), min_size=1, max_size=60),
-       win=st.lists(st.integers(-5, 5), min_size=1, max_size=60))
+@given(
+    ref=st.lists(st.integers(-5, 5), min_size=1, max_size=60), win=st.lists(st.integers(-5, 5), min_size=1, max_size=60)
+)
 def test_ks_statistic_matches_scipy_on_any_input(ref: list[int], win: list[int]) -> None:
     r, w = np.array(ref, dtype=np.float64), np.array(win, dtype=np.float64)
     expected = sps.ks_2samp(r, w, method="asymp").statistic

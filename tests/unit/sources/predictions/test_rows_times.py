@@ -29,8 +29,12 @@ def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _rec(ts: Any, i: int) -> str:
-    return json.dumps({"timestamp": ts, "model": "m", "prediction": 1, "prediction_id": f"p{i}",
-                       "features": {"x": float(i)}}) + "\n"
+    return (
+        json.dumps(
+            {"timestamp": ts, "model": "m", "prediction": 1, "prediction_id": f"p{i}", "features": {"x": float(i)}}
+        )
+        + "\n"
+    )
 
 
 def _poll(tmp_path: Path, stamps: list[Any], suffix: str = "jsonl") -> tuple[list[float], int]:
@@ -46,8 +50,9 @@ def _poll(tmp_path: Path, stamps: list[Any], suffix: str = "jsonl") -> tuple[lis
 
 @pytest.mark.usefixtures("berlin")
 def test_naive_iso_times_are_utc_on_a_non_utc_host(tmp_path: Path) -> None:
-    got, bad = _poll(tmp_path, ["2023-11-14T22:13:20", "2023-11-14 22:13:21", "2023-11-14T22:13:22Z",
-                                "2023-11-14T23:13:23+01:00"])
+    got, bad = _poll(
+        tmp_path, ["2023-11-14T22:13:20", "2023-11-14 22:13:21", "2023-11-14T22:13:22Z", "2023-11-14T23:13:23+01:00"]
+    )
     assert bad == 0
     assert got == [T0, T0 + 1, T0 + 2, T0 + 3]
 
@@ -59,8 +64,9 @@ def test_naive_times_in_csv_are_utc(tmp_path: Path) -> None:
 
 
 def test_epoch_seconds_milliseconds_and_microseconds_parse(tmp_path: Path) -> None:
-    got, bad = _poll(tmp_path, [T0, T0 + 0.5, (T0 + 1) * 1000, str((T0 + 2) * 1000), (T0 + 3) * 1_000_000,
-                                (T0 + 4) * 1_000_000_000])
+    got, bad = _poll(
+        tmp_path, [T0, T0 + 0.5, (T0 + 1) * 1000, str((T0 + 2) * 1000), (T0 + 3) * 1_000_000, (T0 + 4) * 1_000_000_000]
+    )
     assert bad == 0
     assert got == [T0, T0 + 0.5, T0 + 1, T0 + 2, T0 + 3, T0 + 4]
 

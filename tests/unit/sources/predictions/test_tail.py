@@ -17,8 +17,14 @@ from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 
 
 def row(i: int, **extra: Any) -> str:
-    rec = {"timestamp": 1_700_000_000 + i, "model": "churn", "version": "3", "prediction_id": f"p{i}",
-           "features": {"x": float(i), "plan": "a" if i % 2 else "b"}, "prediction": i % 2}
+    rec = {
+        "timestamp": 1_700_000_000 + i,
+        "model": "churn",
+        "version": "3",
+        "prediction_id": f"p{i}",
+        "features": {"x": float(i), "plan": "a" if i % 2 else "b"},
+        "prediction": i % 2,
+    }
     rec.update(extra)
     return json.dumps(rec) + "\n"
 
@@ -32,10 +38,12 @@ def ids(windows: list[PredictionWindow]) -> list[str]:
     return [pid for w in windows for pid in w.frame["prediction_id"]]
 
 
-def tailer(tmp_path: Path, store: MemoryCursorStore, rows: int = 4, pattern: str = "*.jsonl",
-           **kw: Any) -> PredictionLogTailer:
-    return PredictionLogTailer(name="churn", pattern=str(tmp_path / pattern), store=store,
-                               window=WindowSpec(rows=rows), **kw)
+def tailer(
+    tmp_path: Path, store: MemoryCursorStore, rows: int = 4, pattern: str = "*.jsonl", **kw: Any
+) -> PredictionLogTailer:
+    return PredictionLogTailer(
+        name="churn", pattern=str(tmp_path / pattern), store=store, window=WindowSpec(rows=rows), **kw
+    )
 
 
 def test_windows_by_rows_and_half_written_line(tmp_path: Path) -> None:
@@ -117,8 +125,10 @@ def test_bad_rows_are_counted_logged_and_skipped(tmp_path: Path, caplog: pytest.
 
 def test_csv_with_schema_change_across_rotation(tmp_path: Path) -> None:
     a = tmp_path / "a.csv"
-    a.write_text("timestamp,model,version,prediction,x\n2024-01-01T00:00:00Z,churn,1,0.5,1.5\n"
-                 "2024-01-01T00:00:01Z,churn,1,0.7,2.5\n2024-01-01T00:00:02Z,churn,1,0.1\n")
+    a.write_text(
+        "timestamp,model,version,prediction,x\n2024-01-01T00:00:00Z,churn,1,0.5,1.5\n"
+        "2024-01-01T00:00:01Z,churn,1,0.7,2.5\n2024-01-01T00:00:02Z,churn,1,0.1\n"
+    )
     t = tailer(tmp_path, MemoryCursorStore(), rows=3, pattern="*.csv")
     windows, stats = t.poll()
     assert windows == [] and stats.bad_rows == 1  # the short CSV row
@@ -140,8 +150,13 @@ def test_late_labels_are_joined_by_prediction_id(tmp_path: Path) -> None:
     windows, _ = t.poll()
     assert [w.kind for w in windows] == ["predictions", "predictions"]
     t.commit()
-    append(log, json.dumps({"prediction_id": "p1", "label": 0}) + "\n"
-           + json.dumps({"prediction_id": "nope", "label": 1}) + "\n")
+    append(
+        log,
+        json.dumps({"prediction_id": "p1", "label": 0})
+        + "\n"
+        + json.dumps({"prediction_id": "nope", "label": 1})
+        + "\n",
+    )
     t = tailer(tmp_path, store, rows=2)  # the awaiting predictions survive a restart
     assert t.poll()[0] == []
     t.commit()
@@ -152,15 +167,17 @@ def test_late_labels_are_joined_by_prediction_id(tmp_path: Path) -> None:
     assert w.kind == "labels"
     assert w.frame[["prediction_id", "prediction", "label"]].to_dict("records") == [
         {"prediction_id": "p1", "prediction": 1, "label": 0},
-        {"prediction_id": "p2", "prediction": 0, "label": 0}]
+        {"prediction_id": "p2", "prediction": 0, "label": 0},
+    ]
     assert list(w.frame["x"]) == [1.0, 2.0]  # features travel with the label: enough to retrain on
 
 
 def test_time_windows_and_model_filter(tmp_path: Path) -> None:
     log = tmp_path / "p.jsonl"
     log.write_text("".join(row(i * 30) for i in range(5)) + row(999, model="other"))
-    t = PredictionLogTailer(name="c", pattern=str(log), store=MemoryCursorStore(),
-                            window=WindowSpec(rows=None, seconds=60), model="churn")
+    t = PredictionLogTailer(
+        name="c", pattern=str(log), store=MemoryCursorStore(), window=WindowSpec(rows=None, seconds=60), model="churn"
+    )
     windows, stats = t.poll()
     assert [list(w.frame["prediction_id"]) for w in windows] == [["p0", "p30"], ["p60", "p90"]]
     assert stats.skipped_other_model == 1

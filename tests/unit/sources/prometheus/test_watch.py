@@ -18,10 +18,13 @@ from tests.support import run_poll
 def make(tmp_path: Path) -> tuple[PrometheusWatch, ScriptedRange, StateStore]:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     src = ScriptedRange()
-    w = PrometheusWatch(WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad",
-                                    resolve_after=3),
-                        PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src,
-                        store, Metrics())
+    w = PrometheusWatch(
+        WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad", resolve_after=3),
+        PrometheusConfig(url="http://unused", overlap=5, stale_after=30),
+        src,
+        store,
+        Metrics(),
+    )
     return w, src, store
 
 

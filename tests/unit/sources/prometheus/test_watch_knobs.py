@@ -16,12 +16,12 @@ from tests.support import run_poll
 
 
 @pytest.mark.parametrize(("direction", "incidents"), [("both", 2), ("up", 1), ("down", 1)])
-def test_direction_decides_which_excursions_open_an_incident(tmp_path: Path, direction: str,
-                                                             incidents: int) -> None:
+def test_direction_decides_which_excursions_open_an_incident(tmp_path: Path, direction: str, incidents: int) -> None:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     src = ScriptedRange()
-    watch = WatchConfig(name="w", query="q", step=1, interval=1, lookback=600, detector="mad",
-                        resolve_after=3, direction=direction)
+    watch = WatchConfig(
+        name="w", query="q", step=1, interval=1, lookback=600, detector="mad", resolve_after=3, direction=direction
+    )
     w = PrometheusWatch(watch, PrometheusConfig(url="http://unused", overlap=5, stale_after=30), src, store, Metrics())
     ts = np.arange(0.0, 500.0)
     vs = 10 + np.random.default_rng(1).normal(0, 0.5, ts.size)

@@ -20,10 +20,21 @@ TS = np.arange(0.0, 400.0)
 
 def _watcher(store: StateStore, metrics: Metrics, **watch: object) -> tuple[PrometheusWatch, ScriptedRange]:
     src = ScriptedRange()
-    cfg = WatchConfig.model_validate({"name": "w", "query": "q", "step": 1, "interval": 1, "lookback": 600,
-                                      "detector": "mad", "resolve_after": 2, **watch})
-    return PrometheusWatch(cfg, PrometheusConfig(url="http://unused", overlap=5, stale_after=300), src, store,
-                   metrics), src
+    cfg = WatchConfig.model_validate(
+        {
+            "name": "w",
+            "query": "q",
+            "step": 1,
+            "interval": 1,
+            "lookback": 600,
+            "detector": "mad",
+            "resolve_after": 2,
+            **watch,
+        }
+    )
+    return PrometheusWatch(
+        cfg, PrometheusConfig(url="http://unused", overlap=5, stale_after=300), src, store, metrics
+    ), src
 
 
 def _values(seed: int) -> np.ndarray:
@@ -74,14 +85,19 @@ def test_exported_labels_are_valid_exposition_labels(tmp_path: Path) -> None:
     store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
     metrics = Metrics()
     w, src = _watcher(store, metrics)
-    labels = (("__name__", "http_latency"), ("__meta_x", "1"), ("bad-name", "x"), ("aiopsd_watch", "spoof"),
-              ("job", 'we"ird\nvalue'))
+    labels = (
+        ("__name__", "http_latency"),
+        ("__meta_x", "1"),
+        ("bad-name", "x"),
+        ("aiopsd_watch", "spoof"),
+        ("job", 'we"ird\nvalue'),
+    )
     src.data[labels] = (TS[:300], _values(2)[:300])
     run_poll(w, 300.0)
     src.data[labels] = (TS[:320], _values(2)[:320])
     run_poll(w, 320.0)
-    [line] = [x for x in generate_latest(metrics.registry).decode().splitlines()
-              if x.startswith("aiopsd_anomaly_score{")]
-    assert line.startswith('aiopsd_anomaly_score{aiopsd_metric="http_latency",aiopsd_watch="w",'
-                           'job="we\\"ird\\nvalue"}')
+    [line] = [
+        x for x in generate_latest(metrics.registry).decode().splitlines() if x.startswith("aiopsd_anomaly_score{")
+    ]
+    assert line.startswith('aiopsd_anomaly_score{aiopsd_metric="http_latency",aiopsd_watch="w",job="we\\"ird\\nvalue"}')
     store.close()

@@ -33,8 +33,12 @@ _REPORTS = {"html": ("report_html", "text/html"), "json": ("report_json", "appli
 
 
 def _env() -> Environment:
-    env = Environment(loader=PackageLoader("aiopsd.daemon.http.ui", "templates"), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("aiopsd.daemon.http.ui", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["hms"] = _hms
     env.filters["ago"] = _ago
     env.filters["dur"] = lambda s: "-" if s is None else format_duration(float(s))
@@ -78,14 +82,21 @@ def chart_for(view: FindingView) -> Markup | None:
     points = points_from_details(f.details)
     if not points:
         return None
-    marks = [Mark(ts=(r.started_at or r.created_at).timestamp(), label=f"#{r.id} {r.what} {r.status}",
-                  ok=r.status == RunStatus.SUCCEEDED) for r in view.runs]
+    marks = [
+        Mark(
+            ts=(r.started_at or r.created_at).timestamp(),
+            label=f"#{r.id} {r.what} {r.status}",
+            ok=r.status == RunStatus.SUCCEEDED,
+        )
+        for r in view.runs
+    ]
     end = (f.last_seen if f.status == FindingStatus.RESOLVED else datetime.now(UTC)).timestamp()
     title = f"{f.source}: value, expected band and anomalous points"
     incident = (f.starts_at.timestamp(), end)
     short = [Mark(m.ts, m.label.split(" ")[0], m.ok) for m in marks]
-    svg = (render_chart(points, title=title, marks=marks, incident=incident, size=WIDE)
-           + render_chart(points, title=title, marks=short, incident=incident, size=NARROW))
+    svg = render_chart(points, title=title, marks=marks, incident=incident, size=WIDE) + render_chart(
+        points, title=title, marks=short, incident=incident, size=NARROW
+    )
     # render_chart escapes every data-derived text it puts in the SVG.
     return Markup(svg)  # noqa: S704
 
@@ -130,25 +141,45 @@ def create_ui_router(runtime: Runtime) -> APIRouter:
         """What aiopsd saw, did, and refused to do, on one page (HTML)."""
         ov = overview.build(runtime)
         charts = {fv.finding.id: chart_for(fv) for fv in ov.findings}
-        drift = {fv.finding.id: drift_columns(fv.finding) for fv in ov.findings
-                 if fv.finding.kind == FindingKind.DRIFT}
-        return page("index.html", refresh, ov=ov, charts=charts, drift=drift,
-                    reports={fv.finding.id: reports(fv.finding) for fv in ov.findings},
-                    labels=overview.REASON_LABELS)
+        drift = {fv.finding.id: drift_columns(fv.finding) for fv in ov.findings if fv.finding.kind == FindingKind.DRIFT}
+        return page(
+            "index.html",
+            refresh,
+            ov=ov,
+            charts=charts,
+            drift=drift,
+            reports={fv.finding.id: reports(fv.finding) for fv in ov.findings},
+            labels=overview.REASON_LABELS,
+        )
 
-    @router.get("/findings/{finding_id}", response_class=HTMLResponse, summary="Finding page",
-                responses={404: {"description": "No such finding"}})
+    @router.get(
+        "/findings/{finding_id}",
+        response_class=HTMLResponse,
+        summary="Finding page",
+        responses={404: {"description": "No such finding"}},
+    )
     def finding_page(finding_id: str, refresh: int | None = None) -> HTMLResponse:
         """One finding: its chart or drifted columns, every decision on it and the actions taken (HTML)."""
         f = runtime.store.get_finding(finding_id)
         if f is None:
             raise HTTPException(404, f"no finding {finding_id}")
         fv = overview.finding_views(runtime, [f])[0]
-        return page("finding.html", refresh, fv=fv, chart=chart_for(fv), drift=drift_columns(f),
-                    reports=reports(f), labels=overview.REASON_LABELS)
+        return page(
+            "finding.html",
+            refresh,
+            fv=fv,
+            chart=chart_for(fv),
+            drift=drift_columns(f),
+            reports=reports(f),
+            labels=overview.REASON_LABELS,
+        )
 
-    @router.get("/actions/{run_id}", response_class=HTMLResponse, summary="Action page",
-                responses={404: {"description": "No such action run"}})
+    @router.get(
+        "/actions/{run_id}",
+        response_class=HTMLResponse,
+        summary="Action page",
+        responses={404: {"description": "No such action run"}},
+    )
     def action_page(run_id: RunId, refresh: int | None = None) -> HTMLResponse:
         """One action run: status, target, duration, the decision's reason and the playbook output (HTML)."""
         run = runtime.store.get_run(run_id)
@@ -156,15 +187,23 @@ def create_ui_router(runtime: Runtime) -> APIRouter:
             raise HTTPException(404, f"no action run {run_id}")
         d = runtime.store.get_decision(run.decision_id)
         f = runtime.store.get_finding(d.finding_id) if d else None
-        return page("action.html", refresh, run=run, summary=overview.summarize_run(run, d, f), decision=d,
-                    finding=f)
+        return page("action.html", refresh, run=run, summary=overview.summarize_run(run, d, f), decision=d, finding=f)
 
-    @router.get("/findings/{finding_id}/report.{fmt}", summary="Drift report artefact",
-                response_class=FileResponse,
-                responses={200: {"content": {"text/html": {"schema": {"type": "string"}},
-                                             "application/json": {"schema": {"type": "object"}}},
-                                 "description": "The Evidently report of a drift finding"},
-                           404: {"description": "No report for this finding"}})
+    @router.get(
+        "/findings/{finding_id}/report.{fmt}",
+        summary="Drift report artefact",
+        response_class=FileResponse,
+        responses={
+            200: {
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+                "description": "The Evidently report of a drift finding",
+            },
+            404: {"description": "No report for this finding"},
+        },
+    )
     def report(finding_id: str, fmt: str) -> FileResponse:
         """The Evidently report (HTML or JSON) of a drift finding; only files under the state directory."""
         f = runtime.store.get_finding(finding_id)

@@ -32,8 +32,30 @@ NARROW = Size(width=360, height=230, left=46, font=12, xticks=3)
 RIGHT, TOP, BOTTOM = 10, 26, 36
 
 # Consecutive steps differ by at most 2x, so some step always gives between target/2 and target+1 ticks.
-_TIME_STEPS = (1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800,
-               21600, 43200, 86400)
+_TIME_STEPS = (
+    1,
+    2,
+    3,
+    5,
+    10,
+    15,
+    20,
+    30,
+    60,
+    120,
+    180,
+    300,
+    600,
+    900,
+    1200,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +89,16 @@ def points_from_details(details: dict[str, Any]) -> list[Point]:
         ts = _num(rec.get("ts"))
         if ts is None:
             continue
-        out.append(Point(ts, _num(rec.get("value")), _num(rec.get("score")), _num(rec.get("yhat")),
-                         _num(rec.get("yhat_lower")), _num(rec.get("yhat_upper"))))
+        out.append(
+            Point(
+                ts,
+                _num(rec.get("value")),
+                _num(rec.get("score")),
+                _num(rec.get("yhat")),
+                _num(rec.get("yhat_lower")),
+                _num(rec.get("yhat_upper")),
+            )
+        )
     out.sort(key=lambda p: p.ts)
     return out
 
@@ -112,8 +142,14 @@ def _time_label(ts: float, step: float, span: float) -> str:
     return d.strftime("%H:%M") if step >= 60 else d.strftime("%H:%M:%S")
 
 
-def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] = (),
-                 incident: tuple[float, float] | None = None, size: Size = WIDE) -> str:
+def render_chart(
+    points: Sequence[Point],
+    *,
+    title: str,
+    marks: Sequence[Mark] = (),
+    incident: tuple[float, float] | None = None,
+    size: Size = WIDE,
+) -> str:
     """An ``<svg>`` element (as text) for the status page, or a short note when there is nothing to plot."""
     pts = [p for p in points if p.value is not None]
     if len(pts) < 2:
@@ -149,16 +185,19 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
     if incident is not None:
         a, b = max(incident[0], t0), min(incident[1], t1)
         if b >= a:
-            parts.append(f'<rect class="incident" x="{x(a):.1f}" y="{TOP}" width="{max(2.0, x(b) - x(a)):.1f}" '
-                         f'height="{ph}"><title>incident</title></rect>')
+            parts.append(
+                f'<rect class="incident" x="{x(a):.1f}" y="{TOP}" width="{max(2.0, x(b) - x(a)):.1f}" '
+                f'height="{ph}"><title>incident</title></rect>'
+            )
     # y grid and labels
     ystep = _nice_step(hi - lo, 4)
     v = math.ceil(lo / ystep) * ystep
     while v <= hi:
         yy = y(v)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}"/>')
-        parts.append(f'<text class="ytick" x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">'
-                     f"{escape(fmt_value(v))}</text>")
+        parts.append(
+            f'<text class="ytick" x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">{escape(fmt_value(v))}</text>'
+        )
         v += ystep
     # x grid and time labels
     span = t1 - t0
@@ -169,8 +208,9 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
         label = _time_label(tt, tstep, span)
         parts.append(f'<line class="grid" x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + ph}"/>')
         if xx + len(label) * FONT * 0.32 <= WIDTH:  # a label cut by the edge is worse than none
-            parts.append(f'<text class="xtick" x="{xx:.1f}" y="{TOP + ph + 17}" text-anchor="middle">'
-                         f"{escape(label)}</text>")
+            parts.append(
+                f'<text class="xtick" x="{xx:.1f}" y="{TOP + ph + 17}" text-anchor="middle">{escape(label)}</text>'
+            )
         tt += tstep
     parts.append(f'<text class="axis" x="4" y="{HEIGHT - 4}">UTC</text>')
     # expected band, one polygon per run of points that have a band
@@ -186,9 +226,11 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
     for p in anomalous:
         assert p.value is not None
         when = datetime.fromtimestamp(p.ts, UTC).strftime("%H:%M:%S")
-        parts.append(f'<circle class="anomalous" cx="{x(p.ts):.1f}" cy="{y(p.value):.1f}" r="4.5">'
-                     f"<title>{when} UTC: value {escape(fmt_value(p.value))}, score {p.score:.2f}</title>"
-                     "</circle>")
+        parts.append(
+            f'<circle class="anomalous" cx="{x(p.ts):.1f}" cy="{y(p.value):.1f}" r="4.5">'
+            f"<title>{when} UTC: value {escape(fmt_value(p.value))}, score {p.score:.2f}</title>"
+            "</circle>"
+        )
     for m in marks:
         if not t0 <= m.ts <= t1:
             continue
@@ -196,9 +238,11 @@ def render_chart(points: Sequence[Point], *, title: str, marks: Sequence[Mark] =
         cls = "mark ok" if m.ok else "mark bad"
         anchor = "end" if xx > LEFT + pw * 0.6 else "start"
         dx = -4 if anchor == "end" else 4
-        parts.append(f'<g class="{cls}"><line x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + ph}"/>'
-                     f'<text x="{xx + dx:.1f}" y="{TOP - 8}" text-anchor="{anchor}">{escape(m.label)}</text>'
-                     f"<title>{escape(m.label)}</title></g>")
+        parts.append(
+            f'<g class="{cls}"><line x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + ph}"/>'
+            f'<text x="{xx + dx:.1f}" y="{TOP - 8}" text-anchor="{anchor}">{escape(m.label)}</text>'
+            f"<title>{escape(m.label)}</title></g>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -17,9 +17,21 @@ from aiopsd.errors import AiopsdError
 
 _STATE = {"ok": ("OK", "bold green"), "warn": ("ATTENTION", "bold yellow"), "bad": ("PROBLEM", "bold red")}
 _LEVEL = {"ok": "green", "warn": "yellow", "bad": "red"}
-_STATUS = {"succeeded": "green", "act": "green", "up": "green", "firing": "red", "failed": "red",
-           "timed_out": "red", "interrupted": "red", "down": "red", "running": "blue", "pending": "blue",
-           "awaiting_approval": "yellow", "resolved": "green", "waiting": "yellow"}
+_STATUS = {
+    "succeeded": "green",
+    "act": "green",
+    "up": "green",
+    "firing": "red",
+    "failed": "red",
+    "timed_out": "red",
+    "interrupted": "red",
+    "down": "red",
+    "running": "blue",
+    "pending": "blue",
+    "awaiting_approval": "yellow",
+    "resolved": "green",
+    "waiting": "yellow",
+}
 _BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -65,10 +77,14 @@ def render(ov: Overview, url: str) -> Group:
     for h in ov.headline:
         head.append(f"• {h.text}\n", style=_LEVEL[h.level])
     d = ov.daemon
-    head.append(f"aiopsd {d.version} on {d.replica}, up {format_duration(d.uptime_seconds)}; "
-                f"{ov.counts.alerts} alerts received; page: {url.rstrip('/')}/", style="dim")
-    parts: list[Panel | Table | Text] = [Panel(head, title=Text(title, style=style), title_align="left",
-                                               border_style=style.split()[-1])]
+    head.append(
+        f"aiopsd {d.version} on {d.replica}, up {format_duration(d.uptime_seconds)}; "
+        f"{ov.counts.alerts} alerts received; page: {url.rstrip('/')}/",
+        style="dim",
+    )
+    parts: list[Panel | Table | Text] = [
+        Panel(head, title=Text(title, style=style), title_align="left", border_style=style.split()[-1])
+    ]
 
     findings = Table(title="What it saw", title_justify="left", expand=True)
     for col in ("kind", "status", "what", "score", "since", "series / decisions"):
@@ -77,8 +93,9 @@ def render(ov: Overview, url: str) -> Group:
         f = fv.finding
         decided = "; ".join(f"{x.rule}: {x.outcome if x.outcome == 'act' else x.code}" for x in fv.decisions)
         detail = Text.assemble(sparkline(fv), "\n" if fv.finding.details.get("points") else "", decided or "-")
-        findings.add_row(str(f.kind), _status(str(f.status)), f.summary or f.source, f"{f.score:.2f}",
-                         _t(f.starts_at), detail)
+        findings.add_row(
+            str(f.kind), _status(str(f.status)), f.summary or f.source, f"{f.score:.2f}", _t(f.starts_at), detail
+        )
     parts.append(findings if ov.findings else Text("What it saw: no findings in the last 24 hours", style="dim"))
 
     actions = Table(title="What it did", title_justify="left", expand=True)
@@ -88,25 +105,41 @@ def render(ov: Overview, url: str) -> Group:
         why = Text(f"{a.rule}: {a.reason}")
         if a.error:
             why.append(f"\n{a.error}", style="red")
-        actions.add_row(str(a.id), a.what + (" (dry run)" if a.dry_run else ""), _status(str(a.status)),
-                        ", ".join(a.targets) or "-", _t(a.started_at or a.created_at),
-                        format_duration(a.duration_seconds) if a.duration_seconds is not None else "-", why)
+        actions.add_row(
+            str(a.id),
+            a.what + (" (dry run)" if a.dry_run else ""),
+            _status(str(a.status)),
+            ", ".join(a.targets) or "-",
+            _t(a.started_at or a.created_at),
+            format_duration(a.duration_seconds) if a.duration_seconds is not None else "-",
+            why,
+        )
     parts.append(actions if ov.actions else Text("What it did: no actions yet", style="dim"))
 
     held = Table(title="What it refused or held back, and why", title_justify="left", expand=True)
     for col in ("why", "rule", "target", "when", "reason"):
         held.add_column(col, overflow="fold")
     for hd in ov.held:
-        held.add_row(Text(hd.label, style="yellow"), hd.decision.rule, ", ".join(hd.decision.targets) or "-",
-                     _t(hd.decision.decided_at), hd.decision.reason)
+        held.add_row(
+            Text(hd.label, style="yellow"),
+            hd.decision.rule,
+            ", ".join(hd.decision.targets) or "-",
+            _t(hd.decision.decided_at),
+            hd.decision.reason,
+        )
     parts.append(held if ov.held else Text("Refused: nothing", style="dim"))
 
     sources = Table(title="Sources", title_justify="left", expand=True)
     for col in ("source", "state", "last good poll", "lag", "error"):
         sources.add_column(col, overflow="fold")
     for s in ov.sources:
-        sources.add_row(f"{s.name} ({s.kind})", _status(s.state), _t(s.last_ok),
-                        format_duration(s.lag_seconds) if s.lag_seconds is not None else "-", s.error or "")
+        sources.add_row(
+            f"{s.name} ({s.kind})",
+            _status(s.state),
+            _t(s.last_ok),
+            format_duration(s.lag_seconds) if s.lag_seconds is not None else "-",
+            s.error or "",
+        )
     parts.append(sources if ov.sources else Text("Sources: none configured", style="dim"))
 
     rules = Table(title="Rules", title_justify="left", expand=True)

@@ -54,5 +54,6 @@ def test_state_is_small_and_pickles() -> None:
     blob = pickle.dumps(det)
     assert len(blob) < 2_000
     copy = pickle.loads(blob)
-    np.testing.assert_array_equal(det.score(t[3000:], v[3000:]).anomaly_score,
-                                  copy.score(t[3000:], v[3000:]).anomaly_score)
+    np.testing.assert_array_equal(
+        det.score(t[3000:], v[3000:]).anomaly_score, copy.score(t[3000:], v[3000:]).anomaly_score
+    )

@@ -1,0 +1,146 @@
+"""Config of the polled sources: Prometheus, its watches, prediction logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from aiopsd.durations import Duration, PositiveDuration
+from aiopsd.model_store.base import StoreSpec
+from aiopsd.models import Frozen
+
+if TYPE_CHECKING:
+    from aiopsd.detectors.anomaly.knobs import Knobs
+
+
+class PrometheusConfig(Frozen):
+    url: str = "http://127.0.0.1:9090"
+    timeout: PositiveDuration = 10.0
+    # Samples this close to "now" may still be arriving; they are re-read next poll.
+    overlap: Duration = 60.0
+    # A series whose newest sample is older than this is stale: no decisions from it.
+    stale_after: PositiveDuration = 300.0
+
+
+class WatchConfig(Frozen):
+    """One PromQL expression polled with query_range and scored per series."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_:.-]*$")
+    query: str = Field(min_length=1)
+    step: PositiveDuration = 30.0
+    interval: PositiveDuration = 30.0
+    detector: str = "default"
+    detector_params: dict[str, Any] = Field(default_factory=dict)
+    # History read on the first poll to warm the detector up.
+    lookback: PositiveDuration = 3600.0
+    # Consecutive normal points that close an open anomaly incident; also the polls after which
+    # a vanished series' exported score gauges are dropped.
+    resolve_after: int = Field(default=5, ge=1)
+    # Series tracked at most (one detector each); the excess is refused, counted and shown.
+    max_series: int = Field(default=2000, ge=1)
+    # Noise knobs (docs/anomaly.md): which side of the band alerts, how far from it a value must be
+    # (absolute, and relative to |yhat|), and how long after a series first appears nothing alerts.
+    direction: Literal["up", "down", "both"] = "both"
+    min_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    min_relative_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    warmup: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> WatchConfig:
+        if self.step <= 0 or self.interval <= 0:
+            raise ValueError("step and interval must be greater than 0")
+        return self
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        from aiopsd.detectors.anomaly import DETECTORS
+
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; known: {', '.join(sorted(DETECTORS))}")
+        return value
+
+    @field_validator("detector_params")
+    @classmethod
+    def _valid_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Parameters are checked against the detector's declared constraints at load, not in the poll loop."""
+        from aiopsd.detectors.anomaly import validate_detector_params
+
+        if "detector" in info.data:  # else the detector name itself is the error reported
+            validate_detector_params(info.data["detector"], value)
+        return value
+
+    @field_validator("warmup")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("warmup must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _knobs_fit_the_detector(self) -> WatchConfig:
+        from aiopsd.detectors.anomaly import make_detector
+        from aiopsd.detectors.anomaly.knobs import knob_problem
+
+        problem = knob_problem(make_detector(self.detector, **self.detector_params), self.knobs)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def knobs(self) -> Knobs:
+        """The noise knobs of this watch, for :func:`aiopsd.detectors.anomaly.knobs.with_knobs`."""
+        from aiopsd.detectors.anomaly.knobs import Knobs
+
+        return Knobs(self.direction, self.min_deviation, self.min_relative_deviation, self.warmup)
+
+
+class DriftWindow(Frozen):
+    """A window closes after ``rows`` rows or ``seconds`` of rows, whichever comes first."""
+
+    rows: int | None = Field(default=500, ge=20)
+    seconds: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> DriftWindow:
+        if self.rows is None and self.seconds is None:
+            raise ValueError("a window needs rows, seconds or both")
+        return self
+
+
+class PredictionLogConfig(Frozen):
+    """One model's prediction log (JSONL or CSV files; a path or a glob), checked for drift."""
+
+    model: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    path: str
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    # The reference the windows are compared with: a CSV/JSONL file, or else the first rows logged.
+    reference: Path | None = None
+    reference_rows: int = Field(default=1000, ge=100)
+    window: DriftWindow = DriftWindow()
+    interval: PositiveDuration = 30.0
+    task: Literal["classification", "regression"] = "classification"
+    # Where the served model lives (versions/<n>/, current): retrain rules act on it.
+    model_dir: Path | None = None
+    # Or another model store: {kind: mlflow, tracking_uri: ..., name: ...} (name defaults to ``model``).
+    model_store: StoreSpec | None = None
+    # Render an Evidently report (HTML + JSON) when drift fires.
+    reports: bool = True
+
+    @model_validator(mode="after")
+    def _store_has_a_place(self) -> PredictionLogConfig:
+        if (
+            self.model_store is not None
+            and self.model_store.kind == "directory"
+            and self.model_store.path is None
+            and self.model_dir is None
+        ):
+            raise ValueError("a directory model_store needs path (or set model_dir)")
+        return self
