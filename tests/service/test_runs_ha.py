@@ -237,7 +237,9 @@ def test_restarted_container_with_the_same_hostname_and_pid_1_interrupts_its_lef
         store.close()
         first.stop(signal.SIGKILL)
         if second is not None:
-            second.stop()
+            # `unshare --fork` ignores SIGTERM while it waits for its child, so a TERM would only
+            # time out (60 s); KILL ends unshare and, by --kill-child, the daemon in its namespace.
+            second.stop(signal.SIGKILL)
 
 
 def test_database_outage_longer_than_the_lease_does_not_interrupt_a_live_peers_run(

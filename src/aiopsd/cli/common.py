@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 out = Console()
 err = Console(stderr=True)
@@ -18,7 +19,9 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config fil
 
 def fail(exc: Exception | str, code: int = 2) -> typer.Exit:
     """Print ``error: <exc>`` on stderr and return the exit to raise (2: bad input, 1: refused)."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # escape: the message may quote a file's or a payload's text, which is not rich markup;
+    # soft_wrap: a long path stays one piece that can be copied, whatever the terminal's width.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -59,12 +59,17 @@ def demo(
     summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Write a JSON summary")] = None,
     workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here")] = None,
     port: Annotated[int | None, typer.Option(help="Port for the daemon (default: a free one)")] = None,
+    until_done: Annotated[
+        bool, typer.Option("--until-done", help="Stop once every incident has been seen and handled")
+    ] = False,
 ) -> None:
     """Start a real Prometheus, Alertmanager, a demo workload and the daemon, and narrate."""
     from aiopsd.demo.run import run_demo
 
     try:
-        code = run_demo(duration=duration, summary_json=summary_json, workdir=workdir, port=port, console=out)
+        code = run_demo(
+            duration=duration, summary_json=summary_json, workdir=workdir, port=port, console=out, until_done=until_done
+        )
     except AiopsdError as exc:
         raise fail(exc, 1) from None
     raise typer.Exit(code)

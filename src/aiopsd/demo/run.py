@@ -146,7 +146,13 @@ class Narrator:
 
 
 def run_demo(
-    *, duration: float | None, summary_json: Path | None, workdir: Path | None, port: int | None, console: Console
+    *,
+    duration: float | None,
+    summary_json: Path | None,
+    workdir: Path | None,
+    port: int | None,
+    console: Console,
+    until_done: bool = False,
 ) -> int:
     root = project_root()
     work = workdir or Path(tempfile.mkdtemp(prefix="aiopsd-demo-"))
@@ -263,10 +269,16 @@ def run_demo(
         )
         narrator = Narrator(api, console, t0, token=approve_file.read_text().strip())
         stop = _stop_flag()
+        checked = 0.0
         while not stop["set"] and (duration is None or time.time() - t0 < duration):
             if daemon.poll() is not None:
                 raise AiopsdError(f"the daemon exited with rc={daemon.returncode}; see {work / 'aiopsd.log'}")
             narrator.poll()
+            if until_done and time.time() - checked >= 5.0:
+                checked = time.time()
+                if story_told(_summary(api, narrator)):
+                    console.print("[bold green]the whole story has been told[/]: every incident seen and handled")
+                    break
             time.sleep(1.0)
         narrator.poll()
         summary = _summary(api, narrator)
@@ -300,6 +312,23 @@ def _stop_flag() -> dict[str, bool]:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return flag
+
+
+def story_told(summary: dict[str, Any]) -> bool:
+    """Every incident of the demo seen and handled: the alert and the anomaly remediated by their
+    playbooks, the churn model's drift found and its retrain finished (whatever its gate said)."""
+    kinds = {f["kind"] for f in summary["findings"]}
+    succeeded = {a["action"] for a in summary["actions"] if a["status"] == "succeeded"}
+    retrains = [a for a in summary["actions"] if a["kind"] == "retrain"]
+    drift = any(f["kind"] == "drift" and f["labels"].get("model") == "churn" for f in summary["findings"])
+    return (
+        summary["alerts_received"] >= 1
+        and {"anomaly", "alert"} <= kinds
+        and {"restart_service.yml", "collect_diagnostics.yml"} <= succeeded
+        and drift
+        and bool(retrains)
+        and all(a["status"] in ("succeeded", "failed", "timed_out", "canceled", "interrupted") for a in retrains)
+    )
 
 
 def _summary(api: str, narrator: Narrator) -> dict[str, Any]:
