@@ -180,7 +180,8 @@ def check_awkward_input_is_handled(det: AnomalyDetector) -> None:
 
 
 def check_memory_per_series_is_bounded(det: AnomalyDetector) -> None:
-    n = 50_000
+    # 20,000 one-minute points (two weeks): past every window a detector keeps (a week at most).
+    n = 20_000
     rng = np.random.default_rng(2)
     t = np.arange(n, dtype=np.float64) * 60.0
     v = np.sin(np.arange(n) / 20.0) + rng.normal(0, 0.1, n)
