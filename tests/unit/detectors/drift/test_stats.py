@@ -144,7 +144,10 @@ def test_cell_false_alarm_rate_under_the_null_stays_below_alpha() -> None:
     assert hits <= 12  # 6 expected at alpha 0.01; Bonferroni-Tarone keeps it below
 
 
-@settings(max_examples=6, deadline=None)
+# derandomize: each example is a Monte Carlo estimate of a false-alarm rate near 1 %, and a fresh
+# random draw of examples every run made the bound fail about once in twenty runs by chance alone
+# (seen under pytest-xdist); a scan of 440 (levels, seed) pairs gave at most 5 of 150, mean 0.7 %.
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(levels=st.integers(min_value=2, max_value=12), seed=st.integers(min_value=0, max_value=2**16))
 def test_heavily_tied_column_does_not_inflate_false_alarms(levels: int, seed: int) -> None:
     # A column with a handful of distinct values (every value a point mass, ties everywhere):
