@@ -89,3 +89,80 @@ def test_segments(profile: SegmentedProfile, window: pd.DataFrame, *, alpha: flo
 
 
 test_segments.__test__ = False  # type: ignore[attr-defined]
+
+
+OTHER = "(other)"
+"""The pooled segment of a column's values beyond ``max_segments`` (or too rare to profile alone)."""
+
+
+@dataclass(frozen=True)
+class SegmentSet:
+    """Segments of several ``segment_by`` columns: ``segments`` maps ``"column=value"`` to the column and
+    its profile; ``kept`` the values of each column that are their own segment (the rest pool as
+    :data:`OTHER`, so a high-cardinality column gives at most ``max_segments + 1`` segments)."""
+
+    segments: dict[str, tuple[str, ReferenceProfile]]
+    kept: dict[str, frozenset[str]]
+    min_rows: int = MIN_SEGMENT_ROWS
+
+
+def segment_keys(frame: pd.DataFrame, column: str, kept: frozenset[str]) -> pd.Series:
+    """Each row's segment key ``"column=value"`` (values not in ``kept`` pool as :data:`OTHER`; missing: NaN)."""
+    if column not in frame.columns:
+        return pd.Series(index=frame.index, dtype=object)
+    raw = frame[column]
+    values = raw.astype(str).where(raw.notna())
+    pooled = values.where(values.isin(kept) | values.isna(), OTHER)
+    return (column + "=" + pooled).where(raw.notna())
+
+
+def profile_segment_set(
+    reference: pd.DataFrame,
+    columns: Iterable[str],
+    *,
+    max_segments: int = 20,
+    min_rows: int = MIN_SEGMENT_ROWS,
+    **kwargs: object,
+) -> SegmentSet:
+    """Per column, its ``max_segments`` most frequent values with >= ``min_rows`` reference rows are
+    segments; the other values pool into one :data:`OTHER` segment (profiled when it has the rows)."""
+    segs: dict[str, tuple[str, ReferenceProfile]] = {}
+    kept: dict[str, frozenset[str]] = {}
+    for column in columns:
+        if column not in reference.columns:
+            raise ValueError(f"segment_by column {column!r} is not in the reference")
+        counts = reference[column].dropna().astype(str).value_counts()
+        kept[column] = frozenset(str(v) for v in counts[counts >= min_rows].index[:max_segments])
+        keys = segment_keys(reference, column, kept[column])
+        rest = reference.drop(columns=[column])
+        for key, part in rest.groupby(keys, dropna=True, sort=True):
+            if len(part) >= min_rows:
+                segs[str(key)] = (column, profile_reference(part, **kwargs))  # type: ignore[arg-type]
+    return SegmentSet(segs, kept, min_rows)
+
+
+def segment_parts(profile: SegmentSet, window: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The window's rows of each profiled segment with >= ``min_rows`` rows (the segment column dropped)."""
+    out: dict[str, pd.DataFrame] = {}
+    for column, kept in profile.kept.items():
+        keys = segment_keys(window, column, kept)
+        rest = window.drop(columns=[column]) if column in window.columns else window
+        for key, part in rest.groupby(keys, dropna=True, sort=True):
+            if str(key) in profile.segments and len(part) >= profile.min_rows:
+                out[str(key)] = part
+    return out
+
+
+def test_segment_set(
+    whole: ReferenceProfile, profile: SegmentSet, window: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA
+) -> SegmentedResult:
+    """Test the window as a whole and per segment of every column, ``alpha`` split over all the tests run."""
+    parts = segment_parts(profile, window)
+    share = alpha / (1 + len(parts))
+    return SegmentedResult(
+        test_window(whole, window, alpha=share),
+        {k: test_window(profile.segments[k][1], p, alpha=share) for k, p in parts.items()},
+    )
+
+
+test_segment_set.__test__ = False  # type: ignore[attr-defined]
