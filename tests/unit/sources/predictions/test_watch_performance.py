@@ -14,6 +14,9 @@ from prometheus_client import generate_latest
 
 from aiopsd.config import PredictionLogConfig
 from aiopsd.daemon.metrics import Metrics
+from aiopsd.engine.evaluate import matches
+from aiopsd.engine.rules import Rule
+from aiopsd.errors import SourceError
 from aiopsd.models import Finding, FindingStatus
 from aiopsd.sources.predictions.watch import DriftWatch
 from aiopsd.store import StateStore
@@ -101,6 +104,14 @@ def test_a_covariate_shift_opens_estimated_performance_before_labels_then_the_er
     assert f.labels == {"model": "m", "test": "estimated_performance", "metric": "accuracy"}
     assert f.details["reference_value"] - f.details["estimated_value"] > 0.05
     assert f.details["method"] == "cbpe" and f.score >= 1.0
+    rule = Rule.model_validate(
+        {
+            "name": "act-on-estimate",
+            "match": {"kind": "drift", "labels": {"model": "m", "test": "estimated_performance"}, "min_score": 1.0},
+            "action": {"notify": {"message": "estimated drop"}},
+        }
+    )
+    assert matches(rule.match, f)
     assert "aiopsd_performance_realised{" not in text(metrics), "nothing realised before the labels"
 
     late_labels(path, shifted, 5000.0, first_id=1000)
@@ -147,6 +158,16 @@ def test_a_high_cardinality_segment_column_is_capped(tmp_path: Path, store: Stat
     assert w._load_reference() and w.segments is not None
     users = [k for k in w.segments.segments if k.startswith("user=")]
     assert len(users) <= 4 and "user=big" in users and "user=(other)" in users
+
+
+def test_a_reference_without_the_score_column_puts_the_source_down_with_the_reason(
+    tmp_path: Path, store: StateStore
+) -> None:
+    frame(np.random.default_rng(5), 400).drop(columns=["score"]).to_csv(tmp_path / "ref.csv", index=False)
+    w, path = watch(tmp_path, store, Metrics(), estimate={})
+    log(path, frame(np.random.default_rng(6), 400), 1000.0, labels=False, first_id=0)
+    with pytest.raises(SourceError, match="score column 'score'"):
+        w.poll(2000.0)
 
 
 @pytest.mark.parametrize(
