@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
@@ -106,12 +107,23 @@ class SegmentSet:
     min_rows: int = MIN_SEGMENT_ROWS
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Segment values as text, numbers the same whether read as 3, 3.0 or "3" (JSONL, CSV, reference)."""
+
+    def one(v: object) -> str:
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+            return str(v)
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+    return values.map(one)
+
+
 def segment_keys(frame: pd.DataFrame, column: str, kept: frozenset[str]) -> pd.Series:
     """Each row's segment key ``"column=value"`` (values not in ``kept`` pool as :data:`OTHER`; missing: NaN)."""
     if column not in frame.columns:
         return pd.Series(index=frame.index, dtype=object)
     raw = frame[column]
-    values = raw.astype(str).where(raw.notna())
+    values = _as_text(raw).where(raw.notna())
     pooled = values.where(values.isin(kept) | values.isna(), OTHER)
     return (column + "=" + pooled).where(raw.notna())
 
@@ -131,7 +143,7 @@ def profile_segment_set(
     for column in columns:
         if column not in reference.columns:
             raise ValueError(f"segment_by column {column!r} is not in the reference")
-        counts = reference[column].dropna().astype(str).value_counts()
+        counts = _as_text(reference[column].dropna()).value_counts()
         kept[column] = frozenset(str(v) for v in counts[counts >= min_rows].index[:max_segments])
         keys = segment_keys(reference, column, kept[column])
         rest = reference.drop(columns=[column])

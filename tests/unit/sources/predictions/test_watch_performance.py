@@ -139,6 +139,37 @@ def test_a_shift_in_one_segment_names_it_and_the_other_segments_stay_quiet(tmp_p
     assert seg.details["drifted"] == ["x2"] and seg.details["segment"] == "country=IT"
 
 
+def test_a_restarted_watch_continues_the_open_segment_episode(tmp_path: Path, store: StateStore) -> None:
+    w, path = watch(tmp_path, store, Metrics(), segment_by=["country"])
+    rng = np.random.default_rng(8)
+    log(path, frame(rng, 400, shift_in="FR"), 1000.0, labels=False, first_id=0)
+    [opened] = [f for f in firing(run_poll(w, 2000.0)) if "segment" in f.labels]
+    log(path, frame(rng, 400, shift_in="FR"), 3000.0, labels=False, first_id=1000)
+    again, _ = watch(tmp_path, store, Metrics(), segment_by=["country"])
+    [continued] = [f for f in firing(run_poll(again, 4000.0)) if "segment" in f.labels]
+    assert continued.id == opened.id and continued.details["event"] == "continued"
+
+
+def test_regression_dle_estimates_a_higher_mae_under_covariate_shift(tmp_path: Path, store: StateStore) -> None:
+    def rows(rng: np.random.Generator, n: int, centre: float) -> pd.DataFrame:
+        x1 = rng.normal(centre, 1.0, n)
+        pred = x1 + rng.normal(0, 0.05, n)
+        return pd.DataFrame({"x1": x1, "prediction": pred, "label": x1 + rng.normal(0, 0.1 + np.abs(x1), n)})
+
+    rows(np.random.default_rng(9), 3000, 0.0).to_csv(tmp_path / "ref.csv", index=False)
+    metrics = Metrics()
+    w, path = watch(tmp_path, store, metrics, task="regression", estimate={"metric": "mae"})
+    rng = np.random.default_rng(10)
+    with path.open("a") as fh:
+        for i, r in enumerate([*rows(rng, 400, 0.0).to_dict("records"), *rows(rng, 400, 3.0).to_dict("records")]):
+            fh.write(json.dumps({"timestamp": 1000.0 + i, "features": {"x1": r["x1"]}, "prediction": r["prediction"]}))
+            fh.write("\n")
+    [f] = firing(run_poll(w, 5000.0), "estimated_performance")
+    assert f.labels["metric"] == "mae" and f.details["method"] == "dle"
+    assert f.details["estimated_value"] > 1.2 * f.details["reference_value"]
+    assert 'aiopsd_performance_estimate{metric="mae",model="m"}' in text(metrics)
+
+
 def test_a_hostile_segment_value_stays_data(tmp_path: Path, store: StateStore) -> None:
     w, path = watch(tmp_path, store, Metrics(), segment_by=["country"], estimate={})
     rng = np.random.default_rng(3)
