@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
 from aiopsd.detectors.drift.segments import SegmentSet, profile_segment_set, segment_parts
 from aiopsd.detectors.drift.window import DEFAULT_ALPHA, DriftResult, test_window
 from aiopsd.errors import SourceError
-from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind
+from aiopsd.models import Finding, SourceKind
 from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.predictions.episodes import ESTIMATED, WHOLE, Episodes, Key, episode_finding, key_labels
 from aiopsd.sources.predictions.performance import PerformanceJudge
@@ -35,10 +34,6 @@ from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 logger = logging.getLogger(__name__)
 
 META_COLUMNS = ("timestamp", "model", "version", "prediction_id")
-
-
-def _dt(x: float) -> datetime:
-    return datetime.fromtimestamp(x, UTC)
 
 
 class DriftWatch:
@@ -220,7 +215,8 @@ class DriftWatch:
         for key, part in parts.items():
             assert self.segments is not None
             seg = test_window(self.segments.segments[key][1], part, alpha=share)
-            out += self._episode(w, ("", key), seg.score if seg.drift else 0.0, lambda r=seg: _columns(r), len(part))
+            rows = frame.loc[part.index]  # with the segment column: a retrain needs every feature
+            out += self._episode(w, ("", key), seg.score if seg.drift else 0.0, lambda r=seg: _columns(r), rows)
         if self.performance is not None:
             out += self._estimates(w, frame, parts)
         return out
@@ -230,22 +226,25 @@ class DriftWatch:
         assert perf is not None
         est = perf.estimate(frame)
         self._exports.append((perf.metric, {"estimate": est.estimated}))
-        out = self._episode(w, (ESTIMATED, ""), perf.score(est), lambda: perf.details(est), w.rows)
+        out = self._episode(w, (ESTIMATED, ""), perf.score(est), lambda: perf.details(est), frame)
         for key, part in parts.items():
             seg = perf.segment_estimate(key, part)
             if seg is not None:
-                out += self._episode(w, (ESTIMATED, key), perf.score(seg), lambda s=seg: perf.details(s), len(part))
+                rows = frame.loc[part.index]
+                out += self._episode(w, (ESTIMATED, key), perf.score(seg), lambda s=seg: perf.details(s), rows)
         return out
 
-    def _episode(self, w: PredictionWindow, key: Key, score: float, details: Any, rows: int) -> list[Finding]:
-        """A segment's drift or an estimate: one episode per key, labels ``test``/``segment`` (data)."""
+    def _episode(self, w: PredictionWindow, key: Key, score: float, details: Any, rows: pd.DataFrame) -> list[Finding]:
+        """A segment's drift or an estimate of ``rows``: one episode per key, labels ``test``/``segment``."""
         seen = self.episodes.observe(key, w.end, score)
         if seen is None:
             return []
         event, fid, start = seen
         test, segment = key
-        info: dict[str, Any] = {"model": self.cfg.model, "window_rows": rows, "window_start": w.start}
+        info: dict[str, Any] = {"model": self.cfg.model, "window_rows": len(rows), "window_start": w.start}
         info.update({"window_end": w.end, **({"segment": segment} if segment else {}), **details()})
+        if event != Event.RESOLVED:
+            info.update(self._evidence(fid, rows))
         where = f" in segment {segment}" if segment else ""
         if event == Event.RESOLVED:
             summary = f"{self.cfg.model}: {'estimated performance' if test else 'no drift'}{where} back within bounds"
@@ -280,7 +279,6 @@ class DriftWatch:
             return None
         event, fid, start = seen
         details: dict[str, Any] = {
-            "event": str(event),
             "model": self.cfg.model,
             "window_rows": w.rows,
             "window_start": w.start,
@@ -288,17 +286,7 @@ class DriftWatch:
             **_columns(result),
         }
         if event != Event.RESOLVED:
-            saved = self.dir / "windows" / f"{fid}.csv"
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(saved, index=False)
-            details.update(
-                {
-                    "window_csv": str(saved),
-                    "reference_csv": str(self._reference_path()),
-                    "features": [c for c in frame.columns if c not in ("prediction", "label")],
-                    "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None,
-                }
-            )
+            details.update(self._evidence(fid, frame))
         if event == Event.OPENED and self.cfg.reports:
             details.update(self._report(fid, frame))
         versions = ",".join(w.versions)
@@ -307,19 +295,29 @@ class DriftWatch:
             if event != Event.RESOLVED
             else f"{self.cfg.model}: no drift in the latest window of {w.rows} rows"
         )
-        return Finding(
-            id=fid,
-            kind=FindingKind.DRIFT,
+        return episode_finding(
+            fid=fid,
+            event=event,
             source=self.source,
             labels={"model": self.cfg.model, **({"version": versions} if versions else {})},
-            score=result.score if event != Event.RESOLVED else 0.0,
-            status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-            starts_at=_dt(start),
-            last_seen=_dt(w.end),
+            score=result.score,
+            start=start,
+            end=w.end,
             summary=summary,
             details=details,
-            sightings=(w.end,) if event != Event.RESOLVED else (),
         )
+
+    def _evidence(self, fid: str, frame: pd.DataFrame) -> dict[str, Any]:
+        """Save the window's rows (with their labels, where known): what a retrain rule trains on."""
+        saved = self.dir / "windows" / f"{fid}.csv"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(saved, index=False)
+        return {
+            "window_csv": str(saved),
+            "reference_csv": str(self._reference_path()),
+            "features": [c for c in frame.columns if c not in ("prediction", "label")],
+            "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None,
+        }
 
     def _reference_path(self) -> Path:
         return self.cfg.reference if self.cfg.reference is not None else self.reference_csv

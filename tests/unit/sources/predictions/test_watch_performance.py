@@ -137,6 +137,9 @@ def test_a_shift_in_one_segment_names_it_and_the_other_segments_stay_quiet(tmp_p
     assert segs == ["country=IT"]
     seg = next(f for f in found if f.labels.get("segment") == "country=IT")
     assert seg.details["drifted"] == ["x2"] and seg.details["segment"] == "country=IT"
+    saved = pd.read_csv(seg.details["window_csv"])  # what a retrain rule would train on: that segment's rows
+    assert len(saved) == seg.details["window_rows"] and set(saved["country"]) == {"IT"}
+    assert seg.details["reference_csv"] == str(tmp_path / "ref.csv")
 
 
 def test_a_restarted_watch_continues_the_open_segment_episode(tmp_path: Path, store: StateStore) -> None:
