@@ -4,6 +4,9 @@ One finding per drift *episode* (like anomaly incidents): it opens on the first
 drifted window, continues while windows drift, and resolves on a clean window.
 When it opens, an Evidently report for that window is rendered as the evidence,
 and the window (with its labels) is saved so a retrain rule can train on it.
+With ``segment_by`` each segment's drift, and with ``estimate`` the estimated performance of the
+window (and of each segment), are episodes of their own (:mod:`.episodes`, :mod:`.performance`),
+told apart by the labels ``segment`` and ``test: estimated_performance``.
 The tailer's cursor is committed only after the findings are stored (``Poll.commit``), so a
 crash or a failed write re-reads (never skips) rows, and the deterministic finding ids make that
 harmless. A log or reference that cannot be read is a ``SourceError``: the source is down.
