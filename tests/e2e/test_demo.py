@@ -40,6 +40,7 @@ def test_demo_shows_alert_anomaly_drift_and_successful_remediations(tmp_path: Pa
     ok = {a["action"] for a in data["actions"] if a["status"] == "succeeded"}
     assert {"restart_service.yml", "collect_diagnostics.yml"} <= ok, data["actions"]
     assert any(f["kind"] == "drift" and f["labels"]["model"] == "churn" for f in data["findings"])
+    assert any(f["labels"].get("test") == "estimated_performance" for f in data["findings"]), data["findings"]
     [retrain] = [a for a in data["actions"] if a["kind"] == "retrain"]
     assert retrain["status"] == "succeeded", retrain
     assert "approved by the demo" in res.stdout

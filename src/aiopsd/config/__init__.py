@@ -14,7 +14,7 @@ from aiopsd.config.sections import (
     WebhookConfig,
 )
 from aiopsd.config.settings import Settings, format_loc, load_settings
-from aiopsd.config.sources import DriftWindow, PredictionLogConfig, PrometheusConfig, WatchConfig
+from aiopsd.config.sources import DriftWindow, EstimateConfig, PredictionLogConfig, PrometheusConfig, WatchConfig
 
 __all__ = [
     "AWXConfig",
@@ -22,6 +22,7 @@ __all__ = [
     "AlertsConfig",
     "ApprovalsConfig",
     "DriftWindow",
+    "EstimateConfig",
     "HAConfig",
     "PredictionLogConfig",
     "PrometheusConfig",

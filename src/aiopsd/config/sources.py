@@ -115,6 +115,23 @@ class DriftWindow(Frozen):
         return self
 
 
+class EstimateConfig(Frozen):
+    """Performance estimation before labels arrive: CBPE (classification) or DLE (regression).
+
+    Fitted on the labelled reference; an estimated drop beyond ``max_drop`` (absolute for accuracy/F1,
+    relative for MAE; default 0.05 and 0.2) is a drift finding with label ``test: estimated_performance``.
+    """
+
+    metric: Literal["accuracy", "f1", "mae"] | None = None  # default: accuracy, or mae for regression
+    max_drop: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # CBPE: the column with the model's probability of the positive class 1, and the decision threshold.
+    score: str = Field(default="score", min_length=1)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
+RESERVED_COLUMNS = ("timestamp", "model", "version", "prediction", "label", "prediction_id")
+
+
 class PredictionLogConfig(Frozen):
     """One model's prediction log (JSONL or CSV files; a path or a glob), checked for drift."""
 
@@ -133,6 +150,42 @@ class PredictionLogConfig(Frozen):
     model_store: StoreSpec | None = None
     # Render an Evidently report (HTML + JSON) when drift fires.
     reports: bool = True
+    # Estimate the model's performance on each window before its labels arrive.
+    estimate: EstimateConfig | None = None
+    # Also judge drift (and the estimate) per value of these feature columns, one shared budget;
+    # per column the max_segments most frequent values are segments, the rest pool as "(other)".
+    segment_by: list[str] = Field(default_factory=list, max_length=5)
+    max_segments: int = Field(default=20, ge=1, le=200)
+
+    @field_validator("segment_by")
+    @classmethod
+    def _feature_columns(cls, value: list[str]) -> list[str]:
+        for col in value:
+            if not col or col in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"segment_by {col!r} is not a feature column (reserved: {', '.join(RESERVED_COLUMNS)})"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("segment_by lists a column twice")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_fits_the_task(self) -> PredictionLogConfig:
+        if self.estimate is None:
+            return self
+        metric = self.estimate.metric
+        if metric is not None and (metric == "mae") != (self.task == "regression"):
+            fits = "mae" if self.task == "regression" else "accuracy or f1"
+            raise ValueError(f"estimate.metric {metric} does not fit task {self.task}: use {fits}")
+        if self.estimate.score in self.segment_by:
+            raise ValueError(f"estimate.score {self.estimate.score!r} is also a segment_by column")
+        return self
+
+    @property
+    def estimate_metric(self) -> Literal["accuracy", "f1", "mae"] | None:
+        if self.estimate is None:
+            return None
+        return self.estimate.metric or ("mae" if self.task == "regression" else "accuracy")
 
     @model_validator(mode="after")
     def _store_has_a_place(self) -> PredictionLogConfig:

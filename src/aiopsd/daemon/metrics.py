@@ -97,6 +97,47 @@ class ScoreExport(Collector):
             yield metric
 
 
+_PERFORMANCE_DOCS = {
+    "estimate": "Latest estimated performance of a model (CBPE/DLE) on a window without labels",
+    "realised": "Realised performance of the latest window of labelled rows",
+    "estimation_error": "Estimate minus realised performance, on the same labelled rows",
+}
+
+
+class PerformanceExport(Collector):
+    """Estimated and realised model performance (``aiopsd_performance_estimate``, ``..._realised``,
+    ``..._estimation_error``, labels ``model`` and ``metric``); :meth:`latest` feeds the status page."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str], dict[str, float]] = {}
+
+    def set(self, model: str, metric: str, values: dict[str, float]) -> None:
+        """Update some of ``estimate``, ``realised``, ``estimation_error`` (non-finite values are skipped)."""
+        with self._lock:
+            row = self._latest.setdefault((model, metric), {})
+            row.update({k: v for k, v in values.items() if k in _PERFORMANCE_DOCS and math.isfinite(v)})
+
+    def forget(self, model: str) -> None:
+        with self._lock:
+            for key in [k for k in self._latest if k[0] == model]:
+                del self._latest[key]
+
+    def latest(self) -> dict[tuple[str, str], dict[str, float]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._latest.items()}
+
+    def collect(self) -> Iterable[Metric]:
+        items = self.latest()
+        for field, doc in _PERFORMANCE_DOCS.items():
+            name = f"aiopsd_performance_{field}"
+            metric = Metric(name, doc, "gauge")
+            for (model, which), values in sorted(items.items()):
+                if field in values:
+                    metric.add_sample(name, {"model": model, "metric": which}, values[field])
+            yield metric
+
+
 class StoreStateExport(Collector):
     """What the state store says now, read at scrape time: findings firing, runs waiting, open circuits.
 
@@ -220,6 +261,8 @@ class Metrics:
         )
         self.scores = ScoreExport()
         r.register(self.scores)
+        self.performance = PerformanceExport()
+        r.register(self.performance)
         for result in ("accepted", "duplicate", "rejected"):
             self.alerts.labels(result)
         for kind in FindingKind:

@@ -78,8 +78,9 @@ def churn_pipeline() -> Any:
     return make_pipeline(pre, LogisticRegression(max_iter=1000))
 
 
-def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3) -> None:
-    """Train version 1, serve it, and write the reference window (features, prediction, label)."""
+def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3, *, score: bool = False) -> None:
+    """Train version 1, serve it, and write the reference window (features, prediction, label; with
+    ``score``, the model's probability of churn too, for performance estimation)."""
     from aiopsd.model_store.directory import DirectoryStore
 
     store = DirectoryStore(model_dir)
@@ -97,6 +98,8 @@ def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3) -> None:
     store.promote(v.number, reason="initial model")
     out = ref[FEATURES].copy()
     out["prediction"] = model.predict(ref[FEATURES])
+    if score:
+        out["score"] = model.predict_proba(ref[FEATURES])[:, 1]
     out["label"] = ref["churn"]
     reference_csv.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(reference_csv, index=False)
@@ -116,6 +119,8 @@ class PredictionLogWriter:
     seed: int = 11
     drift_at: float | None = None
     drift_ramp: float = 10.0
+    score: bool = False
+    """Also log the model's probability of churn as the feature ``score`` (for CBPE)."""
     written: int = 0
     served_version: int | None = None
     _model: Any = None
@@ -143,11 +148,14 @@ class PredictionLogWriter:
             df = make_rows(batch, rng, self.drift_level(now))
             self._reload()
             preds = self._model.predict(df[FEATURES])
+            scores = self._model.predict_proba(df[FEATURES])[:, 1] if self.score else None
             with self.path.open("a", encoding="utf-8") as fh:
                 for i, row in enumerate(df.to_dict("records")):
                     features = {
                         k: (None if isinstance(row[k], float) and np.isnan(row[k]) else row[k]) for k in FEATURES
                     }
+                    if scores is not None:
+                        features["score"] = round(float(scores[i]), 6)
                     fh.write(
                         json.dumps(
                             {

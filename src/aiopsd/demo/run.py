@@ -172,8 +172,8 @@ def run_demo(
     server = serve(workload, workload_port)
     model_dir, reference_csv = work / "models" / "churn", work / "reference" / "churn.csv"
     console.print("training the demo churn model (version 1) ...")
-    set_up_model(model_dir, reference_csv)
-    writer = PredictionLogWriter(path=work / "predictions" / "churn.jsonl", model_dir=model_dir)
+    set_up_model(model_dir, reference_csv, score=True)
+    writer = PredictionLogWriter(path=work / "predictions" / "churn.jsonl", model_dir=model_dir, score=True)
     writer.start()
     daemon_port = port or stack.free_port()
     token_file = work / "webhook.token"
@@ -233,6 +233,8 @@ def run_demo(
                     "interval": "2s",
                     "task": "classification",
                     "model_dir": str(model_dir),
+                    # CBPE on the logged score: an accuracy drop is a finding before labels show it.
+                    "estimate": {"metric": "accuracy", "max_drop": 0.05},
                 }
             ],
             "webhook": {"auth": {"bearer_token_file": str(token_file)}},

@@ -113,7 +113,7 @@ class _Batch:
         self.acts: list[tuple[str, tuple[str, ...], datetime]] = []
 
     def last_for(self, rule: str, target: str) -> datetime | None:
-        times = [t for r, ts, t in self.acts if r == rule and target in ts]
+        times = [t for r, ts, t in self.acts if r == rule and target in (ts or ("*",))]  # no targets: "*"
         return max(times) if times else None
 
     def count(self, rule: str | None = None) -> int:

@@ -85,6 +85,15 @@ class ScoreSink(Protocol):
     def forget(self, watch: str) -> None: ...
 
 
+class PerformanceSink(Protocol):
+    """Exported estimated/realised model performance per (model, metric) (the daemon's ``PerformanceExport``)."""
+
+    def set(self, model: str, metric: str, values: dict[str, float]) -> None:
+        """Update some of ``estimate``, ``realised`` and ``estimation_error``."""
+
+    def forget(self, model: str) -> None: ...
+
+
 class SourceMetrics(Protocol):
     """The metrics sources export themselves (the runner exports health, lag, duration and findings)."""
 
@@ -99,6 +108,9 @@ class SourceMetrics(Protocol):
 
     @property
     def bad_rows(self) -> Counter: ...
+
+    @property
+    def performance(self) -> PerformanceSink: ...
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,21 @@ def test_cooldown_per_target_including_within_one_batch() -> None:
     assert evaluate([finding("d")], [r], state, NOW)[0].outcome == Outcome.ACT
 
 
+def test_cooldown_of_an_action_without_targets_holds_within_one_batch() -> None:
+    """Two findings of one model (its drift and its estimated performance) in one batch: one retrain."""
+    r = rule(match={"kind": "drift"}, action={"notify": {"message": "retrain me"}}, guards={"cooldown": "1h"})
+    out = evaluate(
+        [finding("a", kind=FindingKind.DRIFT, age=10), finding("b", kind=FindingKind.DRIFT, age=5)],
+        [r],
+        EngineState(),
+        NOW,
+    )
+    assert [(d.finding_id, d.outcome, d.code) for d in out] == [
+        ("a", Outcome.ACT, "act"),
+        ("b", Outcome.SKIP, "cooldown"),
+    ]
+
+
 def test_rate_budget_and_blast_radius() -> None:
     r = rule(guards={"max_per_window": {"count": 2, "window": "1h"}})
     state = EngineState(recent_actions={"r": [NOW - timedelta(minutes=10), NOW - timedelta(minutes=20)]})

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from aiopsd import __version__
 from aiopsd.daemon.http.model_dirs import models
+from aiopsd.daemon.http.performance import performance
 from aiopsd.daemon.http.views import (
     CircuitState,
     Counts,
@@ -273,6 +274,7 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
         held=held,
         rules=rule_views,
         models=models(runtime),
+        performance=performance(runtime, [fv.finding for fv in findings]),
         counts=counts(runtime),
     )
 

@@ -133,6 +133,23 @@ class ModelView(View):
     versions: list[ModelVersionView]
 
 
+class DriftFindingRef(View):
+    id: str
+    summary: str
+    labels: dict[str, str]
+
+
+class PerformanceView(View):
+    """A monitored model's estimated and realised performance, beside its firing drift findings."""
+
+    model: str
+    metric: str
+    estimate: float | None = Field(default=None, description="Latest estimate (CBPE/DLE) on a window without labels")
+    realised: float | None = Field(default=None, description="Realised metric of the latest window of labelled rows")
+    estimation_error: float | None = Field(default=None, description="Estimate minus realised, on the same rows")
+    drift_findings: list[DriftFindingRef] = Field(default_factory=list)
+
+
 class Counts(View):
     alerts: int
     findings: dict[str, int]
@@ -151,6 +168,7 @@ class Overview(View):
     held: list[HeldDecision]
     rules: list[RuleView]
     models: list[ModelView]
+    performance: list[PerformanceView] = Field(default_factory=list)
     counts: Counts
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
@@ -89,3 +90,91 @@ def test_segments(profile: SegmentedProfile, window: pd.DataFrame, *, alpha: flo
 
 
 test_segments.__test__ = False  # type: ignore[attr-defined]
+
+
+OTHER = "(other)"
+"""The pooled segment of a column's values beyond ``max_segments`` (or too rare to profile alone)."""
+
+
+@dataclass(frozen=True)
+class SegmentSet:
+    """Segments of several ``segment_by`` columns: ``segments`` maps ``"column=value"`` to the column and
+    its profile; ``kept`` the values of each column that are their own segment (the rest pool as
+    :data:`OTHER`, so a high-cardinality column gives at most ``max_segments + 1`` segments)."""
+
+    segments: dict[str, tuple[str, ReferenceProfile]]
+    kept: dict[str, frozenset[str]]
+    min_rows: int = MIN_SEGMENT_ROWS
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Segment values as text, numbers the same whether read as 3, 3.0 or "3" (JSONL, CSV, reference)."""
+
+    def one(v: object) -> str:
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+            return str(v)
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+    return values.map(one)
+
+
+def segment_keys(frame: pd.DataFrame, column: str, kept: frozenset[str]) -> pd.Series:
+    """Each row's segment key ``"column=value"`` (values not in ``kept`` pool as :data:`OTHER`; missing: NaN)."""
+    if column not in frame.columns:
+        return pd.Series(index=frame.index, dtype=object)
+    raw = frame[column]
+    values = _as_text(raw).where(raw.notna())
+    pooled = values.where(values.isin(kept) | values.isna(), OTHER)
+    return (column + "=" + pooled).where(raw.notna())
+
+
+def profile_segment_set(
+    reference: pd.DataFrame,
+    columns: Iterable[str],
+    *,
+    max_segments: int = 20,
+    min_rows: int = MIN_SEGMENT_ROWS,
+    **kwargs: object,
+) -> SegmentSet:
+    """Per column, its ``max_segments`` most frequent values with >= ``min_rows`` reference rows are
+    segments; the other values pool into one :data:`OTHER` segment (profiled when it has the rows)."""
+    segs: dict[str, tuple[str, ReferenceProfile]] = {}
+    kept: dict[str, frozenset[str]] = {}
+    for column in columns:
+        if column not in reference.columns:
+            raise ValueError(f"segment_by column {column!r} is not in the reference")
+        counts = _as_text(reference[column].dropna()).value_counts()
+        kept[column] = frozenset(str(v) for v in counts[counts >= min_rows].index[:max_segments])
+        keys = segment_keys(reference, column, kept[column])
+        rest = reference.drop(columns=[column])
+        for key, part in rest.groupby(keys, dropna=True, sort=True):
+            if len(part) >= min_rows:
+                segs[str(key)] = (column, profile_reference(part, **kwargs))  # type: ignore[arg-type]
+    return SegmentSet(segs, kept, min_rows)
+
+
+def segment_parts(profile: SegmentSet, window: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The window's rows of each profiled segment with >= ``min_rows`` rows (the segment column dropped)."""
+    out: dict[str, pd.DataFrame] = {}
+    for column, kept in profile.kept.items():
+        keys = segment_keys(window, column, kept)
+        rest = window.drop(columns=[column]) if column in window.columns else window
+        for key, part in rest.groupby(keys, dropna=True, sort=True):
+            if str(key) in profile.segments and len(part) >= profile.min_rows:
+                out[str(key)] = part
+    return out
+
+
+def test_segment_set(
+    whole: ReferenceProfile, profile: SegmentSet, window: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA
+) -> SegmentedResult:
+    """Test the window as a whole and per segment of every column, ``alpha`` split over all the tests run."""
+    parts = segment_parts(profile, window)
+    share = alpha / (1 + len(parts))
+    return SegmentedResult(
+        test_window(whole, window, alpha=share),
+        {k: test_window(profile.segments[k][1], p, alpha=share) for k, p in parts.items()},
+    )
+
+
+test_segment_set.__test__ = False  # type: ignore[attr-defined]

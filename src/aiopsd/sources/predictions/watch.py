@@ -4,6 +4,9 @@ One finding per drift *episode* (like anomaly incidents): it opens on the first
 drifted window, continues while windows drift, and resolves on a clean window.
 When it opens, an Evidently report for that window is rendered as the evidence,
 and the window (with its labels) is saved so a retrain rule can train on it.
+With ``segment_by`` each segment's drift, and with ``estimate`` the estimated performance of the
+window (and of each segment), are episodes of their own (:mod:`.episodes`, :mod:`.performance`),
+told apart by the labels ``segment`` and ``test: estimated_performance``.
 The tailer's cursor is committed only after the findings are stored (``Poll.commit``), so a
 crash or a failed write re-reads (never skips) rows, and the deterministic finding ids make that
 harmless. A log or reference that cannot be read is a ``SourceError``: the source is down.
@@ -11,32 +14,29 @@ harmless. A log or reference that cannot be read is a ``SourceError``: the sourc
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from aiopsd.config import PredictionLogConfig, Settings
-from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
+from aiopsd.detectors.anomaly.incidents import Event
 from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
-from aiopsd.detectors.drift.window import DriftResult, test_window
+from aiopsd.detectors.drift.segments import SegmentSet, profile_segment_set, segment_parts
+from aiopsd.detectors.drift.window import DEFAULT_ALPHA, DriftResult, test_window
 from aiopsd.errors import SourceError
-from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, stable_id
+from aiopsd.models import Finding, SourceKind
 from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.predictions.episodes import ESTIMATED, WHOLE, Episodes, Key, episode_finding, key_labels
+from aiopsd.sources.predictions.performance import PerformanceJudge
 from aiopsd.sources.predictions.tail import PredictionLogTailer
 from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 
 logger = logging.getLogger(__name__)
 
 META_COLUMNS = ("timestamp", "model", "version", "prediction_id")
-
-
-def _dt(x: float) -> datetime:
-    return datetime.fromtimestamp(x, UTC)
 
 
 class DriftWatch:
@@ -62,9 +62,10 @@ class DriftWatch:
         self.reference: pd.DataFrame | None = None
         self.profile: ReferenceProfile | None = None
         self._partial: pd.DataFrame | None = None  # reference rows so far, while no reference exists
-        self.tracker = IncidentTracker(resolve_after=1)
-        for f in store.active_findings(kind=FindingKind.DRIFT, source=self.source):
-            self.tracker.open_since = self.tracker.last_start = f.starts_at.timestamp()
+        self.segments: SegmentSet | None = None
+        self.performance: PerformanceJudge | None = None
+        self._exports: list[tuple[str, dict[str, float]]] = []  # performance gauges, set on commit
+        self.episodes = Episodes(self.source, store)
 
     @property
     def name(self) -> str:
@@ -75,7 +76,7 @@ class DriftWatch:
         return self.cfg.interval
 
     def close(self) -> None:
-        return None
+        self.metrics.performance.forget(self.cfg.model)
 
     # ------------------------------------------------------------ reference
     @property
@@ -95,10 +96,22 @@ class DriftWatch:
     def _set_reference(self, ref: pd.DataFrame) -> None:
         ref = ref.drop(columns=[c for c in META_COLUMNS if c in ref.columns])
         label = "label" if "label" in ref.columns and ref["label"].notna().any() else None
-        self.profile = profile_reference(
-            ref, prediction="prediction" if "prediction" in ref.columns else None, label=label, task=self.cfg.task
-        )
-        self.reference = ref
+        kwargs: dict[str, Any] = {
+            "prediction": "prediction" if "prediction" in ref.columns else None,
+            "label": label,
+            "task": self.cfg.task,
+        }
+        try:
+            segments = (
+                profile_segment_set(ref, self.cfg.segment_by, max_segments=self.cfg.max_segments, **kwargs)
+                if self.cfg.segment_by
+                else None
+            )
+            performance = PerformanceJudge(self.cfg, ref, segments) if self.cfg.estimate is not None else None
+        except ValueError as exc:
+            raise SourceError(f"{self.source}: {exc}") from exc
+        self.profile = profile_reference(ref, **kwargs)
+        self.segments, self.performance, self.reference = segments, performance, ref
 
     def _grow_reference(self, frame: pd.DataFrame) -> None:
         """No reference file: the first ``reference_rows`` rows logged become the reference.
@@ -137,10 +150,13 @@ class DriftWatch:
                 raise FileNotFoundError(f"reference file {self.cfg.reference} not found")
         except (OSError, ValueError) as exc:
             raise SourceError(str(exc)) from exc
-        kept = (copy.deepcopy(self.tracker), self.profile, self.reference, self._partial)
+        kept = (self.episodes.snapshot(), self.profile, self.segments, self.performance, self.reference, self._partial)
+        self._exports = []
 
         def rollback() -> None:
-            self.tracker, self.profile, self.reference, self._partial = kept
+            episodes, self.profile, self.segments, self.performance, self.reference, self._partial = kept
+            self.episodes.restore(episodes)
+            self._exports = []
 
         try:
             findings, newest = self._judge_all(windows)
@@ -153,6 +169,9 @@ class DriftWatch:
             self.tailer.commit()
             if stats.bad_rows:
                 self.metrics.bad_rows.labels(self.cfg.model).inc(stats.bad_rows)
+            for metric, values in self._exports:
+                self.metrics.performance.set(self.cfg.model, metric, values)
+            self._exports = []
 
         return Poll(
             findings=findings, lag=now - newest if newest > -math.inf else None, commit=commit, rollback=rollback
@@ -162,29 +181,107 @@ class DriftWatch:
         findings: list[Finding] = []
         newest = -math.inf
         for w in windows:
-            if w.kind != "predictions" or w.rows == 0:
+            if w.rows == 0:
+                continue
+            if w.kind == "labels":
+                if self.performance is not None:
+                    self._labelled(w)
                 continue
             newest = max(newest, w.end)
             if self.profile is None:
                 self._grow_reference(w.frame)
                 continue
-            found = self._judge(w)
-            if found is not None:
-                findings.append(found)
+            findings.extend(self._judge(w))
         return findings, newest
 
-    def _judge(self, w: PredictionWindow) -> Finding | None:
-        assert self.profile is not None and self.reference is not None
+    def _labelled(self, w: PredictionWindow) -> None:
+        """Labels arrived for these rows: the realised metric beside the estimate, for ``/metrics``."""
+        assert self.performance is not None
+        values = self.performance.labelled(w.frame)
+        self._exports.append((self.performance.metric, values))
+        logger.info(
+            "%s: %d labelled rows, %s estimated %.4f, realised %.4f",
+            self.source,
+            w.rows,
+            self.performance.metric,
+            values["estimate_labelled"],
+            values["realised"],
+        )
+
+    def _judge(self, w: PredictionWindow) -> list[Finding]:
+        assert self.profile is not None
         frame = w.frame.drop(columns=[c for c in META_COLUMNS if c in w.frame.columns])
-        result = test_window(self.profile, frame)
-        event = self.tracker.observe(w.end, result.score if result.drift else 0.0)
-        if event is None:
+        parts = segment_parts(self.segments, frame) if self.segments is not None else {}
+        share = DEFAULT_ALPHA / (1 + len(parts))  # one budget over the whole window and its segments
+        result = test_window(self.profile, frame, alpha=share)
+        out = [f for f in [self._whole(w, frame, result)] if f is not None]
+        for key, part in parts.items():
+            assert self.segments is not None
+            seg = test_window(self.segments.segments[key][1], part, alpha=share)
+            rows = frame.loc[part.index]  # with the segment column: a retrain needs every feature
+            out += self._episode(w, ("", key), seg.score if seg.drift else 0.0, lambda r=seg: _columns(r), rows)
+        if self.performance is not None:
+            out += self._estimates(w, frame, parts)
+        return out
+
+    def _estimates(self, w: PredictionWindow, frame: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> list[Finding]:
+        perf = self.performance
+        assert perf is not None
+        est = perf.estimate(frame)
+        self._exports.append((perf.metric, {"estimate": est.estimated}))
+        out = self._episode(w, (ESTIMATED, ""), perf.score(est), lambda: perf.details(est), frame)
+        for key, part in parts.items():
+            seg = perf.segment_estimate(key, part)
+            if seg is not None:
+                rows = frame.loc[part.index]
+                out += self._episode(w, (ESTIMATED, key), perf.score(seg), lambda s=seg: perf.details(s), rows)
+        return out
+
+    def _episode(self, w: PredictionWindow, key: Key, score: float, details: Any, rows: pd.DataFrame) -> list[Finding]:
+        """A segment's drift or an estimate of ``rows``: one episode per key, labels ``test``/``segment``."""
+        seen = self.episodes.observe(key, w.end, score)
+        if seen is None:
+            return []
+        event, fid, start = seen
+        test, segment = key
+        info: dict[str, Any] = {"model": self.cfg.model, "window_rows": len(rows), "window_start": w.start}
+        info.update({"window_end": w.end, **({"segment": segment} if segment else {}), **details()})
+        if event != Event.RESOLVED:
+            info.update(self._evidence(fid, rows))
+        where = f" in segment {segment}" if segment else ""
+        if event == Event.RESOLVED:
+            summary = f"{self.cfg.model}: {'estimated performance' if test else 'no drift'}{where} back within bounds"
+        elif test:
+            summary = (
+                f"{self.cfg.model}: estimated {info['metric']} {info['estimated_value']:.3f}{where},"
+                f" reference {info['reference_value']:.3f}"
+            )
+        else:
+            summary = f"{self.cfg.model}: drift{where} in {', '.join(info['drifted'])}"
+        versions = ",".join(w.versions)
+        labels = {"model": self.cfg.model, **({"version": versions} if versions else {}), **key_labels(key)}
+        if test:
+            labels["metric"] = str(info["metric"])
+        return [
+            episode_finding(
+                fid=fid,
+                event=event,
+                source=self.source,
+                labels=labels,
+                score=score,
+                start=start,
+                end=w.end,
+                summary=summary,
+                details=info,
+            )
+        ]
+
+    def _whole(self, w: PredictionWindow, frame: pd.DataFrame, result: DriftResult) -> Finding | None:
+        seen = self.episodes.observe(WHOLE, w.end, result.score if result.drift else 0.0)
+        if seen is None:
             return None
-        start = self.tracker.last_start
-        assert start is not None
-        fid = stable_id("drift", self.source, start)
+        event, fid, start = seen
         details: dict[str, Any] = {
-            "event": str(event),
             "model": self.cfg.model,
             "window_rows": w.rows,
             "window_start": w.start,
@@ -192,17 +289,7 @@ class DriftWatch:
             **_columns(result),
         }
         if event != Event.RESOLVED:
-            saved = self.dir / "windows" / f"{fid}.csv"
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(saved, index=False)
-            details.update(
-                {
-                    "window_csv": str(saved),
-                    "reference_csv": str(self._reference_path()),
-                    "features": [c for c in frame.columns if c not in ("prediction", "label")],
-                    "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None,
-                }
-            )
+            details.update(self._evidence(fid, frame))
         if event == Event.OPENED and self.cfg.reports:
             details.update(self._report(fid, frame))
         versions = ",".join(w.versions)
@@ -211,19 +298,29 @@ class DriftWatch:
             if event != Event.RESOLVED
             else f"{self.cfg.model}: no drift in the latest window of {w.rows} rows"
         )
-        return Finding(
-            id=fid,
-            kind=FindingKind.DRIFT,
+        return episode_finding(
+            fid=fid,
+            event=event,
             source=self.source,
             labels={"model": self.cfg.model, **({"version": versions} if versions else {})},
-            score=result.score if event != Event.RESOLVED else 0.0,
-            status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-            starts_at=_dt(start),
-            last_seen=_dt(w.end),
+            score=result.score,
+            start=start,
+            end=w.end,
             summary=summary,
             details=details,
-            sightings=(w.end,) if event != Event.RESOLVED else (),
         )
+
+    def _evidence(self, fid: str, frame: pd.DataFrame) -> dict[str, Any]:
+        """Save the window's rows (with their labels, where known): what a retrain rule trains on."""
+        saved = self.dir / "windows" / f"{fid}.csv"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(saved, index=False)
+        return {
+            "window_csv": str(saved),
+            "reference_csv": str(self._reference_path()),
+            "features": [c for c in frame.columns if c not in ("prediction", "label")],
+            "model_dir": str(self.cfg.model_dir) if self.cfg.model_dir else None,
+        }
 
     def _reference_path(self) -> Path:
         return self.cfg.reference if self.cfg.reference is not None else self.reference_csv

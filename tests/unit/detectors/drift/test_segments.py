@@ -41,3 +41,18 @@ def test_no_shift_rarely_flags_any_segment() -> None:
 def test_unknown_segment_column_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="segment_by column 'region'"):
         profile_segments(_frame(np.random.default_rng(2), 100), "region")
+
+
+def test_numeric_segment_values_match_whether_logged_as_int_float_or_text() -> None:
+    from aiopsd.detectors.drift.segments import profile_segment_set, segment_parts
+
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"store": [1] * 1500 + [2] * 1000 + [3] * 500, "spend": rng.normal(size=3000)})
+    prof = profile_segment_set(ref, ["store"], max_segments=2)
+    assert prof.kept["store"] == {"1", "2"} and set(prof.segments) == {"store=1", "store=2", "store=(other)"}
+    win = pd.DataFrame({"store": [1.0] * 40 + ["2"] * 40 + [3] * 40, "spend": rng.normal(size=120)})
+    assert {k: len(p) for k, p in segment_parts(prof, win).items()} == {
+        "store=1": 40,
+        "store=2": 40,
+        "store=(other)": 40,
+    }
