@@ -318,16 +318,19 @@ def _stop_flag() -> dict[str, bool]:
 
 def story_told(summary: dict[str, Any]) -> bool:
     """Every incident of the demo seen and handled: the alert and the anomaly remediated by their
-    playbooks, the churn model's drift found and its retrain finished (whatever its gate said)."""
+    playbooks, the churn model's drift and estimated accuracy drop found, and its retrain finished
+    (whatever its gate said)."""
     kinds = {f["kind"] for f in summary["findings"]}
     succeeded = {a["action"] for a in summary["actions"] if a["status"] == "succeeded"}
     retrains = [a for a in summary["actions"] if a["kind"] == "retrain"]
     drift = any(f["kind"] == "drift" and f["labels"].get("model") == "churn" for f in summary["findings"])
+    estimated = any(f["labels"].get("test") == "estimated_performance" for f in summary["findings"])
     return (
         summary["alerts_received"] >= 1
         and {"anomaly", "alert"} <= kinds
         and {"restart_service.yml", "collect_diagnostics.yml"} <= succeeded
         and drift
+        and estimated
         and bool(retrains)
         and all(a["status"] in ("succeeded", "failed", "timed_out", "canceled", "interrupted") for a in retrains)
     )
