@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = item.path.resolve().relative_to(TESTS).parts
         if len(parts) > 1 and parts[0] in FOLDER_MARKERS:
             item.add_marker(parts[0])
-        if "mlflow_server" in getattr(item, "fixturenames", ()):
+        if "mlflow_server" in getattr(item, "fixturenames", ()) or "mlflow" in item.nodeid:
             # Under pytest-xdist (make test: -n 2 --dist loadgroup) the tests of the one session
             # MLflow server share a worker, so it starts once.
             item.add_marker(pytest.mark.xdist_group("mlflow"))
