@@ -8,7 +8,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, select
 
-from aiopsd.models import Decision, FindingStatus, Outcome, RunStatus, stable_id
+from aiopsd.models import Decision, FindingStatus, Outcome, RunStatus, SkipReason, stable_id
 from aiopsd.store import rows
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
@@ -127,9 +127,9 @@ class DecisionsStore(Database):
         )
         return d.model_copy(
             update={
-                "id": stable_id(d.rule, d.finding_id, "resolved_before_act"),
+                "id": stable_id(d.rule, d.finding_id, SkipReason.RESOLVED_BEFORE_ACT),
                 "outcome": Outcome.SKIP,
-                "code": "resolved_before_act",
+                "code": SkipReason.RESOLVED_BEFORE_ACT,
                 "reason": f"the finding {why} while this decision was being made: no action",
             }
         )
