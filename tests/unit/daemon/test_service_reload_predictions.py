@@ -55,3 +55,32 @@ def test_reload_applies_prediction_logs(tmp_path: Path) -> None:
         assert drift_watches(daemon) == []
     finally:
         daemon.runtime.store.close()
+
+
+def test_a_watch_and_a_prediction_log_with_the_same_name_are_both_scheduled(tmp_path: Path) -> None:
+    # Both named "churn": each source gets its own poll job (a prediction log's source name is
+    # "predictions:<model>", so the ids cannot collide).
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "churn.jsonl").write_text("")
+    cfg = tmp_path / "aiopsd.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "state_url": "sqlite:///state.db",
+                "state_dir": "state",
+                "rules_dir": "rules",
+                "watches": [{"name": "churn", "query": "up", "step": "30s", "interval": "30s"}],
+                "prediction_logs": [{"model": "churn", "path": "churn.jsonl"}],
+            }
+        )
+    )
+    daemon = Daemon(load_settings(cfg), str(cfg))
+    try:
+        daemon._schedule()
+        daemon.scheduler.start(paused=True)
+        polls = sorted(j.id for j in daemon.scheduler.get_jobs() if j.id.startswith("poll:"))
+        assert polls == ["poll:churn", "poll:predictions:churn"]
+    finally:
+        if daemon.scheduler.running:
+            daemon.scheduler.shutdown(wait=False)
+        daemon.runtime.store.close()
