@@ -120,6 +120,16 @@ class SkipReason(StrEnum):
     ON_RESOLVED_GLOBAL_RATE_BUDGET = "on_resolved_global_rate_budget"
     ON_RESOLVED_TEMPLATE_ERROR = "on_resolved_template_error"
     ON_RESOLVED_UNSAFE_TARGET = "on_resolved_unsafe_target"
+    # Closed loop (engine/followups.py): a verify check that cannot be rendered safely, a finding whose
+    # remediation was not verified, and the guards holding back an ``on_not_verified`` escalation.
+    VERIFY_TEMPLATE_ERROR = "verify_template_error"
+    NOT_VERIFIED_BEFORE = "not_verified_before"
+    ESCALATE_CIRCUIT_OPEN = "escalate_circuit_open"
+    ESCALATE_NO_TARGETS = "escalate_no_targets"
+    ESCALATE_MAX_HOSTS = "escalate_max_hosts"
+    ESCALATE_GLOBAL_RATE_BUDGET = "escalate_global_rate_budget"
+    ESCALATE_TEMPLATE_ERROR = "escalate_template_error"
+    ESCALATE_UNSAFE_TARGET = "escalate_unsafe_target"
 
     @property
     def label(self) -> str:
@@ -129,6 +139,10 @@ class SkipReason(StrEnum):
     def on_resolved(self) -> SkipReason:
         """The same guard holding back an ``on_resolved`` action."""
         return self if self.value.startswith("on_resolved_") else SkipReason(f"on_resolved_{self.value}")
+
+    def escalate(self) -> SkipReason:
+        """The same guard holding back an ``on_not_verified`` escalation."""
+        return self if self.value.startswith("escalate_") else SkipReason(f"escalate_{self.value}")
 
 
 _SKIP_LABELS: dict[SkipReason, str] = {
@@ -157,7 +171,39 @@ _SKIP_LABELS: dict[SkipReason, str] = {
     SkipReason.ON_RESOLVED_GLOBAL_RATE_BUDGET: "on resolve: global rate budget spent",
     SkipReason.ON_RESOLVED_TEMPLATE_ERROR: "on resolve: template error",
     SkipReason.ON_RESOLVED_UNSAFE_TARGET: "unsafe target (a label is a host pattern, not a host)",
+    SkipReason.VERIFY_TEMPLATE_ERROR: "verify check cannot be rendered safely",
+    SkipReason.NOT_VERIFIED_BEFORE: "not verified before: not acting again on this finding",
+    SkipReason.ESCALATE_CIRCUIT_OPEN: "escalation: circuit open",
+    SkipReason.ESCALATE_NO_TARGETS: "escalation: no targets",
+    SkipReason.ESCALATE_MAX_HOSTS: "escalation: too many hosts",
+    SkipReason.ESCALATE_GLOBAL_RATE_BUDGET: "escalation: global rate budget spent",
+    SkipReason.ESCALATE_TEMPLATE_ERROR: "escalation: template error",
+    SkipReason.ESCALATE_UNSAFE_TARGET: "escalation: unsafe target (a label is a host pattern, not a host)",
 }
+
+
+class VerifyOutcome(StrEnum):
+    """How a succeeded run's ``verify:`` check ended (``pending`` while it is still being checked)."""
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    NOT_VERIFIED = "not_verified"
+    # The check could not be judged (source down, stale data, query error): missing data is never a verdict.
+    UNKNOWN = "unknown"
+
+
+class Verification(Frozen):
+    """The verification of one succeeded run, as the run views show it."""
+
+    outcome: VerifyOutcome
+    check: str
+    reason: str = ""
+    due_at: datetime
+    deadline: datetime
+    decided_at: datetime | None = None
+    last_checked_at: datetime | None = None
+
+
 # ---- history: what the guards look back on (the store reads it, engine/history.py folds it) ----
 # How long after a finding resolves its on_resolved action may still be decided (seconds).
 RESOLVED_WINDOW = 86400.0
@@ -188,6 +234,20 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """A decided verification (verified / not_verified / unknown), as demotion and escalation read it."""
+
+    rule: str
+    finding_id: str
+    run_id: int
+    outcome: VerifyOutcome
+    decided_at: datetime
+    # The original run's targets and rendered action (an on_not_verified rollback gets its vars).
+    targets: tuple[str, ...] = ()
+    action: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryQuery:
     """Which part of the past a rule set's guards look back on (built by engine/history.py)."""
 
@@ -200,6 +260,8 @@ class HistoryQuery:
     global_since: datetime | None
     # rule -> how many of its latest finished runs its circuit breaker reads.
     circuit_depth: Mapping[str, int] = field(default_factory=dict)
+    # rule -> how many of its latest verified / not_verified outcomes its min_success reads.
+    outcome_depth: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +273,10 @@ class History:
     runs: Sequence[RunRecord] = ()
     # rule -> when an operator last closed its circuit (runs finished before no longer count).
     circuit_resets: Mapping[str, datetime] = field(default_factory=dict)
+    # Not-verified outcomes on relevant findings, and each rule's latest outcomes after its last restore.
+    outcomes: Sequence[OutcomeRecord] = ()
+    # rule -> when an operator last restored it after a demotion (outcomes before no longer count).
+    restores: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def stable_id(*parts: object) -> str:
@@ -306,6 +372,8 @@ class Decision(Frozen):
     dry_run: bool = False
     require_approval: bool = False
     decided_at: datetime
+    # The rendered ``verify:`` plan of an act decision (after, within, check), None without one.
+    verify: dict[str, Any] | None = None
 
 
 class ActionRun(Frozen):
@@ -327,3 +395,5 @@ class ActionRun(Frozen):
     error: str = ""
     artifact_dir: str | None = None
     action: dict[str, Any] = Field(default_factory=dict)
+    # Whether the run fixed the problem (rules with ``verify:``; None when not verified).
+    verification: Verification | None = None

@@ -13,6 +13,7 @@ from aiopsd.actions.base import ActionResult
 from aiopsd.actions.executors import context_for, execute
 from aiopsd.daemon.planned_work import PlannedWork
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.verifier import Verifier
 from aiopsd.engine import evaluate
 from aiopsd.engine.history import engine_state
 from aiopsd.errors import AiopsdError, StoreUnavailableError
@@ -37,6 +38,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self.runs_dir = Path(s.state_dir) / "runs"
         self.planned = PlannedWork()
+        self.verifier = Verifier(runtime)
         # Set when shutdown stops waiting: a result still failing to store is then given up.
         self._give_up = threading.Event()
 
@@ -46,7 +48,8 @@ class Dispatcher:
         if self.rt.draining.is_set():
             return
         try:
-            if self.rt.is_leader():  # with several replicas only the leader decides; all execute
+            if self.rt.is_leader():  # with several replicas only the leader decides and verifies; all execute
+                self.verifier.tick(now)
                 self.decide(now)
             self.start_due(now)
         except StoreUnavailableError as exc:
@@ -59,7 +62,7 @@ class Dispatcher:
             return
         store.expire_alert_findings(now, self.rt.settings.alerts.max_age)
         findings = store.active_findings()
-        if any(r.on_resolved is not None for r in rules):
+        if any(r.on_resolved is not None or r.on_not_verified is not None for r in rules):
             findings += store.recently_resolved(now)
         if not findings:
             return
@@ -76,8 +79,9 @@ class Dispatcher:
         decisions = evaluate(findings, rules, state, now)
         if not decisions:
             return
-        store.record_decisions(decisions, self.rt.rules_by_name())
-        for d in decisions:
+        # What the store recorded, not what the engine proposed: an act whose finding resolved
+        # meanwhile is counted and logged as the resolved_before_act skip it became.
+        for d in store.record_decisions(decisions, self.rt.rules_by_name()):
             self.rt.metrics.decisions.labels(str(d.outcome), d.code).inc()
             log = logger.info if d.outcome == Outcome.ACT else logger.warning
             log("rule %s on finding %s: %s: %s", d.rule, d.finding_id, d.outcome, d.reason)

@@ -6,6 +6,7 @@ import logging
 import math
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from aiopsd.engine.history import engine_state
-from aiopsd.models import FindingKind, RunStatus
+from aiopsd.models import FindingKind, RunStatus, series_key
 
 if TYPE_CHECKING:
     from aiopsd.engine.rules import Rule
@@ -55,9 +56,24 @@ class ScoreExport(Collector):
     :func:`exposition_labels`). A series' gauges are dropped once the watch stops seeing it.
     """
 
+    # Scored points kept per series for ``verify: {check: {score_below: ...}}`` (the verifier reads them).
+    POINTS = 256
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, ...]] = {}
+        self._points: dict[str, deque[tuple[float, float]]] = {}
+
+    def record_point(self, series: str, t: float, score: float) -> None:
+        """One scored point of a series (``series_key``): what score_below verification counts."""
+        with self._lock:
+            self._points.setdefault(series, deque(maxlen=self.POINTS)).append((t, score))
+
+    def points(self, series: str, after: float) -> list[tuple[float, float]] | None:
+        """The series' scored points newer than ``after``; None when the series is not scored (gone)."""
+        with self._lock:
+            kept = self._points.get(series)
+            return None if kept is None else [p for p in kept if p[0] > after]
 
     @staticmethod
     def _key(watch: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -73,11 +89,14 @@ class ScoreExport(Collector):
         key = self._key(watch, labels)
         with self._lock:
             self._latest.pop(key, None)
+            self._points.pop(series_key(watch, labels), None)
 
     def forget(self, watch: str) -> None:
         with self._lock:
             for key in [k for k in self._latest if k[0] == watch]:
                 del self._latest[key]
+            for name in [k for k in self._points if k.startswith(f"{watch}{{")]:
+                del self._points[name]
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
@@ -199,6 +218,12 @@ class Metrics:
             ["kind"],
             registry=r,
             buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )
+        self.outcomes = Counter(
+            "aiopsd_remediation_outcomes",
+            "Verified outcomes of succeeded remediations (verify:), by rule and outcome",
+            ["rule", "outcome"],
+            registry=r,
         )
         self.runs_active = Gauge("aiopsd_action_runs_active", "Action runs executing now", registry=r)
         self.result_store_errors = Counter(

@@ -11,23 +11,37 @@ clears (cooldown over, source back) while the finding still fires, it acts then.
 Firing only: a resolved finding is never acted on, except by a rule's ``on_resolved``
 action, decided once (id ``stable_id(rule, finding, "on_resolved")``) and only when that
 rule's action for the finding actually started.
+
+Closed loop (engine/followups.py, engine/verify.py): an act decision of a rule with
+``verify:`` carries the check rendered for its finding; a finding whose run was not verified
+gets the rule's ``on_not_verified`` once and is never acted on by that rule again; a rule
+demoted by ``min_success`` still decides, but its actions wait for approval.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiopsd.durations import format_duration
-from aiopsd.engine.actions import ActionSpec, Skip
-from aiopsd.engine.maintenance import MaintenanceWindow, covering
-from aiopsd.engine.rules import ForCount, Match, RateBudget, Rule
-from aiopsd.engine.silences import Silence, silencing
+from aiopsd.engine.actions import Skip
+from aiopsd.engine.followups import on_not_verified, on_resolved
+from aiopsd.engine.maintenance import covering
+from aiopsd.engine.rules import ForCount, Match, Rule
+from aiopsd.engine.silences import silencing
+from aiopsd.engine.state import (
+    Batch,
+    EngineState,
+    global_budget_skip,
+    render_action,
+    skip_decision,
+    template_context,
+)
 from aiopsd.engine.targets import UnsafeTarget
 from aiopsd.engine.targets import render_targets as _render_hosts
+from aiopsd.engine.verify import plan
 from aiopsd.models import (
     POLLED_FINDING_KINDS,
     Decision,
@@ -39,34 +53,9 @@ from aiopsd.models import (
     stable_id,
 )
 
+__all__ = ["EngineState", "evaluate", "matches", "render_targets", "template_context"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineState:
-    """What the engine needs to know about the past, read from the store by the caller."""
-
-    # (rule, finding id, reason code) already recorded; code "act" for an action.
-    decided: frozenset[tuple[str, str, str]] = frozenset()
-    # (rule, target) -> when the last action for that target was decided.
-    last_action: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
-    # rule -> times of its recent act decisions (enough to cover its max_per_window).
-    recent_actions: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
-    # rule -> why its circuit is open.
-    open_circuits: Mapping[str, str] = field(default_factory=dict)
-    # source name -> why it is down (Prometheus unreachable, query failing, ...).
-    sources_down: Mapping[str, str] = field(default_factory=dict)
-    global_dry_run: bool = False
-    # The global rate budget (config actions.max_per_window) and the times of recent acts of all rules.
-    global_budget: RateBudget | None = None
-    global_recent: Sequence[datetime] = ()
-    # (rule, finding id) whose act run has started (on_resolved follows only an action that happened).
-    started: frozenset[tuple[str, str]] = frozenset()
-    # Planned work (engine/maintenance.py, engine/silences.py): windows from the config and the CLI,
-    # active Alertmanager silences, and why the silences could not be read (None: read, or not checked).
-    maintenance: Sequence[MaintenanceWindow] = ()
-    silences: Sequence[Silence] = ()
-    silences_down: str | None = None
 
 
 def matches(match: Match, finding: Finding) -> bool:
@@ -86,42 +75,13 @@ def _for_satisfied(rule: Rule, finding: Finding, now: datetime) -> bool:
     return (now - finding.starts_at).total_seconds() >= rule.for_
 
 
-def template_context(finding: Finding) -> dict[str, Any]:
-    return {
-        "labels": dict(finding.labels),
-        "finding": finding.model_dump(mode="json"),
-        "kind": str(finding.kind),
-        "source": finding.source,
-        "score": finding.score,
-    }
-
-
 def render_targets(rule: Rule, finding: Finding) -> tuple[str, ...]:
     """The canonical hosts a rule's action would touch (raises UnsafeTarget for a pattern)."""
     return _render_hosts(rule.action.target_source(), template_context(finding))[0]
 
 
-def _render(action_model: ActionSpec, finding: Finding) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """Checked targets and the rendered action (with its ports and AWX limit bound in)."""
-    return action_model.prepare(template_context(finding))
-
-
-class _Batch:
-    """Acts decided earlier in the same evaluate() call count against later guards."""
-
-    def __init__(self) -> None:
-        self.acts: list[tuple[str, tuple[str, ...], datetime]] = []
-
-    def last_for(self, rule: str, target: str) -> datetime | None:
-        times = [t for r, ts, t in self.acts if r == rule and target in (ts or ("*",))]  # no targets: "*"
-        return max(times) if times else None
-
-    def count(self, rule: str | None = None) -> int:
-        return sum(1 for r, _, _ in self.acts if rule is None or r == rule)
-
-
 def _guard_skip(
-    rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState, batch: _Batch, now: datetime
+    rule: Rule, finding: Finding, targets: tuple[str, ...], state: EngineState, batch: Batch, now: datetime
 ) -> Skip | None:
     """(code, reason) of the first guard that blocks, or None."""
     g = rule.guards
@@ -160,7 +120,7 @@ def _guard_skip(
                 f"{format_duration(g.max_per_window.window)} "
                 f"(max {g.max_per_window.count})"
             )
-    return _global_budget_skip(state, batch, now)
+    return global_budget_skip(state, batch, now)
 
 
 # ---- planned work: maintenance windows and Alertmanager silences (issue 17) ----
@@ -191,24 +151,9 @@ def _planned_work_skip(rule: Rule, finding: Finding, state: EngineState, now: da
     return None
 
 
-def _global_budget_skip(state: EngineState, batch: _Batch, now: datetime) -> Skip | None:
-    budget = state.global_budget
-    if budget is None:
-        return None
-    since = now - timedelta(seconds=budget.window)
-    used = sum(1 for t in state.global_recent if t > since) + batch.count()
-    if used >= budget.count:
-        return SkipReason.GLOBAL_RATE_BUDGET, (
-            f"global rate budget: {used} actions of all rules in the last "
-            f"{format_duration(budget.window)} (actions.max_per_window "
-            f"{budget.count})"
-        )
-    return None
-
-
 def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineState, now: datetime) -> list[Decision]:
     """Decide, for every firing finding and every enabled rule it matches, act or skip (and why)."""
-    batch = _Batch()
+    batch = Batch()
     out: list[Decision] = []
     ordered = sorted(findings, key=lambda f: (f.starts_at, f.id))
     for rule in rules:
@@ -238,9 +183,13 @@ def evaluate(findings: Sequence[Finding], rules: Sequence[Rule], state: EngineSt
     return out
 
 
-def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision | None:
+def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: Batch, now: datetime) -> Decision | None:
+    if (rule.name, finding.id) in state.not_verified:
+        return on_not_verified(rule, finding, state, batch, now) or (
+            on_resolved(rule, finding, state, batch, now) if finding.status == FindingStatus.RESOLVED else None
+        )
     if finding.status == FindingStatus.RESOLVED:
-        return _on_resolved(rule, finding, state, batch, now)
+        return on_resolved(rule, finding, state, batch, now)
     if finding.status != FindingStatus.FIRING or not matches(rule.match, finding):
         return None
     if (rule.name, finding.id, "act") in state.decided:
@@ -250,81 +199,7 @@ def _evaluate_one(rule: Rule, finding: Finding, state: EngineState, batch: _Batc
     return _decide(rule, finding, state, batch, now)
 
 
-def _on_resolved(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision | None:
-    """The follow-up action of a rule whose action ran for a finding that has now resolved."""
-    action_model = rule.on_resolved
-    if action_model is None or (rule.name, finding.id) not in state.started:
-        return None
-    if (rule.name, finding.id, "on_resolved") in state.decided:
-        return None
-    base: dict[str, Any] = {
-        "rule": rule.name,
-        "finding_id": finding.id,
-        "decided_at": now,
-        "action_kind": action_model.kind,
-    }
-    try:
-        targets, action = _render(action_model, finding)
-    except UnsafeTarget as exc:
-        return _skip(rule, finding, (SkipReason.ON_RESOLVED_UNSAFE_TARGET, f"on_resolved: unsafe target: {exc}"), base)
-    except Exception as exc:  # a template error in one rule must not stop the others
-        return _skip(rule, finding, (SkipReason.ON_RESOLVED_TEMPLATE_ERROR, f"on_resolved template error: {exc}"), base)
-    skip = _not_recovered(rule, finding, state, now) or _on_resolved_guard(rule, targets, state, batch, now)
-    if skip is not None:
-        return _skip(rule, finding, skip, base, targets=targets, action=action)
-    dry_run = rule.guards.dry_run or state.global_dry_run
-    reason = f"resolved: {finding.kind} {finding.source} after this rule acted on it"
-    if dry_run:
-        reason += "; dry run"
-    return Decision(
-        id=stable_id(rule.name, finding.id, "on_resolved"),
-        outcome=Outcome.ACT,
-        code="on_resolved",
-        reason=reason,
-        targets=targets,
-        action=action,
-        dry_run=dry_run,
-        require_approval=rule.guards.require_approval,
-        **base,
-    )
-
-
-def _on_resolved_guard(
-    rule: Rule, targets: tuple[str, ...], state: EngineState, batch: _Batch, now: datetime
-) -> Skip | None:
-    """The guards an on_resolved action shares with the rule's action, as ``on_resolved_*`` skips."""
-    action_model = rule.on_resolved
-    assert action_model is not None
-    if rule.name in state.open_circuits:
-        skip: Skip | None = SkipReason.CIRCUIT_OPEN, f"circuit open: {state.open_circuits[rule.name]}"
-    else:
-        skip = action_model.check(targets, max_hosts=rule.guards.max_hosts) or _global_budget_skip(state, batch, now)
-    return None if skip is None else (skip[0].on_resolved(), f"on_resolved: {skip[1]}")
-
-
-def _not_recovered(rule: Rule, finding: Finding, state: EngineState, now: datetime) -> Skip | None:
-    """Why this resolve is no evidence of recovery (missing data is never evidence), or None."""
-    if finding.resolution not in (None, "recovered"):
-        what = {"no_data": "its series vanished (no data)", "expired": "its resolve never arrived (expired)"}.get(
-            str(finding.resolution), str(finding.resolution)
-        )
-        return SkipReason.ON_RESOLVED_NO_DATA, f"on_resolved: not a recovery: the finding resolved because {what}"
-    if finding.kind in POLLED_FINDING_KINDS:
-        if finding.source in state.sources_down:
-            return SkipReason.ON_RESOLVED_SOURCE_DOWN, (
-                f"on_resolved: source down: {finding.source}: {state.sources_down[finding.source]}"
-            )
-        age = (now - finding.last_seen).total_seconds()
-        if age > rule.guards.stale_after:
-            return SkipReason.ON_RESOLVED_STALE, (
-                f"on_resolved: stale data: resolved on data "
-                f"{format_duration(age)} old (stale_after "
-                f"{format_duration(rule.guards.stale_after)})"
-            )
-    return None
-
-
-def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now: datetime) -> Decision:
+def _decide(rule: Rule, finding: Finding, state: EngineState, batch: Batch, now: datetime) -> Decision:
     base: dict[str, Any] = {
         "rule": rule.name,
         "finding_id": finding.id,
@@ -332,18 +207,25 @@ def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now
         "action_kind": rule.action.kind,
     }
     try:
-        targets, action = _render(rule.action, finding)
+        targets, action = render_action(rule.action, finding)
     except UnsafeTarget as exc:  # a label that is a host pattern, not a host: never acted on
-        return _skip(rule, finding, (SkipReason.UNSAFE_TARGET, f"unsafe target: {exc}"), base)
+        return skip_decision(rule, finding, (SkipReason.UNSAFE_TARGET, f"unsafe target: {exc}"), base)
     except Exception as exc:  # a template error in one rule must not stop the others
-        return _skip(rule, finding, (SkipReason.TEMPLATE_ERROR, f"template error: {exc}"), base)
+        return skip_decision(rule, finding, (SkipReason.TEMPLATE_ERROR, f"template error: {exc}"), base)
+    try:  # an action that cannot be judged afterwards is not taken
+        verify = None if rule.verify is None else plan(rule.verify, template_context(finding))
+    except Exception as exc:  # UnsafeQuery (a label would change the query), or a template error
+        return skip_decision(rule, finding, (SkipReason.VERIFY_TEMPLATE_ERROR, f"verify: {exc}"), base)
     skip = _guard_skip(rule, finding, targets, state, batch, now)
     if skip is not None:
-        return _skip(rule, finding, skip, base, targets=targets, action=action)
+        return skip_decision(rule, finding, skip, base, targets=targets, action=action)
     dry_run = rule.guards.dry_run or state.global_dry_run
-    approval = rule.guards.require_approval
+    demoted = state.demoted.get(rule.name)
+    approval = rule.guards.require_approval or demoted is not None
     reason = f"matched {finding.kind} {finding.source} (score {finding.score:.2f})"
-    if approval:
+    if demoted is not None:
+        reason += f"; awaiting approval: rule demoted: {demoted}"
+    elif approval:
         reason += "; awaiting approval"
     if dry_run:
         reason += "; dry run"
@@ -356,13 +238,6 @@ def _decide(rule: Rule, finding: Finding, state: EngineState, batch: _Batch, now
         action=action,
         dry_run=dry_run,
         require_approval=approval,
+        verify=verify,
         **base,
-    )
-
-
-def _skip(rule: Rule, finding: Finding, skip: Skip, base: dict[str, Any], **rendered: Any) -> Decision:
-    """A skip decision, recorded once per (rule, finding, reason)."""
-    code, reason = skip
-    return Decision(
-        id=stable_id(rule.name, finding.id, code), outcome=Outcome.SKIP, code=code, reason=reason, **rendered, **base
     )

@@ -15,7 +15,17 @@ from typing import Protocol
 
 from aiopsd.engine.evaluate import EngineState
 from aiopsd.engine.rules import RateBudget, Rule
-from aiopsd.models import RESOLVED_WINDOW, History, HistoryQuery, Outcome, RunRecord, RunStatus
+from aiopsd.engine.verify import demotions
+from aiopsd.models import (
+    RESOLVED_WINDOW,
+    History,
+    HistoryQuery,
+    Outcome,
+    OutcomeRecord,
+    RunRecord,
+    RunStatus,
+    VerifyOutcome,
+)
 
 # A run that ended so counts as a failure for the circuit breaker.
 FAILED = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
@@ -53,6 +63,7 @@ def history_query(rules: Sequence[Rule], now: datetime, global_budget: RateBudge
         acts_since=_since(now, _act_lookback(rules)),
         global_since=None if global_budget is None else _since(now, global_budget.window),
         circuit_depth={r.name: r.guards.circuit_breaker.failures for r in rules},
+        outcome_depth={r.name: r.min_success.of_last for r in rules if r.min_success is not None},
     )
 
 
@@ -131,6 +142,10 @@ def fold(
                 key = (d.rule, target)
                 if key not in last_action or last_action[key] < d.decided_at:
                     last_action[key] = d.decided_at
+    not_verified: dict[tuple[str, str], OutcomeRecord] = {}
+    for o in history.outcomes:
+        if o.outcome == VerifyOutcome.NOT_VERIFIED and o.rule in names:
+            not_verified.setdefault((o.rule, o.finding_id), o)
     return EngineState(
         decided=frozenset(decided),
         last_action=last_action,
@@ -141,6 +156,8 @@ def fold(
         global_budget=global_budget,
         global_recent=global_recent,
         started=frozenset(started),
+        not_verified=not_verified,
+        demoted=demotions(rules, history.outcomes, history.restores),
     )
 
 

@@ -40,7 +40,9 @@ def load_rule_file(path: Path) -> list[Rule]:
         # Drop the rules.<n> prefix and the union tag pydantic puts after "action" / "on_resolved".
         parts = [str(p) for p in (loc[2:] if rule else loc)]
         field_parts = [
-            p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1] in {"action", "on_resolved"} and p in ACTIONS)
+            p
+            for i, p in enumerate(parts)
+            if not (i > 0 and parts[i - 1] in {"action", "on_resolved", "on_not_verified"} and p in ACTIONS)
         ]
         raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 
@@ -76,7 +78,11 @@ def load_rules(
 
 def _check_refs(rule: Rule, path: Path, refs: Refs) -> None:
     """Each action's own load-time check: a playbook that exists, a notify channel the config has."""
-    for field, action in (("action", rule.action), ("on_resolved", rule.on_resolved)):
+    for field, action in (
+        ("action", rule.action),
+        ("on_resolved", rule.on_resolved),
+        ("on_not_verified", rule.on_not_verified),
+    ):
         problem = None if action is None else action.check_refs(refs)
         if problem is not None:
             raise ConfigError(problem[1], file=str(path), rule=rule.name, field=f"{field}.{problem[0]}")

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from aiopsd.durations import Duration, PositiveDuration
 from aiopsd.engine.actions import Action
+from aiopsd.engine.verify import MinSuccess, Verify
 from aiopsd.models import FindingKind, Frozen
 
 
@@ -107,6 +108,18 @@ class Rule(Frozen):
     guards: Guards = Guards()
     # A finding skipped for a maintenance window or a silence: act once that ends if it still fires, or drop it.
     after_maintenance: Literal["act", "drop"] = "act"
+    # Closed loop (engine/verify.py): did a succeeded run fix the problem; what to do when it did not;
+    # and how many of the latest outcomes must be verified before the rule loses its autonomy.
+    verify: Verify | None = None
+    on_not_verified: Action | None = None
+    min_success: MinSuccess | None = None
+
+    @model_validator(mode="after")
+    def _loop_needs_verify(self) -> Rule:
+        for name in ("on_not_verified", "min_success"):
+            if getattr(self, name) is not None and self.verify is None:
+                raise ValueError(f"{name} needs a verify: check on the rule (e.g. verify: {{within: 10m}})")
+        return self
 
     @field_validator("for_")
     @classmethod

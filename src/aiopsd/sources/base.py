@@ -84,6 +84,9 @@ class ScoreSink(Protocol):
 
     def forget(self, watch: str) -> None: ...
 
+    def record_point(self, series: str, t: float, score: float) -> None:
+        """One scored point of a series (its ``series_key``), for score_below verification."""
+
 
 class PerformanceSink(Protocol):
     """Exported estimated/realised model performance per (model, metric) (the daemon's ``PerformanceExport``)."""

@@ -37,11 +37,15 @@ class GuardedRule(Protocol):
 
 
 class DecisionsStore(Database):
-    def record_decisions(self, items: Sequence[Decision], rules: Mapping[str, GuardedRule]) -> list[int]:
-        """Record decisions (idempotent by id) and queue one run per new act decision (``rules`` by name)."""
-        run_ids: list[int] = []
+    def record_decisions(self, items: Sequence[Decision], rules: Mapping[str, GuardedRule]) -> list[Decision]:
+        """Record decisions (idempotent by id) and queue one run per new act decision (``rules`` by name).
+
+        Returns the decisions as stored, new ones only: an act whose finding resolved meanwhile is
+        the ``resolved_before_act`` skip it became; duplicates of recorded ids are left out.
+        """
+        stored: list[Decision] = []
         if not items:
-            return run_ids
+            return stored
         with self.write() as conn:
             audit = AuditChain(conn, self.dialect)
             for item in items:
@@ -66,6 +70,7 @@ class DecisionsStore(Database):
                 )
                 if conn.execute(stmt.returning(t.decisions.c.id)).first() is None:
                     continue
+                stored.append(d)
                 audit.append(
                     "decision",
                     ts(d.decided_at),
@@ -101,15 +106,15 @@ class DecisionsStore(Database):
                         not_before=ts(d.decided_at),
                         output="",
                         error="",
+                        verify=d.verify,
                     )
                 )
                 key = res.inserted_primary_key
                 assert key is not None
-                run_ids.append(int(key[0]))
                 audit.append(
                     "run_created", ts(d.decided_at), {"run_id": int(key[0]), "decision_id": d.id, "status": str(status)}
                 )
-        return run_ids
+        return stored
 
     def _still_firing(self, conn: Connection, d: Decision) -> Decision:
         """The act decision, or a ``resolved_before_act`` skip when its finding stopped firing after

@@ -16,6 +16,7 @@ from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
 from aiopsd.store.db import Database
 from aiopsd.store.rows import ts, utc
+from aiopsd.store.verifications import read_outcomes
 
 
 class HistoryStore(Database):
@@ -39,6 +40,10 @@ class HistoryStore(Database):
             resets: dict[str, float] = dict(
                 conn.execute(select(t.circuit_resets.c.rule, t.circuit_resets.c.reset_at)).tuples().all()
             )
+            restores: dict[str, float] = dict(
+                conn.execute(select(t.rule_restores.c.rule, t.rule_restores.c.restored_at)).tuples().all()
+            )
+            outcomes = read_outcomes(conn, relevant, query.outcome_depth, restores)
             for rule, depth in query.circuit_depth.items():
                 runs += [
                     RunRecord(rule=rule, status=RunStatus(row.status), finished_at=utc(row.finished_at))
@@ -68,7 +73,13 @@ class HistoryStore(Database):
             )
             for row in found.values()
         ]
-        return History(decisions=decisions, runs=runs, circuit_resets={rule: utc(at) for rule, at in resets.items()})
+        return History(
+            decisions=decisions,
+            runs=runs,
+            circuit_resets={rule: utc(at) for rule, at in resets.items()},
+            outcomes=outcomes,
+            restores={rule: utc(at) for rule, at in restores.items()},
+        )
 
     def reset_circuit(self, rule: str, now: datetime, *, by: str) -> None:
         """Close a rule's circuit: failures finished before now no longer count."""

@@ -19,8 +19,8 @@ from aiopsd.models import ActionRun, RunStatus
 from aiopsd.store import rows
 from aiopsd.store import tables as t
 from aiopsd.store.audit import AuditChain
-from aiopsd.store.db import Database
 from aiopsd.store.rows import ts
+from aiopsd.store.verifications import VerificationsStore, open_verification
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _audit_lost_race(
     )
 
 
-class RunsStore(Database):
+class RunsStore(VerificationsStore):
     def claim_runnable(
         self,
         now: datetime,
@@ -220,6 +220,8 @@ class RunsStore(Database):
             audit.append(
                 "run_finished", ts(finished_at), {"run_id": run_id, "status": str(status), "rc": rc, "error": error}
             )
+            if status == RunStatus.SUCCEEDED:
+                open_verification(conn, audit, run_id, ts(finished_at))
         return True
 
     def retry_run(
@@ -293,18 +295,25 @@ class RunsStore(Database):
     def get_run(self, run_id: int) -> ActionRun | None:
         with self.read() as conn:
             row = conn.execute(select(t.action_runs).where(t.action_runs.c.id == run_id)).first()
-        return None if row is None else rows.run(row)
+        return None if row is None else self._with_verifications([rows.run(row)])[0]
+
+    def _with_verifications(self, runs: list[ActionRun]) -> list[ActionRun]:
+        """The runs with their verification, where they have one."""
+        found = self.verifications_for([r.id for r in runs])
+        return [r.model_copy(update={"verification": found[r.id]}) if r.id in found else r for r in runs]
 
     def runs_for_decisions(self, decision_ids: Sequence[str]) -> list[ActionRun]:
         if not decision_ids:
             return []
         q = select(t.action_runs).where(t.action_runs.c.decision_id.in_(list(decision_ids)))
         with self.read() as conn:
-            return [rows.run(r) for r in conn.execute(q.order_by(t.action_runs.c.id))]
+            found = [rows.run(r) for r in conn.execute(q.order_by(t.action_runs.c.id))]
+        return self._with_verifications(found)
 
     def list_runs(self, *, limit: int = 100, status: str | None = None) -> list[ActionRun]:
         q = select(t.action_runs).order_by(t.action_runs.c.id.desc()).limit(limit)
         if status:
             q = q.where(t.action_runs.c.status == status)
         with self.read() as conn:
-            return [rows.run(r) for r in conn.execute(q)]
+            found = [rows.run(r) for r in conn.execute(q)]
+        return self._with_verifications(found)

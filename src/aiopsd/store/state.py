@@ -8,6 +8,7 @@ One class per aggregate, each in its module, joined here into one facade:
 - history.py: the past the guards look back on, as plain records, and circuit resets;
 - cursors.py: source cursors and source health;
 - queries.py: read models for the API, the status page and /metrics;
+- verifications.py: verifications of succeeded runs, their outcomes, rule restores;
 - audit.py: the hash-chained audit log; alerts.py: Alertmanager intake (used below).
 
 Writes that must not be lost (alerts, decisions with their runs) happen in one
@@ -29,11 +30,21 @@ from aiopsd.store.findings import FindingsStore
 from aiopsd.store.history import HistoryStore
 from aiopsd.store.queries import QueriesStore
 from aiopsd.store.runs import Claim, RunsStore
+from aiopsd.store.verifications import VerificationsStore
 
 __all__ = ["AcceptResult", "AlertBatch", "AlertDelivery", "Claim", "StateStore"]
 
 
-class StateStore(FindingsStore, DecisionsStore, RunsStore, HistoryStore, CursorsStore, QueriesStore, AuditStore):
+class StateStore(
+    FindingsStore,
+    DecisionsStore,
+    RunsStore,
+    VerificationsStore,
+    HistoryStore,
+    CursorsStore,
+    QueriesStore,
+    AuditStore,
+):
     """All reads and writes of aiopsd's state. Thread-safe; one instance per process; a context manager."""
 
     def accept_alerts(

@@ -117,6 +117,8 @@ action_runs = Table(
     Column("error", Text, nullable=False, default=""),
     Column("artifact_dir", Text, nullable=True),
     Column("owner", String(128), nullable=True),
+    # The decision's rendered verify plan (rules with ``verify:``): a success opens a verification.
+    Column("verify", JSON, nullable=True),
     Index("ix_runs_status", "status", "not_before"),
     Index("ix_runs_rule", "rule", "finished_at"),
 )
@@ -207,4 +209,38 @@ maintenance_windows = Table(
     Column("created_by", String(256), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Index("ix_maintenance_ends_at", "ends_at"),
+)
+
+# Closed loop (issue 17): the verification of each succeeded run of a rule with ``verify:``, opened in
+# the transaction that records the success, so a restart resumes it; ``status`` pending until decided.
+verifications = Table(
+    "verifications",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("rule", String(256), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    # The check rendered when the decision was taken: {"after", "within", "check"}.
+    Column("plan", JSON, nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    # The latest check: "holds", "fails" or "missing" (missing data: never a verdict).
+    Column("last_check", String(16), nullable=True),
+    Column("last_checked_at", Float, nullable=True),
+    Column("progress", JSON, nullable=False),
+    Column("decided_at", Float, nullable=True),
+    Index("ix_verifications_status", "status", "due_at"),
+    Index("ix_verifications_rule", "rule", "decided_at"),
+    Index("ix_verifications_finding", "finding_id"),
+)
+
+# A demoted rule (min_success) regains its autonomy when an operator restores it: outcomes decided
+# before restored_at no longer count.
+rule_restores = Table(
+    "rule_restores",
+    metadata,
+    Column("rule", String(256), primary_key=True),
+    Column("restored_at", Float, nullable=False),
+    Column("by", String(256), nullable=False, default=""),
 )

@@ -119,7 +119,8 @@ def test_a_resolve_committed_between_evaluate_and_record_means_no_run(store: Sta
     decisions = evaluate(store.active_findings(), [RULE], state, now)
     assert [d.outcome for d in decisions] == [Outcome.ACT]
     accept(store, alert("resolved"), at=1)  # commits while the dispatcher is between read and write
-    assert store.record_decisions(decisions, {"r": RULE}) == []
+    stored = store.record_decisions(decisions, {"r": RULE})
+    assert [(d.outcome, d.code) for d in stored] == [(Outcome.SKIP, "resolved_before_act")]
     assert store.list_runs() == []
     [d] = store.list_decisions()
     assert (d.outcome, d.code) == (Outcome.SKIP, "resolved_before_act")

@@ -168,7 +168,8 @@ def story(store: StateStore, fp: str, at: datetime, *, resolve: bool, finish: bo
     findings = [f for f in store.active_findings() if f.labels["host"] == fp]
     state = engine_state(store, [rule], at, sources_down={})
     [decision] = evaluate(findings, [rule], state, at)
-    [run_id] = store.record_decisions([decision], {"r": rule})
+    store.record_decisions([decision], {"r": rule})
+    [run_id] = [r.id for r in store.runs_for_decisions([decision.id])]
     store.claim_runnable(at, limit=10, owner="me")
     if finish:
         store.finish_run(run_id, RunStatus.SUCCEEDED, finished_at=at, rc=0, output="x" * 1000, owner="me")

@@ -66,3 +66,23 @@ class PrometheusClient:
                 Series(source=name, labels=labels, timestamps=tuple(stamps.tolist()), values=tuple(values.tolist()))
             )
         return out
+
+    def query(self, query: str) -> list[tuple[dict[str, str], float]]:
+        """An instant query: (labels, value) of every sample now (a scalar is one sample with no labels).
+
+        An unreachable server or a rejected query is a :class:`SourceError`, never an empty result.
+        """
+        try:
+            result = self.client.custom_query(query=query)
+        except PrometheusApiClientException as exc:
+            raise SourceError(f"Prometheus rejected the query: {exc}") from exc
+        except requests.RequestException as exc:
+            raise SourceError(f"Prometheus at {self.config.url} unreachable: {exc.__class__.__name__}") from exc
+        if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+            return [({}, float(result[1]))]  # a scalar (or a string): [time, "value"]
+        out: list[tuple[dict[str, str], float]] = []
+        for item in result or []:
+            value = item.get("value") or [0, "NaN"]
+            labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
+            out.append((labels, float(value[1])))
+        return out

@@ -199,6 +199,7 @@ class PrometheusWatch:
             state.last_ts = t
             score = state.detector.update(t, v)
             state.recent.append((t, v, *score))
+            self.metrics.scores.record_point(key, t, score.anomaly_score)
             latest = score
             event = state.tracker.observe(t, score.anomaly_score)
             if event is None:
