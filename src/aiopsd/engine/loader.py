@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from aiopsd.engine.actions import ACTIONS, Refs
 from aiopsd.engine.rules import Rule, RuleFile
+from aiopsd.engine.verify import CHECK_KINDS
 from aiopsd.errors import ConfigError, clean_msg
 from aiopsd.yamlfile import read_yaml
 
@@ -37,12 +38,13 @@ def load_rule_file(path: Path) -> list[Rule]:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         rule = _rule_name(raw, loc)
-        # Drop the rules.<n> prefix and the union tag pydantic puts after "action" / "on_resolved".
+        # Drop the rules.<n> prefix and the union tag pydantic puts after an action or a verify check.
         parts = [str(p) for p in (loc[2:] if rule else loc)]
         field_parts = [
             p
             for i, p in enumerate(parts)
             if not (i > 0 and parts[i - 1] in {"action", "on_resolved", "on_not_verified"} and p in ACTIONS)
+            and not (i > 0 and parts[i - 1] == "check" and p in CHECK_KINDS)
         ]
         raise ConfigError(clean_msg(err["msg"]), file=label, rule=rule, field=".".join(field_parts) or None) from None
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
 from aiopsd.durations import Duration, PositiveDuration, format_duration
 from aiopsd.engine.templating import check_template, render
@@ -35,7 +35,9 @@ class PromqlCheck(Frozen):
     @classmethod
     def _template(cls, value: str) -> str:
         check_template(value)
-        _render_promql(value, {"labels": _Probe(), "finding": _Probe(), "kind": "probe", "source": "probe"})
+        # Load-time shape check: a value that would sit outside quotes changes the skeleton.
+        hostile = escape_value('x" or y{z')
+        _same_shape(value, {k: _Probe(hostile) for k in _DICTS} | {k: hostile for k in _SCALARS})
         return value
 
 
@@ -49,7 +51,30 @@ class ScoreBelowCheck(Frozen):
     score_below: ScoreBelowParams
 
 
-Check = Literal["resolved"] | PromqlCheck | ScoreBelowCheck
+CHECK_KINDS = ("resolved", "promql", "score_below")
+
+
+def _check_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "resolved" if value == "resolved" else None
+    if isinstance(value, BaseModel):
+        return "promql" if isinstance(value, PromqlCheck) else "score_below"
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in ("promql", "score_below") else None
+    return None
+
+
+Check = Annotated[
+    Annotated[Literal["resolved"], Tag("resolved")]
+    | Annotated[PromqlCheck, Tag("promql")]
+    | Annotated[ScoreBelowCheck, Tag("score_below")],
+    Discriminator(
+        _check_kind,
+        custom_error_type="verify_check",
+        custom_error_message="check is one of: resolved, {promql: '<expr>'}, {score_below: {points: N}}",
+    ),
+]
 
 
 class Verify(Frozen):
@@ -94,10 +119,19 @@ class MinSuccess(Frozen):
 
 
 class _Probe(dict[str, Any]):
-    """A mapping where every key is the probe value (load-time structure check of a template)."""
+    """A mapping where every key is one probe value (the structure check of a template)."""
+
+    def __init__(self, value: str = "probe") -> None:
+        super().__init__()
+        self.value = value
 
     def __missing__(self, key: str) -> str:
-        return "probe"
+        return self.value
+
+
+# The template context's names (engine/state.py template_context): mappings and plain values.
+_DICTS = ("labels", "finding")
+_SCALARS = ("kind", "source", "score")
 
 
 # ---- PromQL: the structure of an expression outside its string literals ----
@@ -141,16 +175,20 @@ def _escaped(value: Any) -> Any:
     return value
 
 
-def _render_promql(template: str, context: Mapping[str, Any]) -> str:
-    probe = {k: _Probe() if isinstance(v, dict) else "probe" for k, v in context.items()}
-    rendered = str(render(template, {k: _escaped(v) for k, v in context.items()}))
-    shape = str(render(template, probe))
-    if skeleton(rendered) != skeleton(shape):
+def _same_shape(template: str, context: Mapping[str, Any]) -> str:
+    """``template`` rendered with ``context``, if its skeleton is the one of a harmless probe rendering."""
+    probe = {k: _Probe() for k in _DICTS} | {k: "probe" for k in _SCALARS}
+    rendered = str(render(template, dict(context)))
+    if skeleton(rendered) != skeleton(str(render(template, probe))):
         raise UnsafeQuery(
             "a template value ends up outside a quoted string in the verify query (put every "
             '{{ ... }} inside quotes, e.g. up{instance="{{ labels.instance }}"})'
         )
     return rendered
+
+
+def _render_promql(template: str, context: Mapping[str, Any]) -> str:
+    return _same_shape(template, {k: _escaped(v) for k, v in context.items()})
 
 
 def plan(verify: Verify, context: Mapping[str, Any]) -> dict[str, Any]:
