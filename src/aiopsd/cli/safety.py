@@ -1,4 +1,4 @@
-"""CLI commands for the brakes and the paper trail: rules test, approve, circuit reset, audit verify.
+"""CLI commands for the brakes and the paper trail: rules test / restore, approve, circuit reset, audit verify.
 
 Registered on the main ``aiopsd`` app by :func:`register`. Commands that change
 state write to the store directly (the daemon need not run), each in one
@@ -98,6 +98,24 @@ def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")], config
     out.print(f"[green]reset[/]: circuit of rule {rule} is closed")
 
 
+def rules_restore(rule: Annotated[str, typer.Argument(help="Rule name")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Give RULE back its autonomy after min_success demoted it: its outcomes so far no longer count."""
+    from aiopsd.config import load_settings
+    from aiopsd.engine import load_rules
+    from aiopsd.store import StateStore
+
+    try:
+        settings = load_settings(config)
+        names = {r.name for r in load_rules(settings.rules_dir)}
+        if rule not in names:
+            raise AiopsdError(f"no rule named {rule!r} in {settings.rules_dir}")
+        with StateStore(settings.state_url) as store:
+            store.restore_rule(rule, datetime.now(UTC), by=operator())
+    except AiopsdError as exc:
+        raise fail(exc) from None
+    out.print(f"[green]restored[/]: rule {rule} acts without approval again (unless its guards require it)")
+
+
 def audit_verify(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Check the audit log's hash chain (exit 0 intact, 1 naming the first bad entry)."""
     try:
@@ -122,8 +140,9 @@ def audit_verify(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``rules test``, ``circuit reset``, ``audit verify`` and ``approve`` to APP."""
-    rules_app = typer.Typer(no_args_is_help=True, help="Work with rule files offline.")
+    rules_app = typer.Typer(no_args_is_help=True, help="Test rule files offline; restore a demoted rule.")
     rules_app.command("test")(rules_test)
+    rules_app.command("restore")(rules_restore)
     circuit_app = typer.Typer(no_args_is_help=True, help="Inspect and reset rules' circuit breakers.")
     circuit_app.command("reset")(circuit_reset)
     audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")

@@ -138,3 +138,15 @@ def test_audit_verify_cli_fails_on_a_tampered_row(tmp_path: Path) -> None:
     r = runner.invoke(create_app(), ["audit", "verify", "--config", str(cfg)])
     assert r.exit_code == 1 and "at entry 3" in r.stderr
     store.close()
+
+
+def test_rules_restore_cli_is_audited_and_refuses_an_unknown_rule(tmp_path: Path) -> None:
+    cfg, store = _config(tmp_path, [MANUAL])
+    r = runner.invoke(create_app(), ["rules", "restore", "manual", "--config", str(cfg)])
+    assert r.exit_code == 0 and "restored" in r.stdout, r.output
+    [entry] = store.audit_entries()
+    assert entry["kind"] == "rule_restored" and entry["event"]["rule"] == "manual"
+    assert "manual" in store.rule_restores()
+    r = runner.invoke(create_app(), ["rules", "restore", "nope", "--config", str(cfg)])
+    assert r.exit_code == 2 and "no rule named 'nope'" in r.stderr
+    store.close()

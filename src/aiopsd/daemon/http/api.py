@@ -65,6 +65,11 @@ class ActionDetail(Frozen):
     finding: Finding | None
 
 
+class RuleRestored(Frozen):
+    rule: str
+    restored_at: datetime
+
+
 class FindingDetail(Frozen):
     finding: Finding
     decisions: list[Decision]
@@ -224,6 +229,26 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         if run is None:
             return _error(409, f"action run {run_id} is not awaiting approval")
         return JSONResponse(run.model_dump(mode="json"))
+
+    @app.post(
+        "/api/v1/rules/{name}/restore",
+        response_model=RuleRestored,
+        tags=["approvals"],
+        responses={401: {}, 403: {}, 404: {}},
+    )
+    def restore(name: str, request: Request) -> Response:
+        """Give a rule demoted by min_success its autonomy back (its outcomes so far no longer count)."""
+        if not approver.required:
+            return _error(
+                403, "restoring a rule over HTTP needs approvals.auth configured; use `aiopsd rules restore NAME`"
+            )
+        if not approver.check(request.headers.get("authorization")):
+            return _error(401, "missing or wrong approval credentials")
+        if name not in runtime.rules_by_name():
+            return _error(404, f"no rule named {name!r} in the running rule set")
+        now = datetime.now(UTC)
+        store.restore_rule(name, now, by="api")
+        return JSONResponse(RuleRestored(rule=name, restored_at=now).model_dump(mode="json"))
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus_metrics() -> Response:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiopsd import __version__
+from aiopsd.daemon.http.health import rule_health
 from aiopsd.daemon.http.model_dirs import models
 from aiopsd.daemon.http.performance import performance
 from aiopsd.daemon.http.views import (
@@ -93,6 +94,7 @@ def summarize_run(run: ActionRun, decision: Decision | None, finding: Finding | 
         decision_id=run.decision_id,
         reason=decision.reason if decision else "",
         finding_id=decision.finding_id if decision else None,
+        verification=run.verification,
         finding_summary=finding.summary if finding else "",
     )
 
@@ -161,6 +163,7 @@ def rules(runtime: Runtime, now: datetime) -> list[RuleView]:
                 dry_run=g.dry_run,
                 circuit=CircuitState(open=bool(reason), reason=reason),
                 last_action_at=last,
+                health=rule_health(runtime.store, r, state),
             )
         )
     return out

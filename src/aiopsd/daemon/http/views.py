@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from aiopsd.models import Decision, Finding, Frozen, RunStatus, SourceKind
+from aiopsd.models import Decision, Finding, Frozen, RunStatus, SourceKind, Verification, VerifyOutcome
 
 Level = Literal["ok", "warn", "bad"]
 
@@ -79,6 +79,10 @@ class RunSummary(View):
     reason: str = Field(description="Why the engine decided to act")
     finding_id: str | None
     finding_summary: str
+    verification: Verification | None = Field(
+        default=None,
+        description="Did it fix the problem (rules with verify:): pending, verified, not_verified, unknown",
+    )
 
 
 class FindingView(View):
@@ -102,6 +106,20 @@ class CircuitState(View):
     reason: str
 
 
+class RuleHealth(View):
+    """A rule's closed loop: what it verifies, its latest outcomes, and whether it lost its autonomy."""
+
+    verify: str = Field(description="What its verify: checks")
+    outcomes: list[VerifyOutcome] = Field(description="Latest decided outcomes, newest first")
+    verified: int = Field(description="Verified among the outcomes min_success reads (or all shown)")
+    judged: int = Field(description="Verified or not_verified among them (unknown does not count)")
+    success_rate: float | None = Field(description="verified / judged, None before any")
+    min_success: str | None = Field(description="e.g. 2 of the last 3")
+    demoted: bool = Field(description="Put in require_approval mode by min_success")
+    demoted_reason: str
+    restored_at: datetime | None = Field(description="When an operator last restored it")
+
+
 class RuleView(View):
     name: str
     description: str
@@ -117,6 +135,7 @@ class RuleView(View):
     dry_run: bool
     circuit: CircuitState
     last_action_at: datetime | None
+    health: RuleHealth | None = Field(default=None, description="Rules with verify: only")
 
 
 class ModelVersionView(View):

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aiopsd.daemon.http.ui.chart import points_from_details
-from aiopsd.daemon.http.views import FindingView, Overview
+from aiopsd.daemon.http.views import FindingView, Overview, RuleView
 from aiopsd.durations import format_duration
 from aiopsd.errors import AiopsdError
 
@@ -71,6 +71,17 @@ def sparkline(fv: FindingView, width: int = 40) -> Text:
     return out
 
 
+def _health(r: RuleView) -> Text:
+    h = r.health
+    if h is None:
+        return Text("-", style="dim")
+    marks = "".join({"verified": "✓", "not_verified": "✗", "unknown": "?"}.get(str(o), "…") for o in h.outcomes)
+    text = Text(f"{h.verified} of {h.judged} verified {marks}".strip())
+    if h.demoted:
+        text.append(f"\nDEMOTED, needs approval: {h.demoted_reason}", style="red")
+    return text
+
+
 def render(ov: Overview, url: str) -> Group:
     title, style = _STATE[ov.state]
     head = Text()
@@ -105,6 +116,11 @@ def render(ov: Overview, url: str) -> Group:
         why = Text(f"{a.rule}: {a.reason}")
         if a.error:
             why.append(f"\n{a.error}", style="red")
+        check = a.verification
+        if check is not None:
+            style = {"verified": "green", "not_verified": "red"}.get(str(check.outcome), "yellow")
+            why.append(f"\n{check.outcome}", style=style)
+            why.append(f": {check.reason}" if check.reason else "")
         actions.add_row(
             str(a.id),
             a.what + (" (dry run)" if a.dry_run else ""),
@@ -143,7 +159,7 @@ def render(ov: Overview, url: str) -> Group:
     parts.append(sources if ov.sources else Text("Sources: none configured", style="dim"))
 
     rules = Table(title="Rules", title_justify="left", expand=True)
-    for col in ("rule", "does", "cooldown", "budget", "circuit"):
+    for col in ("rule", "does", "cooldown", "budget", "circuit", "verified"):
         rules.add_column(col, overflow="fold")
     for r in ov.rules:
         cool = format_duration(r.cooldown_seconds) if r.cooldown_seconds else "none"
@@ -151,7 +167,9 @@ def render(ov: Overview, url: str) -> Group:
             cool += f" (until {r.cooling_down_until:%H:%M:%S})"
         circuit = Text(f"open: {r.circuit.reason}", style="red") if r.circuit.open else Text("closed", style="green")
         budget = f"{r.actions_in_window} of {r.max_per_window}" if r.max_per_window else "-"
-        rules.add_row(r.name + ("" if r.enabled else " (disabled)"), f"{r.action}: {r.what}", cool, budget, circuit)
+        rules.add_row(
+            r.name + ("" if r.enabled else " (disabled)"), f"{r.action}: {r.what}", cool, budget, circuit, _health(r)
+        )
     parts.append(rules if ov.rules else Text("Rules: none loaded", style="dim"))
 
     if ov.models:
