@@ -27,24 +27,33 @@ def rules_test(
     findings: Annotated[Path, typer.Option("--findings", "-f", help="Fixture YAML of timed findings")],
     fmt: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json")] = "table",
 ) -> None:
-    """Replay fixture findings through the engine offline and print every decision (act and skip)."""
+    """Replay fixture findings through the engine offline: every decision (act and skip), verification
+    outcome and demotion."""
     from aiopsd.engine import load_rules
-    from aiopsd.engine.replay import decision_rows, load_fixture, replay
+    from aiopsd.engine.replay import load_fixture, replay_rows
 
     try:
         rules = load_rules(rules_dir)
         fixture = load_fixture(findings)
     except AiopsdError as exc:
         raise fail(exc) from None
-    rows = decision_rows(replay(rules, fixture))
+    rows = replay_rows(rules, fixture)
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} decisions from {len(fixture.findings)} finding events, {len(rules)} rules")
+    outcomes = sum(1 for r in rows if r["code"] == "verification")
+    demoted = sum(1 for r in rows if r["code"] == "demoted")
+    loop = f", {outcomes} verification outcomes, {demoted} demotions" if outcomes or demoted else ""
+    table = Table(
+        title=f"{len(rows) - outcomes - demoted} decisions{loop} from {len(fixture.findings)} finding events, "
+        f"{len(rules)} rules"
+    )
     for col in ("at", "rule", "finding", "outcome", "code", "targets", "reason"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        style = "green" if r["outcome"] == "act" else "yellow"
+        style = {"act": "green", "verified": "green", "not_verified": "red", "demoted": "red"}.get(
+            r["outcome"], "yellow"
+        )
         at = datetime.fromisoformat(r["at"]).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
             at, r["rule"], r["finding"], f"[{style}]{r['outcome']}[/]", r["code"], ",".join(r["targets"]), r["reason"]

@@ -6,13 +6,19 @@ taken, whether their action started, finished runs) and folds them with
 replays the way the daemon would decide it. Actions are assumed to start at once and
 finish at once, succeeding unless the fixture's ``runs`` says otherwise (so a rule's
 circuit breaker can open), except those waiting for approval, which never start.
+
+Closed loop: a succeeded run of a rule with ``verify:`` gets its outcome ``after`` later
+(``verified`` unless the fixture's ``runs`` entry says ``verification: not_verified`` or
+``unknown``); the outcome is folded like the store's, so the replay shows the escalation
+(``on_not_verified``), the ``not_verified_before`` skip and the demotion (acts that then
+wait for approval). :func:`replay_rows` lists outcomes and demotions among the decisions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +37,11 @@ from aiopsd.models import (
     Frozen,
     History,
     Outcome,
+    OutcomeRecord,
     RunRecord,
     RunStatus,
     SourceKind,
+    VerifyOutcome,
     merge_sighting,
     stable_id,
 )
@@ -73,6 +81,8 @@ class RunResult(Frozen):
     status: Literal["succeeded", "failed", "timed_out"] = "failed"
     from_: datetime | None = Field(default=None, alias="from")
     until: datetime | None = None
+    # How the verification of a succeeded run ends (rules with verify:).
+    verification: Literal["verified", "not_verified", "unknown"] = "verified"
 
     def covers(self, rule: str, at: datetime) -> bool:
         return (
@@ -114,6 +124,10 @@ class Simulation:
     records: list[DecisionRecord] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    # Outcomes of verified runs (visible from their decided_at), and the rows replay_rows shows.
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    run_ids: int = 0
 
     def observe(self, finding: Finding) -> None:
         """Merge a sighting into the known finding (as the store does: :func:`aiopsd.models.merge_sighting`)."""
@@ -123,8 +137,9 @@ class Simulation:
             self.findings[finding.id] = merged
 
     def tick(self, now: datetime, sources_down: Mapping[str, str] | None = None) -> list[Decision]:
+        known = [o for o in self.outcomes if o.decided_at <= now]
         state = fold(
-            History(decisions=self.records, runs=self.runs),
+            History(decisions=self.records, runs=self.runs, outcomes=known),
             self.rules,
             now,
             sources_down=sources_down or {},
@@ -146,11 +161,39 @@ class Simulation:
                 )
             )
             if started:
-                self.runs.append(
-                    RunRecord(rule=d.rule, status=self.run_status(d.rule, now), finished_at=now, dry_run=d.dry_run)
-                )
+                status = self.run_status(d.rule, now)
+                self.runs.append(RunRecord(rule=d.rule, status=status, finished_at=now, dry_run=d.dry_run))
+                self.run_ids += 1
+                if d.verify is not None and status == RunStatus.SUCCEEDED and not d.dry_run:
+                    self.outcomes.append(self._outcome(d, now))
+            self.rows.append(decision_row(d))
         self.decisions.extend(out)
+        for name, why in state.demoted.items():
+            if not any(r["code"] == "demoted" and r["rule"] == name for r in self.rows):
+                self.rows.append(_row(now, name, "-", "demoted", "demoted", why))
         return out
+
+    def _outcome(self, d: Decision, now: datetime) -> OutcomeRecord:
+        assert d.verify is not None
+        result = next((r.verification for r in self.run_results if r.covers(d.rule, now)), "verified")
+        # Verified as soon as it is checked; otherwise decided when the window ends.
+        wait = d.verify["after"] if result == "verified" else d.verify["within"]
+        at = now + timedelta(seconds=float(wait))
+        record = OutcomeRecord(
+            rule=d.rule,
+            finding_id=d.finding_id,
+            run_id=self.run_ids,
+            outcome=VerifyOutcome(result),
+            decided_at=at,
+            targets=d.targets,
+            action=d.action,
+        )
+        self.rows.append(_row(at, d.rule, d.finding_id, result, "verification", f"run {self.run_ids}: {result}"))
+        return record
+
+    def pending_times(self, after: datetime) -> list[datetime]:
+        """When outcomes decided later become visible (the replay ticks then too)."""
+        return [o.decided_at for o in self.outcomes if o.decided_at > after]
 
     def run_status(self, rule: str, at: datetime) -> RunStatus:
         """How a run of ``rule`` started at ``at`` ends (the fixture's ``runs``, else it succeeds)."""
@@ -170,8 +213,8 @@ def load_fixture(path: Path) -> FixtureFile:
         raise ConfigError(err["msg"], file=label, field=where or None) from None
 
 
-def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
-    """Every decision the engine takes over the fixture's timeline, in order."""
+def simulate(rules: Sequence[Rule], fixture: FixtureFile) -> Simulation:
+    """Run the fixture's timeline through the engine (ticks at each event, extra tick and outcome)."""
     sim = Simulation(
         rules,
         global_dry_run=fixture.settings.dry_run,
@@ -184,7 +227,10 @@ def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
         steps.setdefault(_utc(ev.at), []).append(ev)
     for extra in fixture.ticks:
         steps.setdefault(_utc(extra), [])
-    for now in sorted(steps):
+    done: set[datetime] = set()
+    while len(done) < len(steps):
+        now = min(t for t in steps if t not in done)
+        done.add(now)
         for ev in steps[now]:
             fid = ev.finding_id()
             starts = _utc(ev.starts_at) if ev.starts_at else first_seen.setdefault(fid, now)
@@ -209,21 +255,49 @@ def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
             if _utc(d.from_) <= now and (d.until is None or now < _utc(d.until))
         }
         sim.tick(now, down)
-    return sim.decisions
+        for later in sim.pending_times(now):
+            steps.setdefault(later, [])
+    return sim
+
+
+def replay(rules: Sequence[Rule], fixture: FixtureFile) -> list[Decision]:
+    """Every decision the engine takes over the fixture's timeline, in order."""
+    return simulate(rules, fixture).decisions
+
+
+def replay_rows(rules: Sequence[Rule], fixture: FixtureFile) -> list[dict[str, Any]]:
+    """The decisions, verification outcomes and demotions of the replay, in time order."""
+    rows = simulate(rules, fixture).rows
+    return sorted(rows, key=lambda r: r["at"])
+
+
+def decision_row(d: Decision) -> dict[str, Any]:
+    return {
+        "at": d.decided_at.isoformat(),
+        "rule": d.rule,
+        "finding": d.finding_id,
+        "outcome": str(d.outcome),
+        "code": d.code,
+        "targets": list(d.targets),
+        "dry_run": d.dry_run,
+        "require_approval": d.require_approval,
+        "reason": d.reason,
+    }
+
+
+def _row(at: datetime, rule: str, finding: str, outcome: str, code: str, reason: str) -> dict[str, Any]:
+    return {
+        "at": at.isoformat(),
+        "rule": rule,
+        "finding": finding,
+        "outcome": outcome,
+        "code": code,
+        "targets": [],
+        "dry_run": False,
+        "require_approval": False,
+        "reason": reason,
+    }
 
 
 def decision_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
-    return [
-        {
-            "at": d.decided_at.isoformat(),
-            "rule": d.rule,
-            "finding": d.finding_id,
-            "outcome": str(d.outcome),
-            "code": d.code,
-            "targets": list(d.targets),
-            "dry_run": d.dry_run,
-            "require_approval": d.require_approval,
-            "reason": d.reason,
-        }
-        for d in decisions
-    ]
+    return [decision_row(d) for d in decisions]

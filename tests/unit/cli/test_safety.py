@@ -150,3 +150,33 @@ def test_rules_restore_cli_is_audited_and_refuses_an_unknown_rule(tmp_path: Path
     r = runner.invoke(create_app(), ["rules", "restore", "nope", "--config", str(cfg)])
     assert r.exit_code == 2 and "no rule named 'nope'" in r.stderr
     store.close()
+
+
+def test_rules_test_shows_verification_escalation_and_demotion() -> None:
+    loop = FIXTURES / "closed_loop"
+    r = runner.invoke(
+        create_app(),
+        ["rules", "test", str(loop / "rules"), "--findings", str(loop / "findings.yaml"), "--format", "json"],
+    )
+    assert r.exit_code == 0, r.output
+    rows = [
+        (x["at"][11:16], x["finding"], x["code"], x["outcome"], x["require_approval"]) for x in json.loads(r.stdout)
+    ]
+    assert rows == [
+        ("00:00", "api-1", "act", "act", False),
+        ("00:01", "api-1", "verification", "verified", False),
+        ("00:10", "api-2", "act", "act", False),
+        ("00:15", "api-2", "verification", "not_verified", False),
+        ("00:15", "api-2", "on_not_verified", "act", False),  # escalated once
+        ("00:20", "api-2", "not_verified_before", "skip", False),  # and never retried
+        ("00:20", "api-3", "act", "act", False),
+        ("00:25", "api-3", "verification", "not_verified", False),
+        ("00:25", "api-3", "on_not_verified", "act", False),
+        ("00:25", "-", "demoted", "demoted", False),  # 2 of the last 3 not verified
+        ("00:40", "api-3", "not_verified_before", "skip", False),
+        ("00:40", "api-4", "act", "act", True),  # the next finding waits for approval
+    ]
+    table = runner.invoke(
+        create_app(), ["rules", "test", str(loop / "rules"), "--findings", str(loop / "findings.yaml")]
+    )
+    assert table.exit_code == 0 and "8 decisions, 3 verification outcomes, 1 demotions" in table.stdout
