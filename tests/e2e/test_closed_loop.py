@@ -73,7 +73,7 @@ def serve(services: Services) -> ThreadingHTTPServer:
     return server
 
 
-ALERTS = {
+ALERTS: dict[str, object] = {
     "groups": [
         {
             "name": "svc",
