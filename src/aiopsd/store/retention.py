@@ -4,7 +4,8 @@ What goes, in one transaction, for a cutoff ``now - keep``:
 
 - findings no longer firing, resolved before the cutoff, none of whose runs is unfinished;
 - decisions decided before the cutoff whose finding is gone, unless their run is unfinished;
-- finished runs whose decision is gone (a run that is not finished is never deleted);
+- finished runs whose decision is gone (a run that is not finished is never deleted), and the
+  verifications of runs that are gone (so min_success reads the outcomes within retention);
 - alerts received before the cutoff whose finding is gone;
 - audit entries before the cutoff, with the chain anchored at the first entry kept
   (see :func:`aiopsd.store.audit.prune`), and one ``pruned`` entry saying what went.
@@ -75,6 +76,8 @@ def prune(store: StateStore, now: datetime, keep: float) -> PruneResult:
         n_runs = conn.execute(
             delete(t.action_runs).where(and_(r.status.not_in(UNFINISHED), not_(exists().where(d.id == r.decision_id))))
         ).rowcount
+        v = t.verifications.c
+        conn.execute(delete(t.verifications).where(not_(exists().where(r.id == v.run_id))))
         n_alerts = conn.execute(
             delete(t.alerts).where(
                 and_(a.received_at < cutoff, or_(a.finding_id.is_(None), not_(exists().where(f.id == a.finding_id))))

@@ -69,3 +69,15 @@ def check_verifications_round_trip(store: StateStore) -> None:
 
 def test_verifications_round_trip(store: StateStore) -> None:
     check_verifications_round_trip(store)
+
+
+def test_retention_removes_the_verifications_of_pruned_runs_only(store: StateStore) -> None:
+    from aiopsd.store.retention import prune
+
+    old, kept = finished_run(store, "old"), finished_run(store, "kept")
+    f = store.get_finding("f-old")
+    assert f is not None
+    store.upsert_findings([f.model_copy(update={"status": "resolved", "last_seen": T0 + timedelta(seconds=1)})])
+    prune(store, T0 + timedelta(days=40), 30 * 86400.0)
+    assert store.get_run(old) is None
+    assert set(store.verifications_for([old, kept])) == {kept}  # f-kept still fires: its history stays
