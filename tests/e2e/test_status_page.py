@@ -165,6 +165,20 @@ RULES: dict[str, Any] = {
             "guards": {"dry_run": True},
         },
         {
+            "name": "flush-cache",
+            "match": {"kind": "alert", "labels": {"alertname": "CacheFull"}},
+            "action": {"log": {"message": "flushing the cache on {{ labels.host }}"}},
+            "verify": {"within": "3s", "check": "resolved"},
+            "on_not_verified": {"notify": {"message": "the flush did not help {{ labels.host }}"}},
+            "min_success": {"of_last": 1, "verified": 1},
+        },
+        {
+            "name": "rotate-logs",
+            "match": {"kind": "alert", "labels": {"alertname": "LogsFull"}},
+            "action": {"log": {"message": "rotating logs on {{ labels.host }}"}},
+            "verify": {"within": "2m", "check": "resolved"},
+        },
+        {
             "name": "reboot-node",
             "match": {"kind": "alert", "labels": {"alertname": "NodeDown"}},
             "action": {"notify": {"message": "reboot {{ labels.host }}"}},
@@ -207,6 +221,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
             alert("CacheCold", fingerprint="c1"),
             alert("NodeDown", fingerprint="n1", host="node-1"),
             alert("NodeDown", fingerprint="n2", host="node-2"),
+            alert("CacheFull", fingerprint="cf1", host="cache-1"),
+            alert("LogsFull", fingerprint="lf1", host="log-1"),
         )
 
         def run_of(rule: str) -> dict[str, Any] | None:
@@ -214,6 +230,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
             return runs[0] if runs and runs[0]["status"] not in ("pending", "running") else None
 
         wait_for(lambda: run_of("restart-queue"), 120, what="the failing playbook to finish")
+        wait_for(lambda: run_of("rotate-logs"), 60, what="the log rotation to finish")
+        post(alert("LogsFull", fingerprint="lf1", host="log-1", status="resolved"))  # it worked: verified
         post(
             alert(
                 "QueueStuck",
@@ -226,8 +244,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         def settled() -> bool:
             codes = {x["code"] for x in d.get("/api/v1/decisions?limit=200")}
             runs = d.get("/api/v1/actions")
+            outcomes = {r["rule"]: (r["verification"] or {}).get("outcome") for r in runs if r["kind"] == "log"}
             return (
-                {"cooldown", "circuit_open", "rate_budget"} <= codes
+                {"cooldown", "circuit_open", "rate_budget", "on_not_verified"} <= codes
+                and outcomes == {"flush-cache": "not_verified", "rotate-logs": "verified"}
                 and all(r["status"] not in ("pending", "running") for r in runs)
                 and {r["rule"] for r in runs} >= {"restart-on-latency-anomaly", "diagnose-disk"}
             )
@@ -352,6 +372,16 @@ def test_status_page_says_what_it_saw_did_and_refused(daemon: DaemonProcess, bro
     )
     assert "cooling down until" in anomaly_rule.text
 
+    # Closed loop: one remediation verified, one not verified (escalated), and its rule demoted.
+    assert "verified" in actions and "not verified" in actions
+    assert "the flush did not help cache-1" in actions or "notify" in actions
+    flush = browser.find_element(By.XPATH, "//table[contains(@class,'rules')]//tr[.//b[text()='flush-cache']]")
+    assert "demoted: needs approval" in flush.text and "0 of 1 verified" in flush.text
+    rotate = browser.find_element(By.XPATH, "//table[contains(@class,'rules')]//tr[.//b[text()='rotate-logs']]")
+    assert "1 of 1 verified" in rotate.text
+    flush.location_once_scrolled_into_view  # noqa: B018
+    screenshot(browser, "status-closed-loop-1366x768")
+
     # Models: versions with their metrics, the current one flagged.
     models = text_of(browser, "#models")
     assert "churn" in models and "current version 2" in models and "roc_auc 0.84" in models
@@ -428,6 +458,7 @@ def test_status_command_prints_the_same_story(daemon: DaemonProcess) -> None:
     for label in ("cooldown", "circuit open", "rate budget spent", "awaiting approval", "dry run"):
         assert label in out, label
     assert "open: 1 consecutive failed runs" in out
+    assert "not_verified" in out and "DEMOTED, needs approval" in out
     down = subprocess.run(
         [sys.executable, "-m", "aiopsd", "status", "--url", f"http://127.0.0.1:{free_port()}"],
         env=tool_env(),
@@ -458,10 +489,10 @@ def test_metrics_count_what_happened(daemon: DaemonProcess) -> None:
     bad = httpx.post(f"{daemon.url}/api/v1/alerts", content=b"{not json", timeout=10)
     assert bad.status_code == 400
     text = httpx.get(f"{daemon.url}/metrics", timeout=10).text
-    assert metric(text, "aiopsd_alerts_received_total", result="accepted") >= 7
+    assert metric(text, "aiopsd_alerts_received_total", result="accepted") >= 9
     assert metric(text, "aiopsd_alerts_received_total", result="rejected") == 1
     assert metric(text, "aiopsd_alerts_received_total", result="duplicate") == 1
-    assert metric(text, "aiopsd_findings_total", kind="alert") == 7
+    assert metric(text, "aiopsd_findings_total", kind="alert") == 9
     assert metric(text, "aiopsd_decisions_total", outcome="skip", code="circuit_open") == 1
     assert metric(text, "aiopsd_decisions_total", outcome="skip", code="rate_budget") == 1
     assert metric(text, "aiopsd_action_runs_total", kind="playbook", status="failed") == 1
@@ -477,3 +508,5 @@ def test_metrics_count_what_happened(daemon: DaemonProcess) -> None:
     assert metric(text, "aiopsd_findings_firing", kind="anomaly") == 2
     assert metric(text, "aiopsd_action_runs_open", status="awaiting_approval") == 1
     assert metric(text, "aiopsd_store_up") == 1
+    assert metric(text, "aiopsd_remediation_outcomes_total", rule="flush-cache", outcome="not_verified") == 1
+    assert metric(text, "aiopsd_remediation_outcomes_total", rule="rotate-logs", outcome="verified") == 1

@@ -226,8 +226,8 @@ def demotion(min_success: MinSuccess, latest: Sequence[OutcomeRecord]) -> str | 
         return None
     ok = len(latest) - failed
     return (
-        f"{failed} of its last {len(latest)} verified outcomes were not verified, {ok} verified "
-        f"(min_success {min_success.verified} of the last {min_success.of_last})"
+        f"{failed} of its last {len(latest)} outcomes were not verified, {ok} verified "
+        f"(min_success {min_success.verified} of the last {min_success.of_last}; unknown ones not counted)"
     )
 
 
