@@ -50,6 +50,11 @@ def test_demo_shows_alert_anomaly_drift_and_successful_remediations(tmp_path: Pa
     else:
         assert "gate failed" in retrain["result"] and served == "1"
     assert "restart-on-latency-anomaly -> act" in res.stdout
+    # One remediation verified (the latency restart), one not (the restart on the error burst), escalated.
+    outcomes = {a["rule"]: a["verification"] for a in data["actions"] if a["verification"]}
+    assert outcomes.get("restart-on-latency-anomaly") == "verified", data["actions"]
+    assert outcomes.get("restart-on-error-burst") == "not_verified", data["actions"]
+    assert any(d["code"] == "on_not_verified" for d in data["decisions"])
     # Everything the demo started is gone.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert str(tmp_path) not in ps

@@ -36,7 +36,7 @@ ALERT_RULES: dict[str, object] = {
             "rules": [
                 {
                     "alert": "DemoHighErrorRate",
-                    "expr": "sum by (service, host) (rate(demo_api_errors_total[20s])) > 2",
+                    "expr": "sum by (service, host, control_url) (rate(demo_api_errors_total[20s])) > 2",
                     "for": "4s",
                     "labels": {"severity": "warning"},
                     "annotations": {
@@ -122,6 +122,11 @@ class Narrator:
                 self.say(style, "action", f"#{r['id']} {what}{on}: {r['status']}{extra}{err}")
                 if r["kind"] == "retrain" and r["status"] == "succeeded":
                     self.say("green", "model", r["output"].splitlines()[0] if r["output"] else "retrained")
+            v = r.get("verification") or {}
+            if v.get("outcome") not in (None, "pending") and f"verify:{r['id']}" not in self.seen:
+                self.seen[f"verify:{r['id']}"] = v
+                style = {"verified": "green", "not_verified": "red"}.get(v["outcome"], "yellow")
+                self.say(style, "verify", f"#{r['id']} {r['rule']}: {v['outcome']}: {v['reason']}")
             if r["status"] == "awaiting_approval":
                 self._approve(r)
 
@@ -162,7 +167,8 @@ def run_demo(
     workload_port = stack.free_port()
     control_url = f"http://127.0.0.1:{workload_port}"
     target_labels = {"job": "demo", "instance": f"127.0.0.1:{workload_port}", "control_url": control_url}
-    workload = Workload()
+    # The error burst outlasts the restart rule's verify window: its restart is "not verified".
+    workload = Workload(error_burst_len=150.0)
     om = stack.to_openmetrics(
         workload.history(now - HISTORY, now - STEP, STEP, target_labels),
         {"demo_api_latency_seconds": "gauge", "demo_api_errors_total": "counter"},
@@ -265,7 +271,8 @@ def run_demo(
         )
         console.print(
             f"incidents: latency spike at +{LATENCY_INCIDENT_AFTER:.0f}s (fixed by a restart "
-            f"playbook), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert), "
+            f"playbook, verified), error burst at +{ERROR_BURST_AFTER:.0f}s (an Alertmanager alert; "
+            "a restart does not stop it: not verified, escalated), "
             f"churn model inputs drift from +{DRIFT_AFTER:.0f}s (retrain, once the demo approves it "
             "as the on-call would)\n"
         )
@@ -318,19 +325,23 @@ def _stop_flag() -> dict[str, bool]:
 
 def story_told(summary: dict[str, Any]) -> bool:
     """Every incident of the demo seen and handled: the alert and the anomaly remediated by their
-    playbooks, the churn model's drift and estimated accuracy drop found, and its retrain finished
-    (whatever its gate said)."""
+    playbooks, one remediation verified and one not verified (and escalated), the churn model's
+    drift and estimated accuracy drop found, and its retrain finished (whatever its gate said)."""
     kinds = {f["kind"] for f in summary["findings"]}
     succeeded = {a["action"] for a in summary["actions"] if a["status"] == "succeeded"}
     retrains = [a for a in summary["actions"] if a["kind"] == "retrain"]
     drift = any(f["kind"] == "drift" and f["labels"].get("model") == "churn" for f in summary["findings"])
     estimated = any(f["labels"].get("test") == "estimated_performance" for f in summary["findings"])
+    outcomes = {a["verification"] for a in summary["actions"]}
+    escalated = any(d["code"] == "on_not_verified" for d in summary["decisions"])
     return (
         summary["alerts_received"] >= 1
         and {"anomaly", "alert"} <= kinds
         and {"restart_service.yml", "collect_diagnostics.yml"} <= succeeded
         and drift
         and estimated
+        and {"verified", "not_verified"} <= outcomes
+        and escalated
         and bool(retrains)
         and all(a["status"] in ("succeeded", "failed", "timed_out", "canceled", "interrupted") for a in retrains)
     )
@@ -368,6 +379,7 @@ def _summary(api: str, narrator: Narrator) -> dict[str, Any]:
                 "rc": r["rc"],
                 "error": r["error"],
                 "result": (r["output"].splitlines() or [""])[0] if r["kind"] != "playbook" else "",
+                "verification": (r.get("verification") or {}).get("outcome"),
             }
             for r in runs
         ],
