@@ -97,9 +97,9 @@ class Verifier:
         return False
 
     def _finish(self, p: PendingVerification, rule: Rule | None, now: datetime) -> bool:
-        window = format_duration(p.deadline - p.due_at)
+        window = format_duration(float(p.plan.get("within", p.deadline - p.due_at)))
         if p.last_check == "fails":
-            outcome, reason = VerifyOutcome.NOT_VERIFIED, f"still failing after {window}: {p.reason}"
+            outcome, reason = VerifyOutcome.NOT_VERIFIED, f"still failing {window} after the run: {p.reason}"
         elif p.last_check is None:
             outcome, reason = VerifyOutcome.UNKNOWN, "no check ran within the window (was the daemon down?)"
         else:
