@@ -193,3 +193,59 @@ def test_the_decisions_metric_counts_what_the_store_recorded(loop: Any) -> None:
     assert value == 1.0
     assert [x.outcome for x in rt.store.list_decisions()] == [Outcome.ACT]
     assert SkipReason.NOT_VERIFIED_BEFORE.label.startswith("not verified before")
+
+
+def test_score_below_counts_consecutive_new_points_of_the_same_series(loop: Any) -> None:
+    from aiopsd.models import Finding, FindingKind
+
+    rt, d = loop
+    rt.set_rules(
+        [
+            rule(
+                match={"kind": "anomaly"},
+                verify={"after": "10s", "within": "5m", "check": {"score_below": {"points": 3}}},
+                on_not_verified=None,
+            )
+        ]
+    )
+    series = 'lat{host="a"}'
+    for fid, key in (("f-a", series), ("f-gone", 'lat{host="gone"}')):
+        rt.store.upsert_findings(
+            [
+                Finding(
+                    id=fid,
+                    kind=FindingKind.ANOMALY,
+                    source="lat",
+                    labels={"host": key},
+                    score=3.0,
+                    starts_at=T0,
+                    last_seen=T0,
+                    details={"series": key},
+                )
+            ]
+        )
+    d.decide(T0)
+    for claim in rt.store.claim_runnable(T0, limit=5, owner=rt.replica):
+        rt.store.finish_run(claim.run.id, RunStatus.SUCCEEDED, finished_at=T0, rc=0, output="", owner=rt.replica)
+    scores = rt.metrics.scores
+    at = T0.timestamp()
+    for t, s in ((at + 5, 0.1), (at + 12, 0.5), (at + 14, 1.7), (at + 16, 0.4), (at + 18, 0.3)):
+        scores.record_point(series, t, s)  # the point before `after` and the one >= 1 do not count
+    d.verifier.tick(T0 + timedelta(seconds=20))
+    by_finding = {}
+    for r in rt.store.list_runs():
+        decision = rt.store.get_decision(r.decision_id)
+        assert decision is not None
+        by_finding[decision.finding_id] = r.id
+    run = rt.store.get_run(by_finding["f-a"])
+    assert run is not None and run.verification is not None
+    assert run.verification.outcome == VerifyOutcome.PENDING and "2 of 3" in run.verification.reason
+    scores.record_point(series, at + 20, 0.2)
+    d.verifier.tick(T0 + timedelta(seconds=40))
+    run = rt.store.get_run(by_finding["f-a"])
+    assert run is not None and run.verification is not None
+    assert run.verification.outcome == VerifyOutcome.VERIFIED and "3 consecutive" in run.verification.reason
+    d.verifier.tick(T0 + timedelta(seconds=400))
+    gone = rt.store.get_run(by_finding["f-gone"])
+    assert gone is not None and gone.verification is not None
+    assert gone.verification.outcome == VerifyOutcome.UNKNOWN and "not scored" in gone.verification.reason
