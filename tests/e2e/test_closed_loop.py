@@ -201,3 +201,58 @@ def test_verified_not_verified_escalation_demotion_and_approval(tmp_path: Path) 
                 assert kinds.count("rule_demoted") == 1 and kinds.count("verification") == 3
     finally:
         server.shutdown()
+
+
+def test_a_prometheus_outage_during_the_verify_window_is_unknown_not_not_verified(tmp_path: Path) -> None:
+    services = Services()
+    services.healthy = {"stuck-1": False}
+    server = serve(services)
+    control = f"http://127.0.0.1:{server.server_address[1]}"
+    loop = rules(control)
+    loop["rules"][0]["verify"]["after"] = "6s"
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "loop.yaml").write_text(yaml.safe_dump(loop))
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    shutil.copy(REPO / "playbooks" / "restart_service.yml", playbooks)
+    daemon_port = stack.free_port()
+    am = stack.start_alertmanager(tmp_path / "am", webhook_url=f"http://127.0.0.1:{daemon_port}/api/v1/alerts")
+    prom = stack.start_prometheus(
+        tmp_path / "prom",
+        interval="1s",
+        alertmanager_port=am.port,
+        rules=ALERTS,
+        scrape=[{"job_name": "svc", "static_configs": [{"targets": [control.removeprefix("http://")]}]}],
+    )
+    try:
+        with http_receiver() as oncall:
+            cfg = write_config(
+                tmp_path,
+                listen=f"127.0.0.1:{daemon_port}",
+                playbooks_dir=str(playbooks),
+                prometheus={"url": prom.url, "timeout": "2s"},
+                notify_channels={"oncall": {"kind": "webhook", "url": f"{oncall.url}/page"}},
+            )
+            with stack.stopping(am, prom), running_daemon(cfg) as daemon:
+
+                def succeeded() -> dict[str, Any] | None:
+                    runs = [r for r in daemon.get("/api/v1/actions") if r["status"] == "succeeded"]
+                    return runs[0] if runs else None
+
+                run = wait_for(succeeded, 90, interval=0.2, what="the restart to succeed")
+                assert run["verification"]["outcome"] == "pending"
+                prom.stop()  # Prometheus goes away before the first check is due
+
+                def decided() -> dict[str, Any] | None:
+                    v = daemon.get(f"/api/v1/actions/{run['id']}")["run"]["verification"]
+                    return v if v["outcome"] != "pending" else None
+
+                v = wait_for(decided, 60, what="the verification to end")
+                assert v["outcome"] == "unknown", v
+                assert "unreachable" in v["reason"]
+                time.sleep(2)
+                codes = [d["code"] for d in daemon.get("/api/v1/decisions")]
+                assert "on_not_verified" not in codes and "not_verified_before" not in codes
+                assert oncall.requests == []  # missing data is never a verdict: nobody is paged for it
+    finally:
+        server.shutdown()
