@@ -24,6 +24,8 @@ from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Op
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 Method = Literal["decompose", "stl", "holt_winters"]
+_ZERO = Score(0.0)
+_new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -195,20 +197,27 @@ class SeasonalDetector(DetectorBase):
         return self.changes_ >= 4 * self.min_history and run == max(self.flat_after, 2 * self.longest_ + 1)
 
     def _update(self, timestamp: float, value: float) -> Score:
-        score = Score(0.0)
-        if self.step_ < len(self.forecast_):
-            yhat = self.base_ + self.forecast_[self.step_] + self.offset_
-            bar = self.calibrator_.bar()
-            width = bar * self.scale_
-            raw = abs(value - yhat) / self.scale_
-            if self.flat_after and self._flatlined(value):
-                raw = max(raw, bar)
-            anomaly = self.calibrator_(raw)
-            score = Score(anomaly, yhat, yhat - width, yhat + width)
-            if self.level_alpha and anomaly < 1.0:  # follow slow drifts between refits, not excursions
-                self.offset_ += self.level_alpha * max(-width, min(width, value - yhat))
+        # The hot path of `forecast` and `default`: attributes read once, the calibrator's bar asked
+        # once, Score built without its Python-level __new__ (bench/anomaly.py measures points/s).
+        step = self.step_
+        forecast = self.forecast_
+        calibrator = self.calibrator_
+        if step < len(forecast):
+            yhat = self.base_ + forecast[step] + self.offset_
+            scale = self.scale_
+            bar = calibrator.bar()
+            width = bar * scale
+            raw = abs(value - yhat) / scale
+            if self.flat_after and raw < bar and self._flatlined(value):
+                raw = bar
+            anomaly = calibrator.step(raw, bar)
+            score = _new_score(Score, (anomaly, yhat, yhat - width, yhat + width))
+            if anomaly < 1.0 and self.level_alpha:  # follow slow drifts between refits, not excursions
+                error = value - yhat
+                self.offset_ += self.level_alpha * (width if error > width else -width if error < -width else error)
         else:
-            self.calibrator_.skip()
+            score = _ZERO
+            calibrator.since_alert += 1  # Calibrator.skip
         if value == self.last_:
             self.run_ += 1
         else:
@@ -216,10 +225,11 @@ class SeasonalDetector(DetectorBase):
             self.run_ = 1
             self.changes_ += 1
         self.last_ = value
-        self.buffer_.push(value)
-        self.step_ += 1
+        buffer = self.buffer_
+        buffer.push(value)
+        self.step_ = step + 1
         self.since_refit_ += 1
-        if len(self.buffer_) >= self.min_history and (not self.forecast_ or self.since_refit_ >= self.refit_every):
+        if (not forecast or self.since_refit_ >= self.refit_every) and len(buffer) >= self.min_history:
             self._refit()
         return score
 
