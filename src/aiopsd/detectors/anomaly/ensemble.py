@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from aiopsd.detectors.anomaly.base import Constraint, DetectorBase, FloatArray, Interval, Score
 from aiopsd.detectors.anomaly.calibrate import BELOW_ONE
 from aiopsd.detectors.anomaly.context import ContextDetector
-from aiopsd.detectors.anomaly.seasonal import SeasonalDetector
+from aiopsd.detectors.anomaly.seasonal import SeasonalDetector, Transform
 
 _FORECAST = (
     "history",
@@ -37,6 +37,8 @@ _FORECAST = (
     "min_history",
     "level_alpha",
     "flat_after",
+    "transform",
+    "season_prominence",
 )
 _NAN = Score(math.nan)
 _new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
@@ -66,6 +68,8 @@ class EnsembleDetector(DetectorBase):
         min_history: int = 48,
         level_alpha: float = 0.005,
         flat_after: int = 12,
+        transform: Transform = "counts",
+        season_prominence: float = 0.0,
         levels: int = 8,
         order: int = 0,
         table_bits: int = 10,
@@ -84,6 +88,8 @@ class EnsembleDetector(DetectorBase):
         self.min_history = min_history
         self.level_alpha = level_alpha
         self.flat_after = flat_after
+        self.transform = transform
+        self.season_prominence = season_prominence
         self.levels = levels
         self.order = order
         self.table_bits = table_bits

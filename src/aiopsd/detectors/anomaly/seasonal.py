@@ -24,6 +24,7 @@ from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Op
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 Method = Literal["decompose", "stl", "holt_winters"]
+Transform = Literal["none", "counts"]
 _ZERO = Score(0.0)
 _new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
 _MAD_TO_SIGMA = 1.4826
@@ -118,6 +119,8 @@ class SeasonalDetector(DetectorBase):
         "confirm": Interval(int, 1),
         "level_alpha": Interval(float, 0, 1, closed="left"),
         "flat_after": Interval(int, 0),
+        "transform": Options(("none", "counts")),
+        "season_prominence": Interval(float, 0, 1),
     }
 
     def __init__(
@@ -134,6 +137,8 @@ class SeasonalDetector(DetectorBase):
         confirm: int = 2,
         level_alpha: float = 0.0,
         flat_after: int = 0,
+        transform: Transform = "none",
+        season_prominence: float = 0.0,
     ) -> None:
         self.method = method
         self.history = history
@@ -146,6 +151,8 @@ class SeasonalDetector(DetectorBase):
         self.confirm = confirm
         self.level_alpha = level_alpha
         self.flat_after = flat_after
+        self.transform = transform
+        self.season_prominence = season_prominence
 
     def get_tags(self) -> dict[str, Any]:
         # decompose refits in ~0.3 ms; the statsmodels methods are made cheap for long checks.
@@ -168,6 +175,7 @@ class SeasonalDetector(DetectorBase):
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
+        self.sqrt_ = False  # modelling sqrt(value): the history was counts at the last refit
         self.last_ = math.nan
         self.run_ = 0  # consecutive points equal to the last one
         self.longest_ = 0  # longest such run seen (before the current one)
@@ -177,7 +185,13 @@ class SeasonalDetector(DetectorBase):
 
     def _refit(self) -> None:
         y = np.array(self.buffer_.tolist(), dtype=np.float64)
-        self.period_ = self.period or find_period(y)
+        # Counts (requests, errors, queue lengths) are Poisson-like: their noise grows with their level
+        # and their bursts are heavy-tailed. Their square root has a steady noise (Anscombe), so one
+        # scale and one bar hold at the peak and at the trough of the day.
+        self.sqrt_ = self.transform == "counts" and bool((y >= 0).all() and (y == np.floor(y)).all())
+        if self.sqrt_:
+            y = np.sqrt(y)
+        self.period_ = self.period or find_period(y, min_prominence=self.season_prominence)
         forecast, resid = _forecast(self.method, y, self.period_, self.refit_every)
         if not np.isfinite(forecast).all():
             level = float(np.median(y))
@@ -203,17 +217,24 @@ class SeasonalDetector(DetectorBase):
         forecast = self.forecast_
         calibrator = self.calibrator_
         if step < len(forecast):
+            x = value
+            if self.sqrt_:
+                x = math.sqrt(value) if value >= 0.0 else -math.sqrt(-value)
             yhat = self.base_ + forecast[step] + self.offset_
             scale = self.scale_
             bar = calibrator.bar()
             width = bar * scale
-            raw = abs(value - yhat) / scale
+            error = x - yhat
+            raw = abs(error) / scale
             if self.flat_after and raw < bar and self._flatlined(value):
                 raw = bar
             anomaly = calibrator.step(raw, bar)
-            score = _new_score(Score, (anomaly, yhat, yhat - width, yhat + width))
+            if self.sqrt_:
+                lo, hi = yhat - width, yhat + width
+                score = _new_score(Score, (anomaly, yhat * abs(yhat), lo * abs(lo), hi * abs(hi)))
+            else:
+                score = _new_score(Score, (anomaly, yhat, yhat - width, yhat + width))
             if anomaly < 1.0 and self.level_alpha:  # follow slow drifts between refits, not excursions
-                error = value - yhat
                 self.offset_ += self.level_alpha * (width if error > width else -width if error < -width else error)
         else:
             score = _ZERO
