@@ -49,14 +49,11 @@ def _spread_abs(window: SortedWindow, floor: float) -> float:
     return floor
 
 
-def find_period(values: Iterable[float], min_lag: int = 4, min_acf: float = 0.6, min_prominence: float = 0.0) -> int:
+def find_period(values: Iterable[float], min_lag: int = 4, min_acf: float = 0.6) -> int:
     """Dominant season (in points) by autocorrelation, or 0 if none is strong enough.
 
     The lag of the highest autocorrelation peak between ``min_lag`` and half
-    the data; amortised cost: it runs once every quarter window. With
-    ``min_prominence`` > 0 a peak counts only if it rises that much above the
-    lowest autocorrelation at a shorter lag: the wiggles of a smooth, noisy
-    series at a few points' lag (autocorrelation near 1 there) are not a season.
+    the data; amortised cost: it runs once every quarter window.
     """
     x = np.fromiter(values, dtype=np.float64)
     n = x.size
@@ -72,10 +69,7 @@ def find_period(values: Iterable[float], min_lag: int = 4, min_acf: float = 0.6,
     lags = np.arange(min_lag, n // 2 - 1)
     if lags.size == 0:
         return 0
-    peak = (acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1])
-    if min_prominence > 0:
-        peak &= acf[lags] - np.minimum.accumulate(acf)[lags] >= min_prominence
-    peaks = lags[peak]
+    peaks = lags[(acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
     if peaks.size == 0:
         return 0
     best = int(peaks[np.argmax(acf[peaks])])

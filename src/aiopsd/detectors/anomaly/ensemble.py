@@ -38,7 +38,6 @@ _FORECAST = (
     "level_alpha",
     "flat_after",
     "transform",
-    "season_prominence",
 )
 _NAN = Score(math.nan)
 _new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
@@ -69,7 +68,6 @@ class EnsembleDetector(DetectorBase):
         level_alpha: float = 0.005,
         flat_after: int = 12,
         transform: Transform = "counts",
-        season_prominence: float = 0.0,
         levels: int = 8,
         order: int = 0,
         table_bits: int = 10,
@@ -89,7 +87,6 @@ class EnsembleDetector(DetectorBase):
         self.level_alpha = level_alpha
         self.flat_after = flat_after
         self.transform = transform
-        self.season_prominence = season_prominence
         self.levels = levels
         self.order = order
         self.table_bits = table_bits

@@ -120,7 +120,6 @@ class SeasonalDetector(DetectorBase):
         "level_alpha": Interval(float, 0, 1, closed="left"),
         "flat_after": Interval(int, 0),
         "transform": Options(("none", "counts")),
-        "season_prominence": Interval(float, 0, 1),
     }
 
     def __init__(
@@ -138,7 +137,6 @@ class SeasonalDetector(DetectorBase):
         level_alpha: float = 0.0,
         flat_after: int = 0,
         transform: Transform = "none",
-        season_prominence: float = 0.0,
     ) -> None:
         self.method = method
         self.history = history
@@ -152,7 +150,6 @@ class SeasonalDetector(DetectorBase):
         self.level_alpha = level_alpha
         self.flat_after = flat_after
         self.transform = transform
-        self.season_prominence = season_prominence
 
     def get_tags(self) -> dict[str, Any]:
         # decompose refits in ~0.3 ms; the statsmodels methods are made cheap for long checks.
@@ -191,7 +188,7 @@ class SeasonalDetector(DetectorBase):
         self.sqrt_ = self.transform == "counts" and bool((y >= 0).all() and (y == np.floor(y)).all())
         if self.sqrt_:
             y = np.sqrt(y)
-        self.period_ = self.period or find_period(y, min_prominence=self.season_prominence)
+        self.period_ = self.period or find_period(y)
         forecast, resid = _forecast(self.method, y, self.period_, self.refit_every)
         if not np.isfinite(forecast).all():
             level = float(np.median(y))
