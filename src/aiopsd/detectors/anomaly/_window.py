@@ -79,11 +79,20 @@ class SortedWindow:
         return self.order.n
 
     def push(self, value: float) -> None:
-        s = self.sorted
-        old = self.order.push(value)
-        if old is not None:
-            del s[bisect_left(s, old)]
-        insort(s, self.order.ago(1))  # as stored (rounded to float32 with typecode "f")
+        # Ring.push and Ring.ago written out: this runs once a point in every detector.
+        s, ring = self.sorted, self.order
+        data, n, size = ring.data, ring.n, ring.size
+        if n == size:
+            head = ring.head
+            del s[bisect_left(s, data[head])]
+            data[head] = value
+            ring.head = head + 1 if head + 1 < size else 0
+            insort(s, data[head])  # as stored (rounded to float32 with typecode "f")
+        else:
+            i = (ring.head + n) % size
+            data[i] = value
+            ring.n = n + 1
+            insort(s, data[i])
 
     def quantile(self, q: float) -> float:
         """Nearest-rank quantile (window must not be empty)."""

@@ -52,8 +52,11 @@ class Calibrator:
         return max(self.min_z, self.margin * recent)
 
     def __call__(self, raw: float) -> float:
+        return self.step(raw, self.bar())
+
+    def step(self, raw: float, bar: float) -> float:
+        """``__call__`` with the current :meth:`bar` already computed (the hot path asks for it once)."""
         raw = min(raw, MAX_Z)
-        bar = self.bar()
         anomaly = raw / bar
         if 0 < self.run < self.confirm and anomaly >= 1.0:
             self.run += 1  # the incident goes on: report a few confirming points

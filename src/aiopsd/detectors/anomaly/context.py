@@ -36,6 +36,7 @@ from aiopsd.detectors.anomaly.base import Constraint, DetectorBase, FloatArray, 
 from aiopsd.detectors.anomaly.calibrate import BELOW_ONE
 
 _HALVE = bytes(c >> 1 for c in range(256))
+_SLOTS: dict[tuple[int, int], tuple[int, ...]] = {}  # (levels, table_bits) -> slot of each symbol
 
 
 class ContextDetector(DetectorBase):
@@ -79,6 +80,7 @@ class ContextDetector(DetectorBase):
 
     def _fit(self, timestamps: FloatArray, values: FloatArray) -> None:
         self.counts_ = bytearray(1 << self.table_bits)
+        self.slots_ = self._slots()
         self.origin_ = math.nan
         self.step_ = math.nan
         self.first_: array[float] | None = array("d")  # the warm-up values, until the quantum is fixed
@@ -116,7 +118,39 @@ class ContextDetector(DetectorBase):
             if len(first) >= max(self.warmup, 2):
                 self._fix_quantum(first)
             return 0.0
-        sym = self._symbol(value)
+        levels = self.levels
+        q = math.floor((value - self.origin_) / self.step_)  # _symbol, written out (hot path)
+        sym = (-levels if q < -levels else 2 * levels if q > 2 * levels else q) + levels
+        counts = self.counts_
+        if self.order:
+            known, surprise = self._count_contexts(sym)
+        else:  # order 0: the bin alone, its table slot looked up (the same slot _count_contexts would use)
+            known, i = 0, self.slots_[sym]
+            c = counts[i]
+            surprise = 1.0 / (1.0 + c)
+            if c < 255:
+                counts[i] = c + 1
+        self.seen_ += 1
+        if self.seen_ % self.forget == 0:
+            self.counts_ = bytearray(counts.translate(_HALVE))
+        tail = self.tail_
+        tail[self.seen_ % self.span] = surprise / (known + 1)
+        return sum(tail) / self.span
+
+    def _slots(self) -> tuple[int, ...]:
+        """Table slot of each order-0 context (symbol): what :meth:`_count_contexts` would hash to.
+
+        Derived from ``levels`` and ``table_bits`` only, so one tuple is shared by every series
+        with those parameters (no memory per series beyond the reference)."""
+        key = (self.levels, self.table_bits)
+        slots = _SLOTS.get(key)
+        if slots is None:
+            mask = (1 << self.table_bits) - 1
+            slots = _SLOTS[key] = tuple(hash((sym, 0)) & mask for sym in range(3 * self.levels + 1))
+        return slots
+
+    def _count_contexts(self, sym: int) -> tuple[int, float]:
+        """Count the contexts of orders 0..``order`` ending at ``sym``; (orders known, summed surprise)."""
         counts, mask = self.counts_, (1 << self.table_bits) - 1
         known = min(self.seen_, self.order)
         code, recent, surprise = sym, self.recent_, 0.0
@@ -130,12 +164,7 @@ class ContextDetector(DetectorBase):
             if c < 255:
                 counts[i] = c + 1
         self.recent_ = ((self.recent_ << 16) | sym) & ((1 << (16 * self.order)) - 1)
-        self.seen_ += 1
-        if self.seen_ % self.forget == 0:
-            self.counts_ = bytearray(counts.translate(_HALVE))
-        tail = self.tail_
-        tail[self.seen_ % self.span] = surprise / (known + 1)
-        return sum(tail) / self.span
+        return known, surprise
 
     def _update(self, timestamp: float, value: float) -> Score:
         return Score(self._score(value))

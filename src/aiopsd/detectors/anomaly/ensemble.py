@@ -19,12 +19,13 @@ cross-validation (bench/anomaly.py, docs/anomaly.md).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from aiopsd.detectors.anomaly.base import Constraint, DetectorBase, FloatArray, Interval, Score
 from aiopsd.detectors.anomaly.calibrate import BELOW_ONE
 from aiopsd.detectors.anomaly.context import ContextDetector
-from aiopsd.detectors.anomaly.seasonal import SeasonalDetector
+from aiopsd.detectors.anomaly.seasonal import SeasonalDetector, Transform
 
 _FORECAST = (
     "history",
@@ -36,7 +37,10 @@ _FORECAST = (
     "min_history",
     "level_alpha",
     "flat_after",
+    "transform",
 )
+_NAN = Score(math.nan)
+_new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
 _CONTEXT = ("levels", "order", "table_bits", "forget", "threshold", "warmup")
 
 
@@ -63,6 +67,7 @@ class EnsembleDetector(DetectorBase):
         min_history: int = 48,
         level_alpha: float = 0.005,
         flat_after: int = 12,
+        transform: Transform = "counts",
         levels: int = 8,
         order: int = 0,
         table_bits: int = 10,
@@ -81,6 +86,7 @@ class EnsembleDetector(DetectorBase):
         self.min_history = min_history
         self.level_alpha = level_alpha
         self.flat_after = flat_after
+        self.transform = transform
         self.levels = levels
         self.order = order
         self.table_bits = table_bits
@@ -102,17 +108,34 @@ class EnsembleDetector(DetectorBase):
         self.since_report_ = self.rest  # points since the last report
         self.run_ = 0  # points of the current report so far (confirming points)
 
+    def update(self, timestamp: float, value: float) -> Score:
+        # DetectorBase.update with the views' _update called directly (one call less per point).
+        if value - value != 0.0:  # NaN or infinite (also before fit: the check below then raises)
+            self._check_fitted()
+            return _NAN
+        try:
+            forecast = self.forecast_._update(timestamp, value)
+        except AttributeError:
+            self._check_fitted()
+            raise
+        return self._combine(forecast, self.context_._score(value))
+
     def _update(self, timestamp: float, value: float) -> Score:
-        # The views' _update directly: update() has already done the fitted check and NaN in -> NaN out.
-        forecast = self.forecast_._update(timestamp, value)
-        context = self.context_._score(value)
-        anomaly = max(forecast.anomaly_score, context)
-        self.since_report_ += 1
+        return self._combine(self.forecast_._update(timestamp, value), self.context_._score(value))
+
+    def _combine(self, forecast: Score, context: float) -> Score:
+        """The larger of the views' scores, capped below 1 for ``rest`` points after a report."""
+        anomaly = forecast[0]
+        anomaly = max(anomaly, context)
+        since = self.since_report_ + 1
+        self.since_report_ = since
         if anomaly >= 1.0:
-            if self.since_report_ > self.rest:
+            if since > self.rest:
                 self.since_report_, self.run_ = 0, 1
-            elif 0 < self.run_ < self.confirm and self.since_report_ == self.run_:
+            elif 0 < self.run_ < self.confirm and since == self.run_:
                 self.run_ += 1  # a confirming point of the report that just began
             else:
                 anomaly = BELOW_ONE
-        return Score(anomaly, forecast.yhat, forecast.yhat_lower, forecast.yhat_upper)
+        if anomaly == forecast[0]:
+            return forecast
+        return _new_score(Score, (anomaly, forecast[1], forecast[2], forecast[3]))

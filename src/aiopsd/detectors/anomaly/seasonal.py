@@ -24,6 +24,9 @@ from aiopsd.detectors.anomaly.base import DetectorBase, FloatArray, Interval, Op
 from aiopsd.detectors.anomaly.calibrate import Calibrator
 
 Method = Literal["decompose", "stl", "holt_winters"]
+Transform = Literal["none", "counts"]
+_ZERO = Score(0.0)
+_new_score = tuple.__new__  # Score(...) without the NamedTuple's Python-level __new__
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -116,6 +119,7 @@ class SeasonalDetector(DetectorBase):
         "confirm": Interval(int, 1),
         "level_alpha": Interval(float, 0, 1, closed="left"),
         "flat_after": Interval(int, 0),
+        "transform": Options(("none", "counts")),
     }
 
     def __init__(
@@ -132,6 +136,7 @@ class SeasonalDetector(DetectorBase):
         confirm: int = 2,
         level_alpha: float = 0.0,
         flat_after: int = 0,
+        transform: Transform = "none",
     ) -> None:
         self.method = method
         self.history = history
@@ -144,6 +149,7 @@ class SeasonalDetector(DetectorBase):
         self.confirm = confirm
         self.level_alpha = level_alpha
         self.flat_after = flat_after
+        self.transform = transform
 
     def get_tags(self) -> dict[str, Any]:
         # decompose refits in ~0.3 ms; the statsmodels methods are made cheap for long checks.
@@ -166,6 +172,7 @@ class SeasonalDetector(DetectorBase):
         self.step_ = 0
         self.since_refit_ = 0
         self.offset_ = 0.0
+        self.sqrt_ = False  # modelling sqrt(value): the history was counts at the last refit
         self.last_ = math.nan
         self.run_ = 0  # consecutive points equal to the last one
         self.longest_ = 0  # longest such run seen (before the current one)
@@ -175,6 +182,12 @@ class SeasonalDetector(DetectorBase):
 
     def _refit(self) -> None:
         y = np.array(self.buffer_.tolist(), dtype=np.float64)
+        # Counts (requests, errors, queue lengths) are Poisson-like: their noise grows with their level
+        # and their bursts are heavy-tailed. Their square root has a steady noise (Anscombe), so one
+        # scale and one bar hold at the peak and at the trough of the day.
+        self.sqrt_ = self.transform == "counts" and bool((y >= 0).all() and (y == np.floor(y)).all())
+        if self.sqrt_:
+            y = np.sqrt(y)
         self.period_ = self.period or find_period(y)
         forecast, resid = _forecast(self.method, y, self.period_, self.refit_every)
         if not np.isfinite(forecast).all():
@@ -195,20 +208,34 @@ class SeasonalDetector(DetectorBase):
         return self.changes_ >= 4 * self.min_history and run == max(self.flat_after, 2 * self.longest_ + 1)
 
     def _update(self, timestamp: float, value: float) -> Score:
-        score = Score(0.0)
-        if self.step_ < len(self.forecast_):
-            yhat = self.base_ + self.forecast_[self.step_] + self.offset_
-            bar = self.calibrator_.bar()
-            width = bar * self.scale_
-            raw = abs(value - yhat) / self.scale_
-            if self.flat_after and self._flatlined(value):
-                raw = max(raw, bar)
-            anomaly = self.calibrator_(raw)
-            score = Score(anomaly, yhat, yhat - width, yhat + width)
-            if self.level_alpha and anomaly < 1.0:  # follow slow drifts between refits, not excursions
-                self.offset_ += self.level_alpha * max(-width, min(width, value - yhat))
+        # The hot path of `forecast` and `default`: attributes read once, the calibrator's bar asked
+        # once, Score built without its Python-level __new__ (bench/anomaly.py measures points/s).
+        step = self.step_
+        forecast = self.forecast_
+        calibrator = self.calibrator_
+        if step < len(forecast):
+            x = value
+            if self.sqrt_:
+                x = math.sqrt(value) if value >= 0.0 else -math.sqrt(-value)
+            yhat = self.base_ + forecast[step] + self.offset_
+            scale = self.scale_
+            bar = calibrator.bar()
+            width = bar * scale
+            error = x - yhat
+            raw = abs(error) / scale
+            if self.flat_after and raw < bar and self._flatlined(value):
+                raw = bar
+            anomaly = calibrator.step(raw, bar)
+            if self.sqrt_:
+                lo, hi = yhat - width, yhat + width
+                score = _new_score(Score, (anomaly, yhat * abs(yhat), lo * abs(lo), hi * abs(hi)))
+            else:
+                score = _new_score(Score, (anomaly, yhat, yhat - width, yhat + width))
+            if anomaly < 1.0 and self.level_alpha:  # follow slow drifts between refits, not excursions
+                self.offset_ += self.level_alpha * (width if error > width else -width if error < -width else error)
         else:
-            self.calibrator_.skip()
+            score = _ZERO
+            calibrator.since_alert += 1  # Calibrator.skip
         if value == self.last_:
             self.run_ += 1
         else:
@@ -216,10 +243,11 @@ class SeasonalDetector(DetectorBase):
             self.run_ = 1
             self.changes_ += 1
         self.last_ = value
-        self.buffer_.push(value)
-        self.step_ += 1
+        buffer = self.buffer_
+        buffer.push(value)
+        self.step_ = step + 1
         self.since_refit_ += 1
-        if len(self.buffer_) >= self.min_history and (not self.forecast_ or self.since_refit_ >= self.refit_every):
+        if (not forecast or self.since_refit_ >= self.refit_every) and len(buffer) >= self.min_history:
             self._refit()
         return score
 
