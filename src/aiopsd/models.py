@@ -372,7 +372,7 @@ class Decision(Frozen):
     dry_run: bool = False
     require_approval: bool = False
     decided_at: datetime
-    # The rendered ``verify:`` plan of an act decision (after, within, check), None without one.
+    # The rendered ``verify:`` plan of a new act (after, within, check); stored with its run, not read back.
     verify: dict[str, Any] | None = None
 
 

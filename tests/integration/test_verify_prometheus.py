@@ -17,6 +17,8 @@ from tests.support import make_runtime
 
 CHECK = {"promql": 'app_up{instance="{{ labels.instance }}"} == 1'}
 HOSTILE = 'web-1"} or vector(1) or app_up{instance="'
+# Quotes of both kinds, a backslash and control characters: Prometheus must parse the query.
+ODD = 'it\'s "odd" \\ \x01\t\x1b'
 
 
 def rule(name: str, alertname: str, within: str) -> Rule:
@@ -56,11 +58,17 @@ def test_promql_verify_with_a_real_prometheus_and_an_outage(tmp_path: Path) -> N
     d = Dispatcher(rt)
     t0 = datetime.fromtimestamp(now, UTC) - timedelta(seconds=70)  # the runs ended 69 s ago: checks are due
     try:
-        for alertname, instance in (("Down", "web-1"), ("Down", "web-2"), ("Down", HOSTILE), ("SlowDown", "web-3")):
+        for alertname, instance in (
+            ("Down", "web-1"),
+            ("Down", "web-2"),
+            ("Down", HOSTILE),
+            ("Down", ODD),
+            ("SlowDown", "web-3"),
+        ):
             fire(rt, alertname, instance, t0)
         d.decide(t0)
         claims = rt.store.claim_runnable(t0, limit=10, owner=rt.replica)
-        assert len(claims) == 4
+        assert len(claims) == 5
         by_instance: dict[str, int] = {}
         for c in claims:
             decision = rt.store.get_decision(c.run.decision_id)
@@ -86,6 +94,7 @@ def test_promql_verify_with_a_real_prometheus_and_an_outage(tmp_path: Path) -> N
         # The hostile label was escaped into the string: `or vector(1)` never became part of the query.
         assert outcome(HOSTILE).outcome == VerifyOutcome.PENDING
         assert "returned no samples" in outcome(HOSTILE).reason
+        assert "returned no samples" in outcome(ODD).reason, outcome(ODD)  # parsed, not rejected
     finally:
         prom.stop()
     # Prometheus is down from here on.
@@ -99,7 +108,7 @@ def test_promql_verify_with_a_real_prometheus_and_an_outage(tmp_path: Path) -> N
     assert got.outcome == VerifyOutcome.UNKNOWN, got
     assert "no data to judge" in got.reason and "unreachable" in got.reason
     m = rt.metrics.registry
-    assert m.get_sample_value("aiopsd_remediation_outcomes_total", {"rule": "fix", "outcome": "not_verified"}) == 2.0
+    assert m.get_sample_value("aiopsd_remediation_outcomes_total", {"rule": "fix", "outcome": "not_verified"}) == 3.0
     assert m.get_sample_value("aiopsd_remediation_outcomes_total", {"rule": "fix-slow", "outcome": "unknown"}) == 1.0
     d.shutdown(1)
     rt.store.close()

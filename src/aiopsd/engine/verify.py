@@ -153,15 +153,15 @@ def skeleton(expr: str) -> str:
     return "".join(out)
 
 
+# Quotes as hex escapes: valid in both quote styles (Go rejects \\' inside "..." and \\" inside '...').
+_ESCAPES = {"\\": "\\\\", '"': "\\x22", "'": "\\x27", "`": "\\x60", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def escape_value(value: str) -> str:
-    """A string's inside of a double- or single-quoted PromQL literal (backslash escapes)."""
-    return (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("'", "\\'")
-        .replace("`", "\\`")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
+    """A string's inside of a double- or single-quoted PromQL literal (Go escapes; control characters
+    as ``\\xHH``), so nothing in it can end the literal or reach the query raw."""
+    return "".join(
+        _ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch) for ch in value
     )
 
 

@@ -68,7 +68,7 @@ def test_an_act_carries_its_verify_check_rendered_for_the_finding() -> None:
     )
     assert d.outcome == Outcome.ACT and d.verify is not None
     assert d.verify["after"] == 60.0 and d.verify["within"] == 300.0
-    assert d.verify["check"]["promql"] == 'up{instance="evil\\"} or vector(1) #"} == 1'
+    assert d.verify["check"]["promql"] == 'up{instance="evil\\x22} or vector(1) #"} == 1'
 
 
 def test_not_verified_escalates_once_with_the_original_runs_vars_then_never_acts_again() -> None:
