@@ -31,10 +31,12 @@ Array = npt.NDArray[np.float64]
 
 def row_scores(metric: PairedMetric, y: npt.ArrayLike, pred: npt.ArrayLike) -> Array:
     """Per-row score, higher is better; its mean is the metric (accuracy) or minus it (mae, mse)."""
+    out: Array
     if metric == "accuracy":
-        return (np.asarray(y) == np.asarray(pred)).astype(np.float64)
+        out = (np.asarray(y) == np.asarray(pred)).astype(np.float64)
+        return out
     err = np.asarray(y, dtype=np.float64) - np.asarray(pred, dtype=np.float64)
-    out: Array = -np.abs(err) if metric == "mae" else -(err * err)
+    out = -np.abs(err) if metric == "mae" else -(err * err)
     return out
 
 
