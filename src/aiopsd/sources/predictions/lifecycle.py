@@ -1,0 +1,408 @@
+"""A prediction log's model lifecycle: shadow a challenger beside the champion, promote or reject it on
+a paired bound, and roll a promotion back when the new champion regresses.
+
+The state lives with the versions in the model store (directory ``meta.json`` or MLflow version
+tags, see :meth:`~aiopsd.model_store.base.ModelStore.mark`): a version in status ``shadow`` is the
+challenger, and each version's ``lifecycle`` record says where it is:
+
+``shadow`` -> ``promoting`` -> ``watching`` -> ``watched`` | ``rolling_back`` -> ``rolled_back``,
+or ``shadow`` -> ``rejected``.
+
+* **Shadow.** From the newest log time seen when aiopsd first sees the challenger (``since``), each
+  labelled row the champion served (``version`` equal to the champion's number, or no version) is
+  scored with the challenger too, one ``predict`` per window. The challenger is a pure function of
+  the logged features, so scoring a row when its label is known (at once for inline labels) gives the
+  same prediction as scoring it when it was logged, without keeping predictions whose label never
+  comes. The per-row scores of both are kept under ``<state_dir>/lifecycle/<model>/`` (a restart
+  continues). After ``shadow.rows`` compared rows, or once the log passes ``since + shadow.for``, the
+  paired bootstrap bound (:mod:`aiopsd.detectors.drift.paired`) decides, once: promote if the lower
+  bound of the challenger's advantage is >= ``min_improvement``, else reject.
+* **Promotion** is three writes in this order: the record says ``promoting`` (with the comparison),
+  the alias/pointer moves (the registry write), the audit entry; then the record says ``watching``.
+  A crash between any two is finished on the next refresh (the pointer is the truth; promoting a
+  version already served is not repeated), so there is always exactly one champion.
+* **Regression watch.** For ``watch_after_promotion`` of log time after a promotion, the champion's
+  realised per-row scores are compared with the previous version's metric on the shadow rows (or,
+  after a promotion by hand, its last :data:`RECENT_ROWS` labelled rows). Once ``rollback_min_rows``
+  rows are in, an upper bound below ``baseline - rollback_margin`` rolls back to the previous
+  version: one decision, audited, reversible with ``aiopsd model promote``.
+
+Registry errors (MLflow down) are logged and retried at the next poll; they never lose rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from aiopsd.config import PredictionLogConfig
+from aiopsd.detectors.drift.paired import Array, Comparison, compare, metric_value, regressed, row_scores
+from aiopsd.model_store import ModelStore, ModelVersion, RegistryError
+from aiopsd.sources.predictions.windows import PredictionWindow
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 10.0  # the store is re-read at most this often (an MLflow round trip)
+PROGRESS_SECONDS = 30.0  # a shadow's progress is written to its record at most this often
+RECENT_ROWS = 5000  # the served version's latest scores: the baseline after a promotion by hand
+_RESERVED = frozenset({"timestamp", "model", "version", "prediction", "label", "prediction_id"})
+
+
+class Auditor(Protocol):
+    def audit(self, kind: str, now: datetime, event: Mapping[str, Any]) -> None: ...
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def comparison_record(c: Comparison, min_improvement: float) -> dict[str, Any]:
+    return {
+        "metric": c.metric,
+        "rows": c.rows,
+        "champion": _finite(c.champion),
+        "challenger": _finite(c.challenger),
+        "advantage": _finite(c.advantage.mean),
+        "low": _finite(c.advantage.low),
+        "high": _finite(c.advantage.high),
+        "confidence": c.advantage.confidence,
+        "min_improvement": min_improvement,
+    }
+
+
+@dataclass
+class _Paired:
+    """Per-row scores of champion and challenger on the same rows: committed, plus this poll's."""
+
+    path: Path
+    champion: Array = field(default_factory=lambda: np.empty(0))
+    challenger: Array = field(default_factory=lambda: np.empty(0))
+    pending: list[tuple[Array, Array]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> _Paired:
+        if path.is_file():
+            with np.load(path) as z:
+                return cls(path, np.asarray(z["champion"], float), np.asarray(z["challenger"], float))
+        return cls(path)
+
+    @property
+    def rows(self) -> int:
+        return len(self.champion) + sum(len(a) for a, _ in self.pending)
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        self.champion = np.concatenate([self.champion, *(a for a, _ in self.pending)])
+        self.challenger = np.concatenate([self.challenger, *(b for _, b in self.pending)])
+        self.pending = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.stem}.tmp.npz")
+        np.savez(tmp, champion=self.champion, challenger=self.challenger)
+        tmp.replace(self.path)
+
+
+@dataclass
+class _Shadow:
+    version: int
+    model: Any
+    features: list[str] | None
+    record: dict[str, Any]
+    pairs: _Paired
+    written: float = -math.inf  # when progress was last written to the record (poll time)
+    error: str | None = None  # the challenger could not score the logged rows: it is rejected
+
+
+@dataclass
+class _Watch:
+    version: int
+    record: dict[str, Any]
+    scores: list[Array] = field(default_factory=list)
+    pending: list[Array] = field(default_factory=list)
+    saved: bool = True  # False: armed here (after a promotion by hand), record not yet written
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.record["watch"])
+
+
+class ModelLifecycle:
+    """The shadow and regression watch of one prediction log's model (driven by its DriftWatch)."""
+
+    def __init__(self, cfg: PredictionLogConfig, store: ModelStore, auditor: Auditor, state_dir: Path) -> None:
+        assert cfg.lifecycle is not None
+        self.cfg, self.life, self.store, self.auditor = cfg, cfg.lifecycle, store, auditor
+        self.metric = self.life.metric_for(cfg.task)
+        self.dir = state_dir / "lifecycle" / cfg.model
+        self.champion: int | None = None
+        self.shadow: _Shadow | None = None
+        self.watch: _Watch | None = None
+        self.log_time = -math.inf
+        self.recent: deque[Array] = deque()
+        self._recent_pending: list[Array] = []
+        self._refreshed = -math.inf
+        self._todo: list[ModelVersion] = []  # records cut off mid-switch, finished at commit
+
+    # ---------------------------------------------------------------- reads
+    def refresh(self, now: float) -> None:
+        """Re-read versions, champion and records (at most every REFRESH_SECONDS); errors are logged."""
+        if now - self._refreshed < REFRESH_SECONDS:
+            return
+        try:
+            versions = self.store.list_versions()
+            self._refreshed = now
+            self._read(versions, now)
+        except (RegistryError, OSError) as exc:
+            logger.warning("%s: lifecycle cannot read %s: %s", self.cfg.model, self.store.label, exc)
+
+    def _read(self, versions: list[ModelVersion], now: float) -> None:
+        by_number = {v.number: v for v in versions}
+        cur = next((v.number for v in versions if v.current), None)
+        self._todo = [v for v in versions if _record(v).get("state") in ("promoting", "rolling_back")]
+        if cur != self.champion:
+            previous, self.champion = self.champion, cur
+            rec = _record(by_number[cur]) if cur is not None else {}
+            self.watch = _Watch(cur, rec) if cur is not None and rec.get("state") == "watching" else None
+            if self.watch is None and cur is not None and previous is not None and not rec:
+                self._arm_after_manual_promotion(cur, previous)
+            self.recent.clear()
+        shadows = [v for v in versions if v.status == "shadow"]
+        newest = shadows[-1] if shadows else None
+        if newest is None:
+            self.shadow = None
+        elif self.shadow is None or self.shadow.version != newest.number:
+            self.shadow = self._open_shadow(newest, now)
+
+    def _open_shadow(self, v: ModelVersion, now: float) -> _Shadow:
+        _, model = self.store.load(v.number)
+        rec = dict(_record(v))
+        if "since" not in rec:  # first sight: the rows logged from now on are the shadow's
+            span = self.life.shadow
+            rec.update(
+                state="shadow",
+                champion=self.champion,
+                since=self.log_time if math.isfinite(self.log_time) else now,
+                span={"rows": span.rows} if span is not None and span.rows else {"for": span.for_ if span else None},
+            )
+        names = getattr(model, "feature_names_in_", None)
+        pairs = _Paired.load(self.dir / f"shadow-v{v.number}.npz")
+        logger.info("%s: v%d in shadow beside champion v%s", self.cfg.model, v.number, self.champion)
+        return _Shadow(v.number, model, [str(n) for n in names] if names is not None else None, rec, pairs)
+
+    def _arm_after_manual_promotion(self, cur: int, previous: int) -> None:
+        if self.life.watch_after_promotion is None or not self.recent:
+            return
+        last = (self.store.history() or [{}])[-1]
+        if last.get("kind") != "promote" or last.get("version") != cur:
+            return  # a rollback (ours or by hand) is not watched
+        baseline = metric_value(self.metric, float(np.concatenate(list(self.recent)).mean()))
+        rec = {"state": "watching", "decision": {"outcome": "promoted", "by": "outside aiopsd", "at": _stamp()}}
+        rec["watch"] = self._watch_spec(previous, baseline)
+        self.watch = _Watch(cur, rec, saved=False)  # its record is written at commit
+
+    def _watch_spec(self, previous: int | None, baseline: float | None) -> dict[str, Any]:
+        since = self.log_time if math.isfinite(self.log_time) else datetime.now(UTC).timestamp()
+        assert self.life.watch_after_promotion is not None
+        return {
+            "previous": previous,
+            "baseline": baseline,
+            "since": since,
+            "until": since + self.life.watch_after_promotion,
+            "margin": self.life.rollback_margin,
+            "outcome": "watching",
+        }
+
+    # --------------------------------------------------------------- observe
+    def observe(self, w: PredictionWindow) -> None:
+        """Score a window's labelled rows (held until :meth:`commit`)."""
+        if math.isfinite(w.end):
+            self.log_time = max(self.log_time, w.end)
+        if w.kind != "labels" or self.champion is None or "label" not in w.frame.columns:
+            return
+        frame = w.frame[w.frame["label"].notna() & w.frame["prediction"].notna()]
+        if "version" in frame.columns:
+            version = frame["version"]
+            frame = frame[version.isna() | (version.astype(str) == str(self.champion))]
+        if frame.empty:
+            return
+        ts = pd.to_numeric(frame["timestamp"], errors="coerce").to_numpy(float)
+        y, served = frame["label"].to_numpy(), frame["prediction"].to_numpy()
+        scores = row_scores(self.metric, y, served)
+        self._recent_pending.append(scores)
+        if self.watch is not None and self.watch.version == self.champion:
+            spec = self.watch.spec
+            self.watch.pending.append(scores[(ts > spec["since"]) & (ts <= spec["until"])])
+        if self.shadow is not None:
+            self._score_shadow(frame, ts, y, scores)
+
+    def _score_shadow(self, frame: pd.DataFrame, ts: Array, y: Any, scores: Array) -> None:
+        sh = self.shadow
+        assert sh is not None
+        keep = ts > float(sh.record["since"])
+        span = self.life.shadow
+        if span is not None and span.for_ is not None:
+            keep &= ts < float(sh.record["since"]) + span.for_
+        idx = np.flatnonzero(keep)
+        if span is not None and span.rows is not None:
+            idx = idx[: max(0, span.rows - sh.pairs.rows)]
+        if len(idx) == 0:
+            return
+        rows = frame.iloc[idx]
+        features = sh.features or [c for c in rows.columns if c not in _RESERVED]
+        try:
+            predicted = np.asarray(sh.model.predict(rows[features]))
+        except Exception as exc:  # a challenger that cannot score live rows is rejected, never served
+            sh.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return
+        sh.pairs.pending.append((scores[idx], row_scores(self.metric, y[idx], predicted)))
+
+    def rollback(self) -> None:
+        """The poll's findings were not stored: forget what it scored."""
+        self._recent_pending = []
+        if self.shadow is not None:
+            self.shadow.pairs.pending = []
+        if self.watch is not None:
+            self.watch.pending = []
+
+    # ---------------------------------------------------------------- decide
+    def commit(self, now: float) -> None:
+        """Keep this poll's scores, then take the decisions they complete (registry errors: next poll)."""
+        for s in self._recent_pending:
+            self.recent.append(s)
+        while sum(len(a) for a in self.recent) > RECENT_ROWS and len(self.recent) > 1:
+            self.recent.popleft()
+        self._recent_pending = []
+        try:
+            for v in self._todo:
+                self._finish(v)
+            self._todo = []
+            if self.shadow is not None:
+                self._judge_shadow(self.shadow, now)
+            if self.watch is not None:
+                self._judge_watch(self.watch)
+        except (RegistryError, OSError) as exc:
+            logger.warning("%s: lifecycle decision deferred, %s: %s", self.cfg.model, self.store.label, exc)
+            self._refreshed = -math.inf  # re-read the store before trying again
+
+    def _judge_shadow(self, sh: _Shadow, now: float) -> None:
+        sh.pairs.commit()
+        span, since = self.life.shadow, float(sh.record["since"])
+        if span is not None and span.rows is not None:
+            done = sh.pairs.rows >= span.rows
+        else:
+            done = span is not None and span.for_ is not None and self.log_time >= since + span.for_
+        c = compare(
+            self.metric, sh.pairs.champion, sh.pairs.challenger, confidence=self.life.confidence, seed=sh.version
+        )
+        sh.record["comparison"] = comparison_record(c, self.life.min_improvement)
+        if sh.error is not None:
+            done = True
+        if not done:
+            if now - sh.written >= PROGRESS_SECONDS:
+                self.store.mark(sh.version, lifecycle=sh.record)
+                sh.written = now
+            return
+        if c.wins_by(self.life.min_improvement) and sh.error is None:
+            reason = (
+                f"shadow: {c.metric} {c.challenger:.4g} vs champion {c.champion:.4g} on {c.rows} rows,"
+                f" advantage {c.advantage.mean:+.4g} [{c.advantage.low:+.4g}, {c.advantage.high:+.4g}]"
+                f" >= {self.life.min_improvement}"
+            )
+            decision = {"outcome": "promote", "by": "shadow", "at": _stamp(), "reason": reason}
+            rec = {**sh.record, "state": "promoting", "decision": decision}
+            self.store.mark(sh.version, lifecycle=rec)
+            self._finish(self.store.get(sh.version))
+        else:
+            reason = (
+                f"shadow: the challenger failed to score the logged rows ({sh.error})"
+                if sh.error
+                else (
+                    f"shadow: advantage {c.advantage.mean:+.4g} [{c.advantage.low:+.4g}, {c.advantage.high:+.4g}]"
+                    f" on {c.rows} rows does not reach {self.life.min_improvement} at its lower bound"
+                )
+            )
+            decision = {"outcome": "reject", "by": "shadow", "at": _stamp(), "reason": reason}
+            rec = {**sh.record, "state": "rejected", "decision": decision}
+            self.store.mark(sh.version, status="rejected", lifecycle=rec)
+            self._audit("model_rejected", sh.version, rec)
+        self.shadow = None
+        self._refreshed = -math.inf
+
+    def _finish(self, v: ModelVersion) -> None:
+        """Complete a switch whose record says it started: move the pointer if not moved, audit, settle."""
+        rec = dict(_record(v))
+        state = rec.get("state")
+        if state == "promoting":
+            previous = rec.get("champion")
+            if self.store.current() != v.number:
+                self.store.promote(v.number, reason=str(rec.get("decision", {}).get("reason", "shadow")))
+            self._audit("model_promoted", v.number, rec)
+            comparison = rec.get("comparison") or {}
+            baseline = comparison.get("champion") if comparison.get("rows") else None
+            if self.life.watch_after_promotion is not None and baseline is not None:
+                rec.update(state="watching", watch=self._watch_spec(previous, baseline))
+            else:
+                rec["state"] = "champion"
+            self.store.mark(v.number, lifecycle=rec)
+        elif state == "rolling_back":
+            to = int(rec["watch"]["previous"])
+            if self.store.current() == v.number:
+                self.store.rollback(to=to)
+            self._audit("model_rolled_back", v.number, rec)
+            self.store.mark(v.number, lifecycle={**rec, "state": "rolled_back"})
+        self._refreshed = -math.inf
+
+    def _judge_watch(self, w: _Watch) -> None:
+        if not w.saved:
+            self.store.mark(w.version, lifecycle=w.record)
+            self._audit("model_watch_armed", w.version, w.record)
+            w.saved = True
+        w.scores += [s for s in w.pending if len(s)]
+        w.pending = []
+        spec = w.spec
+        scores = np.concatenate(w.scores) if w.scores else np.empty(0)
+        baseline = spec.get("baseline")
+        if baseline is None or spec.get("previous") is None:
+            return
+        base_score = baseline if self.metric == "accuracy" else -float(baseline)
+        hit, bound = regressed(
+            scores, baseline=base_score, margin=self.life.rollback_margin, confidence=self.life.confidence
+        )
+        spec.update(rows=bound.rows, value=_finite(metric_value(self.metric, bound.mean)) if bound.rows else None)
+        if bound.rows >= self.life.rollback_min_rows and hit and self.life.auto_rollback:
+            lo, hi = sorted(metric_value(self.metric, x) for x in (bound.low, bound.high))
+            reason = (
+                f"regression: {self.metric} {metric_value(self.metric, bound.mean):.4g} [{lo:.4g}, {hi:.4g}] on"
+                f" {bound.rows} rows vs previous v{spec['previous']} {baseline:.4g}, margin {self.life.rollback_margin}"
+            )
+            spec.update(outcome="rolled_back", low=lo, high=hi, reason=reason)
+            rec = {**w.record, "state": "rolling_back", "watch": spec}
+            self.store.mark(w.version, lifecycle=rec)
+            self._finish(self.store.get(w.version))
+            self.watch = None
+        elif self.log_time > float(spec["until"]):
+            spec["outcome"] = "passed"
+            self.store.mark(w.version, lifecycle={**w.record, "state": "watched", "watch": spec})
+            self.watch = None
+
+    def _audit(self, kind: str, version: int, rec: dict[str, Any]) -> None:
+        event = {"model": self.cfg.model, "store": self.store.label, "version": version, "lifecycle": rec}
+        self.auditor.audit(kind, datetime.now(UTC), event)
+
+
+def _record(v: ModelVersion) -> dict[str, Any]:
+    rec = v.meta.get("lifecycle")
+    return dict(rec) if isinstance(rec, dict) else {}
