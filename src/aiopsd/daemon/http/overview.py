@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiopsd import __version__
+from aiopsd.daemon.http.lifecycle import cards as lifecycle_cards
 from aiopsd.daemon.http.model_dirs import models
 from aiopsd.daemon.http.performance import performance
 from aiopsd.daemon.http.views import (
@@ -275,6 +276,7 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
         rules=rule_views,
         models=models(runtime),
         performance=performance(runtime, [fv.finding for fv in findings]),
+        lifecycle=lifecycle_cards(runtime),
         counts=counts(runtime),
     )
 

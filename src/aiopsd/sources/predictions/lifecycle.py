@@ -45,8 +45,9 @@ import numpy as np
 import pandas as pd
 
 from aiopsd.config import PredictionLogConfig
-from aiopsd.detectors.drift.paired import Array, Comparison, compare, metric_value, regressed, row_scores
+from aiopsd.detectors.drift.paired import Array, compare, metric_value, regressed, row_scores
 from aiopsd.model_store import ModelStore, ModelVersion, RegistryError
+from aiopsd.sources.predictions.shadow_state import Paired, comparison_record, finite, record_of, stamp
 from aiopsd.sources.predictions.windows import PredictionWindow
 
 logger = logging.getLogger(__name__)
@@ -61,67 +62,13 @@ class Auditor(Protocol):
     def audit(self, kind: str, now: datetime, event: Mapping[str, Any]) -> None: ...
 
 
-def _stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def comparison_record(c: Comparison, min_improvement: float) -> dict[str, Any]:
-    return {
-        "metric": c.metric,
-        "rows": c.rows,
-        "champion": _finite(c.champion),
-        "challenger": _finite(c.challenger),
-        "advantage": _finite(c.advantage.mean),
-        "low": _finite(c.advantage.low),
-        "high": _finite(c.advantage.high),
-        "confidence": c.advantage.confidence,
-        "min_improvement": min_improvement,
-    }
-
-
-@dataclass
-class _Paired:
-    """Per-row scores of champion and challenger on the same rows: committed, plus this poll's."""
-
-    path: Path
-    champion: Array = field(default_factory=lambda: np.empty(0))
-    challenger: Array = field(default_factory=lambda: np.empty(0))
-    pending: list[tuple[Array, Array]] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: Path) -> _Paired:
-        if path.is_file():
-            with np.load(path) as z:
-                return cls(path, np.asarray(z["champion"], float), np.asarray(z["challenger"], float))
-        return cls(path)
-
-    @property
-    def rows(self) -> int:
-        return len(self.champion) + sum(len(a) for a, _ in self.pending)
-
-    def commit(self) -> None:
-        if not self.pending:
-            return
-        self.champion = np.concatenate([self.champion, *(a for a, _ in self.pending)])
-        self.challenger = np.concatenate([self.challenger, *(b for _, b in self.pending)])
-        self.pending = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.stem}.tmp.npz")
-        np.savez(tmp, champion=self.champion, challenger=self.challenger)
-        tmp.replace(self.path)
-
-
 @dataclass
 class _Shadow:
     version: int
     model: Any
     features: list[str] | None
     record: dict[str, Any]
-    pairs: _Paired
+    pairs: Paired
     written: float = -math.inf  # when progress was last written to the record (poll time)
     error: str | None = None  # the challenger could not score the logged rows: it is rejected
 
@@ -171,13 +118,18 @@ class ModelLifecycle:
     def _read(self, versions: list[ModelVersion], now: float) -> None:
         by_number = {v.number: v for v in versions}
         cur = next((v.number for v in versions if v.current), None)
-        self._todo = [v for v in versions if _record(v).get("state") in ("promoting", "rolling_back")]
+        self._todo = [v for v in versions if record_of(v).get("state") in ("promoting", "rolling_back")]
         if cur != self.champion:
             previous, self.champion = self.champion, cur
-            rec = _record(by_number[cur]) if cur is not None else {}
+            rec = record_of(by_number[cur]) if cur is not None else {}
             self.watch = _Watch(cur, rec) if cur is not None and rec.get("state") == "watching" else None
-            if self.watch is None and cur is not None and previous is not None and not rec:
-                self._arm_after_manual_promotion(cur, previous)
+            if (
+                self.watch is None
+                and cur is not None
+                and previous is not None
+                and rec.get("state", "approved") == "approved"
+            ):
+                self._arm_after_manual_promotion(cur, previous, rec)
             self.recent.clear()
         shadows = [v for v in versions if v.status == "shadow"]
         newest = shadows[-1] if shadows else None
@@ -188,7 +140,7 @@ class ModelLifecycle:
 
     def _open_shadow(self, v: ModelVersion, now: float) -> _Shadow:
         _, model = self.store.load(v.number)
-        rec = dict(_record(v))
+        rec = dict(record_of(v))
         if "since" not in rec:  # first sight: the rows logged from now on are the shadow's
             span = self.life.shadow
             rec.update(
@@ -198,19 +150,24 @@ class ModelLifecycle:
                 span={"rows": span.rows} if span is not None and span.rows else {"for": span.for_ if span else None},
             )
         names = getattr(model, "feature_names_in_", None)
-        pairs = _Paired.load(self.dir / f"shadow-v{v.number}.npz")
+        pairs = Paired.load(self.dir / f"shadow-v{v.number}.npz")
         logger.info("%s: v%d in shadow beside champion v%s", self.cfg.model, v.number, self.champion)
         return _Shadow(v.number, model, [str(n) for n in names] if names is not None else None, rec, pairs)
 
-    def _arm_after_manual_promotion(self, cur: int, previous: int) -> None:
-        if self.life.watch_after_promotion is None or not self.recent:
+    def _arm_after_manual_promotion(self, cur: int, previous: int, rec: dict[str, Any]) -> None:
+        """A promotion by an operator (approval, ``aiopsd model promote``) is watched too."""
+        comparison = rec.get("comparison") or {}
+        if comparison.get("rows"):
+            baseline = comparison.get("champion")  # the previous champion on the shadow rows so far
+        elif self.recent:
+            baseline = metric_value(self.metric, float(np.concatenate(list(self.recent)).mean()))
+        else:
             return
         last = (self.store.history() or [{}])[-1]
-        if last.get("kind") != "promote" or last.get("version") != cur:
+        if self.life.watch_after_promotion is None or last.get("kind") != "promote" or last.get("version") != cur:
             return  # a rollback (ours or by hand) is not watched
-        baseline = metric_value(self.metric, float(np.concatenate(list(self.recent)).mean()))
-        rec = {"state": "watching", "decision": {"outcome": "promoted", "by": "outside aiopsd", "at": _stamp()}}
-        rec["watch"] = self._watch_spec(previous, baseline)
+        decision = rec.get("decision") or {"outcome": "promoted", "by": "outside aiopsd", "at": stamp()}
+        rec = {**rec, "state": "watching", "decision": decision, "watch": self._watch_spec(previous, baseline)}
         self.watch = _Watch(cur, rec, saved=False)  # its record is written at commit
 
     def _watch_spec(self, previous: int | None, baseline: float | None) -> dict[str, Any]:
@@ -321,7 +278,7 @@ class ModelLifecycle:
                 f" advantage {c.advantage.mean:+.4g} [{c.advantage.low:+.4g}, {c.advantage.high:+.4g}]"
                 f" >= {self.life.min_improvement}"
             )
-            decision = {"outcome": "promote", "by": "shadow", "at": _stamp(), "reason": reason}
+            decision = {"outcome": "promote", "by": "shadow", "at": stamp(), "reason": reason}
             rec = {**sh.record, "state": "promoting", "decision": decision}
             self.store.mark(sh.version, lifecycle=rec)
             self._finish(self.store.get(sh.version))
@@ -334,7 +291,7 @@ class ModelLifecycle:
                     f" on {c.rows} rows does not reach {self.life.min_improvement} at its lower bound"
                 )
             )
-            decision = {"outcome": "reject", "by": "shadow", "at": _stamp(), "reason": reason}
+            decision = {"outcome": "reject", "by": "shadow", "at": stamp(), "reason": reason}
             rec = {**sh.record, "state": "rejected", "decision": decision}
             self.store.mark(sh.version, status="rejected", lifecycle=rec)
             self._audit("model_rejected", sh.version, rec)
@@ -343,7 +300,7 @@ class ModelLifecycle:
 
     def _finish(self, v: ModelVersion) -> None:
         """Complete a switch whose record says it started: move the pointer if not moved, audit, settle."""
-        rec = dict(_record(v))
+        rec = dict(record_of(v))
         state = rec.get("state")
         if state == "promoting":
             previous = rec.get("champion")
@@ -381,7 +338,7 @@ class ModelLifecycle:
         hit, bound = regressed(
             scores, baseline=base_score, margin=self.life.rollback_margin, confidence=self.life.confidence
         )
-        spec.update(rows=bound.rows, value=_finite(metric_value(self.metric, bound.mean)) if bound.rows else None)
+        spec.update(rows=bound.rows, value=finite(metric_value(self.metric, bound.mean)) if bound.rows else None)
         if bound.rows >= self.life.rollback_min_rows and hit and self.life.auto_rollback:
             lo, hi = sorted(metric_value(self.metric, x) for x in (bound.low, bound.high))
             reason = (
@@ -401,8 +358,3 @@ class ModelLifecycle:
     def _audit(self, kind: str, version: int, rec: dict[str, Any]) -> None:
         event = {"model": self.cfg.model, "store": self.store.label, "version": version, "lifecycle": rec}
         self.auditor.audit(kind, datetime.now(UTC), event)
-
-
-def _record(v: ModelVersion) -> dict[str, Any]:
-    rec = v.meta.get("lifecycle")
-    return dict(rec) if isinstance(rec, dict) else {}
