@@ -100,6 +100,7 @@ class ModelLifecycle:
         self.log_time = -math.inf
         self.recent: deque[Array] = deque()
         self._recent_pending: list[Array] = []
+        self._frames: list[pd.DataFrame] = []
         self._refreshed = -math.inf
         self._todo: list[ModelVersion] = []  # records cut off mid-switch, finished at commit
 
@@ -150,7 +151,7 @@ class ModelLifecycle:
                 span={"rows": span.rows} if span is not None and span.rows else {"for": span.for_ if span else None},
             )
         names = getattr(model, "feature_names_in_", None)
-        pairs = Paired.load(self.dir / f"shadow-v{v.number}.npz")
+        pairs = Paired.load(self.dir / f"shadow-v{v.number}.f8")
         logger.info("%s: v%d in shadow beside champion v%s", self.cfg.model, v.number, self.champion)
         return _Shadow(v.number, model, [str(n) for n in names] if names is not None else None, rec, pairs)
 
@@ -184,15 +185,24 @@ class ModelLifecycle:
 
     # --------------------------------------------------------------- observe
     def observe(self, w: PredictionWindow) -> None:
-        """Score a window's labelled rows (held until :meth:`commit`)."""
+        """Keep a window's labelled rows; they are scored together, once per poll, at :meth:`commit`."""
         if math.isfinite(w.end):
             self.log_time = max(self.log_time, w.end)
-        if w.kind != "labels" or self.champion is None or "label" not in w.frame.columns:
+        if w.kind == "labels" and self.champion is not None and "label" in w.frame.columns:
+            self._frames.append(w.frame)
+
+    def _score(self) -> None:
+        """This poll's labelled rows served by the champion: its scores, and the challenger's beside them."""
+        frames, self._frames = self._frames, []
+        if not frames:
             return
-        frame = w.frame[w.frame["label"].notna() & w.frame["prediction"].notna()]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        keep = frame["label"].notna().to_numpy() & frame["prediction"].notna().to_numpy()
         if "version" in frame.columns:
             version = frame["version"]
-            frame = frame[version.isna() | (version.astype(str) == str(self.champion))]
+            keep &= (version.isna() | (version.astype(str) == str(self.champion))).to_numpy()
+        if not keep.all():
+            frame = frame[keep]
         if frame.empty:
             return
         ts = pd.to_numeric(frame["timestamp"], errors="coerce").to_numpy(float)
@@ -228,7 +238,7 @@ class ModelLifecycle:
 
     def rollback(self) -> None:
         """The poll's findings were not stored: forget what it scored."""
-        self._recent_pending = []
+        self._frames, self._recent_pending = [], []
         if self.shadow is not None:
             self.shadow.pairs.pending = []
         if self.watch is not None:
@@ -236,7 +246,9 @@ class ModelLifecycle:
 
     # ---------------------------------------------------------------- decide
     def commit(self, now: float) -> None:
-        """Keep this poll's scores, then take the decisions they complete (registry errors: next poll)."""
+        """Score this poll's rows and keep them, then take the decisions they complete (registry errors:
+        next poll)."""
+        self._score()
         for s in self._recent_pending:
             self.recent.append(s)
         while sum(len(a) for a in self.recent) > RECENT_ROWS and len(self.recent) > 1:
@@ -261,16 +273,15 @@ class ModelLifecycle:
             done = sh.pairs.rows >= span.rows
         else:
             done = span is not None and span.for_ is not None and self.log_time >= since + span.for_
-        c = compare(
-            self.metric, sh.pairs.champion, sh.pairs.challenger, confidence=self.life.confidence, seed=sh.version
-        )
+        done = done or sh.error is not None
+        if not done and now - sh.written < PROGRESS_SECONDS:
+            return  # the bootstrap runs for a progress write or the decision, not every poll
+        champion, challenger = sh.pairs.arrays()
+        c = compare(self.metric, champion, challenger, confidence=self.life.confidence, seed=sh.version)
         sh.record["comparison"] = comparison_record(c, self.life.min_improvement)
-        if sh.error is not None:
-            done = True
         if not done:
-            if now - sh.written >= PROGRESS_SECONDS:
-                self.store.mark(sh.version, lifecycle=sh.record)
-                sh.written = now
+            self.store.mark(sh.version, lifecycle=sh.record)
+            sh.written = now
             return
         if c.wins_by(self.life.min_improvement) and sh.error is None:
             reason = (
@@ -327,8 +338,11 @@ class ModelLifecycle:
             self.store.mark(w.version, lifecycle=w.record)
             self._audit("model_watch_armed", w.version, w.record)
             w.saved = True
-        w.scores += [s for s in w.pending if len(s)]
+        new = [s for s in w.pending if len(s)]
+        w.scores += new
         w.pending = []
+        if not new and self.log_time <= float(w.spec["until"]):
+            return  # nothing new to judge
         spec = w.spec
         scores = np.concatenate(w.scores) if w.scores else np.empty(0)
         baseline = spec.get("baseline")

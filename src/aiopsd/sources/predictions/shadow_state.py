@@ -39,34 +39,51 @@ def comparison_record(c: Comparison, min_improvement: float) -> dict[str, Any]:
 
 @dataclass
 class Paired:
-    """Per-row scores of champion and challenger on the same rows: committed, plus this poll's."""
+    """Per-row scores of champion and challenger on the same rows: committed, plus this poll's.
+
+    Committed pairs are appended to ``path`` as little-endian float64 (champion, challenger): a
+    commit writes only its own rows, so a long shadow costs the same per poll as a short one. A pair
+    cut off by a crash is dropped when the file is read back.
+    """
 
     path: Path
-    champion: Array = field(default_factory=lambda: np.empty(0))
-    challenger: Array = field(default_factory=lambda: np.empty(0))
+    chunks: list[tuple[Array, Array]] = field(default_factory=list)
     pending: list[tuple[Array, Array]] = field(default_factory=list)
+    committed: int = 0
 
     @classmethod
     def load(cls, path: Path) -> Paired:
-        if path.is_file():
-            with np.load(path) as z:
-                return cls(path, np.asarray(z["champion"], float), np.asarray(z["challenger"], float))
-        return cls(path)
+        if not path.is_file():
+            return cls(path)
+        raw = np.fromfile(path, dtype="<f8")
+        pairs = raw[: len(raw) - len(raw) % 2].reshape(-1, 2)
+        return cls(path, [(pairs[:, 0].copy(), pairs[:, 1].copy())], committed=len(pairs))
 
     @property
     def rows(self) -> int:
-        return len(self.champion) + sum(len(a) for a, _ in self.pending)
+        return self.committed + sum(len(a) for a, _ in self.pending)
+
+    def arrays(self) -> tuple[Array, Array]:
+        """(champion, challenger) scores of the committed rows, as two arrays."""
+        if len(self.chunks) != 1:
+            joined = (
+                (np.concatenate([a for a, _ in self.chunks]), np.concatenate([b for _, b in self.chunks]))
+                if self.chunks
+                else (np.empty(0), np.empty(0))
+            )
+            self.chunks = [joined]
+        return self.chunks[0]
 
     def commit(self) -> None:
         if not self.pending:
             return
-        self.champion = np.concatenate([self.champion, *(a for a, _ in self.pending)])
-        self.challenger = np.concatenate([self.challenger, *(b for _, b in self.pending)])
-        self.pending = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.stem}.tmp.npz")
-        np.savez(tmp, champion=self.champion, challenger=self.challenger)
-        tmp.replace(self.path)
+        with self.path.open("ab") as fh:
+            for a, b in self.pending:
+                fh.write(np.column_stack([a, b]).astype("<f8").tobytes())
+        self.chunks += self.pending
+        self.committed += sum(len(a) for a, _ in self.pending)
+        self.pending = []
 
 
 def record_of(v: ModelVersion) -> dict[str, Any]:

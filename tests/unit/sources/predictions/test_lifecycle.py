@@ -205,3 +205,18 @@ def test_a_crash_between_the_registry_write_and_the_audit_write_leaves_one_champ
     assert store.current() == 2 and [v.number for v in store.list_versions() if v.current] == [2]
     assert audit.kinds == ["model_promoted"] and store.get(2).meta["lifecycle"]["state"] == "watching"
     assert [h["kind"] for h in store.history()] == ["promote", "promote"]  # not promoted a second time
+
+
+def test_paired_scores_append_and_a_pair_cut_off_by_a_crash_is_dropped(tmp_path: Path) -> None:
+    from aiopsd.sources.predictions.shadow_state import Paired
+
+    p = Paired(tmp_path / "s.f8")
+    p.pending.append((np.array([1.0, 0.0]), np.array([1.0, 1.0])))
+    p.commit()
+    p.pending.append((np.array([0.0]), np.array([1.0])))
+    p.commit()
+    with (tmp_path / "s.f8").open("ab") as fh:
+        fh.write(np.array([1.0]).tobytes())  # half a pair
+    back = Paired.load(tmp_path / "s.f8")
+    champion, challenger = back.arrays()
+    assert back.rows == 3 and champion.tolist() == [1.0, 0.0, 0.0] and challenger.tolist() == [1.0, 1.0, 1.0]
