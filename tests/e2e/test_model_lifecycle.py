@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 from sklearn.linear_model import LogisticRegression
 
 from aiopsd.actions.retrain import RetrainParams, run_retrain
@@ -26,13 +32,17 @@ from aiopsd.config import PredictionLogConfig
 from aiopsd.daemon.http.lifecycle import card
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.demo.mlflow_server import MlflowServer
+from aiopsd.demo.stack import free_port
 from aiopsd.model_store import StoreSpec, open_store
 from aiopsd.models import FindingStatus
 from aiopsd.sources.predictions.watch import DriftWatch
 from aiopsd.store import StateStore
-from tests.support import run_poll
+from tests.e2e.test_status_page import DESKTOP, browser, screenshot, viewport
+from tests.support import run_poll, tool_env, wait_for
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("mlflow")]
+__all__ = ["browser"]  # the Chromium fixture of the status page tests
+DEMO = [sys.executable, "-m", "aiopsd", "demo", "--model-store", "mlflow", "--duration", "700"]
 FEATURES = ["x0", "x1"]
 _names = itertools.count(1)
 
@@ -179,3 +189,46 @@ def test_drift_retrain_shadow_promote_regress_and_roll_back(mlflow_server: Mlflo
     view = card(cfg)
     assert view is not None and view.champion == 1 and view.state == "rolled_back" and view.watch is not None
     state.close()
+
+
+def test_demo_with_mlflow_shows_the_champion_challenger_card_in_chromium(tmp_path: Path, browser: WebDriver) -> None:
+    """``aiopsd demo --model-store mlflow``: its own MLflow server, a retrain that goes through shadow,
+    and the card on the status page, looked at in a real headless Chromium (screenshot kept)."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    out = tmp_path / "demo.out"
+    with out.open("wb") as fh:
+        demo = subprocess.Popen(
+            [*DEMO, "--port", str(port), "--workdir", str(tmp_path / "demo")],
+            env=tool_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+
+        def decided() -> dict[str, Any] | None:
+            assert demo.poll() is None, out.read_text()[-3000:]
+            try:
+                cards = httpx.get(f"{api}/api/v1/models/lifecycle", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                return None
+            done = [c for c in cards if c["challenger"] is not None and c["state"] not in ("shadow", "none")]
+            return done[0] if done else None
+
+        found: dict[str, Any] = wait_for(decided, 600, interval=2.0, what="a decided challenger")
+        assert found["backend"] == "mlflow" and found["comparison"]["rows"] > 0
+        viewport(browser, DESKTOP)
+        browser.get(f"{api}/#models")
+        card = browser.find_element(By.CSS_SELECTOR, "article.lifecycle")
+        text = card.text
+        assert f"champion v{found['champion']} vs challenger v{found['challenger']}" in text
+        assert "rows compared" in text and "advantage [interval]" in text and "mlflow" in text
+        assert found["state"].replace("_", " ") in text
+        shot = screenshot(browser, "lifecycle-card-1366x768")
+        assert shot.stat().st_size > 10_000
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(120)
+    narrated = out.read_text()
+    assert "in shadow" in narrated and f"churn v{found['challenger']}" in narrated, narrated[-3000:]

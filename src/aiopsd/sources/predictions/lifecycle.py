@@ -10,7 +10,7 @@ or ``shadow`` -> ``rejected``.
 
 * **Shadow.** From the newest log time seen when aiopsd first sees the challenger (``since``), each
   labelled row the champion served (``version`` equal to the champion's number, or no version) is
-  scored with the challenger too, one ``predict`` per window. The challenger is a pure function of
+  scored with the challenger too, in one ``predict`` per poll. The challenger is a pure function of
   the logged features, so scoring a row when its label is known (at once for inline labels) gives the
   same prediction as scoring it when it was logged, without keeping predictions whose label never
   comes. The per-row scores of both are kept under ``<state_dir>/lifecycle/<model>/`` (a restart
