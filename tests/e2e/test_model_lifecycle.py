@@ -213,7 +213,8 @@ def test_demo_with_mlflow_shows_the_champion_challenger_card_in_chromium(tmp_pat
                 cards = httpx.get(f"{api}/api/v1/models/lifecycle", timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 return None
-            done = [c for c in cards if c["challenger"] is not None and c["state"] not in ("shadow", "none")]
+            settled = ("watching", "watched", "rejected", "rolled_back", "approved", "champion")
+            done = [c for c in cards if c["challenger"] is not None and c["state"] in settled]
             return done[0] if done else None
 
         found: dict[str, Any] = wait_for(decided, 600, interval=2.0, what="a decided challenger")
@@ -222,7 +223,10 @@ def test_demo_with_mlflow_shows_the_champion_challenger_card_in_chromium(tmp_pat
         browser.get(f"{api}/#models")
         card = browser.find_element(By.CSS_SELECTOR, "article.lifecycle")
         text = card.text
-        assert f"champion v{found['champion']} vs challenger v{found['challenger']}" in text
+        if found["champion"] == found["challenger"]:  # promoted
+            assert f"champion v{found['champion']}, the challenger promoted over v{found['previous']}" in text
+        else:
+            assert f"champion v{found['champion']} vs challenger v{found['challenger']}" in text
         assert "rows compared" in text and "advantage [interval]" in text and "mlflow" in text
         assert found["state"].replace("_", " ") in text
         shot = screenshot(browser, "lifecycle-card-1366x768")

@@ -114,7 +114,9 @@ class Narrator:
                 self.seen[key] = r
                 what = r["action"].get("playbook") or r["kind"]
                 if r["kind"] == "retrain":
-                    what = f"retrain {Path(str(r['action'].get('retrain', {}).get('model_dir', ''))).name}"
+                    params = r["action"].get("retrain", {})
+                    where = Path(str(params.get("model_dir") or "")).name
+                    what = f"retrain {params.get('model') if where in ('', 'None') else where}"
                 style = {"succeeded": "green", "running": "blue"}.get(r["status"], "red")
                 extra = f" (rc {r['rc']})" if r["rc"] is not None else ""
                 err = f": {r['error']}" if r["error"] else ""

@@ -63,6 +63,7 @@ def card(cfg: PredictionLogConfig) -> LifecycleView | None:
         champion=champion,
         challenger=subject.number if subject else None,
         challenger_status=subject.status if subject else None,
+        previous=rec["champion"] if isinstance(rec.get("champion"), int) else None,
         state=str(rec.get("state", "shadow" if shadows else "none")),
         span=_span(cfg),
         comparison=ComparisonView.model_validate(comparison) if isinstance(comparison, dict) else None,

@@ -220,6 +220,7 @@ class LifecycleView(View):
         default=None, description="The version the card is about: in shadow, or the last decided"
     )
     challenger_status: str | None = None
+    previous: int | None = Field(default=None, description="The champion the challenger was compared with")
     state: str = Field(description="shadow, promoting, watching, watched, approved, rejected, rolled_back, ...")
     span: str | None = None
     comparison: ComparisonView | None = None

@@ -80,3 +80,4 @@ def test_approval_needs_approval_credentials_and_is_audited(rt: Any) -> None:
     [entry] = [e for e in rt.store.audit_entries(limit=10) if e["kind"] == "model_promoted"]
     assert entry["event"]["version"] == 2 and entry["event"]["lifecycle"]["decision"]["by"] == "api"
     assert client.post("/api/v1/models/churn/versions/2/approve", headers=ok).status_code == 409  # once
+    assert "churn: champion v2, the challenger promoted over v1" in client.get("/").text
