@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,6 +54,7 @@ CHILD = textwrap.dedent("""
 def test_a_promotion_killed_before_its_audit_is_finished_once_after_restart(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    place: dict[str, Any]
     if kind == "mlflow":
         server: MlflowServer = request.getfixturevalue("mlflow_server")
         spec = StoreSpec(kind="mlflow", tracking_uri=server.url, name=f"lifecycle-crash-{next(_names)}")

@@ -81,3 +81,15 @@ def test_approval_needs_approval_credentials_and_is_audited(rt: Any) -> None:
     assert entry["event"]["version"] == 2 and entry["event"]["lifecycle"]["decision"]["by"] == "api"
     assert client.post("/api/v1/models/churn/versions/2/approve", headers=ok).status_code == 409  # once
     assert "churn: champion v2, the challenger promoted over v1" in client.get("/").text
+
+
+def test_aiopsd_status_shows_the_card_in_the_terminal(rt: Any) -> None:
+    from rich.console import Console
+
+    from aiopsd.daemon.http import overview
+    from aiopsd.daemon.http.ui.terminal import render
+
+    console = Console(width=200, record=True)
+    console.print(render(overview.build(rt), "http://x"))
+    text = console.export_text()
+    assert "Champion / challenger" in text and "480 rows, accuracy 0.93 vs 0.71, [+0.18, +0.26]" in text
