@@ -80,6 +80,7 @@ class _Watch:
     scores: list[Array] = field(default_factory=list)
     pending: list[Array] = field(default_factory=list)
     saved: bool = True  # False: armed here (after a promotion by hand), record not yet written
+    written: float = -math.inf  # when progress was last written to the record (poll time)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -261,7 +262,7 @@ class ModelLifecycle:
             if self.shadow is not None:
                 self._judge_shadow(self.shadow, now)
             if self.watch is not None:
-                self._judge_watch(self.watch)
+                self._judge_watch(self.watch, now)
         except (RegistryError, OSError) as exc:
             logger.warning("%s: lifecycle decision deferred, %s: %s", self.cfg.model, self.store.label, exc)
             self._refreshed = -math.inf  # re-read the store before trying again
@@ -333,7 +334,7 @@ class ModelLifecycle:
             self.store.mark(v.number, lifecycle={**rec, "state": "rolled_back"})
         self._refreshed = -math.inf
 
-    def _judge_watch(self, w: _Watch) -> None:
+    def _judge_watch(self, w: _Watch, now: float) -> None:
         if not w.saved:
             self.store.mark(w.version, lifecycle=w.record)
             self._audit("model_watch_armed", w.version, w.record)
@@ -353,8 +354,10 @@ class ModelLifecycle:
             scores, baseline=base_score, margin=self.life.rollback_margin, confidence=self.life.confidence
         )
         spec.update(rows=bound.rows, value=finite(metric_value(self.metric, bound.mean)) if bound.rows else None)
+        lo, hi = sorted(metric_value(self.metric, x) for x in (bound.low, bound.high))
+        if bound.rows >= self.life.rollback_min_rows and hit and not self.life.auto_rollback:
+            spec.update(outcome="regressed (auto_rollback off)", low=lo, high=hi)
         if bound.rows >= self.life.rollback_min_rows and hit and self.life.auto_rollback:
-            lo, hi = sorted(metric_value(self.metric, x) for x in (bound.low, bound.high))
             reason = (
                 f"regression: {self.metric} {metric_value(self.metric, bound.mean):.4g} [{lo:.4g}, {hi:.4g}] on"
                 f" {bound.rows} rows vs previous v{spec['previous']} {baseline:.4g}, margin {self.life.rollback_margin}"
@@ -365,9 +368,13 @@ class ModelLifecycle:
             self._finish(self.store.get(w.version))
             self.watch = None
         elif self.log_time > float(spec["until"]):
-            spec["outcome"] = "passed"
+            spec["outcome"] = "passed" if spec["outcome"] == "watching" else spec["outcome"]
             self.store.mark(w.version, lifecycle={**w.record, "state": "watched", "watch": spec})
             self.watch = None
+        elif now - w.written >= PROGRESS_SECONDS:  # the card shows the watch's rows and value so far
+            w.record = {**w.record, "watch": spec}
+            self.store.mark(w.version, lifecycle=w.record)
+            w.written = now
 
     def _audit(self, kind: str, version: int, rec: dict[str, Any]) -> None:
         event = {"model": self.cfg.model, "store": self.store.label, "version": version, "lifecycle": rec}

@@ -170,6 +170,7 @@ def test_a_regressing_champion_is_rolled_back_once_audited_and_reversibly(tmp_pa
     life = promoted(tmp_path, store, audit, rollback_min_rows=200)
     run(life, window(1500, 150, version=2, right=0.3, seed=15), now=2e9)
     assert store.current() == 2  # 150 rows < rollback_min_rows
+    assert store.get(2).meta["lifecycle"]["watch"]["rows"] == 150  # progress shown on the card
     run(life, window(1700, 150, version=2, right=0.3, seed=16), now=3e9)
     rec = store.get(2).meta["lifecycle"]
     assert store.current() == 1 and rec["state"] == "rolled_back" and rec["watch"]["outcome"] == "rolled_back"
@@ -220,3 +221,13 @@ def test_paired_scores_append_and_a_pair_cut_off_by_a_crash_is_dropped(tmp_path:
     back = Paired.load(tmp_path / "s.f8")
     champion, challenger = back.arrays()
     assert back.rows == 3 and champion.tolist() == [1.0, 0.0, 0.0] and challenger.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_without_auto_rollback_a_regression_is_recorded_and_nothing_moves(tmp_path: Path, store: ModelStore) -> None:
+    audit = Audit()
+    life = promoted(tmp_path, store, audit, auto_rollback=False, rollback_min_rows=100)
+    run(life, window(1500, 300, version=2, right=0.3, seed=21), now=2e9)
+    run(life, window(1800, 10, version=2, right=0.3, seed=22), now=3e9)
+    watch = store.get(2).meta["lifecycle"]["watch"]
+    assert store.current() == 2 and watch["outcome"] == "regressed (auto_rollback off)"
+    assert audit.kinds == ["model_promoted"]
