@@ -76,6 +76,11 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
             "prediction_logs.0.lifecycle.confidence",
             "less than 1",
         ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_dir: d, lifecycle: {watch_on: estimated}}\n",
+            "prediction_logs.0",
+            "watch_on estimated needs estimate with metric accuracy",
+        ),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, field: str | None, words: str) -> None:

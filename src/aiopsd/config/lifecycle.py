@@ -11,6 +11,7 @@
       rollback_margin: 0.05        # the champion falls below the previous version by this much ...
       rollback_min_rows: 200       # ... (upper bound, same confidence), judged once this many rows
       auto_rollback: true
+      watch_on: realised           # or estimated: the log's CBPE/DLE estimate (needs estimate, same metric)
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class LifecycleConfig(Frozen):
     rollback_margin: float = Field(default=0.05, ge=0, allow_inf_nan=False)
     rollback_min_rows: int = Field(default=200, ge=30)
     auto_rollback: bool = True
+    # What the regression watch judges: labels (realised) or, before labels come, the log's
+    # estimated performance (``estimate``: CBPE / DLE, same metric).
+    watch_on: Literal["realised", "estimated"] = "realised"
 
     def metric_for(self, task: str) -> ShadowMetric:
         return self.metric or ("mae" if task == "regression" else "accuracy")

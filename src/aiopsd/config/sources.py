@@ -194,6 +194,8 @@ class PredictionLogConfig(Frozen):
         if (metric == "accuracy") != (self.task == "classification"):
             fits = "mae or mse" if self.task == "regression" else "accuracy"
             raise ValueError(f"lifecycle.metric {metric} does not fit task {self.task}: use {fits}")
+        if self.lifecycle.watch_on == "estimated" and self.estimate_metric != metric:
+            raise ValueError(f"lifecycle.watch_on estimated needs estimate with metric {metric} on this log")
         return self
 
     @property

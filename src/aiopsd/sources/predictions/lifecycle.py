@@ -210,7 +210,7 @@ class ModelLifecycle:
         y, served = frame["label"].to_numpy(), frame["prediction"].to_numpy()
         scores = row_scores(self.metric, y, served)
         self._recent_pending.append(scores)
-        if self.watch is not None and self.watch.version == self.champion:
+        if self.watch is not None and self.watch.version == self.champion and self.life.watch_on == "realised":
             spec = self.watch.spec
             self.watch.pending.append(scores[(ts > spec["since"]) & (ts <= spec["until"])])
         if self.shadow is not None:
@@ -236,6 +236,19 @@ class ModelLifecycle:
             sh.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             return
         sh.pairs.pending.append((scores[idx], row_scores(self.metric, y[idx], predicted)))
+
+    def estimated(self, w: PredictionWindow, value: float) -> None:
+        """``watch_on: estimated``: a window's estimated metric (CBPE/DLE) stands for each of its rows.
+
+        Only windows wholly after the promotion and served by the champion alone count."""
+        watch, versions = self.watch, set(w.versions)
+        if watch is None or self.life.watch_on != "estimated" or not math.isfinite(value):
+            return
+        if watch.version == self.champion and versions <= {str(self.champion)}:
+            spec = watch.spec
+            if spec["since"] < w.start and w.end <= spec["until"]:
+                score = value if self.metric == "accuracy" else -value
+                watch.pending.append(np.full(w.rows, score, dtype=np.float64))
 
     def rollback(self) -> None:
         """The poll's findings were not stored: forget what it scored."""

@@ -242,6 +242,8 @@ class DriftWatch:
         assert perf is not None
         est = perf.estimate(frame)
         self._exports.append((perf.metric, {"estimate": est.estimated}))
+        if self.lifecycle is not None:
+            self.lifecycle.estimated(w, est.estimated)
         out = self._episode(w, (ESTIMATED, ""), perf.score(est), lambda: perf.details(est), frame)
         for key, part in parts.items():
             seg = perf.segment_estimate(key, part)

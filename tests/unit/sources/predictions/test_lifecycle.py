@@ -231,3 +231,31 @@ def test_without_auto_rollback_a_regression_is_recorded_and_nothing_moves(tmp_pa
     watch = store.get(2).meta["lifecycle"]["watch"]
     assert store.current() == 2 and watch["outcome"] == "regressed (auto_rollback off)"
     assert audit.kinds == ["model_promoted"]
+
+
+def test_watch_on_estimated_rolls_back_on_the_estimate_before_labels(tmp_path: Path, store: ModelStore) -> None:
+    life_cfg = {"shadow": {"rows": 400}, "min_improvement": 0.05, "watch_after_promotion": "1h"}
+    life_cfg.update(watch_on="estimated", rollback_min_rows=100)
+    log = PredictionLogConfig(
+        model="m",
+        path=str(tmp_path / "log.jsonl"),
+        model_dir=tmp_path / "models",
+        estimate={"metric": "accuracy"},
+        lifecycle=life_cfg,
+    )
+    audit = Audit()
+    life = ModelLifecycle(log, store, audit, tmp_path / "state")
+    started(life)
+    run(life, window(1001, 450, version=1, right=0.7, seed=23))
+    assert store.current() == 2
+    life.refresh(2e9)
+    mixed = window(1500, 150, version=2, right=0.9, seed=24)
+    life.estimated(PredictionWindow("predictions", mixed.start, mixed.end, mixed.frame, ("m",), ("1", "2")), 0.1)
+    life.observe(window(1700, 150, version=2, right=0.95, seed=25))  # realised labels do not count here
+    life.commit(2e9)
+    assert store.current() == 2  # the mixed-version window did not count, the labels are not watched
+    life.estimated(window(1900, 150, version=2, right=0.9, seed=26), 0.3)
+    life.commit(3e9)
+    rec = store.get(2).meta["lifecycle"]
+    assert store.current() == 1 and rec["state"] == "rolled_back" and rec["watch"]["value"] == pytest.approx(0.3)
+    assert audit.kinds == ["model_promoted", "model_rolled_back"]
