@@ -10,7 +10,7 @@ reference, findings stored, cursor committed); which watch polls first alternate
 scikit-learn pipeline (StandardScaler + LogisticRegression), scored once per poll. Measured at the
 default poll interval (30 s: 30,000 rows a poll) and at 5 s and 1 s (more polls, smaller batches).
 
-``nice -n 19 python bench/shadow.py`` (120 s of log per interval) or ``--seconds 30``.
+``nice -n 19 python bench/shadow.py`` (per interval at least 120 s of log and 16 measured polls).
 """
 
 from __future__ import annotations
@@ -138,16 +138,17 @@ def measure(seconds: int, interval: int) -> tuple[dict[str, float], int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=120, help="seconds of log at 1,000 rows/s per scenario")
+    ap.add_argument("--seconds", type=int, default=120, help="at least this many seconds of log per interval")
+    ap.add_argument("--polls", type=int, default=16, help="at least this many measured polls per interval")
     args = ap.parse_args()
-    print(f"\n### Shadow scoring on the drift watch path ({args.seconds} s of log at {RATE:,} rows/s)\n")
+    print(f"\n### Shadow scoring on the drift watch path ({RATE:,} rows/s of prediction log)\n")
     print(
         "| poll interval | drift watch | CPU per second of log | share of one core | rows scored by the challenger"
         " | shadow adds (difference) | shadow's own CPU / watch without |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|")
     for interval in (30, 5, 1):  # 30 s is the prediction log's default interval
-        per, compared = measure(args.seconds, interval)
+        per, compared = measure(max(args.seconds, args.polls * interval), interval)
         overhead = (per["shadow"] - per["plain"]) / per["plain"]
         own = per["lifecycle"] / per["plain"]
         print(f"| {interval} s | without shadow | {per['plain'] * 1000:.1f} ms | {per['plain']:.1%} | - | | |")
