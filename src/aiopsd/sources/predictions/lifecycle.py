@@ -25,7 +25,8 @@ or ``shadow`` -> ``rejected``.
   realised per-row scores are compared with the previous version's metric on the shadow rows (or,
   after a promotion by hand, its last :data:`RECENT_ROWS` labelled rows). Once ``rollback_min_rows``
   rows are in, an upper bound below ``baseline - rollback_margin`` rolls back to the previous
-  version: one decision, audited, reversible with ``aiopsd model promote``.
+  version: one decision, audited, reversible with ``aiopsd model promote``. With ``watch_on:
+  estimated`` the log's CBPE/DLE estimate of each window stands for its rows instead of labels.
 
 Registry errors (MLflow down) are logged and retried at the next poll; they never lose rows.
 """
