@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/drift.py
 	$(PY) bench/webhook.py
 	$(PY) bench/ha.py
+	$(PY) bench/shadow.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

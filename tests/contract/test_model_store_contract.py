@@ -112,3 +112,27 @@ def test_a_switch_whose_history_line_was_lost_is_repaired(make_store: Factory) -
     store._switch(3)  # type: ignore[attr-defined]
     assert store.current() == 3 and served(store) == [3]
     assert store.rollback().number == 2  # not 1: the served chain includes 3
+
+
+def test_mark_keeps_a_shadow_record_and_never_serves_or_unserves(make_store: Factory) -> None:
+    store = make_store()
+    champion = store.register(tree(1), metrics={}).number
+    store.promote(champion)
+    challenger = store.register(tree(2), metrics={}).number
+    record = {"state": "shadow", "champion": champion, "comparison": {"rows": 0}}
+    v = store.mark(challenger, status="shadow", lifecycle=record)
+    assert v.status == "shadow" and v.meta["lifecycle"] == record and not v.current
+    assert store.current() == champion and served(store) == [champion]
+    assert [x.status for x in store.list_versions()] == ["promoted", "shadow"]
+    store.mark(challenger, lifecycle={**record, "comparison": {"rows": 500}})  # status kept
+    assert store.get(challenger).status == "shadow"
+    assert store.get(challenger).meta["lifecycle"]["comparison"] == {"rows": 500}
+    with pytest.raises(RegistryError, match="use promote"):
+        store.mark(challenger, status="promoted")
+    with pytest.raises(RegistryError, match="has been served"):
+        store.mark(champion, status="rejected")
+    store.mark(challenger, status="rejected", lifecycle={**record, "state": "rejected"})
+    with pytest.raises(RegistryError, match="rejected"):
+        store.promote(challenger)
+    store.mark(champion, lifecycle={"state": "champion"})  # a served version's record may change
+    assert store.current() == champion and store.get(champion).meta["lifecycle"] == {"state": "champion"}

@@ -54,6 +54,33 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
             "prediction_logs.0",
             "needs path (or set model_dir)",
         ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_dir: d,"
+            " lifecycle: {shadow: {rows: 500, for: 1h}}}\n",
+            "prediction_logs.0.lifecycle.shadow",
+            "exactly one of rows",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, lifecycle: {shadow: {rows: 500}}}\n",
+            "prediction_logs.0",
+            "lifecycle needs the model's store",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_dir: d, task: regression,"
+            " lifecycle: {metric: accuracy}}\n",
+            "prediction_logs.0",
+            "does not fit task regression: use mae or mse",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_dir: d, lifecycle: {confidence: 1.5}}\n",
+            "prediction_logs.0.lifecycle.confidence",
+            "less than 1",
+        ),
+        (
+            "prediction_logs:\n  - {model: m, path: p.jsonl, model_dir: d, lifecycle: {watch_on: estimated}}\n",
+            "prediction_logs.0",
+            "watch_on estimated needs estimate with metric accuracy",
+        ),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, field: str | None, words: str) -> None:

@@ -51,6 +51,8 @@ class ActionContext:
     notify_channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     # Prediction-log model name -> the model store its retrain action promotes into.
     model_stores: Mapping[str, StoreSpec] = field(default_factory=dict)
+    # Prediction-log models whose retrained candidates enter shadow instead of being promoted.
+    shadow_models: frozenset[str] = frozenset()
     # The environment processes of the run start from (the daemon's own).
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 

@@ -48,6 +48,9 @@ def context_for(settings: Settings, *, private_dir: Path, timeout: float, cancel
         alertmanager_url=settings.alertmanager_url,
         notify_channels=settings.notify_channels,
         model_stores=stores,
+        shadow_models=frozenset(
+            log.model for log in settings.prediction_logs if log.lifecycle is not None and log.lifecycle.shadow
+        ),
         env=dict(os.environ),
     )
 

@@ -18,6 +18,11 @@ that left its session, and the run ends ``timed_out`` or ``canceled``. The job:
    candidate only if it is better by at least ``min_improvement`` (in metric
    units, sign-adjusted so "better" is always positive); otherwise the
    candidate is stored as ``rejected`` with its metrics and never served.
+   With ``shadow`` (the prediction log has ``lifecycle.shadow``) a candidate that
+   passes is stored as ``shadow`` instead of promoted: the drift watch compares it
+   with the champion on live rows and promotes or rejects it
+   (:mod:`aiopsd.sources.predictions.lifecycle`); an older challenger still in
+   shadow is rejected as superseded. With no champion to compare with, it is promoted.
 
 The model lives in a model store (:mod:`aiopsd.model_store`: ``store``, else the
 directory ``model_dir``). The candidate is fitted on the training table as kept
@@ -46,7 +51,7 @@ import aiopsd
 from aiopsd.actions.base import ActionContext, ActionResult
 from aiopsd.actions.process import run_bounded
 from aiopsd.errors import ActionError
-from aiopsd.model_store import ModelStore, RegistryError, StoreSpec, open_store
+from aiopsd.model_store import ModelStore, RegistryError, Status, StoreSpec, open_store
 from aiopsd.model_store import lineage as lin
 from aiopsd.models import ActionRun, Frozen, RunStatus
 
@@ -71,6 +76,8 @@ class RetrainParams(Frozen):
     metric: Metric | None = None
     min_improvement: float = 0.0
     holdout: float = Field(default=0.25, gt=0.0, lt=1.0)
+    # Passed candidates enter shadow instead of being promoted (the log's lifecycle.shadow).
+    shadow: bool = False
 
     @model_validator(mode="after")
     def _some_store(self) -> RetrainParams:
@@ -93,7 +100,7 @@ class RetrainParams(Frozen):
 class RetrainResult(Frozen):
     """What happened; ``status`` is the action outcome, ``promoted`` whether ``current`` changed."""
 
-    status: Literal["promoted", "rejected", "failed", "timed_out", "canceled"]
+    status: Literal["promoted", "shadow", "rejected", "failed", "timed_out", "canceled"]
     promoted: bool = False
     candidate_version: int | None = None
     previous_version: int | None = None
@@ -233,18 +240,22 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
         "features": features,
         "lineage": lineage,
     }
-    version = store.register(candidate, metrics=metrics, meta=meta, status="candidate" if accepted else "rejected")
-    if accepted:
+    shadow = accepted and params.shadow and cur_version is not None
+    status: Status = "shadow" if shadow else "candidate" if accepted else "rejected"
+    version = store.register(candidate, metrics=metrics, meta=meta, status=status)
+    if shadow:
+        _supersede(store, version.number)
+    elif accepted:
         store.promote(version.number, reason="retrain gate passed")
-    verdict = "passed" if accepted else "failed"
+    verdict = ("passed, in shadow beside the champion" if shadow else "passed") if accepted else "failed"
     msg = (
         f"candidate v{version.number} {metric}={cand_score:.4g} vs current "
         f"{'none' if cur_score is None else f'v{cur_version} {metric}={cur_score:.4g}'}: gate {verdict} "
         f"(min_improvement {params.min_improvement})"
     )
     return RetrainResult(
-        status="promoted" if accepted else "rejected",
-        promoted=accepted,
+        status="shadow" if shadow else "promoted" if accepted else "rejected",
+        promoted=accepted and not shadow,
         candidate_version=version.number,
         previous_version=cur_version,
         metric=metric,
@@ -257,8 +268,20 @@ def retrain_job(params: RetrainParams, workdir: Path) -> RetrainResult:
     )
 
 
+def _supersede(store: ModelStore, number: int) -> None:
+    """One challenger at a time: an older one still in shadow is rejected, never served."""
+    for v in store.list_versions():
+        if v.status == "shadow" and v.number != number:
+            rec = v.meta.get("lifecycle") if isinstance(v.meta.get("lifecycle"), dict) else {}
+            decision = {"outcome": "reject", "by": "retrain", "reason": f"superseded by v{number} in shadow"}
+            store.mark(
+                v.number, status="rejected", lifecycle={**(rec or {}), "state": "rejected", "decision": decision}
+            )
+
+
 _RUN_STATUS = {
     "promoted": RunStatus.SUCCEEDED,
+    "shadow": RunStatus.SUCCEEDED,
     "rejected": RunStatus.SUCCEEDED,
     "failed": RunStatus.FAILED,
     "timed_out": RunStatus.TIMED_OUT,
@@ -286,6 +309,7 @@ def execute_retrain(run: ActionRun, ctx: ActionContext) -> ActionResult:
         command=p.get("command"),
         min_improvement=float(p.get("min_improvement", 0.0)),
         holdout=float(p.get("holdout", 0.25)),
+        shadow=str(p.get("model")) in ctx.shadow_models,
     )
     if run.dry_run:
         return ActionResult(

@@ -62,13 +62,29 @@ def demo(
     until_done: Annotated[
         bool, typer.Option("--until-done", help="Stop once every incident has been seen and handled")
     ] = False,
+    model_store: Annotated[
+        str,
+        typer.Option(
+            "--model-store", help="Keep the churn model in a versioned directory or a real MLflow server (shadow)"
+        ),
+    ] = "directory",
 ) -> None:
     """Start a real Prometheus, Alertmanager, a demo workload and the daemon, and narrate."""
     from aiopsd.demo.run import run_demo
 
     try:
+        from aiopsd.demo.models import MODEL_STORES
+
+        if model_store not in MODEL_STORES:
+            raise AiopsdError(f"--model-store must be one of {', '.join(MODEL_STORES)}, not {model_store!r}")
         code = run_demo(
-            duration=duration, summary_json=summary_json, workdir=workdir, port=port, console=out, until_done=until_done
+            duration=duration,
+            summary_json=summary_json,
+            workdir=workdir,
+            port=port,
+            console=out,
+            until_done=until_done,
+            model_store=model_store,
         )
     except AiopsdError as exc:
         raise fail(exc, 1) from None

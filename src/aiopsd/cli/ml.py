@@ -374,7 +374,9 @@ def create_drift_app() -> typer.Typer:
 
 
 def create_model_app() -> typer.Typer:
-    """``model list | show | promote | rollback | retrain``."""
+    """``model list | show | promote | rollback | retrain | approve``."""
+    from aiopsd.cli.lifecycle import model_approve
+
     model_app = typer.Typer(
         no_args_is_help=True,
         add_completion=False,
@@ -386,6 +388,7 @@ def create_model_app() -> typer.Typer:
         ("promote", model_promote),
         ("rollback", model_rollback),
         ("retrain", model_retrain),
+        ("approve", model_approve),
     ):
         model_app.command(name)(command)
     return model_app

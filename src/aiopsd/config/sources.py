@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from aiopsd.config.lifecycle import LifecycleConfig
 from aiopsd.durations import Duration, PositiveDuration
 from aiopsd.model_store.base import StoreSpec
 from aiopsd.models import Frozen
@@ -156,6 +157,8 @@ class PredictionLogConfig(Frozen):
     # per column the max_segments most frequent values are segments, the rest pool as "(other)".
     segment_by: list[str] = Field(default_factory=list, max_length=5)
     max_segments: int = Field(default=20, ge=1, le=200)
+    # Shadow a retrained candidate before promoting it, and roll back on regression (docs/ml-monitoring.md).
+    lifecycle: LifecycleConfig | None = None
 
     @field_validator("segment_by")
     @classmethod
@@ -179,6 +182,20 @@ class PredictionLogConfig(Frozen):
             raise ValueError(f"estimate.metric {metric} does not fit task {self.task}: use {fits}")
         if self.estimate.score in self.segment_by:
             raise ValueError(f"estimate.score {self.estimate.score!r} is also a segment_by column")
+        return self
+
+    @model_validator(mode="after")
+    def _lifecycle_fits(self) -> PredictionLogConfig:
+        if self.lifecycle is None:
+            return self
+        if self.model_dir is None and self.model_store is None:
+            raise ValueError("lifecycle needs the model's store: set model_dir or model_store")
+        metric = self.lifecycle.metric_for(self.task)
+        if (metric == "accuracy") != (self.task == "classification"):
+            fits = "mae or mse" if self.task == "regression" else "accuracy"
+            raise ValueError(f"lifecycle.metric {metric} does not fit task {self.task}: use {fits}")
+        if self.lifecycle.watch_on == "estimated" and self.estimate_metric != metric:
+            raise ValueError(f"lifecycle.watch_on estimated needs estimate with metric {metric} on this log")
         return self
 
     @property

@@ -15,10 +15,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from aiopsd.model_store import ModelStore, StoreSpec
 
 CONTRACTS = ["month-to-month", "one-year", "two-year"]
 PAYMENTS = ["card", "bank-transfer", "invoice"]
@@ -78,12 +81,15 @@ def churn_pipeline() -> Any:
     return make_pipeline(pre, LogisticRegression(max_iter=1000))
 
 
-def set_up_model(model_dir: Path, reference_csv: Path, seed: int = 3, *, score: bool = False) -> None:
-    """Train version 1, serve it, and write the reference window (features, prediction, label; with
-    ``score``, the model's probability of churn too, for performance estimation)."""
+def set_up_model(
+    model_dir: Path, reference_csv: Path, seed: int = 3, *, score: bool = False, store: ModelStore | None = None
+) -> None:
+    """Train version 1, serve it (in ``store``, else the directory ``model_dir``), and write the reference
+    window (features, prediction, label; with ``score``, the model's probability of churn too, for
+    performance estimation)."""
     from aiopsd.model_store.directory import DirectoryStore
 
-    store = DirectoryStore(model_dir)
+    store = store if store is not None else DirectoryStore(model_dir)
     rng = np.random.default_rng(seed)
     train = make_rows(3000, rng)
     model = churn_pipeline().fit(train[FEATURES], train["churn"])
@@ -122,6 +128,8 @@ class PredictionLogWriter:
     score: bool = False
     """Also log the model's probability of churn as the feature ``score`` (for CBPE)."""
     written: int = 0
+    # Serve from this model store (e.g. MLflow's champion alias) instead of the directory model_dir.
+    store: StoreSpec | None = None
     served_version: int | None = None
     _model: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -175,9 +183,10 @@ class PredictionLogWriter:
             self._stop.wait(1.0)
 
     def _reload(self) -> None:
+        from aiopsd.model_store import open_store
         from aiopsd.model_store.directory import DirectoryStore
 
-        store = DirectoryStore(self.model_dir)
+        store = open_store(self.store) if self.store is not None else DirectoryStore(self.model_dir)
         if store.current() != self.served_version or self._model is None:
             self.served_version, self._model = store.load()
 

@@ -19,7 +19,7 @@ import yaml
 from rich.console import Console
 
 from aiopsd.demo import stack
-from aiopsd.demo.model_workload import PredictionLogWriter, set_up_model
+from aiopsd.demo.models import DemoModels, lifecycle_news
 from aiopsd.demo.workload import Workload, serve
 from aiopsd.errors import AiopsdError
 
@@ -114,7 +114,9 @@ class Narrator:
                 self.seen[key] = r
                 what = r["action"].get("playbook") or r["kind"]
                 if r["kind"] == "retrain":
-                    what = f"retrain {Path(str(r['action'].get('retrain', {}).get('model_dir', ''))).name}"
+                    params = r["action"].get("retrain", {})
+                    where = Path(str(params.get("model_dir") or "")).name
+                    what = f"retrain {params.get('model') if where in ('', 'None') else where}"
                 style = {"succeeded": "green", "running": "blue"}.get(r["status"], "red")
                 extra = f" (rc {r['rc']})" if r["rc"] is not None else ""
                 err = f": {r['error']}" if r["error"] else ""
@@ -129,6 +131,8 @@ class Narrator:
                 self.say(style, "verify", f"#{r['id']} {r['rule']}: {v['outcome']}: {v['reason']}")
             if r["status"] == "awaiting_approval":
                 self._approve(r)
+        for style, what, text in lifecycle_news(self.api, self.seen):
+            self.say(style, what, text)
 
     def _approve(self, run: dict[str, Any]) -> None:
         """Approve a held run after a few seconds, as the on-call person would with `aiopsd approve`."""
@@ -158,6 +162,7 @@ def run_demo(
     port: int | None,
     console: Console,
     until_done: bool = False,
+    model_store: str = "directory",
 ) -> int:
     root = project_root()
     work = workdir or Path(tempfile.mkdtemp(prefix="aiopsd-demo-"))
@@ -176,10 +181,8 @@ def run_demo(
     console.print("backfilling one hour of history with promtool ...")
     stack.backfill(work / "prometheus" / "data", om, work)
     server = serve(workload, workload_port)
-    model_dir, reference_csv = work / "models" / "churn", work / "reference" / "churn.csv"
-    console.print("training the demo churn model (version 1) ...")
-    set_up_model(model_dir, reference_csv, score=True)
-    writer = PredictionLogWriter(path=work / "predictions" / "churn.jsonl", model_dir=model_dir, score=True)
+    models = DemoModels.start(work, model_store, console)
+    writer = models.writer
     writer.start()
     daemon_port = port or stack.free_port()
     token_file = work / "webhook.token"
@@ -234,11 +237,10 @@ def run_demo(
                 {
                     "model": "churn",
                     "path": str(work / "predictions" / "*.jsonl"),
-                    "reference": str(reference_csv),
+                    **models.log_config,
                     "window": {"rows": 250},
                     "interval": "2s",
                     "task": "classification",
-                    "model_dir": str(model_dir),
                     # CBPE on the logged score: an accuracy drop is a finding before labels show it.
                     "estimate": {"metric": "accuracy", "max_drop": 0.05},
                 }
@@ -308,7 +310,7 @@ def run_demo(
                 daemon.kill()
         for svc in reversed(services):
             svc.stop()
-        writer.stop()
+        models.stop()
         server.shutdown()
 
 
@@ -326,7 +328,8 @@ def _stop_flag() -> dict[str, bool]:
 def story_told(summary: dict[str, Any]) -> bool:
     """Every incident of the demo seen and handled: the alert and the anomaly remediated by their
     playbooks, one remediation verified and one not verified (and escalated), the churn model's
-    drift and estimated accuracy drop found, and its retrain finished (whatever its gate said)."""
+    drift and estimated accuracy drop found, its retrain finished (whatever its gate said) and,
+    with a shadow lifecycle, the challenger promoted or rejected."""
     kinds = {f["kind"] for f in summary["findings"]}
     succeeded = {a["action"] for a in summary["actions"] if a["status"] == "succeeded"}
     retrains = [a for a in summary["actions"] if a["kind"] == "retrain"]
@@ -344,6 +347,7 @@ def story_told(summary: dict[str, Any]) -> bool:
         and escalated
         and bool(retrains)
         and all(a["status"] in ("succeeded", "failed", "timed_out", "canceled", "interrupted") for a in retrains)
+        and all(c["state"] != "shadow" for c in summary.get("lifecycle", []))  # a challenger decided
     )
 
 
@@ -352,7 +356,9 @@ def _summary(api: str, narrator: Narrator) -> dict[str, Any]:
     findings = httpx.get(f"{api}/api/v1/findings?limit=1000", timeout=10).json()
     runs = httpx.get(f"{api}/api/v1/actions?limit=1000", timeout=10).json()
     decisions = httpx.get(f"{api}/api/v1/decisions?limit=1000", timeout=10).json()
+    lifecycle = httpx.get(f"{api}/api/v1/models/lifecycle", timeout=10).json()
     return {
+        "lifecycle": lifecycle,
         "status_url": f"{api}/",
         "alerts_received": status["counts"]["alerts"],
         "findings": [

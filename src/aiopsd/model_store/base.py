@@ -9,7 +9,11 @@ between moving it and writing the history is repaired when the history is read
 skips a version.
 
 ``status`` of a version: ``promoted`` (was served at some point), ``candidate``
-(stored, never served) or ``rejected`` (failed the retrain gate; never served).
+(stored, never served), ``shadow`` (passed the offline gate, being compared with the
+champion on live rows; never served yet) or ``rejected`` (failed the retrain gate or its
+shadow comparison; never served). ``mark`` sets a version's status and its ``lifecycle``
+record (the shadow comparison, the decision, the regression watch: see
+:mod:`aiopsd.sources.predictions.lifecycle`), kept with the version in the store itself.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from pydantic import Field, field_validator, model_validator
 from aiopsd.errors import AiopsdError
 from aiopsd.models import Frozen
 
-Status = Literal["promoted", "candidate", "rejected"]
-STATUSES: tuple[Status, ...] = ("promoted", "candidate", "rejected")
+Status = Literal["promoted", "candidate", "shadow", "rejected"]
+STATUSES: tuple[Status, ...] = ("promoted", "candidate", "shadow", "rejected")
 
 
 class RegistryError(AiopsdError):
@@ -77,6 +81,12 @@ class ModelStore(Protocol):
     def history(self) -> list[dict[str, Any]]:
         """Every switch of the served pointer, oldest first: version, kind, reason, at."""
 
+    def mark(
+        self, number: int, *, status: Status | None = None, lifecycle: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        """Set ``number``'s status (never to ``promoted``: that is :meth:`promote`) and/or replace its
+        lifecycle record."""
+
 
 # The one registry of backends: kind -> "module:Class"; the class has ``from_spec(spec)``.
 # Imported on use, so the directory backend never needs mlflow installed.
@@ -112,6 +122,16 @@ class StoreSpec(Frozen):
         if self.kind == "mlflow" and self.alias.lower() in {"latest"}:
             raise ValueError("alias 'latest' is reserved by MLflow; use e.g. champion")
         return self
+
+
+def check_mark(number: int, current: int | None, old: Status, status: Status | None) -> None:
+    """``mark`` never serves a version, never un-serves one, and never rewrites a served version's past."""
+    if status is None or status == old:
+        return
+    if status == "promoted":
+        raise RegistryError(f"version {number}: use promote to serve a version, not mark")
+    if current == number or old == "promoted":
+        raise RegistryError(f"version {number} has been served; its status stays promoted")
 
 
 def served_stack(events: Iterable[dict[str, Any]], current: int | None) -> list[int]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import joblib
 
-from aiopsd.model_store.base import ModelVersion, RegistryError, Status, StoreSpec, rollback_target
+from aiopsd.model_store.base import ModelVersion, RegistryError, Status, StoreSpec, check_mark, rollback_target
 
 MODEL_FILE = "model.joblib"
 
@@ -144,6 +144,17 @@ class DirectoryStore:
         if to is None:
             to = rollback_target(str(self.path), self.history(), cur)
         return self._serve(to, kind="rollback", reason=f"rollback from {cur}", now=now)
+
+    def mark(
+        self, number: int, *, status: Status | None = None, lifecycle: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        v = self.get(number)
+        check_mark(number, self.current(), v.status, status)
+        meta = {**v.meta, **({"status": status} if status else {})}
+        if lifecycle is not None:
+            meta["lifecycle"] = lifecycle
+        _write_json_atomic(self.version_dir(number) / "meta.json", meta)
+        return self.get(number)
 
     def _serve(self, number: int, *, kind: str, reason: str, now: datetime | None) -> ModelVersion:
         v = self.get(number)

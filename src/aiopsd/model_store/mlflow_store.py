@@ -11,7 +11,8 @@ version, and moving it is one call, so there is never more than one champion.
 
 Version tags: ``aiopsd.status`` (set in the same call that creates the version, so a
 rejected candidate is never seen untagged), ``aiopsd.created_at``,
-``aiopsd.metrics`` (JSON). The registered model's tag ``aiopsd.history`` keeps the
+``aiopsd.metrics`` (JSON), ``aiopsd.lifecycle`` (JSON: the shadow comparison and the
+decision, set by :meth:`MlflowStore.mark`). The registered model's tag ``aiopsd.history`` keeps the
 newest switches of the alias (JSON, bounded), which ``rollback`` walks back.
 """
 
@@ -26,10 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiopsd.model_store.base import STATUSES, ModelVersion, RegistryError, Status, StoreSpec, rollback_target
+from aiopsd.model_store.base import (
+    STATUSES,
+    ModelVersion,
+    RegistryError,
+    Status,
+    StoreSpec,
+    check_mark,
+    rollback_target,
+)
 
 HISTORY_TAG = "aiopsd.history"
 HISTORY_MAX_CHARS = 4000  # under every MLflow server's tag value limit
+LIFECYCLE_TAG = "aiopsd.lifecycle"  # a version's shadow comparison and decision (JSON, bounded like history)
 
 
 class MlflowStore:
@@ -95,13 +105,16 @@ class MlflowStore:
             metrics = dict(json.loads(tags.get("aiopsd.metrics", "{}")))
         except ValueError:
             metrics = {}
+        extra: dict[str, Any] = {}
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            extra["lifecycle"] = dict(json.loads(tags[LIFECYCLE_TAG]))
         return ModelVersion(
             number=int(mv.version),
             status=status if status in STATUSES else "candidate",
             created_at=tags.get("aiopsd.created_at", ""),
             current=int(mv.version) == current,
             metrics=metrics,
-            meta={**(meta or {}), "status": status, "run_id": mv.run_id},
+            meta={**(meta or {}), **extra, "status": status, "run_id": mv.run_id},
             uri=f"models:/{self.name}/{mv.version}",
         )
 
@@ -211,6 +224,21 @@ class MlflowStore:
             to = rollback_target(self.label, self.history(), cur)
         with self._errors():
             return self._serve(to, kind="rollback", reason=f"rollback from {cur}")
+
+    def mark(
+        self, number: int, *, status: Status | None = None, lifecycle: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        with self._errors():
+            v = self.get(number)
+            check_mark(number, self.current(), v.status, status)
+            if lifecycle is not None:
+                text = json.dumps(lifecycle, default=str)
+                if len(text) > HISTORY_MAX_CHARS:
+                    raise RegistryError(f"{self.label}: lifecycle record of version {number} is too long")
+                self.client.set_model_version_tag(self.name, str(number), LIFECYCLE_TAG, text)
+            if status is not None and status != v.status:
+                self.client.set_model_version_tag(self.name, str(number), "aiopsd.status", status)
+            return self.get(number)
 
     def _serve(self, number: int, *, kind: str, reason: str) -> ModelVersion:
         v = self.get(number)

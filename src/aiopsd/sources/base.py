@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
@@ -66,13 +67,16 @@ class Source(Protocol):
 
 
 class SourceStore(Protocol):
-    """The part of the state store a source reads and writes: cursors and its open findings."""
+    """The part of the state store a source reads and writes: cursors, its open findings, and audit
+    entries for what it decides itself (a model lifecycle's promotions and rollbacks)."""
 
     def get_cursor(self, name: str) -> dict[str, Any] | None: ...
 
     def put_cursor(self, name: str, value: dict[str, Any]) -> None: ...
 
     def active_findings(self, kind: FindingKind | None = None, source: str | None = None) -> list[Finding]: ...
+
+    def audit(self, kind: str, now: datetime, event: Mapping[str, Any]) -> None: ...
 
 
 class ScoreSink(Protocol):

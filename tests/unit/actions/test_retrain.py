@@ -265,3 +265,18 @@ def test_cancel_kills_the_retrain_and_everything_it_started(model_dir: Path, tmp
     else:
         pytest.fail("the retrain's detached grandchild outlived the cancel")
     assert [v.number for v in DirectoryStore(model_dir).list_versions()] == [1]
+
+
+def test_with_shadow_a_passed_candidate_waits_beside_the_champion(
+    model_dir: Path, tmp_path: Path, cancer: Frame
+) -> None:
+    data = write_data(tmp_path, cancer.iloc[12:])
+    params = RetrainParams(model_dir=model_dir, data_path=data, label="target", features=features(cancer), shadow=True)
+    first = retrain_job(params, tmp_path)
+    assert first.status == "shadow" and not first.promoted and "in shadow" in first.message
+    store = DirectoryStore(model_dir)
+    assert store.current() == 1 and store.get(2).status == "shadow"
+    second = retrain_job(params, tmp_path)  # a newer challenger supersedes the one in shadow
+    assert second.status == "shadow" and store.current() == 1
+    assert [v.status for v in store.list_versions()] == ["promoted", "rejected", "shadow"]
+    assert "superseded by v3" in store.get(2).meta["lifecycle"]["decision"]["reason"]

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from aiopsd import __version__
 from aiopsd.daemon.http.auth import Credentials
 from aiopsd.daemon.http.intake import GroupCommitter
+from aiopsd.daemon.http.lifecycle import create_lifecycle_router
 from aiopsd.daemon.http.status_api import create_status_router
 from aiopsd.daemon.http.ui import STATIC_DIR, RunId, create_ui_router
 from aiopsd.daemon.runtime import Runtime
@@ -267,6 +268,7 @@ def create_app(runtime: Runtime, credentials: Credentials, approvals: Credential
         return PlainTextResponse("aiopsd is ready\n")
 
     app.include_router(create_status_router(runtime))
+    app.include_router(create_lifecycle_router(runtime, approver))
     app.include_router(create_ui_router(runtime))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from aiopsd import __version__
 from aiopsd.daemon.http.health import rule_health
+from aiopsd.daemon.http.lifecycle import cards as lifecycle_cards
 from aiopsd.daemon.http.model_dirs import models
 from aiopsd.daemon.http.performance import performance
 from aiopsd.daemon.http.views import (
@@ -278,6 +279,7 @@ def build(runtime: Runtime, now: datetime | None = None) -> Overview:
         rules=rule_views,
         models=models(runtime),
         performance=performance(runtime, [fv.finding for fv in findings]),
+        lifecycle=lifecycle_cards(runtime),
         counts=counts(runtime),
     )
 

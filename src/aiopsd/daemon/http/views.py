@@ -188,6 +188,7 @@ class Overview(View):
     rules: list[RuleView]
     models: list[ModelView]
     performance: list[PerformanceView] = Field(default_factory=list)
+    lifecycle: list[LifecycleView] = Field(default_factory=list)
     counts: Counts
 
 
@@ -199,3 +200,49 @@ class Status(DaemonInfo):
     sources: list[SourceView] = Field(description="Sources polled at least once (not the waiting ones)")
     rules: list[RuleView]
     counts: Counts
+
+
+class ComparisonView(View):
+    """Champion vs challenger on the same labelled rows; ``advantage`` is the challenger's (metric units)."""
+
+    metric: str
+    rows: int
+    champion: float | None
+    challenger: float | None
+    advantage: float | None
+    low: float | None
+    high: float | None
+    confidence: float
+    min_improvement: float
+
+
+class RegressionWatchView(View):
+    """After a promotion: the champion's realised metric against the previous version's."""
+
+    previous: int | None
+    baseline: float | None
+    rows: int | None = None
+    value: float | None = None
+    margin: float
+    outcome: str
+    reason: str | None = None
+
+
+class LifecycleView(View):
+    """One model's champion/challenger card (both model-store backends)."""
+
+    model: str
+    store: str
+    backend: str
+    champion: int | None
+    challenger: int | None = Field(
+        default=None, description="The version the card is about: in shadow, or the last decided"
+    )
+    challenger_status: str | None = None
+    previous: int | None = Field(default=None, description="The champion the challenger was compared with")
+    state: str = Field(description="shadow, promoting, watching, watched, approved, rejected, rolled_back, ...")
+    span: str | None = None
+    comparison: ComparisonView | None = None
+    decision: dict[str, str | None] | None = None
+    watch: RegressionWatchView | None = None
+    error: str | None = None

@@ -27,9 +27,12 @@ from aiopsd.detectors.drift.profile import ReferenceProfile, profile_reference
 from aiopsd.detectors.drift.segments import SegmentSet, profile_segment_set, segment_parts
 from aiopsd.detectors.drift.window import DEFAULT_ALPHA, DriftResult, test_window
 from aiopsd.errors import SourceError
+from aiopsd.model_store import open_store, spec_for
 from aiopsd.models import Finding, SourceKind
 from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.predictions.episodes import ESTIMATED, WHOLE, Episodes, Key, episode_finding, key_labels
+from aiopsd.sources.predictions.explain import columns, explanation
+from aiopsd.sources.predictions.lifecycle import ModelLifecycle
 from aiopsd.sources.predictions.performance import PerformanceJudge
 from aiopsd.sources.predictions.tail import PredictionLogTailer
 from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
@@ -37,6 +40,7 @@ from aiopsd.sources.predictions.windows import PredictionWindow, WindowSpec
 logger = logging.getLogger(__name__)
 
 META_COLUMNS = ("timestamp", "model", "version", "prediction_id")
+__all__ = ["DriftWatch", "explanation", "plan"]
 
 
 class DriftWatch:
@@ -66,6 +70,7 @@ class DriftWatch:
         self.performance: PerformanceJudge | None = None
         self._exports: list[tuple[str, dict[str, float]]] = []  # performance gauges, set on commit
         self.episodes = Episodes(self.source, store)
+        self.lifecycle = _lifecycle(cfg, store, state_dir)
 
     @property
     def name(self) -> str:
@@ -150,6 +155,8 @@ class DriftWatch:
                 raise FileNotFoundError(f"reference file {self.cfg.reference} not found")
         except (OSError, ValueError) as exc:
             raise SourceError(str(exc)) from exc
+        if self.lifecycle is not None:
+            self.lifecycle.refresh(now)
         kept = (self.episodes.snapshot(), self.profile, self.segments, self.performance, self.reference, self._partial)
         self._exports = []
 
@@ -157,6 +164,8 @@ class DriftWatch:
             episodes, self.profile, self.segments, self.performance, self.reference, self._partial = kept
             self.episodes.restore(episodes)
             self._exports = []
+            if self.lifecycle is not None:
+                self.lifecycle.rollback()
 
         try:
             findings, newest = self._judge_all(windows)
@@ -172,6 +181,8 @@ class DriftWatch:
             for metric, values in self._exports:
                 self.metrics.performance.set(self.cfg.model, metric, values)
             self._exports = []
+            if self.lifecycle is not None:
+                self.lifecycle.commit(now)
 
         return Poll(
             findings=findings, lag=now - newest if newest > -math.inf else None, commit=commit, rollback=rollback
@@ -183,6 +194,8 @@ class DriftWatch:
         for w in windows:
             if w.rows == 0:
                 continue
+            if self.lifecycle is not None:
+                self.lifecycle.observe(w)
             if w.kind == "labels":
                 if self.performance is not None:
                     self._labelled(w)
@@ -219,7 +232,7 @@ class DriftWatch:
             assert self.segments is not None
             seg = test_window(self.segments.segments[key][1], part, alpha=share)
             rows = frame.loc[part.index]  # with the segment column: a retrain needs every feature
-            out += self._episode(w, ("", key), seg.score if seg.drift else 0.0, lambda r=seg: _columns(r), rows)
+            out += self._episode(w, ("", key), seg.score if seg.drift else 0.0, lambda r=seg: columns(r), rows)
         if self.performance is not None:
             out += self._estimates(w, frame, parts)
         return out
@@ -229,6 +242,8 @@ class DriftWatch:
         assert perf is not None
         est = perf.estimate(frame)
         self._exports.append((perf.metric, {"estimate": est.estimated}))
+        if self.lifecycle is not None:
+            self.lifecycle.estimated(w, est.estimated)
         out = self._episode(w, (ESTIMATED, ""), perf.score(est), lambda: perf.details(est), frame)
         for key, part in parts.items():
             seg = perf.segment_estimate(key, part)
@@ -286,7 +301,7 @@ class DriftWatch:
             "window_rows": w.rows,
             "window_start": w.start,
             "window_end": w.end,
-            **_columns(result),
+            **columns(result),
         }
         if event != Event.RESOLVED:
             details.update(self._evidence(fid, frame))
@@ -338,43 +353,9 @@ class DriftWatch:
         return {"report_html": str(paths.html), "report_json": str(paths.json)}
 
 
-def _columns(result: DriftResult) -> dict[str, Any]:
-    cols = {
-        name: {
-            "test": c.test,
-            "statistic": c.statistic,
-            "p_value": c.p_value,
-            "psi": c.psi,
-            "drift": c.drift,
-            "missing_rate_reference": c.missing_rate_reference,
-            "missing_rate_window": c.missing_rate_window,
-            "new_category_share": c.new_category_share,
-        }
-        for name, c in result.columns.items()
-    }
-    out: dict[str, Any] = {
-        "columns": cols,
-        "drifted": list(result.drifted),
-        "drift_score": result.score,
-        "explanation": explanation(result),
-    }
-    if result.performance is not None:
-        out["performance"] = result.performance.model_dump(mode="json")
-    return out
-
-
-def explanation(result: DriftResult) -> list[dict[str, Any]]:
-    """Drifted columns ranked by effect size (PSI), each with the values that gained or lost share."""
-    return [
-        {
-            "column": c.name,
-            "test": c.test,
-            "psi": c.psi,
-            "p_value": c.p_value,
-            "shifts": [s.model_dump(mode="json") for s in c.shifts],
-        }
-        for c in result.ranked()
-    ]
+def _lifecycle(cfg: PredictionLogConfig, store: SourceStore, state_dir: Path) -> ModelLifecycle | None:
+    spec = spec_for(cfg.model_store, model=cfg.model, model_dir=cfg.model_dir) if cfg.lifecycle else None
+    return ModelLifecycle(cfg, open_store(spec), store, state_dir) if spec is not None else None
 
 
 def plan(settings: Settings) -> list[SourceSpec]:

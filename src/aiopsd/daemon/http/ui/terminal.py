@@ -181,6 +181,20 @@ def render(ov: Overview, url: str) -> Group:
                 metrics = ", ".join(f"{k} {val}" for k, val in v.metrics.items())
                 models.add_row(m.name, v.version + (" (current)" if v.current else ""), metrics or "-")
         parts.append(models)
+    if ov.lifecycle:
+        cards = Table(title="Champion / challenger", title_justify="left", expand=True)
+        for col in ("model", "champion", "challenger", "state", "compared", "decision"):
+            cards.add_column(col, overflow="fold")
+        for c in ov.lifecycle:
+            k = c.comparison
+            compared = (
+                f"{k.rows} rows, {k.metric} {k.challenger:.3g} vs {k.champion:.3g}, [{k.low:+.3g}, {k.high:+.3g}]"
+                if k and k.rows and None not in (k.challenger, k.champion, k.low, k.high)
+                else "-"
+            )
+            decision = c.decision.get("reason") or c.decision.get("outcome") or "-" if c.decision else "pending"
+            cards.add_row(c.model, str(c.champion or "-"), str(c.challenger or "-"), c.state, compared, decision)
+        parts.append(cards)
     return Group(*parts)
 
 
