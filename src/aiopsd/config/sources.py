@@ -27,6 +27,10 @@ class PrometheusConfig(Frozen):
     overlap: Duration = 60.0
     # A series whose newest sample is older than this is stale: no decisions from it.
     stale_after: PositiveDuration = 300.0
+    # Samples (series x points) one range request may ask for: longer reads (a warm-up's
+    # lookback) are split in chunks of this size. Kept well below Prometheus'
+    # --query.max-samples (50,000,000 by default), which counts more than the answer.
+    max_samples_per_query: int = Field(default=2_000_000, ge=1000)
 
 
 class WatchConfig(Frozen):

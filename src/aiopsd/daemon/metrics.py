@@ -218,10 +218,13 @@ class Metrics:
         )
         self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"], registry=r)
         self.poll_lag = Gauge(
-            "aiopsd_source_poll_lag_seconds", "Age of the newest sample seen at the last poll", ["source"], registry=r
+            "aiopsd_source_poll_lag_seconds",
+            "Age of the newest point the last poll judged, when its findings were stored",
+            ["source"],
+            registry=r,
         )
         self.poll_duration = Histogram(
-            "aiopsd_source_poll_duration_seconds", "Source poll duration", ["source"], registry=r
+            "aiopsd_source_poll_duration_seconds", "Whole source poll: read, detect, store", ["source"], registry=r
         )
         self.scheduler_lag = Gauge(
             "aiopsd_scheduler_lag_seconds", "How late the last scheduled job started", ["job"], registry=r

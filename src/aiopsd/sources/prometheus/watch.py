@@ -30,9 +30,10 @@ from aiopsd.config import PrometheusConfig, Settings, WatchConfig
 from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
-from aiopsd.models import Finding, FindingKind, FindingStatus, Series, SourceKind, series_key, stable_id
+from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key, stable_id
 from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
-from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient
+from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient, read_range
+from aiopsd.sources.prometheus.matrix import Matrix, labels_of
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class SeriesState:
     tracker: IncidentTracker
     last_ts: float
     labels: dict[str, str]
+    raw: bytes = b""
+    """The series' labels as Prometheus wrote them (the watch's cache key for this series)."""
     recent: Recent = field(default_factory=Recent)
     absent_polls: int = 0
 
@@ -94,6 +97,7 @@ class PrometheusWatch:
         self.metrics = metrics
         self.series: dict[str, SeriesState] = {}
         self.cursor_name = f"{SourceKind.PROMETHEUS}:{watch.name}"
+        self._keys: dict[bytes, str] = {}  # raw JSON labels -> series key, so a poll decodes new series only
         self._refused = 0
         self._active: dict[str, Finding] | None = None
 
@@ -113,13 +117,9 @@ class PrometheusWatch:
         cursor = self.store.get_cursor(self.cursor_name) or {}
         watermark = float(cursor["watermark"]) if "watermark" in cursor else None
         end = math.floor(now / w.step) * w.step
-        if not self.series:
-            start = (watermark if watermark is not None else end) - w.lookback
-        else:
-            start = (watermark if watermark is not None else end) - self.prometheus.overlap
-        batch = self.client.query_range(w.name, w.query, start, end, w.step)  # SourceError: source down
+        matrix = self._read(end, watermark)  # SourceError: source down
         try:
-            findings, newest = self._judge(batch, now, warm_until=watermark if watermark is not None else end)
+            findings, newest = self._judge(matrix, now, warm_until=watermark if watermark is not None else end)
         except Exception:
             self._rollback()
             raise
@@ -131,29 +131,76 @@ class PrometheusWatch:
             rollback=self._rollback,
         )
 
+    def _read(self, end: float, watermark: float | None) -> Matrix:
+        """What this poll must see, and no more.
+
+        Warm-up (no detectors yet): ``lookback`` before the watermark, in chunks sized from a
+        one-point probe of how many series the query returns. Later polls: from just after the
+        oldest newest point of the tracked series (points at or before a series' newest point
+        are never scored again), but never before ``watermark - overlap`` (what was always read).
+        Every read stays on the ``step`` grid of ``end``, so timestamps match across polls.
+        """
+        w, p = self.watch, self.prometheus
+        since = watermark if watermark is not None else end
+        if not self.series:
+            start = _on_grid(since - w.lookback, w.step)
+            probe = self.client.query_range(w.name, w.query, end, end, w.step)
+            expect = len(probe)
+        else:
+            oldest = min(s.last_ts for s in self.series.values())
+            start = _on_grid(max(since - p.overlap, oldest + w.step), w.step)
+            expect = len(self.series)
+        start = min(start, end)
+        return read_range(
+            self.client, w.name, w.query, start, end, w.step, series=expect, max_samples=p.max_samples_per_query
+        )
+
     def _rollback(self) -> None:
         """Back to what is stored: the next poll re-warms up to the stored watermark and scores
         everything after it again (as after a restart), so nothing is skipped."""
         self.series.clear()
+        self._keys.clear()
 
-    def _judge(self, batch: list[Series], now: float, *, warm_until: float) -> tuple[list[Finding], float]:
+    def _judge(self, matrix: Matrix, now: float, *, warm_until: float) -> tuple[list[Finding], float]:
         w = self.watch
         findings: list[Finding] = []
-        newest = -math.inf
+        newest = -math.inf  # the newest point scored by this poll
         present: set[str] = set()
-        keyed = sorted(((series_key(w.name, s.labels), s) for s in batch), key=lambda ks: ks[0])
-        fresh = [k for k, _ in keyed if k not in self.series]
+        raws = matrix.metric_raw
+        keys: list[str | None] = [None] * len(raws)
+        fresh: list[tuple[str, int]] = []
+        for i, raw in enumerate(raws):
+            key = self._keys.get(raw)
+            if key is None or key not in self.series:
+                key = series_key(w.name, labels_of(raw))
+                if key not in self.series:
+                    fresh.append((key, i))
+                    continue
+                self._keys[raw] = key
+            keys[i] = key
+        fresh.sort()
         room = max(0, w.max_series - len(self.series))
-        refused = set(fresh[room:])
+        for key, i in fresh[:room]:
+            keys[i] = key
+            self._keys[raws[i]] = key
+        refused = len(fresh) - min(room, len(fresh))
         self._active = None
-        for key, series in keyed:
-            if key in refused:
+        offsets = matrix.offsets.tolist()
+        stamps = matrix.timestamps.tolist()
+        values = matrix.values.tolist()
+        for i, key in enumerate(keys):
+            if key is None:
                 continue
             present.add(key)
-            findings.extend(self._feed(key, series, warm_until=warm_until))
-            if series.timestamps:
-                newest = max(newest, series.timestamps[-1])
-        self._count_refused(len(refused))
+            lo, hi = offsets[i], offsets[i + 1]
+            state = self.series.get(key)
+            if state is None:
+                state = self._new_state(key, raws[i], matrix, lo, hi, warm_until)
+            state.absent_polls = 0
+            found, scored = self._feed(key, state, stamps[lo:hi], values[lo:hi])
+            findings.extend(found)
+            newest = max(newest, scored)
+        self._count_refused(refused)
         findings.extend(self._forget_vanished(now, present))
         self.metrics.watch_series.labels(w.name).set(len(self.series))
         return findings, newest
@@ -169,31 +216,33 @@ class PrometheusWatch:
         self._refused = refused
         self.metrics.series_refused.labels(self.watch.name).set(refused)
 
-    def _feed(self, key: str, series: Series, *, warm_until: float) -> list[Finding]:
-        ts = np.asarray(series.timestamps, dtype=np.float64)
-        vals = np.asarray(series.values, dtype=np.float64)
-        state = self.series.get(key)
-        if state is None:
-            warm = ts <= warm_until
-            detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params), self.watch.knobs)
-            detector.fit(ts[warm], vals[warm])
-            state = SeriesState(
-                detector,
-                self._tracker_for(key),
-                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf,
-                labels=series.labels,
-            )
-            # History the detector learnt from, unscored: the chart shows what "normal" looked like.
-            nan = math.nan
-            for t, v in zip(
-                ts[warm][-PLOT_POINTS // 4 :].tolist(), vals[warm][-PLOT_POINTS // 4 :].tolist(), strict=True
-            ):
-                state.recent.append((t, v, nan, nan, nan, nan))
-            self.series[key] = state
-        state.absent_polls = 0
+    def _new_state(self, key: str, raw: bytes, matrix: Matrix, lo: int, hi: int, warm_until: float) -> SeriesState:
+        """A detector fitted on the series' points up to ``warm_until`` (already seen: never scored)."""
+        ts, vals = matrix.timestamps[lo:hi], matrix.values[lo:hi]
+        warm = ts <= warm_until
+        detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params), self.watch.knobs)
+        detector.fit(ts[warm], vals[warm])
+        state = SeriesState(
+            detector,
+            self._tracker_for(key),
+            last_ts=float(ts[warm][-1]) if warm.any() else -math.inf,
+            labels=labels_of(raw),
+            raw=raw,
+        )
+        # History the detector learnt from, unscored: the chart shows what "normal" looked like.
+        nan = math.nan
+        for t, v in zip(ts[warm][-PLOT_POINTS // 4 :].tolist(), vals[warm][-PLOT_POINTS // 4 :].tolist(), strict=True):
+            state.recent.append((t, v, nan, nan, nan, nan))
+        self.series[key] = state
+        return state
+
+    def _feed(
+        self, key: str, state: SeriesState, stamps: list[float], values: list[float]
+    ) -> tuple[list[Finding], float]:
+        """Score the points after the series' newest; the findings and the newest point scored."""
         out: list[Finding] = []
         latest = None
-        for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
+        for t, v in zip(stamps, values, strict=True):
             if t <= state.last_ts:
                 continue
             state.last_ts = t
@@ -208,7 +257,7 @@ class PrometheusWatch:
             out.append(
                 self._finding(
                     key,
-                    series.labels,
+                    state.labels,
                     state,
                     event,
                     t,
@@ -219,8 +268,9 @@ class PrometheusWatch:
                 )
             )
         if latest is not None:
-            self.metrics.scores.set(self.watch.name, series.labels, tuple(latest))  # type: ignore[arg-type]
-        return out
+            self.metrics.scores.set(self.watch.name, state.labels, tuple(latest))  # type: ignore[arg-type]
+            return out, state.last_ts
+        return out, -math.inf
 
     def _forget_vanished(self, now: float, present: set[str]) -> list[Finding]:
         """Series missing from this poll: after ``resolve_after`` polls their exported gauges go; after
@@ -238,6 +288,7 @@ class PrometheusWatch:
             if now - state.last_ts <= self.prometheus.stale_after:
                 continue
             del self.series[key]
+            self._keys.pop(state.raw, None)
             self.metrics.scores.drop(self.watch.name, state.labels)
             if state.tracker.open_since is None:
                 continue
@@ -321,6 +372,11 @@ class PrometheusWatch:
             },
             sightings=(t,) if event != Event.RESOLVED else (),
         )
+
+
+def _on_grid(t: float, step: float) -> float:
+    """The first multiple of ``step`` at or after ``t`` (where Prometheus evaluates a read that ends on the grid)."""
+    return math.ceil(t / step - 1e-9) * step
 
 
 def _num(x: float) -> float | None:
