@@ -230,6 +230,12 @@ class Metrics:
             "aiopsd_scheduler_lag_seconds", "How late the last scheduled job started", ["job"], registry=r
         )
         self.scheduler_misfires = Counter("aiopsd_scheduler_misfires", "Scheduled runs missed", ["job"], registry=r)
+        self.scheduler_skipped = Counter(
+            "aiopsd_scheduler_skipped",
+            "Scheduled runs skipped because the job's previous run was still running (an overloaded poll)",
+            ["job"],
+            registry=r,
+        )
         self.last_tick = Gauge(
             "aiopsd_scheduler_last_tick_timestamp_seconds", "When the dispatch loop last completed", registry=r
         )

@@ -13,6 +13,7 @@ from types import FrameType
 
 import uvicorn
 from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
     EVENT_JOB_SUBMITTED,
     JobEvent,
@@ -43,6 +44,10 @@ from aiopsd.store.ha import Membership
 from aiopsd.store.retention import PRUNE_INTERVAL
 
 logger = logging.getLogger(__name__)
+
+
+# Submitted (its start lag), missed (misfire), and skipped because its previous run is still going.
+SCHEDULER_EVENTS = EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES
 
 
 def _job(key: SourceKey) -> str:
@@ -119,7 +124,7 @@ class Daemon:
                 id="watchdog",
                 next_run_time=datetime.now(UTC),
             )
-        s.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED)
+        s.add_listener(self._on_event, SCHEDULER_EVENTS)
 
     def _add_poll(self, key: SourceKey) -> None:
         """Every source is scheduled alike: every ``interval``, leader-only where the source says so."""
@@ -205,7 +210,10 @@ class Daemon:
 
     def _on_event(self, event: JobEvent) -> None:
         m = self.runtime.metrics
-        if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            # A poll still running when the next is due: that run is skipped (max_instances=1).
+            m.scheduler_skipped.labels(event.job_id).inc()
+        elif isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
             lag = (datetime.now(UTC) - event.scheduled_run_times[-1]).total_seconds()
             m.scheduler_lag.labels(event.job_id).set(max(0.0, lag))
         elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
