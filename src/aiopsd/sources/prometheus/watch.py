@@ -21,59 +21,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-import numpy as np
 
 from aiopsd.config import PrometheusConfig, Settings, WatchConfig
-from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
-from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
+from aiopsd.detectors.anomaly import make_detector
+from aiopsd.detectors.anomaly.incidents import IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
-from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key, stable_id
+from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key
 from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient, read_range
 from aiopsd.sources.prometheus.matrix import Matrix, labels_of
+from aiopsd.sources.prometheus.series import PLOT_POINTS, SeriesState, anomaly_finding, utc
 
 logger = logging.getLogger(__name__)
-
-PLOT_POINTS = 240
-
-
-class Recent:
-    """The last PLOT_POINTS (ts, value, score, yhat, lower, upper) rows for the status page's chart.
-
-    One preallocated float64 ring (11.5 kB a series), so memory per series is flat from the
-    first poll instead of growing toward its cap as Python tuples (about 56 kB at the cap).
-    """
-
-    __slots__ = ("_len", "_next", "_rows")
-
-    def __init__(self) -> None:
-        self._rows = np.full((PLOT_POINTS, 6), np.nan)
-        self._next = 0
-        self._len = 0
-
-    def append(self, row: tuple[float, ...]) -> None:
-        self._rows[self._next] = row
-        self._next = (self._next + 1) % PLOT_POINTS
-        self._len = min(self._len + 1, PLOT_POINTS)
-
-    def rows(self) -> list[list[float]]:
-        order = np.roll(self._rows, -self._next, axis=0)[PLOT_POINTS - self._len :]
-        return order.tolist()  # type: ignore[no-any-return]
-
-
-@dataclass
-class SeriesState:
-    detector: AnomalyDetector
-    tracker: IncidentTracker
-    last_ts: float
-    labels: dict[str, str]
-    raw: bytes = b""
-    """The series' labels as Prometheus wrote them (the watch's cache key for this series)."""
-    recent: Recent = field(default_factory=Recent)
-    absent_polls: int = 0
 
 
 class PrometheusWatch:
@@ -255,7 +214,8 @@ class PrometheusWatch:
             start = state.tracker.last_start
             assert start is not None
             out.append(
-                self._finding(
+                anomaly_finding(
+                    self.watch,
                     key,
                     state.labels,
                     state,
@@ -299,9 +259,9 @@ class PrometheusWatch:
                         update={
                             "status": FindingStatus.RESOLVED,
                             "resolution": "no_data",
-                            "last_seen": _dt(state.last_ts),
+                            "last_seen": utc(state.last_ts),
                             "sightings": (),
-                            "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                            "summary": f"{f.summary} — closed: no data since {utc(state.last_ts):%H:%M:%S}Z",
                             "details": {**f.details, "event": "no_data"},
                         }
                     )
@@ -326,65 +286,10 @@ class PrometheusWatch:
             tracker.peak = f.score
         return tracker
 
-    def _finding(
-        self,
-        key: str,
-        labels: dict[str, str],
-        state: SeriesState,
-        event: Event,
-        t: float,
-        value: float,
-        score: float,
-        band: tuple[float, float, float],
-        start: float,
-    ) -> Finding:
-        yhat, lo, hi = band
-        where = "inside" if lo <= value <= hi else "outside"
-        band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
-        summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
-        if event == Event.RESOLVED:
-            summary = (
-                f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score {state.tracker.peak:.2f})"
-            )
-        points = [
-            [round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])] for p in state.recent.rows()
-        ]
-        return Finding(
-            id=stable_id("anomaly", key, start),
-            kind=FindingKind.ANOMALY,
-            source=self.watch.name,
-            labels={**labels, "watch": self.watch.name},
-            score=state.tracker.peak if event != Event.RESOLVED else 0.0,
-            status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-            starts_at=_dt(start),
-            last_seen=_dt(t),
-            summary=summary,
-            details={
-                "event": str(event),
-                "series": key,
-                "value": value,
-                "yhat": _num(yhat),
-                "yhat_lower": _num(lo),
-                "yhat_upper": _num(hi),
-                "detector": self.watch.detector,
-                "points_columns": ["ts", "value", "score", "yhat", "yhat_lower", "yhat_upper"],
-                "points": points,
-            },
-            sightings=(t,) if event != Event.RESOLVED else (),
-        )
-
 
 def _on_grid(t: float, step: float) -> float:
     """The first multiple of ``step`` at or after ``t`` (where Prometheus evaluates a read that ends on the grid)."""
     return math.ceil(t / step - 1e-9) * step
-
-
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
-def _dt(x: float) -> datetime:
-    return datetime.fromtimestamp(x, UTC)
 
 
 def plan(settings: Settings) -> list[SourceSpec]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiopsd.sources.prometheus.client import MAX_POINTS, chunks, read_range
 from aiopsd.testing import ScriptedRange
 
 
+@settings(deadline=None, max_examples=50)
 @given(
     points=st.integers(1, 30_000),
     series=st.integers(0, 200_000),
