@@ -268,6 +268,23 @@ class Metrics:
             ["watch"],
             registry=r,
         )
+        self.remote_write_queue = Gauge(
+            "aiopsd_remote_write_queue_points", "Scored points waiting to be remote-written", registry=r
+        )
+        self.remote_write_lag = Gauge(
+            "aiopsd_remote_write_lag_seconds", "Age of the oldest scored point not remote-written yet", registry=r
+        )
+        self.remote_write_samples = Counter(
+            "aiopsd_remote_write_samples",
+            "Score samples remote-written (sent), refused by the receiver (rejected) or dropped from a full queue",
+            ["result"],
+            registry=r,
+        )
+        self.remote_write_failures = Counter(
+            "aiopsd_remote_write_failures", "Remote-write requests that failed and are retried", registry=r
+        )
+        for result in ("sent", "rejected", "dropped"):
+            self.remote_write_samples.labels(result)
         self.scores = ScoreExport()
         r.register(self.scores)
         self.performance = PerformanceExport()

@@ -31,6 +31,7 @@ from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.http.server import DrainingServer
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.reload import audit_reload, live_settings, restart_fields
+from aiopsd.daemon.remote_write import RemoteWriter
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot
 from aiopsd.daemon.systemd import Notifier
@@ -72,9 +73,13 @@ class Daemon:
         self.runtime = Runtime(settings=settings, rules=rules, store=store, metrics=Metrics())
         self.runtime.set_rules(rules)
         self.dispatcher = Dispatcher(self.runtime)
+        # Its thread starts with the first point a remote_write watch pushes.
+        self.remote_write = RemoteWriter(
+            settings.prometheus.remote_write, settings.prometheus.remote_write_url, self.runtime.metrics
+        )
         self.sources = SourceSet(
             source_specs(settings),
-            SourceEnv(store=store, metrics=self.runtime.metrics),
+            SourceEnv(store=store, metrics=self.runtime.metrics, push=self.remote_write),
             SourceRunner(store, self.runtime.metrics),
         )
         self.scheduler = BackgroundScheduler(
@@ -382,6 +387,7 @@ class Daemon:
         except Exception:  # already stopped
             logger.debug("scheduler shutdown", exc_info=True)
         self.dispatcher.shutdown(0)
+        self.remote_write.stop()
         if self.membership is not None:
             try:
                 self.membership.leave()

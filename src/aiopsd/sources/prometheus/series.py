@@ -50,6 +50,8 @@ class SeriesState:
     """The series' labels as Prometheus wrote them (the watch's cache key for this series)."""
     recent: Recent = field(default_factory=Recent)
     absent_polls: int = 0
+    exported: bool = False
+    """Its latest score is on /metrics now."""
 
 
 def anomaly_finding(

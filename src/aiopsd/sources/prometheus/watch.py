@@ -27,7 +27,7 @@ from aiopsd.detectors.anomaly import make_detector
 from aiopsd.detectors.anomaly.incidents import IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
 from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key
-from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.base import Poll, ScorePoint, ScorePush, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient, read_range
 from aiopsd.sources.prometheus.matrix import Matrix, labels_of
 from aiopsd.sources.prometheus.series import PLOT_POINTS, SeriesState, anomaly_finding, utc
@@ -48,6 +48,7 @@ class PrometheusWatch:
         client: RangeClient,
         store: SourceStore,
         metrics: SourceMetrics,
+        push: ScorePush | None = None,
     ) -> None:
         self.watch = watch
         self.prometheus = prometheus
@@ -59,6 +60,11 @@ class PrometheusWatch:
         self._keys: dict[bytes, str] = {}  # raw JSON labels -> series key, so a poll decodes new series only
         self._refused = 0
         self._active: dict[str, Finding] | None = None
+        # export.scores: every series on /metrics, or only those with an open incident there and
+        # (remote_write) every scored point pushed once the poll is committed.
+        self._all_on_metrics = watch.export.scores == "metrics"
+        self.push = push if watch.export.scores == "remote_write" else None
+        self._outbox: list[ScorePoint] = []
 
     @property
     def name(self) -> str:
@@ -77,16 +83,24 @@ class PrometheusWatch:
         watermark = float(cursor["watermark"]) if "watermark" in cursor else None
         end = math.floor(now / w.step) * w.step
         matrix = self._read(end, watermark)  # SourceError: source down
+        outbox: list[ScorePoint] = []
+        self._outbox = outbox
         try:
             findings, newest = self._judge(matrix, now, warm_until=watermark if watermark is not None else end)
         except Exception:
             self._rollback()
             raise
         value = {"watermark": end, "series": len(self.series), "refused_series": self._refused}
+
+        def commit() -> None:
+            self.store.put_cursor(self.cursor_name, value)
+            if self.push is not None:
+                self.push.push(w.name, outbox)
+
         return Poll(
             findings=findings,
             lag=now - newest if newest > -math.inf else None,
-            commit=lambda: self.store.put_cursor(self.cursor_name, value),
+            commit=commit,
             rollback=self._rollback,
         )
 
@@ -208,6 +222,8 @@ class PrometheusWatch:
             score = state.detector.update(t, v)
             state.recent.append((t, v, *score))
             latest = score
+            if self.push is not None:
+                self._outbox.append((key, state.labels, t, score))
             event = state.tracker.observe(t, score.anomaly_score)
             if event is None:
                 continue
@@ -228,7 +244,12 @@ class PrometheusWatch:
                 )
             )
         if latest is not None:
-            self.metrics.scores.set(self.watch.name, state.labels, tuple(latest))  # type: ignore[arg-type]
+            if self._all_on_metrics or state.tracker.open_since is not None:
+                self.metrics.scores.set(self.watch.name, state.labels, tuple(latest))  # type: ignore[arg-type]
+                state.exported = True
+            elif state.exported:
+                self.metrics.scores.drop(self.watch.name, state.labels)
+                state.exported = False
             return out, state.last_ts
         return out, -math.inf
 
@@ -243,13 +264,17 @@ class PrometheusWatch:
         for key in [k for k in self.series if k not in present]:
             state = self.series[key]
             state.absent_polls += 1
-            if state.absent_polls == self.watch.resolve_after:
+            if state.absent_polls == self.watch.resolve_after and state.exported:
                 self.metrics.scores.drop(self.watch.name, state.labels)
+                state.exported = False
             if now - state.last_ts <= self.prometheus.stale_after:
                 continue
             del self.series[key]
             self._keys.pop(state.raw, None)
-            self.metrics.scores.drop(self.watch.name, state.labels)
+            if state.exported:
+                self.metrics.scores.drop(self.watch.name, state.labels)
+            if self.push is not None:
+                self.push.forget(self.watch.name, key)
             if state.tracker.open_since is None:
                 continue
             f = self._active_findings().get(key)
@@ -303,7 +328,7 @@ def plan(settings: Settings) -> list[SourceSpec]:
             SourceKind.PROMETHEUS,
             w.name,
             w,
-            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics),
+            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics, env.push),
         )
 
     return [spec(w) for w in settings.watches]

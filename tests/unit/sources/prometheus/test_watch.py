@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,3 +128,55 @@ def test_a_warm_up_longer_than_the_samples_budget_is_read_in_chunks(tmp_path: Pa
     assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(reads))
     assert len(w.series) == 10
     assert all(s.last_ts == 3900.0 for s in w.series.values())
+
+
+def test_without_metrics_export_only_an_open_incident_is_on_metrics(tmp_path: Path) -> None:
+    """export.scores remote_write: a series is on /metrics while its incident is open, not before or after."""
+    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+    src = ScriptedRange()
+    metrics = Metrics()
+    pushed: list[tuple[str, int]] = []
+
+    class Push:
+        def push(self, watch: str, points: Sequence[Any]) -> None:
+            pushed.append((watch, len(points)))
+
+        def forget(self, watch: str, key: str) -> None: ...
+
+    w = PrometheusWatch(
+        WatchConfig(
+            name="w",
+            query="q",
+            step=1,
+            interval=1,
+            lookback=600,
+            detector="mad",
+            resolve_after=3,
+            export={"scores": "remote_write"},
+        ),
+        PrometheusConfig(url="http://unused", overlap=5, stale_after=30),
+        src,
+        store,
+        metrics,
+        Push(),
+    )
+    rng = np.random.default_rng(1)
+    ts = np.arange(0.0, 400.0)
+    vs = 10 + rng.normal(0, 0.5, ts.size)
+    vs[350:356] = 50.0
+    src.data[(("host", "a"),)] = (ts, vs)
+    src.data[(("host", "b"),)] = (ts, 10 + rng.normal(0, 0.5, ts.size))
+
+    def on_metrics() -> set[str]:
+        return {
+            s.labels["host"] for m in metrics.scores.collect() for s in m.samples if m.name == "aiopsd_anomaly_score"
+        }
+
+    run_poll(w, 300.0)
+    run_poll(w, 340.0)
+    assert on_metrics() == set()
+    run_poll(w, 352.0)
+    assert on_metrics() == {"a"}
+    run_poll(w, 400.0)
+    assert on_metrics() == set()
+    assert pushed == [("w", 0), ("w", 80), ("w", 24), ("w", 94)]  # every scored point of both series, once
