@@ -56,8 +56,9 @@ def gauge(i: np.ndarray, ts: np.ndarray, step: float) -> np.ndarray:
     """Series ``i`` (array) at times ``ts`` (array): level, seasonal swing, noise, a rare spike."""
     level = 5 + (i * 7919 % 4500) / 100.0
     phase = (i * 104729 % 628) / 100.0
-    noise = np.sin(ts * 12.9898 + i * 78.233) * 0.5
-    vals = level * (1 + 0.1 * np.sin(ts / 600 + phase)) + noise
+    # A hash of (series, time), uniform in [-0.5, 0.5): noise at any step, the same on every read.
+    noise = np.modf(np.abs(np.sin(ts * 12.9898 + i * 78.233)) * 43758.5453)[0] - 0.5
+    vals = level * (1 + 0.1 * np.sin(2 * np.pi * ts / 21600 + phase) + 0.04 * noise)
     return np.where((ts.astype(np.int64) // int(step) + i) % 997 == 0, vals * 4, vals)
 
 
@@ -108,12 +109,13 @@ class Watcher:
 
     def __init__(self, d: DaemonProcess) -> None:
         self.d = d
-        self.http = httpx.Client(timeout=30)
+        self.http = httpx.Client(timeout=60)
         self.polls: list[float] = []
         self.status: list[float] = []
         self.stop = threading.Event()
         self._last = (0.0, 0.0)
         self.skipped = 0.0
+        self.errors = 0
 
     def metric(self, text: str, name: str) -> float:
         total = 0.0
@@ -128,7 +130,11 @@ class Watcher:
         return text, time.monotonic() - t0
 
     def read_polls(self) -> None:
-        text, _ = self.scrape()
+        try:
+            text, _ = self.scrape()
+        except httpx.HTTPError:
+            self.errors += 1
+            return
         count = self.metric(text, "aiopsd_source_poll_duration_seconds_count")
         total = self.metric(text, "aiopsd_source_poll_duration_seconds_sum")
         self.skipped = self.metric(text, 'aiopsd_scheduler_skipped_total{job="poll:scale"}')
@@ -140,7 +146,10 @@ class Watcher:
     def run_status(self) -> None:
         while not self.stop.wait(0.25):
             t0 = time.monotonic()
-            self.http.get(f"{self.d.url}/api/v1/status")
+            try:
+                self.http.get(f"{self.d.url}/api/v1/status")
+            except httpx.HTTPError:  # a timeout counts as its time
+                self.errors += 1
             self.status.append(time.monotonic() - t0)
 
 
@@ -207,8 +216,10 @@ def single(args: argparse.Namespace) -> None:
             fed = json.loads(ready.read_text())
             print(f"history: {fed['samples']:,} samples remote-written in {fed['history_s']:.0f}s", flush=True)
             d = start_watching(root / "daemon", prom.url, args, METRIC)
-            report(d, args, base_rss)
-            d.stop()
+            try:
+                report(d, args, base_rss)
+            finally:
+                d.stop()
         finally:
             if feeder is not None:
                 feeder.kill()
@@ -234,7 +245,11 @@ def report(d: DaemonProcess, args: argparse.Namespace, base_rss: float) -> None:
         time.sleep(1)
         w.read_polls()
         if len(metrics_times) < 5 and int(time.monotonic() - t0) % 20 == 0:
-            text, took = w.scrape()
+            try:
+                text, took = w.scrape()
+            except httpx.HTTPError:
+                w.errors += 1
+                continue
             metrics_times.append((len(text.encode()), took))
     cpu = 100 * (proc_cpu(d.proc.pid) - cpu0) / (time.monotonic() - t0)
     w.stop.set()
@@ -263,6 +278,7 @@ def report(d: DaemonProcess, args: argparse.Namespace, base_rss: float) -> None:
         "status_max_ms": round(1000 * st[-1], 1) if st else None,
         "metrics_kb": round(size / 1024, 1),
         "metrics_ms": round(1000 * mtime, 1),
+        "http_timeouts": w.errors,
     }
     print(json.dumps(row))
     print()
