@@ -117,7 +117,12 @@ class RemoteWriter:
                     self._cond.wait(1.0)
             if self._stop.is_set():
                 return
-            if not self.send_once() and self._stop.wait(self.backoff):
+            try:
+                sent = self.send_once()
+            except Exception:  # the writer must outlive one bad batch
+                logger.exception("remote write: batch dropped")
+                sent = True
+            if not sent and self._stop.wait(self.backoff):
                 return
 
     def _take(self) -> list[_Queued]:
@@ -127,15 +132,24 @@ class RemoteWriter:
 
     def _encode(self, batch: Sequence[_Queued]) -> tuple[bytes, int]:
         rows: list[tuple[bytes, float, int]] = []
+        unwritable = 0
         for watch, key, labels, t, values in batch:
             parts = self._labels.get((watch, key))
             if parts is None:
-                parts = self._labels[(watch, key)] = around_name(exposition_labels(watch, labels))
+                try:
+                    parts = around_name(exposition_labels(watch, labels))
+                except ValueError:  # a label value protobuf cannot write (a lone surrogate): this series only
+                    unwritable += 1
+                    continue
+                self._labels[(watch, key)] = parts
             before, after = parts
             ms = round(t * 1000)
             for name, value in zip(_NAME_LABELS, values, strict=True):
                 if not math.isnan(value):
                     rows.append((before + name + after, value, ms))
+        if unwritable:
+            self.metrics.remote_write_samples.labels("rejected").inc(unwritable)
+            logger.warning("remote write: %d points with labels that cannot be encoded were dropped", unwritable)
         return bytes(cramjam.snappy.compress_raw(encode_request(rows))), len(rows)
 
     def send_once(self) -> bool:
