@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from aiopsd.store.retention import PRUNE_INTERVAL
 
 logger = logging.getLogger(__name__)
 
+
+SWITCH_INTERVAL = 0.001
 
 # Submitted (its start lag), missed (misfire), and skipped because its previous run is still going.
 SCHEDULER_EVENTS = EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES
@@ -237,6 +240,10 @@ class Daemon:
 
     def run(self) -> int:
         rt, s = self.runtime, self.settings
+        # A large poll is pure Python for seconds; every query and socket call of an API request
+        # gives the GIL back and waits up to the switch interval to get it again. 1 ms instead of
+        # 5 ms keeps /api/v1/status answering while a poll runs (bench/scale.py, docs/operations.md).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if self.membership is None:
             interrupted = rt.store.mark_interrupted(datetime.now(UTC))
             if interrupted:
