@@ -28,7 +28,7 @@ import numpy as np
 from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runner import SourceRunner
-from aiopsd.models import Series
+from aiopsd.sources.prometheus.matrix import Matrix, from_arrays
 from aiopsd.sources.prometheus.watch import PrometheusWatch
 from aiopsd.store import StateStore
 
@@ -42,15 +42,17 @@ class SyntheticSource:
         self.level = rng.uniform(5, 50, series)
         self.phase = rng.uniform(0, 2 * np.pi, series)
 
-    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
+    def query_range(
+        self, name: str, query: str, start: float, end: float, step: float, *, identity: bool = False
+    ) -> Matrix:
         ts = np.arange(np.ceil(start / step) * step, end + step / 2, step)
         out = []
         for i, labels in enumerate(self.labels):
             noise = np.sin(ts * 12.9898 + i * 78.233) * 0.5
             vals = self.level[i] * (1 + 0.1 * np.sin(ts / 600 + self.phase[i])) + noise
             vals = np.where((ts.astype(np.int64) // int(step) + i) % 997 == 0, vals * 4, vals)
-            out.append(Series(source=name, labels=labels, timestamps=tuple(ts.tolist()), values=tuple(vals.tolist())))
-        return out
+            out.append((labels, ts, vals))
+        return from_arrays(out)
 
 
 def rss_mb() -> float:

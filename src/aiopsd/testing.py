@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiopsd.models import Finding, Series, SourceKind
+import numpy as np
+
+from aiopsd.models import Finding, SourceKind
 from aiopsd.sources.base import Poll
+from aiopsd.sources.prometheus.matrix import Matrix, from_arrays
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,16 @@ class ScriptedRange:
 
     def __init__(self, data: dict[tuple[tuple[str, str], ...], tuple[Any, Any]] | None = None) -> None:
         self.data = data if data is not None else {}
+        self.reads: list[tuple[float, float]] = []  # (start, end) of every query, oldest first
 
-    def query_range(self, name: str, query: str, start: float, end: float, step: float) -> list[Series]:
+    def query_range(
+        self, name: str, query: str, start: float, end: float, step: float, *, identity: bool = False
+    ) -> Matrix:
+        self.reads.append((start, end))
         out = []
-        for labels, (ts, vs) in self.data.items():
+        for labels, (stamps, values) in self.data.items():
+            ts, vs = np.asarray(stamps, dtype=np.float64), np.asarray(values, dtype=np.float64)
             m = (ts >= start) & (ts <= end)
             if m.any():
-                out.append(
-                    Series(
-                        source=name, labels=dict(labels), timestamps=tuple(ts[m].tolist()), values=tuple(vs[m].tolist())
-                    )
-                )
-        return out
+                out.append((dict(labels), ts[m], vs[m]))
+        return from_arrays(out)

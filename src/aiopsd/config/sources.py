@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from aiopsd.detectors.anomaly.knobs import Knobs
 
 
+class RemoteWriteConfig(Frozen):
+    """Where watches with ``export: {scores: remote_write}`` push their scores (Prometheus remote write 1.0)."""
+
+    # Default: the receiver of ``prometheus.url`` (Prometheus started with --web.enable-remote-write-receiver).
+    url: str | None = None
+    timeout: PositiveDuration = 10.0
+    # Samples waiting to be sent at most; beyond it the oldest are dropped (and counted).
+    max_queue: int = Field(default=2_000_000, ge=1)
+    # Time series (one sample each) per request.
+    batch: int = Field(default=20_000, ge=1)
+    # Retries of a failed request (5xx, 429, no connection) back off exponentially up to this.
+    max_backoff: PositiveDuration = 30.0
+
+
 class PrometheusConfig(Frozen):
     url: str = "http://127.0.0.1:9090"
     timeout: PositiveDuration = 10.0
@@ -28,6 +42,26 @@ class PrometheusConfig(Frozen):
     overlap: Duration = 60.0
     # A series whose newest sample is older than this is stale: no decisions from it.
     stale_after: PositiveDuration = 300.0
+    # Samples (series x points) one range request may ask for: longer reads (a warm-up's
+    # lookback) are split in chunks of this size. Kept well below Prometheus'
+    # --query.max-samples (50,000,000 by default), which counts more than the answer.
+    max_samples_per_query: int = Field(default=2_000_000, ge=1000)
+    remote_write: RemoteWriteConfig = RemoteWriteConfig()
+
+    @property
+    def remote_write_url(self) -> str:
+        return self.remote_write.url or f"{self.url.rstrip('/')}/api/v1/write"
+
+
+class ScoreExportConfig(Frozen):
+    """Where a watch's per-series scores and bands go.
+
+    ``metrics``: every series on ``/metrics`` (fine up to a few thousand series);
+    ``remote_write``: every scored point pushed to Prometheus' remote-write receiver, and on
+    ``/metrics`` only the series whose incident is open; ``none``: only those on ``/metrics``.
+    """
+
+    scores: Literal["metrics", "remote_write", "none"] = "metrics"
 
 
 class WatchConfig(Frozen):
@@ -52,6 +86,7 @@ class WatchConfig(Frozen):
     min_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     min_relative_deviation: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     warmup: Duration = 0.0
+    export: ScoreExportConfig = ScoreExportConfig()
 
     @model_validator(mode="after")
     def _positive(self) -> WatchConfig:

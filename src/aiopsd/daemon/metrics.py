@@ -243,15 +243,24 @@ class Metrics:
         )
         self.source_up = Gauge("aiopsd_source_up", "1 when the source answered its last poll", ["source"], registry=r)
         self.poll_lag = Gauge(
-            "aiopsd_source_poll_lag_seconds", "Age of the newest sample seen at the last poll", ["source"], registry=r
+            "aiopsd_source_poll_lag_seconds",
+            "Age of the newest point the last poll judged, when its findings were stored",
+            ["source"],
+            registry=r,
         )
         self.poll_duration = Histogram(
-            "aiopsd_source_poll_duration_seconds", "Source poll duration", ["source"], registry=r
+            "aiopsd_source_poll_duration_seconds", "Whole source poll: read, detect, store", ["source"], registry=r
         )
         self.scheduler_lag = Gauge(
             "aiopsd_scheduler_lag_seconds", "How late the last scheduled job started", ["job"], registry=r
         )
         self.scheduler_misfires = Counter("aiopsd_scheduler_misfires", "Scheduled runs missed", ["job"], registry=r)
+        self.scheduler_skipped = Counter(
+            "aiopsd_scheduler_skipped",
+            "Scheduled runs skipped because the job's previous run was still running (an overloaded poll)",
+            ["job"],
+            registry=r,
+        )
         self.last_tick = Gauge(
             "aiopsd_scheduler_last_tick_timestamp_seconds", "When the dispatch loop last completed", registry=r
         )
@@ -284,6 +293,23 @@ class Metrics:
             ["watch"],
             registry=r,
         )
+        self.remote_write_queue = Gauge(
+            "aiopsd_remote_write_queue_points", "Scored points waiting to be remote-written", registry=r
+        )
+        self.remote_write_lag = Gauge(
+            "aiopsd_remote_write_lag_seconds", "Age of the oldest scored point not remote-written yet", registry=r
+        )
+        self.remote_write_samples = Counter(
+            "aiopsd_remote_write_samples",
+            "Score samples remote-written (sent), refused by the receiver (rejected) or dropped from a full queue",
+            ["result"],
+            registry=r,
+        )
+        self.remote_write_failures = Counter(
+            "aiopsd_remote_write_failures", "Remote-write requests that failed and are retried", registry=r
+        )
+        for result in ("sent", "rejected", "dropped"):
+            self.remote_write_samples.labels(result)
         self.scores = ScoreExport()
         r.register(self.scores)
         self.performance = PerformanceExport()

@@ -9,6 +9,10 @@ findings and the commit of the cursor live here once:
   ``Poll.rollback()`` and the error propagates (the next poll reads the same data again);
 * then the source is up, with the poll's lag, and each opened finding is counted.
 
+``aiopsd_source_poll_duration_seconds`` times the whole poll (read, detect, store), and the
+lag is the age of the newest data the poll judged *when its findings are stored* (the
+source's ``Poll.lag`` at its ``now`` plus the poll's own time), so an overloaded poll shows.
+
 :class:`SourceSet` holds the running sources and applies a reload by diffing their specs.
 """
 
@@ -46,19 +50,24 @@ class SourceRunner:
             logger.warning("%s source %s: %s", source.kind, name, exc)
             self.store.set_source(name, source.kind, up=False, now=at, error=str(exc))
             m.source_up.labels(name).set(0)
-            return []
-        finally:
             m.poll_duration.labels(name).observe(time.monotonic() - started)
+            return []
         try:
             self.store.upsert_findings(poll.findings)
             poll.commit()
         except Exception:
             poll.rollback()
+            m.poll_duration.labels(name).observe(time.monotonic() - started)
             raise
-        self.store.set_source(name, source.kind, up=True, now=at, lag=poll.lag)
+        # The whole poll (read, detect, store), and the data's age once its findings are stored:
+        # a poll that falls behind shows on both, not only its HTTP call.
+        elapsed = time.monotonic() - started
+        lag = None if poll.lag is None else poll.lag + elapsed
+        self.store.set_source(name, source.kind, up=True, now=at, lag=lag)
         m.source_up.labels(name).set(1)
-        if poll.lag is not None:
-            m.poll_lag.labels(name).set(poll.lag)
+        if lag is not None:
+            m.poll_lag.labels(name).set(lag)
+        m.poll_duration.labels(name).observe(time.monotonic() - started)
         for f in poll.findings:
             if f.details.get("event") == Event.OPENED:
                 m.findings.labels(str(f.kind)).inc()

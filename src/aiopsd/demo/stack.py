@@ -115,6 +115,7 @@ def start_prometheus(
     interval: str = "2s",
     tsdb_dir: Path | None = None,
     port: int | None = None,
+    remote_write_receiver: bool = False,
 ) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -140,6 +141,7 @@ def start_prometheus(
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=30d",
             "--web.enable-lifecycle",
+            *(["--web.enable-remote-write-receiver"] if remote_write_receiver else []),
         ],
     )
 

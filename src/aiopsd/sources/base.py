@@ -92,6 +92,20 @@ class ScoreSink(Protocol):
         """One scored point of a series (its ``series_key``), for score_below verification."""
 
 
+ScorePoint = tuple[str, dict[str, str], float, tuple[float, float, float, float]]
+"""One scored point to push: series key, series labels, timestamp, (score, yhat, yhat_lower, yhat_upper)."""
+
+
+class ScorePush(Protocol):
+    """Where watches with ``export: {scores: remote_write}`` send every scored point (the daemon's ``RemoteWriter``)."""
+
+    def push(self, watch: str, points: Sequence[ScorePoint]) -> None:
+        """Queue the points of a committed poll; never blocks on the network."""
+
+    def forget(self, watch: str, key: str) -> None:
+        """The series is gone from the watch."""
+
+
 class PerformanceSink(Protocol):
     """Exported estimated/realised model performance per (model, metric) (the daemon's ``PerformanceExport``)."""
 
@@ -126,6 +140,8 @@ class SourceEnv:
 
     store: SourceStore
     metrics: SourceMetrics
+    push: ScorePush | None = None
+    """Remote write of scores (None: no watch may use ``export: {scores: remote_write}``)."""
 
 
 @dataclass(frozen=True)

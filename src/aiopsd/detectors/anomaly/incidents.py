@@ -17,7 +17,7 @@ class Event(StrEnum):
     RESOLVED = "resolved"
 
 
-@dataclass
+@dataclass(slots=True)
 class IncidentTracker:
     resolve_after: int = 5
     open_since: float | None = None

@@ -19,58 +19,21 @@ exported score gauges; after ``stale_after`` its detector is dropped too.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-import numpy as np
 
 from aiopsd.config import PrometheusConfig, Settings, WatchConfig
-from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
-from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
+from aiopsd.detectors.anomaly import make_detector
+from aiopsd.detectors.anomaly.incidents import IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
-from aiopsd.models import Finding, FindingKind, FindingStatus, Series, SourceKind, series_key, stable_id
-from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
-from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient
+from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key
+from aiopsd.sources.base import Poll, ScorePoint, ScorePush, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient, read_range
+from aiopsd.sources.prometheus.matrix import Matrix, labels_of
+from aiopsd.sources.prometheus.series import PLOT_POINTS, SeriesState, anomaly_finding, utc
 
 logger = logging.getLogger(__name__)
-
-PLOT_POINTS = 240
-
-
-class Recent:
-    """The last PLOT_POINTS (ts, value, score, yhat, lower, upper) rows for the status page's chart.
-
-    One preallocated float64 ring (11.5 kB a series), so memory per series is flat from the
-    first poll instead of growing toward its cap as Python tuples (about 56 kB at the cap).
-    """
-
-    __slots__ = ("_len", "_next", "_rows")
-
-    def __init__(self) -> None:
-        self._rows = np.full((PLOT_POINTS, 6), np.nan)
-        self._next = 0
-        self._len = 0
-
-    def append(self, row: tuple[float, ...]) -> None:
-        self._rows[self._next] = row
-        self._next = (self._next + 1) % PLOT_POINTS
-        self._len = min(self._len + 1, PLOT_POINTS)
-
-    def rows(self) -> list[list[float]]:
-        order = np.roll(self._rows, -self._next, axis=0)[PLOT_POINTS - self._len :]
-        return order.tolist()  # type: ignore[no-any-return]
-
-
-@dataclass
-class SeriesState:
-    detector: AnomalyDetector
-    tracker: IncidentTracker
-    last_ts: float
-    labels: dict[str, str]
-    recent: Recent = field(default_factory=Recent)
-    absent_polls: int = 0
 
 
 class PrometheusWatch:
@@ -86,6 +49,7 @@ class PrometheusWatch:
         client: RangeClient,
         store: SourceStore,
         metrics: SourceMetrics,
+        push: ScorePush | None = None,
     ) -> None:
         self.watch = watch
         self.prometheus = prometheus
@@ -94,8 +58,14 @@ class PrometheusWatch:
         self.metrics = metrics
         self.series: dict[str, SeriesState] = {}
         self.cursor_name = f"{SourceKind.PROMETHEUS}:{watch.name}"
+        self._keys: dict[bytes, str] = {}  # raw JSON labels -> series key, so a poll decodes new series only
         self._refused = 0
         self._active: dict[str, Finding] | None = None
+        # export.scores: every series on /metrics, or only those with an open incident there and
+        # (remote_write) every scored point pushed once the poll is committed.
+        self._all_on_metrics = watch.export.scores == "metrics"
+        self.push = push if watch.export.scores == "remote_write" else None
+        self._outbox: list[ScorePoint] = []
 
     @property
     def name(self) -> str:
@@ -113,47 +83,105 @@ class PrometheusWatch:
         cursor = self.store.get_cursor(self.cursor_name) or {}
         watermark = float(cursor["watermark"]) if "watermark" in cursor else None
         end = math.floor(now / w.step) * w.step
-        if not self.series:
-            start = (watermark if watermark is not None else end) - w.lookback
-        else:
-            start = (watermark if watermark is not None else end) - self.prometheus.overlap
-        batch = self.client.query_range(w.name, w.query, start, end, w.step)  # SourceError: source down
+        matrix = self._read(end, watermark)  # SourceError: source down
+        outbox: list[ScorePoint] = []
+        self._outbox = outbox
+        before = len(self.series)
         try:
-            findings, newest = self._judge(batch, now, warm_until=watermark if watermark is not None else end)
+            findings, newest = self._judge(matrix, now, warm_until=watermark if watermark is not None else end)
         except Exception:
             self._rollback()
             raise
+        if len(self.series) > before + 1000:
+            # A warm-up built many long-lived detectors: move them out of the cyclic GC's sight.
+            # Each full collection would otherwise walk every detector's containers again (48 % of
+            # the poll thread at 20k series after 12 minutes, issue 16). They are still freed by
+            # reference counting when their series go.
+            gc.freeze()
         value = {"watermark": end, "series": len(self.series), "refused_series": self._refused}
+
+        def commit() -> None:
+            self.store.put_cursor(self.cursor_name, value)
+            if self.push is not None:
+                self.push.push(w.name, outbox)
+
         return Poll(
             findings=findings,
             lag=now - newest if newest > -math.inf else None,
-            commit=lambda: self.store.put_cursor(self.cursor_name, value),
+            commit=commit,
             rollback=self._rollback,
+        )
+
+    def _read(self, end: float, watermark: float | None) -> Matrix:
+        """What this poll must see, and no more.
+
+        Warm-up (no detectors yet): ``lookback`` before the watermark, in chunks sized from a
+        one-point probe of how many series the query returns. Later polls: from just after the
+        oldest newest point of the tracked series (points at or before a series' newest point
+        are never scored again), but never before ``watermark - overlap`` (what was always read).
+        Every read stays on the ``step`` grid of ``end``, so timestamps match across polls.
+        """
+        w, p = self.watch, self.prometheus
+        since = watermark if watermark is not None else end
+        if not self.series:
+            start = _on_grid(since - w.lookback, w.step)
+            probe = self.client.query_range(w.name, w.query, end, end, w.step)
+            expect = len(probe)
+        else:
+            oldest = min(s.last_ts for s in self.series.values())
+            start = _on_grid(max(since - p.overlap, oldest + w.step), w.step)
+            expect = len(self.series)
+        start = min(start, end)
+        return read_range(
+            self.client, w.name, w.query, start, end, w.step, series=expect, max_samples=p.max_samples_per_query
         )
 
     def _rollback(self) -> None:
         """Back to what is stored: the next poll re-warms up to the stored watermark and scores
         everything after it again (as after a restart), so nothing is skipped."""
         self.series.clear()
+        self._keys.clear()
 
-    def _judge(self, batch: list[Series], now: float, *, warm_until: float) -> tuple[list[Finding], float]:
+    def _judge(self, matrix: Matrix, now: float, *, warm_until: float) -> tuple[list[Finding], float]:
         w = self.watch
         findings: list[Finding] = []
-        newest = -math.inf
+        newest = -math.inf  # the newest point scored by this poll
         present: set[str] = set()
-        keyed = sorted(((series_key(w.name, s.labels), s) for s in batch), key=lambda ks: ks[0])
-        fresh = [k for k, _ in keyed if k not in self.series]
+        raws = matrix.metric_raw
+        keys: list[str | None] = [None] * len(raws)
+        fresh: list[tuple[str, int]] = []
+        for i, raw in enumerate(raws):
+            key = self._keys.get(raw)
+            if key is None or key not in self.series:
+                key = series_key(w.name, labels_of(raw))
+                if key not in self.series:
+                    fresh.append((key, i))
+                    continue
+                self._keys[raw] = key
+            keys[i] = key
+        fresh.sort()
         room = max(0, w.max_series - len(self.series))
-        refused = set(fresh[room:])
+        for key, i in fresh[:room]:
+            keys[i] = key
+            self._keys[raws[i]] = key
+        refused = len(fresh) - min(room, len(fresh))
         self._active = None
-        for key, series in keyed:
-            if key in refused:
+        offsets = matrix.offsets.tolist()
+        stamps = matrix.timestamps.tolist()
+        values = matrix.values.tolist()
+        for i, key in enumerate(keys):
+            if key is None:
                 continue
             present.add(key)
-            findings.extend(self._feed(key, series, warm_until=warm_until))
-            if series.timestamps:
-                newest = max(newest, series.timestamps[-1])
-        self._count_refused(len(refused))
+            lo, hi = offsets[i], offsets[i + 1]
+            state = self.series.get(key)
+            if state is None:
+                state = self._new_state(key, raws[i], matrix, lo, hi, warm_until)
+            state.absent_polls = 0
+            found, scored = self._feed(key, state, stamps[lo:hi], values[lo:hi])
+            findings.extend(found)
+            newest = max(newest, scored)
+        self._count_refused(refused)
         findings.extend(self._forget_vanished(now, present))
         self.metrics.watch_series.labels(w.name).set(len(self.series))
         return findings, newest
@@ -169,31 +197,33 @@ class PrometheusWatch:
         self._refused = refused
         self.metrics.series_refused.labels(self.watch.name).set(refused)
 
-    def _feed(self, key: str, series: Series, *, warm_until: float) -> list[Finding]:
-        ts = np.asarray(series.timestamps, dtype=np.float64)
-        vals = np.asarray(series.values, dtype=np.float64)
-        state = self.series.get(key)
-        if state is None:
-            warm = ts <= warm_until
-            detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params), self.watch.knobs)
-            detector.fit(ts[warm], vals[warm])
-            state = SeriesState(
-                detector,
-                self._tracker_for(key),
-                last_ts=float(ts[warm][-1]) if warm.any() else -math.inf,
-                labels=series.labels,
-            )
-            # History the detector learnt from, unscored: the chart shows what "normal" looked like.
-            nan = math.nan
-            for t, v in zip(
-                ts[warm][-PLOT_POINTS // 4 :].tolist(), vals[warm][-PLOT_POINTS // 4 :].tolist(), strict=True
-            ):
-                state.recent.append((t, v, nan, nan, nan, nan))
-            self.series[key] = state
-        state.absent_polls = 0
+    def _new_state(self, key: str, raw: bytes, matrix: Matrix, lo: int, hi: int, warm_until: float) -> SeriesState:
+        """A detector fitted on the series' points up to ``warm_until`` (already seen: never scored)."""
+        ts, vals = matrix.timestamps[lo:hi], matrix.values[lo:hi]
+        warm = ts <= warm_until
+        detector = with_knobs(make_detector(self.watch.detector, **self.watch.detector_params), self.watch.knobs)
+        detector.fit(ts[warm], vals[warm])
+        state = SeriesState(
+            detector,
+            self._tracker_for(key),
+            last_ts=float(ts[warm][-1]) if warm.any() else -math.inf,
+            labels=labels_of(raw),
+            raw=raw,
+        )
+        # History the detector learnt from, unscored: the chart shows what "normal" looked like.
+        nan = math.nan
+        for t, v in zip(ts[warm][-PLOT_POINTS // 4 :].tolist(), vals[warm][-PLOT_POINTS // 4 :].tolist(), strict=True):
+            state.recent.append((t, v, nan, nan, nan, nan))
+        self.series[key] = state
+        return state
+
+    def _feed(
+        self, key: str, state: SeriesState, stamps: list[float], values: list[float]
+    ) -> tuple[list[Finding], float]:
+        """Score the points after the series' newest; the findings and the newest point scored."""
         out: list[Finding] = []
         latest = None
-        for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
+        for t, v in zip(stamps, values, strict=True):
             if t <= state.last_ts:
                 continue
             state.last_ts = t
@@ -201,15 +231,18 @@ class PrometheusWatch:
             state.recent.append((t, v, *score))
             self.metrics.scores.record_point(key, t, score.anomaly_score)
             latest = score
+            if self.push is not None:
+                self._outbox.append((key, state.labels, t, score))
             event = state.tracker.observe(t, score.anomaly_score)
             if event is None:
                 continue
             start = state.tracker.last_start
             assert start is not None
             out.append(
-                self._finding(
+                anomaly_finding(
+                    self.watch,
                     key,
-                    series.labels,
+                    state.labels,
                     state,
                     event,
                     t,
@@ -220,8 +253,14 @@ class PrometheusWatch:
                 )
             )
         if latest is not None:
-            self.metrics.scores.set(self.watch.name, series.labels, tuple(latest))  # type: ignore[arg-type]
-        return out
+            if self._all_on_metrics or state.tracker.open_since is not None:
+                self.metrics.scores.set(self.watch.name, state.labels, tuple(latest))  # type: ignore[arg-type]
+                state.exported = True
+            elif state.exported:
+                self.metrics.scores.drop(self.watch.name, state.labels)
+                state.exported = False
+            return out, state.last_ts
+        return out, -math.inf
 
     def _forget_vanished(self, now: float, present: set[str]) -> list[Finding]:
         """Series missing from this poll: after ``resolve_after`` polls their exported gauges go; after
@@ -234,12 +273,17 @@ class PrometheusWatch:
         for key in [k for k in self.series if k not in present]:
             state = self.series[key]
             state.absent_polls += 1
-            if state.absent_polls == self.watch.resolve_after:
+            if state.absent_polls == self.watch.resolve_after and state.exported:
                 self.metrics.scores.drop(self.watch.name, state.labels)
+                state.exported = False
             if now - state.last_ts <= self.prometheus.stale_after:
                 continue
             del self.series[key]
-            self.metrics.scores.drop(self.watch.name, state.labels)
+            self._keys.pop(state.raw, None)
+            if state.exported:
+                self.metrics.scores.drop(self.watch.name, state.labels)
+            if self.push is not None:
+                self.push.forget(self.watch.name, key)
             if state.tracker.open_since is None:
                 continue
             f = self._active_findings().get(key)
@@ -249,9 +293,9 @@ class PrometheusWatch:
                         update={
                             "status": FindingStatus.RESOLVED,
                             "resolution": "no_data",
-                            "last_seen": _dt(state.last_ts),
+                            "last_seen": utc(state.last_ts),
                             "sightings": (),
-                            "summary": f"{f.summary} — closed: no data since {_dt(state.last_ts):%H:%M:%S}Z",
+                            "summary": f"{f.summary} — closed: no data since {utc(state.last_ts):%H:%M:%S}Z",
                             "details": {**f.details, "event": "no_data"},
                         }
                     )
@@ -276,60 +320,10 @@ class PrometheusWatch:
             tracker.peak = f.score
         return tracker
 
-    def _finding(
-        self,
-        key: str,
-        labels: dict[str, str],
-        state: SeriesState,
-        event: Event,
-        t: float,
-        value: float,
-        score: float,
-        band: tuple[float, float, float],
-        start: float,
-    ) -> Finding:
-        yhat, lo, hi = band
-        where = "inside" if lo <= value <= hi else "outside"
-        band_text = "" if math.isnan(lo) else f" {where} expected {lo:.4g}..{hi:.4g}"
-        summary = f"{self.watch.name}: value {value:.4g}{band_text} (score {score:.2f})"
-        if event == Event.RESOLVED:
-            summary = (
-                f"{self.watch.name}: back to normal, value {value:.4g}{band_text} (peak score {state.tracker.peak:.2f})"
-            )
-        points = [
-            [round(p[0], 3), *(None if math.isnan(x) else round(x, 6) for x in p[1:])] for p in state.recent.rows()
-        ]
-        return Finding(
-            id=stable_id("anomaly", key, start),
-            kind=FindingKind.ANOMALY,
-            source=self.watch.name,
-            labels={**labels, "watch": self.watch.name},
-            score=state.tracker.peak if event != Event.RESOLVED else 0.0,
-            status=FindingStatus.RESOLVED if event == Event.RESOLVED else FindingStatus.FIRING,
-            starts_at=_dt(start),
-            last_seen=_dt(t),
-            summary=summary,
-            details={
-                "event": str(event),
-                "series": key,
-                "value": value,
-                "yhat": _num(yhat),
-                "yhat_lower": _num(lo),
-                "yhat_upper": _num(hi),
-                "detector": self.watch.detector,
-                "points_columns": ["ts", "value", "score", "yhat", "yhat_lower", "yhat_upper"],
-                "points": points,
-            },
-            sightings=(t,) if event != Event.RESOLVED else (),
-        )
 
-
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
-def _dt(x: float) -> datetime:
-    return datetime.fromtimestamp(x, UTC)
+def _on_grid(t: float, step: float) -> float:
+    """The first multiple of ``step`` at or after ``t`` (where Prometheus evaluates a read that ends on the grid)."""
+    return math.ceil(t / step - 1e-9) * step
 
 
 def plan(settings: Settings) -> list[SourceSpec]:
@@ -343,7 +337,7 @@ def plan(settings: Settings) -> list[SourceSpec]:
             SourceKind.PROMETHEUS,
             w.name,
             w,
-            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics),
+            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics, env.push),
         )
 
     return [spec(w) for w in settings.watches]
