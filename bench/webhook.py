@@ -151,8 +151,18 @@ async def _send(
     }
 
 
+def with_redeliveries(alerts: int, ratio: float, lag: float = 37.5) -> list[int]:
+    """Every alert once, plus a redelivery of ``ratio`` of them about ``lag`` requests later."""
+    keyed = [(float(i), i) for i in range(alerts)]
+    keyed += [(i + lag, i) for i in range(alerts) if is_duplicate_pick(i, ratio)]
+    return [i for _, i in sorted(keyed)]
+
+
 def sender_main(args: argparse.Namespace) -> None:
-    indices = [i for i in range(args.alerts) if args.dup_only is None or is_duplicate_pick(i, args.dup_only)]
+    if args.redeliver:
+        indices = with_redeliveries(args.alerts, args.redeliver)
+    else:
+        indices = [i for i in range(args.alerts) if args.dup_only is None or is_duplicate_pick(i, args.dup_only)]
     result = asyncio.run(
         _send(
             args.url, args.run, indices, args.batch, args.inflight, Path(args.ack) if args.ack else None, args.act_every
@@ -172,6 +182,7 @@ def spawn_sender(
     ack: Path | None = None,
     dup_only: float | None = None,
     act_every: int = ACT_EVERY,
+    redeliver: float = 0.0,
 ) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -196,6 +207,8 @@ def spawn_sender(
         cmd += ["--ack", str(ack)]
     if dup_only is not None:
         cmd += ["--dup-only", str(dup_only)]
+    if redeliver:
+        cmd += ["--redeliver", str(redeliver)]
     return subprocess.Popen(cmd, env=_env())
 
 
@@ -503,6 +516,7 @@ def main() -> None:
     sp.add_argument("--ack")
     sp.add_argument("--dup-only", type=float)
     sp.add_argument("--act-every", type=int, default=ACT_EVERY)
+    sp.add_argument("--redeliver", type=float, default=0.0)
     args = p.parse_args()
     if args.cmd == "send":
         sender_main(args)

@@ -109,12 +109,12 @@ class _Episode:
 
 @dataclass
 class _Pending:
-    """What one batch writes, collected first so the writes go out in bulk."""
+    """What a group of batches writes, collected first so the writes go out in bulk."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    opened: dict[str, Finding] = field(default_factory=dict)
+    opened: dict[str, tuple[Finding, float]] = field(default_factory=dict)
     seen_again: list[Finding] = field(default_factory=list)
-    resolved: list[str] = field(default_factory=list)
+    resolved: list[tuple[str, float]] = field(default_factory=list)
 
 
 def episode_finding_id(fingerprint: str, episode: int) -> str:
@@ -139,6 +139,7 @@ _DELIVERIES = select(t.alerts.c.fingerprint, t.alerts.c.status, t.alerts.c.start
     )
 )
 _CHUNK = 500
+_FIRING, _RESOLVED = str(FindingStatus.FIRING), str(FindingStatus.RESOLVED)
 
 
 def accept(
@@ -151,8 +152,20 @@ def accept(
     group_key: str | None,
 ) -> AcceptResult:
     """Store one webhook request's alerts in the caller's write transaction (see the module doc)."""
+    return accept_batches(store, conn, [AlertBatch(alerts, received_at, receiver, group_key)])[0]
+
+
+def accept_batches(store: StateStore, conn: Connection, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
+    """Store several requests' alerts in the caller's write transaction (group commit).
+
+    The result is the same as accepting the batches one after the other, in order, in
+    that transaction: the episodes, finding statuses and stored deliveries are looked up
+    once for every fingerprint of the group and then carried in memory from one batch
+    to the next, and the writes go out in bulk at the end. So a group of N requests
+    costs the statements of one, not N times them.
+    """
     audit = AuditChain(conn, store.dialect, buffered=True)
-    fps = sorted({a.fingerprint for a in alerts})
+    fps = sorted({a.fingerprint for b in batches for a in b.alerts})
     episodes = _lock_episodes(store, conn, fps)
     fids = [e.finding_id for e in episodes.values() if e.finding_id is not None]
     status: dict[str, str] = {}
@@ -162,31 +175,49 @@ def accept(
     for k in range(0, len(fps), _CHUNK):
         seen.update(tuple(r) for r in conn.execute(_DELIVERIES, {"fps": fps[k : k + _CHUNK], "ids": fids}))
     out = _Pending()
-    for a in alerts:
+    results = [_accept_one(b, episodes, status, seen, out, audit) for b in batches]
+    _write(store, conn, audit, out, episodes)
+    return results
+
+
+def _accept_one(
+    batch: AlertBatch,
+    episodes: dict[str, _Episode],
+    status: dict[str, str],
+    seen: set[tuple[str, str, str, str | None]],
+    out: _Pending,
+    audit: AuditChain,
+) -> AcceptResult:
+    """One batch against the group's in-memory state; its writes are added to ``out``."""
+    received_at = batch.received_at
+    accepted = opened = 0
+    for a in batch.alerts:
         ep = episodes.setdefault(a.fingerprint, _Episode(0, None, None))
-        is_open = ep.finding_id is not None and status.get(ep.finding_id) == str(FindingStatus.FIRING)
+        is_open = ep.finding_id is not None and status.get(ep.finding_id) == _FIRING
         if a.status == "firing" and not is_open:
             ep.episode += 1
             ep.finding_id = episode_finding_id(a.fingerprint, ep.episode)
             ep.changed = True
-            status[ep.finding_id] = str(FindingStatus.FIRING)
+            status[ep.finding_id] = _FIRING
         key = (a.fingerprint, a.status, a.starts_at, ep.finding_id)
         if key in seen:
             continue
         seen.add(key)
         fid = ep.finding_id
+        accepted += 1
+        alertname = a.labels.get("alertname")
         out.rows.append(
             {
                 "fingerprint": a.fingerprint,
                 "status": a.status,
                 "starts_at": a.starts_at,
                 "ends_at": a.ends_at,
-                "alertname": a.labels.get("alertname"),
+                "alertname": alertname,
                 "labels": dict(a.labels),
                 "annotations": dict(a.annotations),
                 "generator_url": a.generator_url,
-                "receiver": receiver,
-                "group_key": group_key,
+                "receiver": batch.receiver,
+                "group_key": batch.group_key,
                 "received_at": received_at,
                 "finding_id": fid,
             }
@@ -198,7 +229,7 @@ def accept(
                 "fingerprint": a.fingerprint,
                 "status": a.status,
                 "starts_at": a.starts_at,
-                "alertname": a.labels.get("alertname"),
+                "alertname": alertname,
                 "finding_id": fid,
             },
         )
@@ -209,12 +240,12 @@ def accept(
             if fid in out.opened or is_open:
                 out.seen_again.append(finding)
             else:
-                out.opened[fid] = finding
+                out.opened[fid] = (finding, received_at)
+                opened += 1
         elif is_open and fid is not None:
-            status[fid] = str(FindingStatus.RESOLVED)
-            out.resolved.append(fid)
-    _write(store, conn, audit, out, episodes, received_at)
-    return AcceptResult(accepted=len(out.rows), duplicates=len(alerts) - len(out.rows), opened=len(out.opened))
+            status[fid] = _RESOLVED
+            out.resolved.append((fid, received_at))
+    return AcceptResult(accepted=accepted, duplicates=len(batch.alerts) - accepted, opened=opened)
 
 
 def _lock_episodes(store: StateStore, conn: Connection, fps: list[str]) -> dict[str, _Episode]:
@@ -240,7 +271,6 @@ def _write(
     audit: AuditChain,
     out: _Pending,
     episodes: Mapping[str, _Episode],
-    received_at: float,
 ) -> None:
     if out.rows:
         conn.execute(
@@ -250,11 +280,11 @@ def _write(
             out.rows,
         )
     if out.opened:
-        conn.execute(t.findings.insert(), [finding_values(f) for f in out.opened.values()])
-        for f in out.opened.values():
+        conn.execute(t.findings.insert(), [finding_values(f) for f, _ in out.opened.values()])
+        for f, at in out.opened.values():
             audit.append(
                 "finding_opened",
-                received_at,
+                at,
                 {
                     "finding_id": f.id,
                     "kind": str(f.kind),
@@ -284,8 +314,8 @@ def _write(
             ),
             changed,
         )
-    for fid in out.resolved:
-        resolve(conn, audit, fid, received_at, why="the alert resolved", resolution=RECOVERED)
+    for fid, at in out.resolved:
+        resolve(conn, audit, fid, at, why="the alert resolved", resolution=RECOVERED)
     audit.flush()
 
 

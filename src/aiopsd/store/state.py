@@ -48,12 +48,7 @@ class StateStore(FindingsStore, DecisionsStore, RunsStore, HistoryStore, Cursors
     def accept_alert_batches(self, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
         """Several webhook requests' alerts in one transaction (group commit): all durable or none."""
         with self.write() as conn:
-            return [
-                alerts_intake.accept(
-                    self, conn, b.alerts, received_at=b.received_at, receiver=b.receiver, group_key=b.group_key
-                )
-                for b in batches
-            ]
+            return alerts_intake.accept_batches(self, conn, batches)
 
     def expire_alert_findings(self, now: datetime, max_age: float) -> list[str]:
         """Resolve, as ``expired``, alert findings whose resolve never came (see store/alerts.py)."""
