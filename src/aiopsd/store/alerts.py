@@ -22,12 +22,14 @@ then it resolves with resolution ``expired``, which is not recovery (no
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, and_, bindparam, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from aiopsd.models import Finding, FindingKind, FindingStatus, stable_id
 from aiopsd.store import tables as t
@@ -265,6 +267,25 @@ def _lock_episodes(store: StateStore, conn: Connection, fps: list[str]) -> dict[
     return out
 
 
+@functools.cache
+def _inserts(dialect: str) -> tuple[Any, Any]:
+    """The dialect's delivery insert and episode upsert, built once (building them per group showed in py-spy)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    deliveries = insert(t.alerts).on_conflict_do_nothing(
+        index_elements=["fingerprint", "status", "starts_at", "finding_id"]
+    )
+    stmt = insert(t.alert_episodes)
+    episodes = stmt.on_conflict_do_update(
+        index_elements=["fingerprint"],
+        set_={
+            "episode": stmt.excluded.episode,
+            "finding_id": stmt.excluded.finding_id,
+            "ends_at": stmt.excluded.ends_at,
+        },
+    )
+    return deliveries, episodes
+
+
 def _write(
     store: StateStore,
     conn: Connection,
@@ -272,13 +293,9 @@ def _write(
     out: _Pending,
     episodes: Mapping[str, _Episode],
 ) -> None:
+    inserts = _inserts(store.dialect)
     if out.rows:
-        conn.execute(
-            store.insert(t.alerts).on_conflict_do_nothing(
-                index_elements=["fingerprint", "status", "starts_at", "finding_id"]
-            ),
-            out.rows,
-        )
+        conn.execute(inserts[0], out.rows)
     if out.opened:
         conn.execute(t.findings.insert(), [finding_values(f) for f, _ in out.opened.values()])
         for f, at in out.opened.values():
@@ -302,18 +319,7 @@ def _write(
         if e.changed
     ]
     if changed:
-        stmt = store.insert(t.alert_episodes)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["fingerprint"],
-                set_={
-                    "episode": stmt.excluded.episode,
-                    "finding_id": stmt.excluded.finding_id,
-                    "ends_at": stmt.excluded.ends_at,
-                },
-            ),
-            changed,
-        )
+        conn.execute(inserts[1], changed)
     for fid, at in out.resolved:
         resolve(conn, audit, fid, at, why="the alert resolved", resolution=RECOVERED)
     audit.flush()
