@@ -2,6 +2,9 @@
 
 One alert per request, 16 in flight, 30 % of the alerts delivered a second time
 about 37 requests later; each round runs EDA (when asked) and then a fresh aiopsd.
+Besides requests/s and latency, the table shows the server process's CPU time per
+request: on a machine shared with other work, requests/s moves with the load, CPU
+per request much less.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench import webhook_eda
 from bench.webhook_daemon import start_daemon, stop, stored_fingerprints
 from bench.webhook_send import free_port, pct, spawn_sender
@@ -21,9 +26,25 @@ COMPARE_ALERTS = 6000
 COMPARE_REDELIVER = 0.3
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _load(url: str, pid: int, alerts: int, out: Path) -> dict[str, Any]:
+    """The compare shape against ``url``; adds the server's CPU per request (less sensitive to other load)."""
+    before = _cpu(pid)
+    spawn_sender(url, "cmp", alerts, batch=1, inflight=16, out=out, redeliver=COMPARE_REDELIVER).wait()
+    res: dict[str, Any] = json.loads(out.read_text())
+    res["cpu_us"] = (_cpu(pid) - before) / max(1, res["requests"]) * 1e6
+    return res
+
+
 def _row(who: str, rnd: int, res: dict[str, Any], durable: str) -> dict[str, Any]:
     lat = res["latencies"]
     return {
+        "cpu_us": res["cpu_us"],
         "who": who,
         "round": rnd,
         "requests": res["requests"],
@@ -41,10 +62,7 @@ def _compare_aiopsd(rnd: int, alerts: int) -> dict[str, Any]:
         work = Path(tmp)
         d = start_daemon(work, [])
         try:
-            out = work / "sender.json"
-            url = f"{d.url}/api/v1/alerts"
-            spawn_sender(url, "cmp", alerts, batch=1, inflight=16, out=out, redeliver=COMPARE_REDELIVER).wait()
-            res = json.loads(out.read_text())
+            res = _load(f"{d.url}/api/v1/alerts", d.proc.pid, alerts, work / "sender.json")
             stored = len(stored_fingerprints(work))
         finally:
             stop(d)
@@ -55,9 +73,7 @@ def _compare_aiopsd(rnd: int, alerts: int) -> dict[str, Any]:
 def _compare_eda(eda: webhook_eda.Eda, rnd: int, alerts: int) -> dict[str, Any]:
     running = webhook_eda.start(eda, free_port())
     try:
-        out = eda.root / f"sender-{rnd}.json"
-        spawn_sender(running.url, "cmp", alerts, batch=1, inflight=16, out=out, redeliver=COMPARE_REDELIVER).wait()
-        res = json.loads(out.read_text())
+        res = _load(running.url, running.proc.pid, alerts, eda.root / f"sender-{rnd}.json")
     finally:
         webhook_eda.stop(running)
     return _row(f"EDA (ansible-rulebook {webhook_eda.RULEBOOK_VERSION})", rnd, res, "no (in-memory queue)")
@@ -97,7 +113,8 @@ def print_compare(rows: list[dict[str, Any]], why: str | None) -> None:
         title=f"webhook intake, one alert per request, 16 in flight, {COMPARE_REDELIVER:.0%} redelivered, "
         "sender in another process"
     )
-    for col in ("server", "round", "requests", "requests/s", "p50 ms", "p99 ms", "status codes", "durable", "load1"):
+    cols = ("server", "round", "requests", "requests/s", "p50 ms", "p99 ms", "CPU us/request", "status codes")
+    for col in (*cols, "durable", "load1"):
         t.add_column(col, justify="left" if col in ("server", "durable") else "right")
     for r in rows:
         t.add_row(
@@ -107,6 +124,7 @@ def print_compare(rows: list[dict[str, Any]], why: str | None) -> None:
             f"{r['requests_per_s']:.0f}",
             f"{r['p50_ms']:.1f}",
             f"{r['p99_ms']:.1f}",
+            f"{r['cpu_us']:.0f}",
             json.dumps(r["codes"]),
             r["durable"],
             f"{r['load']:.1f}",
