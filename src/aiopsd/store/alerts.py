@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -157,7 +157,12 @@ def accept(
     return accept_batches(store, conn, [AlertBatch(alerts, received_at, receiver, group_key)])[0]
 
 
-def accept_batches(store: StateStore, conn: Connection, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
+def accept_batches(
+    store: StateStore,
+    conn: Connection,
+    batches: Sequence[AlertBatch],
+    on_settled: Callable[[int, AcceptResult], None] | None = None,
+) -> list[AcceptResult]:
     """Store several requests' alerts in the caller's write transaction (group commit).
 
     The result is the same as accepting the batches one after the other, in order, in
@@ -165,6 +170,14 @@ def accept_batches(store: StateStore, conn: Connection, batches: Sequence[AlertB
     once for every fingerprint of the group and then carried in memory from one batch
     to the next, and the writes go out in bulk at the end. So a group of N requests
     costs the statements of one, not N times them.
+
+    ``on_settled(i, result)`` is called, before anything is written, for each batch
+    that is nothing but redeliveries of what was already committed before this
+    transaction (no earlier batch of the group wrote any of its fingerprints): such a
+    request writes nothing, its alerts are durable already, and its answer need not
+    wait for this commit. The lookups run under the write lock (SQLite's ``BEGIN
+    IMMEDIATE``, PostgreSQL's ``FOR UPDATE`` on the episodes), so that state is the
+    latest committed one and cannot change under the group.
     """
     audit = AuditChain(conn, store.dialect, buffered=True)
     fps = sorted({a.fingerprint for b in batches for a in b.alerts})
@@ -177,7 +190,16 @@ def accept_batches(store: StateStore, conn: Connection, batches: Sequence[AlertB
     for k in range(0, len(fps), _CHUNK):
         seen.update(tuple(r) for r in conn.execute(_DELIVERIES, {"fps": fps[k : k + _CHUNK], "ids": fids}))
     out = _Pending()
-    results = [_accept_one(b, episodes, status, seen, out, audit) for b in batches]
+    written: set[str] = set()  # fingerprints an earlier batch of this group wrote
+    results = []
+    for i, b in enumerate(batches):
+        result = _accept_one(b, episodes, status, seen, out, audit)
+        results.append(result)
+        mine = {a.fingerprint for a in b.alerts}
+        if result.accepted:
+            written |= mine
+        elif on_settled is not None and not mine & written:
+            on_settled(i, result)
     _write(store, conn, audit, out, episodes)
     return results
 

@@ -191,13 +191,29 @@ def _state(store: StateStore) -> tuple[Any, ...]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.lists(_DELIVERY, min_size=1, max_size=4), min_size=1, max_size=6))
+@given(
+    st.lists(st.lists(_DELIVERY, min_size=1, max_size=4), min_size=1, max_size=6),
+    st.lists(st.lists(_DELIVERY, min_size=1, max_size=3), min_size=1, max_size=5),
+)
 def test_a_group_of_batches_stores_what_the_batches_store_one_after_the_other(
-    spec: list[list[tuple[str, str, str]]],
+    spec: list[list[tuple[str, str, str]]], later: list[list[tuple[str, str, str]]]
 ) -> None:
-    with StateStore("sqlite://") as grouped, StateStore("sqlite://") as one_by_one:
-        together = grouped.accept_alert_batches(_batches(spec))
-        apart = [one_by_one.accept_alert_batches([b])[0] for b in _batches(spec)]
+    first, second = _batches(spec), _batches(later)
+    with (
+        StateStore("sqlite://") as grouped,
+        StateStore("sqlite://") as one_by_one,
+        StateStore("sqlite://") as before_second,
+    ):
+        settled: dict[int, Any] = {}
+        together = grouped.accept_alert_batches(first)
+        together += grouped.accept_alert_batches(second, lambda i, r: settled.update({i: r}))
+        apart = [one_by_one.accept_alert_batches([b])[0] for b in first + second]
         assert together == apart
         assert _state(grouped) == _state(one_by_one)
         assert grouped.verify_audit().ok
+        # A request answered before its group's commit was a no-op against what was committed
+        # before the group: alone on that state, it writes nothing either.
+        before_second.accept_alert_batches(first)
+        for i, r in settled.items():
+            assert r == together[len(first) + i] and r.accepted == 0
+            assert before_second.accept_alert_batches([second[i]])[0] == r

@@ -6,7 +6,10 @@ load, requests that arrive while a commit is in progress are committed together
 in the next one, so SQLite's one-fsync-per-commit and its single-writer lock are
 paid once per group instead of once per request, and the group's lookups and
 inserts are one set of statements (``store.alerts.accept_batches``). Measured with
-``bench/webhook.py`` (see docs/operations.md).
+``bench/webhook.py`` (see docs/operations.md). A request that is nothing but
+redeliveries of alerts committed before its group is answered as soon as the group's
+lookups show it (it writes nothing, and what it names is durable already), without
+waiting for the group's fsync.
 
 One request cannot fail the others of its group: when a group's transaction fails
 for a reason other than the store being unreachable (a row the database refuses, a
@@ -24,6 +27,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -52,6 +56,7 @@ class GroupCommitter:
         self._start_lock = threading.Lock()
         self.groups = 0
         self.requests = 0
+        self.early = 0  # requests answered before their group's commit (redeliveries only)
 
     def _ensure_started(self) -> None:
         with self._start_lock:
@@ -91,7 +96,14 @@ class GroupCommitter:
             self._commit(jobs)
 
     def _commit(self, jobs: list[_Job]) -> None:
-        outcomes = commit_group(self.store, [j.batch for j in jobs])
+        def settled(i: int, result: AcceptResult) -> None:
+            # Redeliveries of what was committed before: answered before this group's commit.
+            self.early += 1
+            answer: list[tuple[_Job, AcceptResult | BaseException]] = [(jobs[i], result)]
+            with contextlib.suppress(RuntimeError):
+                jobs[i].loop.call_soon_threadsafe(_answer, answer)
+
+        outcomes = commit_group(self.store, [j.batch for j in jobs], settled)
         self.groups += 1
         self.requests += len(jobs)
         # One wake-up per event loop for the whole group, not one per request.
@@ -103,13 +115,19 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(_answer, answers)
 
 
-def commit_group(store: StateStore, batches: list[AlertBatch]) -> list[AcceptResult | BaseException]:
+def commit_group(
+    store: StateStore,
+    batches: list[AlertBatch],
+    on_settled: Callable[[int, AcceptResult], None] | None = None,
+) -> list[AcceptResult | BaseException]:
     """Commit ``batches`` in one transaction; on a failure that is not the store being down, each alone.
 
     Returns, per batch, its result or the StoreUnavailableError its request is answered with.
+    ``on_settled`` is told early about batches that were redeliveries of committed alerts only
+    (``store.alerts.accept_batches``); their result stands whatever happens to the group.
     """
     try:
-        return list(store.accept_alert_batches(batches))
+        return list(store.accept_alert_batches(batches, on_settled))
     except Exception as exc:
         err = _unavailable(exc)
         if len(batches) == 1 or _store_down(exc):

@@ -76,7 +76,7 @@ def test_when_the_store_is_down_the_whole_group_fails_without_a_retry_per_reques
 ) -> None:
     calls: list[int] = []
 
-    def down(batches: list[AlertBatch]) -> list[AcceptResult]:
+    def down(batches: list[AlertBatch], on_settled: Any = None) -> list[AcceptResult]:
         calls.append(len(batches))
         raise StoreUnavailableError("state store write failed: database is locked") from OperationalError(
             "BEGIN", {}, Exception("database is locked")
@@ -116,3 +116,24 @@ def test_concurrent_submits_are_each_committed_before_they_are_answered(store: S
             assert res == AcceptResult(accepted=1, duplicates=0, opened=1) and seen, fp
     assert committer.requests == 24 and 1 <= committer.groups <= 24
     assert stored(store.url) == {f"fp{i}" for i in range(24) if i != 7}
+
+
+def test_only_redeliveries_of_what_was_committed_before_the_group_are_answered_before_its_commit(
+    store: StateStore,
+) -> None:
+    commit_group(store, [batch(incoming("old"))])
+    settled: list[tuple[int, AcceptResult]] = []
+    out = commit_group(
+        store,
+        [
+            batch(incoming("new")),  # 0: writes
+            batch(incoming("old")),  # 1: a redelivery of a committed alert: settled early
+            batch(incoming("new")),  # 2: a duplicate, but of batch 0's uncommitted write: waits
+            batch(incoming("old"), incoming("other")),  # 3: writes "other"
+        ],
+        lambda i, r: settled.append((i, r)),
+    )
+    assert settled == [(1, AcceptResult(accepted=0, duplicates=1, opened=0))]
+    assert out[1] == settled[0][1]
+    assert [o.accepted for o in out if isinstance(o, AcceptResult)] == [1, 0, 0, 1]
+    assert stored(store.url) == {"old", "new", "other"}
