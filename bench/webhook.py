@@ -1,8 +1,17 @@
 """Webhook load and crash benchmark against a real daemon on SQLite, load generated from other processes.
 
-    python bench/webhook.py                 # load table, then the kill -9 crash run
+    python bench/webhook.py                 # compare, load table, then the kill -9 crash run
+    python bench/webhook.py --with-eda      # the same, with Event-Driven Ansible in the compare table
+    python bench/webhook.py compare --with-eda [--eda-collection PATH] [--rounds 2]
     python bench/webhook.py load --alerts 20000
     python bench/webhook.py crash --alerts 10000 --dup 0.3
+
+``compare``: the intake target's shape (one alert per request, 16 in flight, 30 %
+of the alerts delivered a second time about 37 requests later) against a fresh
+aiopsd and, with ``--with-eda``, against ansible-rulebook 1.3.2 with the
+ansible.eda alertmanager source (installed into a throwaway venv by
+bench/webhook_eda.py), back to back and alternating for ``--rounds`` rounds, with
+the same sender (bench/webhook_send.py). It prints one table, side by side.
 
 ``load``: a sender process posts Alertmanager v4 payloads over loopback with a
 fixed number of requests in flight; a 2xx means the alerts are committed. It
@@ -18,267 +27,26 @@ finding may have more than one run or marker line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-ACT_EVERY = 100  # one alert in this many matches the acting rule in the crash run
-
-
-# ------------------------------------------------------------------------------- payloads
-def make_alert(run: str, i: int, act_every: int = ACT_EVERY) -> dict[str, Any]:
-    labels = {"alertname": "BenchAlert", "instance": f"host-{i % 50}", "severity": "warning", "i": str(i)}
-    if act_every and i % act_every == 0:
-        labels["act"] = "yes"
-    return {
-        "status": "firing",
-        "labels": labels,
-        "annotations": {"summary": f"bench alert {i}"},
-        "startsAt": "2026-01-01T00:00:00Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus/graph",
-        "fingerprint": f"{run}-{i:07d}",
-    }
-
-
-def make_payload(alerts: list[dict[str, Any]]) -> bytes:
-    return json.dumps(
-        {
-            "version": "4",
-            "groupKey": '{}:{alertname="BenchAlert"}',
-            "truncatedAlerts": 0,
-            "status": "firing",
-            "receiver": "aiopsd",
-            "groupLabels": {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager",
-            "alerts": alerts,
-        }
-    ).encode()
-
-
-def is_duplicate_pick(i: int, ratio: float) -> bool:
-    return (i * 2654435761 % 2**32) / 2**32 < ratio
-
-
-# ---------------------------------------------------------------------------- the sender
-# A minimal HTTP/1.1 keep-alive client on asyncio streams: the load generator must not be the
-# bottleneck (httpx costs ~3 ms of CPU per request here, more than the daemon's work).
-async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str, body: bytes) -> int:
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    await writer.drain()
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return status
-
-
-async def _send(
-    url: str, run: str, indices: list[int], batch: int, inflight: int, ack_path: Path | None, act_every: int = ACT_EVERY
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    codes: dict[str, int] = {}
-    acked = 0
-    parsed = httpx.URL(url)
-    host, port, path = str(parsed.host), int(parsed.port or 80), parsed.raw_path.decode()
-    queue: asyncio.Queue[list[int]] = asyncio.Queue()
-    for k in range(0, len(indices), batch):
-        queue.put_nowait(indices[k : k + batch])
-    ack = ack_path.open("a", buffering=1) if ack_path else None
-
-    async def worker() -> None:
-        nonlocal acked
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        while not queue.empty():
-            group = queue.get_nowait()
-            body = make_payload([make_alert(run, i, act_every) for i in group])
-            started = time.perf_counter()
-            try:
-                if conn is None:
-                    conn = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-                code = str(await asyncio.wait_for(_post(*conn, f"{host}:{port}", path, body), 10))
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                code = exc.__class__.__name__
-                if conn is not None:
-                    conn[1].close()
-                conn = None
-            latencies.append(time.perf_counter() - started)
-            codes[code] = codes.get(code, 0) + 1
-            if code.startswith("2"):
-                acked += len(group)
-                if ack is not None:
-                    ack.write("".join(f"{run}-{i:07d}\n" for i in group))
-        if conn is not None:
-            conn[1].close()
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(inflight)))
-    elapsed = time.perf_counter() - began
-    if ack is not None:
-        ack.close()
-    return {
-        "alerts_acked": acked,
-        "requests": len(latencies),
-        "codes": codes,
-        "elapsed": elapsed,
-        "latencies": latencies,
-    }
-
-
-def sender_main(args: argparse.Namespace) -> None:
-    indices = [i for i in range(args.alerts) if args.dup_only is None or is_duplicate_pick(i, args.dup_only)]
-    result = asyncio.run(
-        _send(
-            args.url, args.run, indices, args.batch, args.inflight, Path(args.ack) if args.ack else None, args.act_every
-        )
-    )
-    Path(args.out).write_text(json.dumps(result))
-
-
-def spawn_sender(
-    url: str,
-    run: str,
-    alerts: int,
-    *,
-    batch: int,
-    inflight: int,
-    out: Path,
-    ack: Path | None = None,
-    dup_only: float | None = None,
-    act_every: int = ACT_EVERY,
-) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "send",
-        "--url",
-        url,
-        "--run",
-        run,
-        "--alerts",
-        str(alerts),
-        "--batch",
-        str(batch),
-        "--inflight",
-        str(inflight),
-        "--out",
-        str(out),
-        "--act-every",
-        str(act_every),
-    ]
-    if ack is not None:
-        cmd += ["--ack", str(ack)]
-    if dup_only is not None:
-        cmd += ["--dup-only", str(dup_only)]
-    return subprocess.Popen(cmd, env=_env())
-
-
-# ---------------------------------------------------------------------------- the daemon
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    src = str(REPO / "src")
-    env["PYTHONPATH"] = f"{src}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else src
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
-    return env
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen[bytes]
-    url: str
-
-
-def start_daemon(workdir: Path, rules: list[dict[str, Any]], *, port: int | None = None) -> Daemon:
-    (workdir / "rules").mkdir(parents=True, exist_ok=True)
-    (workdir / "rules" / "bench.yaml").write_text(yaml.safe_dump({"rules": rules}))
-    port = port or free_port()
-    cfg = workdir / "aiopsd.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "listen": f"127.0.0.1:{port}",
-                "state_url": f"sqlite:///{workdir / 'state' / 'aiopsd.db'}",
-                "state_dir": str(workdir / "state"),
-                "rules_dir": str(workdir / "rules"),
-                "playbooks_dir": str(REPO / "tests" / "playbooks"),
-                "dispatch_interval": "0.5s",
-                "log_level": "WARNING",
-                "actions": {"concurrency": 2},
-            }
-        )
-    )
-    with (workdir / "aiopsd.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiopsd", "run", "--config", str(cfg)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=_env(),
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited: {(workdir / 'aiopsd.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return Daemon(proc, url)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("daemon not ready in 60s")
-
-
-def stop(d: Daemon) -> None:
-    if d.proc.poll() is None:
-        d.proc.send_signal(signal.SIGTERM)
-        try:
-            d.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait()
+if __package__ in (None, ""):  # run as ``python bench/webhook.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.webhook_compare import compare, print_compare
+from bench.webhook_daemon import start_daemon, stop, stored_fingerprints
+from bench.webhook_send import ACT_EVERY, _env, free_port, pct, spawn_sender
 
 
 # ------------------------------------------------------------------------------- load
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
 def load(alerts: int, shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
     """One fresh daemon per (alerts per request, requests in flight) shape."""
     rows = []
@@ -294,7 +62,7 @@ def load(alerts: int, shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
                 ).wait()
                 res = json.loads(out.read_text())
                 lat = res["latencies"]
-                stored = _stored(work)
+                stored = stored_fingerprints(work)
             finally:
                 stop(d)
         rows.append(
@@ -312,14 +80,6 @@ def load(alerts: int, shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _stored(work: Path) -> set[str]:
-    db = sqlite3.connect(work / "state" / "aiopsd.db")
-    try:
-        return {r[0] for r in db.execute("SELECT fingerprint FROM alerts")}
-    finally:
-        db.close()
 
 
 # ------------------------------------------------------------------------------ crash
@@ -404,7 +164,7 @@ def crash(
     finally:
         stop(d)
     got_2xx = {line.strip() for p in (ack_main, ack_dup) if p.exists() for line in p.open() if line.strip()}
-    stored = _stored(workdir)
+    stored = stored_fingerprints(workdir)
     db = sqlite3.connect(workdir / "state" / "aiopsd.db")
     try:
         statuses = dict(db.execute("SELECT status, count(*) FROM action_runs GROUP BY status").fetchall())
@@ -485,7 +245,11 @@ def _print_crash(res: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--with-eda", action="store_true", help="compare against Event-Driven Ansible too")
+    p.add_argument("--eda-collection", type=Path, help="ansible.eda tarball or source checkout (no Galaxy)")
+    p.add_argument("--rounds", type=int, default=2, help="compare rounds (EDA then aiopsd in each)")
     sub = p.add_subparsers(dest="cmd")
+    sub.add_parser("compare")
     lp = sub.add_parser("load")
     lp.add_argument("--alerts", type=int, default=20000)
     lp.add_argument("--batch", type=int, action="append", help="alerts per request (repeatable)")
@@ -493,20 +257,9 @@ def main() -> None:
     cp = sub.add_parser("crash")
     cp.add_argument("--alerts", type=int, default=10000)
     cp.add_argument("--dup", type=float, default=0.3)
-    sp = sub.add_parser("send")
-    sp.add_argument("--url", required=True)
-    sp.add_argument("--run", required=True)
-    sp.add_argument("--alerts", type=int, required=True)
-    sp.add_argument("--batch", type=int, default=1)
-    sp.add_argument("--inflight", type=int, default=8)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--ack")
-    sp.add_argument("--dup-only", type=float)
-    sp.add_argument("--act-every", type=int, default=ACT_EVERY)
     args = p.parse_args()
-    if args.cmd == "send":
-        sender_main(args)
-        return
+    if args.cmd in (None, "compare"):
+        print_compare(*compare(with_eda=args.with_eda, collection=args.eda_collection, rounds=args.rounds))
     if args.cmd in (None, "load"):
         batches = getattr(args, "batch", None)
         shapes = [(b, args.inflight) for b in batches] if batches else [(1, 16), (10, 16), (50, 16), (1, 2), (10, 2)]

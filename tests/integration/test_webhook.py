@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from aiopsd.config import Settings
@@ -14,6 +20,7 @@ from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import Credentials
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.runtime import Runtime
+from aiopsd.demo.stack import free_port
 from aiopsd.store import StateStore
 from tests.support import alert, payload
 
@@ -132,3 +139,55 @@ def test_read_api_and_health(client: tuple[TestClient, StateStore, Runtime]) -> 
     status = c.get("/api/v1/status").json()
     assert status["counts"]["alerts"] == 1
     assert 'aiopsd_alerts_received_total{result="accepted"} 1.0' in c.get("/metrics").text
+
+
+def test_concurrent_deliveries_over_real_http_each_commit_before_their_2xx(tmp_path: Path) -> None:
+    """16 senders at once through uvicorn: each 2xx'd alert is readable by a new connection at once,
+    redeliveries are duplicates, and a bad payload among them (422) takes nothing else down."""
+    c, store, _ = make_client(tmp_path)
+    server = uvicorn.Server(
+        uvicorn.Config(c.app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started
+    url = f"http://127.0.0.1:{server.config.port}/api/v1/alerts"
+    reader = StateStore(store.url, create=False)
+
+    def body(i: int) -> dict[str, Any]:
+        if i == 13:
+            return payload(alert(fingerprint="bad", starts_at="not a time"))
+        return payload(alert(fingerprint=f"fp{i % 40}", instance=f"web-{i % 40}"))
+
+    async def sender(k: int, http: httpx.AsyncClient) -> list[tuple[int, int, dict[str, Any]]]:
+        out = []
+        for i in range(k, 64, 16):
+            r = await http.post(url, json=body(i))
+            seen = {a["fingerprint"] for a in reader.list_alerts(limit=1000)}
+            if r.status_code == 200:
+                assert f"fp{i % 40}" in seen, f"request {i} got 200 before its alert was committed"
+            out.append((i, r.status_code, r.json()))
+        return out
+
+    async def burst() -> list[tuple[int, int, dict[str, Any]]]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return [x for xs in await asyncio.gather(*(sender(k, http) for k in range(16))) for x in xs]
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        reader.close()
+    codes = {i: code for i, code, _ in results}
+    assert codes.pop(13) == 422
+    assert set(codes.values()) == {200}
+    answers = [a for i, _, a in results if i != 13]
+    # 63 deliveries of 40 fingerprints: each stored once, the other 23 are duplicates.
+    assert sum(a["accepted"] for a in answers) == 40 and sum(a["duplicates"] for a in answers) == 23
+    assert store.counts()["alerts"] == 40 and len(store.active_findings()) == 40
+    assert store.verify_audit().ok
+    store.close()

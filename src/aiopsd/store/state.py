@@ -18,7 +18,7 @@ the webhook turns into a 503 so Alertmanager retries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiopsd.store import alerts as alerts_intake
@@ -56,15 +56,15 @@ class StateStore(
                 self, conn, alerts, received_at=received_at, receiver=receiver, group_key=group_key
             )
 
-    def accept_alert_batches(self, batches: Sequence[AlertBatch]) -> list[AcceptResult]:
-        """Several webhook requests' alerts in one transaction (group commit): all durable or none."""
+    def accept_alert_batches(
+        self, batches: Sequence[AlertBatch], on_settled: Callable[[int, AcceptResult], None] | None = None
+    ) -> list[AcceptResult]:
+        """Several webhook requests' alerts in one transaction (group commit): all durable or none.
+
+        ``on_settled`` hears early about requests that were redeliveries only (see store/alerts.py).
+        """
         with self.write() as conn:
-            return [
-                alerts_intake.accept(
-                    self, conn, b.alerts, received_at=b.received_at, receiver=b.receiver, group_key=b.group_key
-                )
-                for b in batches
-            ]
+            return alerts_intake.accept_batches(self, conn, batches, on_settled)
 
     def expire_alert_findings(self, now: datetime, max_age: float) -> list[str]:
         """Resolve, as ``expired``, alert findings whose resolve never came (see store/alerts.py)."""

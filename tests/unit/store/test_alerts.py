@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
 from aiopsd.engine import evaluate
 from aiopsd.engine.history import engine_state
 from aiopsd.engine.rules import Rule
 from aiopsd.models import FindingStatus, Outcome, RunStatus
 from aiopsd.sources.alertmanager import IncomingAlert, WebhookAlert
 from aiopsd.store import StateStore
+from aiopsd.store import tables as t
+from aiopsd.store.alerts import AlertBatch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -125,3 +131,90 @@ def test_a_resolve_committed_between_evaluate_and_record_means_no_run(store: Sta
     [d] = store.list_decisions()
     assert (d.outcome, d.code) == (Outcome.SKIP, "resolved_before_act")
     assert "resolved" in d.reason
+
+
+# --- group commit: several requests in one transaction store what they would store one by one
+
+_DELIVERY = st.tuples(
+    st.sampled_from(["fp1", "fp2", "fp3"]),
+    st.sampled_from(["firing", "resolved"]),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T00:00:07Z"]),
+)
+
+
+def _batches(spec: list[list[tuple[str, str, str]]]) -> list[AlertBatch]:
+    return [
+        AlertBatch(
+            [alert(status, starts=starts, fp=fp) for fp, status, starts in deliveries],
+            received_at=T0.timestamp() + i,
+            receiver="x",
+            group_key=f"g{i}",
+        )
+        for i, deliveries in enumerate(spec)
+    ]
+
+
+def _state(store: StateStore) -> tuple[Any, ...]:
+    with store.read() as conn:
+        alerts = sorted(
+            (
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        t.alerts.c.fingerprint,
+                        t.alerts.c.status,
+                        t.alerts.c.starts_at,
+                        t.alerts.c.finding_id,
+                        t.alerts.c.received_at,
+                        t.alerts.c.group_key,
+                    )
+                ).all()
+            ),
+            key=repr,
+        )
+        findings = sorted(
+            conn.execute(
+                select(
+                    t.findings.c.id,
+                    t.findings.c.status,
+                    t.findings.c.resolution,
+                    t.findings.c.last_seen,
+                    t.findings.c.occurrences,
+                    t.findings.c.sightings,
+                    t.findings.c.resolved_at,
+                )
+            ).all(),
+            key=repr,
+        )
+        episodes = sorted((tuple(r) for r in conn.execute(select(t.alert_episodes))), key=repr)
+        audit = sorted((r.kind, r.event) for r in conn.execute(select(t.audit_log.c.kind, t.audit_log.c.event)))
+    return alerts, findings, episodes, audit
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.lists(_DELIVERY, min_size=1, max_size=4), min_size=1, max_size=6),
+    st.lists(st.lists(_DELIVERY, min_size=1, max_size=3), min_size=1, max_size=5),
+)
+def test_a_group_of_batches_stores_what_the_batches_store_one_after_the_other(
+    spec: list[list[tuple[str, str, str]]], later: list[list[tuple[str, str, str]]]
+) -> None:
+    first, second = _batches(spec), _batches(later)
+    with (
+        StateStore("sqlite://") as grouped,
+        StateStore("sqlite://") as one_by_one,
+        StateStore("sqlite://") as before_second,
+    ):
+        settled: dict[int, Any] = {}
+        together = grouped.accept_alert_batches(first)
+        together += grouped.accept_alert_batches(second, lambda i, r: settled.update({i: r}))
+        apart = [one_by_one.accept_alert_batches([b])[0] for b in first + second]
+        assert together == apart
+        assert _state(grouped) == _state(one_by_one)
+        assert grouped.verify_audit().ok
+        # A request answered before its group's commit was a no-op against what was committed
+        # before the group: alone on that state, it writes nothing either.
+        before_second.accept_alert_batches(first)
+        for i, r in settled.items():
+            assert r == together[len(first) + i] and r.accepted == 0
+            assert before_second.accept_alert_batches([second[i]])[0] == r

@@ -4,17 +4,33 @@ Each request is answered only after the transaction holding its alerts has
 committed (2xx = durable), or with the store's error (503) if it did not. Under
 load, requests that arrive while a commit is in progress are committed together
 in the next one, so SQLite's one-fsync-per-commit and its single-writer lock are
-paid once per group instead of once per request. Measured with ``bench/webhook.py``
-(see docs/safety.md).
+paid once per group instead of once per request, and the group's lookups and
+inserts are one set of statements (``store.alerts.accept_batches``). Measured with
+``bench/webhook.py`` (see docs/operations.md). A request that is nothing but
+redeliveries of alerts committed before its group is answered as soon as the group's
+lookups show it (it writes nothing, and what it names is durable already), without
+waiting for the group's fsync.
+
+One request cannot fail the others of its group: when a group's transaction fails
+for a reason other than the store being unreachable (a row the database refuses, a
+bug hit by one payload), each request of the group is retried in a transaction of
+its own, so only the one that fails again gets the 503. When the store itself is
+down (``OperationalError``: locked past the busy timeout, disk full, connection
+lost) every request of the group gets the 503 at once, without N more attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from aiopsd.errors import StoreUnavailableError
 from aiopsd.store import AcceptResult, StateStore
@@ -40,6 +56,7 @@ class GroupCommitter:
         self._start_lock = threading.Lock()
         self.groups = 0
         self.requests = 0
+        self.early = 0  # requests answered before their group's commit (redeliveries only)
 
     def _ensure_started(self) -> None:
         with self._start_lock:
@@ -79,29 +96,69 @@ class GroupCommitter:
             self._commit(jobs)
 
     def _commit(self, jobs: list[_Job]) -> None:
-        try:
-            results = self.store.accept_alert_batches([j.batch for j in jobs])
-        except StoreUnavailableError as exc:
-            for j in jobs:
-                j.loop.call_soon_threadsafe(_fail, j.future, exc)
-            return
-        except Exception as exc:  # never leave a request waiting: the sender gets a 503 and retries
-            logger.exception("group commit failed")
-            err = StoreUnavailableError(f"state store write failed: {exc.__class__.__name__}: {exc}")
-            for j in jobs:
-                j.loop.call_soon_threadsafe(_fail, j.future, err)
-            return
+        def settled(i: int, result: AcceptResult) -> None:
+            # Redeliveries of what was committed before: answered before this group's commit.
+            self.early += 1
+            answer: list[tuple[_Job, AcceptResult | BaseException]] = [(jobs[i], result)]
+            with contextlib.suppress(RuntimeError):
+                jobs[i].loop.call_soon_threadsafe(_answer, answer)
+
+        outcomes = commit_group(self.store, [j.batch for j in jobs], settled)
         self.groups += 1
         self.requests += len(jobs)
-        for j, r in zip(jobs, results, strict=True):
-            j.loop.call_soon_threadsafe(_done, j.future, r)
+        # One wake-up per event loop for the whole group, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, AcceptResult | BaseException]]] = defaultdict(list)
+        for j, outcome in zip(jobs, outcomes, strict=True):
+            by_loop[j.loop].append((j, outcome))
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_answer, answers)
 
 
-def _done(future: asyncio.Future[AcceptResult], result: AcceptResult) -> None:
-    if not future.done():
-        future.set_result(result)
+def commit_group(
+    store: StateStore,
+    batches: list[AlertBatch],
+    on_settled: Callable[[int, AcceptResult], None] | None = None,
+) -> list[AcceptResult | BaseException]:
+    """Commit ``batches`` in one transaction; on a failure that is not the store being down, each alone.
+
+    Returns, per batch, its result or the StoreUnavailableError its request is answered with.
+    ``on_settled`` is told early about batches that were redeliveries of committed alerts only
+    (``store.alerts.accept_batches``); their result stands whatever happens to the group.
+    """
+    try:
+        return list(store.accept_alert_batches(batches, on_settled))
+    except Exception as exc:
+        err = _unavailable(exc)
+        if len(batches) == 1 or _store_down(exc):
+            return [err] * len(batches)
+        logger.warning("group commit of %d requests failed (%s); committing each on its own", len(batches), err)
+    out: list[AcceptResult | BaseException] = []
+    for b in batches:
+        try:
+            out.append(store.accept_alert_batches([b])[0])
+        except Exception as exc:
+            out.append(_unavailable(exc))
+    return out
 
 
-def _fail(future: asyncio.Future[AcceptResult], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+def _unavailable(exc: Exception) -> StoreUnavailableError:
+    if isinstance(exc, StoreUnavailableError):
+        return exc
+    # Never leave a request waiting: the sender gets a 503 and retries.
+    logger.error("webhook commit failed", exc_info=exc)
+    return StoreUnavailableError(f"state store write failed: {exc.__class__.__name__}: {exc}")
+
+
+def _store_down(exc: Exception) -> bool:
+    return isinstance(exc, StoreUnavailableError) and isinstance(exc.__cause__, (OperationalError, InterfaceError))
+
+
+def _answer(answers: list[tuple[_Job, AcceptResult | BaseException]]) -> None:
+    for j, outcome in answers:
+        if j.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            j.future.set_exception(outcome)
+        else:
+            j.future.set_result(outcome)
