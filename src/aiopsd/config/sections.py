@@ -78,6 +78,26 @@ class SilencesConfig(Frozen):
     timeout: Duration = Field(default=5.0, gt=0)
 
 
+class ShardingConfig(Frozen):
+    """Sharded detection across replicas on PostgreSQL (docs/operations.md "Sharding across replicas").
+
+    Off by default: the leader polls every watch. On, every replica polls every watch and scores
+    the series of the shards it holds a lease on; ignored with SQLite (one node scores everything).
+    """
+
+    enabled: bool = False
+    # Series are hashed into this many shards; every replica must use the same number.
+    shards: int = Field(default=64, ge=1, le=4096)
+    # A replica that stops renewing loses its shards after this long; the others then take them over.
+    lease_ttl: PositiveDuration = 30.0
+
+    @model_validator(mode="after")
+    def _ttl(self) -> ShardingConfig:
+        if self.lease_ttl < 1:
+            raise ValueError("lease_ttl must be at least 1s")
+        return self
+
+
 class HAConfig(Frozen):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 

@@ -35,6 +35,7 @@ from aiopsd.config.sections import (
     ApprovalsConfig,
     AWXConfig,
     HAConfig,
+    ShardingConfig,
     SilencesConfig,
     WebhookConfig,
 )
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     actions: ActionsConfig = ActionsConfig()
     alerts: AlertsConfig = AlertsConfig()
     ha: HAConfig = HAConfig()
+    sharding: ShardingConfig = ShardingConfig()
     awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
     # Named channels a notify action can name (``channel:``); see docs/rules.md.

@@ -32,6 +32,7 @@ from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.reload import audit_reload, live_settings, restart_fields
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot
+from aiopsd.daemon.shards import shard_keeper
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
@@ -67,9 +68,10 @@ class Daemon:
         self.runtime = Runtime(settings=settings, rules=rules, store=store, metrics=Metrics())
         self.runtime.set_rules(rules)
         self.dispatcher = Dispatcher(self.runtime)
+        self.shard_keeper = shard_keeper(self.runtime, on_gain=self._poll_watches_now)
         self.sources = SourceSet(
             source_specs(settings),
-            SourceEnv(store=store, metrics=self.runtime.metrics),
+            SourceEnv(store=store, metrics=self.runtime.metrics, shard_owner=self.shard_keeper),
             SourceRunner(store, self.runtime.metrics),
         )
         self.scheduler = BackgroundScheduler(
@@ -110,6 +112,8 @@ class Daemon:
             s.add_job(
                 self._timed, "interval", args=["lease", self._lease], seconds=self.settings.ha.lease_ttl / 3, id="lease"
             )
+        if (keeper := self.shard_keeper) is not None:
+            s.add_job(self._timed, "interval", args=["shards", keeper.renew], seconds=keeper.period, id="shards")
         if self.notifier.watchdog_interval:
             s.add_job(
                 self._timed,
@@ -131,6 +135,11 @@ class Daemon:
             id=_job(key),
             next_run_time=datetime.now(UTC),
         )
+
+    def _poll_watches_now(self) -> None:
+        """Shards gained: poll the watches now rather than at their next turn (a takeover scores sooner)."""
+        for key in (k for k in self.sources if k[0] == SourceKind.PROMETHEUS and self.scheduler.running):
+            self.scheduler.modify_job(_job(key), next_run_time=datetime.now(UTC))
 
     def _poll(self, key: SourceKey) -> None:
         self.sources.poll(key, leader=self.runtime.is_leader())
@@ -246,6 +255,8 @@ class Daemon:
                 )
             rt.leader_until = 0.0
             self._lease()
+            if self.shard_keeper is not None:
+                self.shard_keeper.renew()  # the first polls score this replica's share at once
         app = create_app(rt, self.credentials, self.approval_credentials)
         # uvicorn's own loggers propagate to ours (text or JSON); no handlers of its own.
         config = uvicorn.Config(
@@ -374,11 +385,12 @@ class Daemon:
         except Exception:  # already stopped
             logger.debug("scheduler shutdown", exc_info=True)
         self.dispatcher.shutdown(0)
-        if self.membership is not None:
+        for leases in (self.shard_keeper, self.membership):
             try:
-                self.membership.leave()
+                if leases is not None:
+                    leases.leave()
             except AiopsdError as exc:
-                logger.warning("could not hand back the leader lease: %s", exc)
+                logger.warning("could not hand back the leader or shard leases: %s", exc)
         rt.store.close()
         logger.info("aiopsd stopped after %.0fs", time.time() - rt.started_at)
 

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from aiopsd.config import Settings
 from aiopsd.models import Finding, FindingKind, SourceKind
+from aiopsd.sources.prometheus.shards import ShardOwner
 
 
 def _nothing() -> None:
@@ -119,6 +120,8 @@ class SourceEnv:
 
     store: SourceStore
     metrics: SourceMetrics
+    # Set when watches are sharded across replicas (PostgreSQL, ``sharding.enabled``): the lease keeper.
+    shard_owner: ShardOwner | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
 from aiopsd.models import Finding, FindingKind, FindingStatus, Series, SourceKind, series_key, stable_id
-from aiopsd.sources.base import Poll, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.base import Poll, SourceEnv, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient
 
 logger = logging.getLogger(__name__)
@@ -150,13 +150,17 @@ class PrometheusWatch:
             if key in refused:
                 continue
             present.add(key)
-            findings.extend(self._feed(key, series, warm_until=warm_until))
+            findings.extend(self._feed(key, series, warm_until=self._warm_until(key, series, warm_until)))
             if series.timestamps:
                 newest = max(newest, series.timestamps[-1])
         self._count_refused(len(refused))
         findings.extend(self._forget_vanished(now, present))
         self.metrics.watch_series.labels(w.name).set(len(self.series))
         return findings, newest
+
+    def _warm_until(self, key: str, series: Series, default: float) -> float:
+        """Where a new series' warm-up ends (the sharding hook: ``ShardedWatch`` uses its shard's watermark)."""
+        return default
 
     def _count_refused(self, refused: int) -> None:
         if refused and refused != self._refused:
@@ -337,12 +341,14 @@ def plan(settings: Settings) -> list[SourceSpec]:
         return []
     client = PrometheusClient(settings.prometheus)
 
+    def build(w: WatchConfig, env: SourceEnv) -> PrometheusWatch:
+        if env.shard_owner is None:
+            return PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics)
+        from aiopsd.sources.prometheus.sharded import ShardedWatch  # a subclass: imports this module
+
+        return ShardedWatch(w, settings.prometheus, client, env.store, env.metrics, env.shard_owner)
+
     def spec(w: WatchConfig) -> SourceSpec:
-        return SourceSpec(
-            SourceKind.PROMETHEUS,
-            w.name,
-            w,
-            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics),
-        )
+        return SourceSpec(SourceKind.PROMETHEUS, w.name, w, lambda env: build(w, env))
 
     return [spec(w) for w in settings.watches]
