@@ -24,6 +24,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Update, and_, delete, select, update
 
@@ -229,7 +230,7 @@ def _set(shard: int, **values: object) -> Update:
     return update(t.shard_leases).where(t.shard_leases.c.shard == shard).values(**values)
 
 
-def ledger(store: StateStore, source: str | None = None) -> list[dict[str, object]]:
+def ledger(store: StateStore, source: str | None = None) -> list[dict[str, Any]]:
     """The scoring ledger, oldest first (tests, bench and the operator's "who scored what")."""
     q = select(t.shard_ledger).order_by(t.shard_ledger.c.id)
     if source is not None:
