@@ -80,6 +80,7 @@ def sharded_config(
     lookback: float,
     max_series: int = 200_000,
     enabled: bool = True,
+    detector: str = "mad",
 ) -> Path:
     (workdir / "rules").mkdir(parents=True, exist_ok=True)
     return write_config(
@@ -93,13 +94,14 @@ def sharded_config(
                 "step": f"{interval:g}s",
                 "interval": f"{interval:g}s",
                 "lookback": f"{lookback:g}s",
-                "detector": "mad",
+                "detector": detector,
                 "max_series": max_series,
             }
         ],
         ha={"lease_ttl": f"{ttl:g}s"},
         sharding={"enabled": enabled, "shards": shards, "lease_ttl": f"{ttl:g}s"},
         log_level="INFO",
+        dispatch_interval="1s",  # the daemon's default (the tests' write_config uses 0.5s)
     )
 
 

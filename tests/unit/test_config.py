@@ -113,3 +113,15 @@ def test_model_store_per_prediction_log(tmp_path: Path) -> None:
     assert spec_for(c.model_store, model=c.model, model_dir=c.model_dir) == type(spec)(
         kind="directory", path=tmp_path / "models" / "c"
     )
+
+
+def test_sharding_section_is_validated_and_off_by_default() -> None:
+    from pydantic import ValidationError
+
+    from aiopsd.config import Settings, ShardingConfig
+
+    assert Settings().sharding == ShardingConfig(enabled=False, shards=64, lease_ttl=30.0)
+    assert Settings(sharding={"enabled": True, "shards": 16, "lease_ttl": "10s"}).sharding.lease_ttl == 10.0
+    for bad in ({"shards": 0}, {"shards": 5000}, {"lease_ttl": "0.5s"}, {"shard": 4}):
+        with pytest.raises(ValidationError):
+            Settings(sharding=bad)

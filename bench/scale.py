@@ -1,0 +1,200 @@
+"""Scale benchmarks. ``replicas``: sharded detection, 1 -> 3 replicas on one machine.
+
+Against a throwaway PostgreSQL and a real Prometheus scraping ``--series`` gauges, it starts one
+``aiopsd run`` with ``sharding.enabled`` and measures its CPU over ``--window`` seconds of
+steady polling; starts two more (they join: the shards rebalance) and measures the three; then
+kill -9s the replica holding the most shards and measures how long until every one of its
+shards is scored again by a survivor. The scoring ledger (``shard_ledger``) is audited over the
+whole run: a range of a shard scored by two replicas, a range nobody scored, and a ledger row
+that scored fewer series than the shard has (a series left unscored) are counted.
+
+    python bench/scale.py replicas [--series 5000] [--interval 15] [--ttl 30] [--shards 64]
+                                    [--window 120] [--detector default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
+
+from tests.sharding import audit, series_by_shard, sharded_config  # noqa: E402
+from tests.support import DaemonProcess, start_daemon  # noqa: E402
+
+from aiopsd.store import StateStore  # noqa: E402
+from aiopsd.store.shards import assignment, holders, ledger  # noqa: E402
+from bench.scale_support import Stack, cpu_seconds, scale_stack, table, wait  # noqa: E402
+
+
+def _start(root: Path, name: str, st: Stack, args: argparse.Namespace) -> DaemonProcess:
+    cfg = sharded_config(
+        root / name,
+        state_url=st.pg_url,
+        prometheus_url=st.prometheus_url,
+        shards=args.shards,
+        ttl=args.ttl,
+        interval=args.interval,
+        lookback=args.lookback,
+        detector=args.detector,
+    )
+    return start_daemon(cfg, ready_timeout=120)
+
+
+def _name_of(store: StateStore, d: DaemonProcess) -> str | None:
+    """The replica identity (hostname:pid:nonce) of a daemon process, from its membership row."""
+    from sqlalchemy import select
+
+    from aiopsd.store import tables as t
+
+    with store.read() as conn:
+        names = [str(n) for n in conn.execute(select(t.shard_members.c.name)).scalars()]
+    return next((n for n in names if n.split(":")[-2] == str(d.proc.pid)), None)
+
+
+def _steady(store: StateStore, names: set[str], since: float, polls: int) -> bool:
+    """Each of ``names`` committed at least ``polls`` polls after ``since``."""
+    done: dict[str, set[float]] = {}
+    for r in ledger(store, "demo"):
+        if r["at"] > since:
+            done.setdefault(str(r["holder"]), set()).add(float(r["until"]))
+    return all(len(done.get(n, ())) >= polls for n in names)
+
+
+def _cpu(procs: list[DaemonProcess], window: float) -> float:
+    """CPU seconds per second (cores) the processes use together over ``window`` seconds."""
+    before = [cpu_seconds(d.proc.pid) for d in procs]
+    t0 = time.monotonic()
+    time.sleep(window)
+    used = sum(cpu_seconds(d.proc.pid) - b for d, b in zip(procs, before, strict=True))
+    return float(used / (time.monotonic() - t0))
+
+
+def replicas(args: argparse.Namespace) -> None:
+    n, shards = args.series, args.shards
+    with tempfile.TemporaryDirectory(prefix="aiopsd-bench-scale-") as tmp, scale_stack(Path(tmp), n, args.scrape) as st:
+        root = Path(tmp)
+        wait(lambda: sum(series_by_shard(st.prometheus_url, shards).values()) == n, 120, "the first scrape")
+        expected = series_by_shard(st.prometheus_url, shards)
+        store = StateStore(st.pg_url)
+        procs: list[DaemonProcess] = []
+        try:
+            t_start = time.time()
+            procs.append(_start(root, "r1", st, args))
+            r1 = wait(lambda: _name_of(store, procs[0]), 60, "replica 1 to join")
+            wait(lambda: _steady(store, {str(r1)}, t_start, 2), 10 * args.interval + 300, "replica 1 to score")
+            one = _cpu(procs, args.window)
+
+            procs += [_start(root, f"r{i}", st, args) for i in (2, 3)]
+            names = {str(wait(lambda d=d: _name_of(store, d), 60, "a replica to join")) for d in procs}
+
+            def spread() -> bool:
+                return set(holders(store).values()) == names and len(holders(store)) == shards
+
+            wait(spread, 10 * args.ttl, "the shards to spread over three replicas")
+            moved = sum(1 for h in holders(store).values() if h != r1)
+            ideal = sum(1 for o in assignment(shards, sorted(names)).values() if o != r1)
+            t_spread = time.time()
+            wait(lambda: _steady(store, names, t_spread, 2), 10 * args.interval + 300, "three replicas to score")
+            three = _cpu(procs, args.window)
+            held = holders(store)
+
+            victim = max(names, key=lambda nm: sum(1 for h in held.values() if h == nm))
+            lost = {s for s, h in held.items() if h == victim}
+            [vproc] = [d for d in procs if _name_of(store, d) == victim]
+            vproc.stop(signal.SIGKILL)
+            killed = time.time()
+
+            def taken() -> dict[int, float] | None:
+                first: dict[int, float] = {}
+                for r in ledger(store, "demo"):
+                    if r["shard"] in lost and r["at"] > killed and r["holder"] != victim:
+                        first.setdefault(int(r["shard"]), float(r["at"]))
+                return first if set(first) == lost else None
+
+            first = wait(taken, 4 * args.ttl + 4 * args.interval + 120, "the killed replica's shards", 0.2)
+            assert isinstance(first, dict)
+            takeover = max(first.values()) - killed
+            t_after = time.time()
+            survivors = names - {victim}
+            wait(lambda: _steady(store, survivors, t_after, 2), 10 * args.interval + 120, "survivors to score on")
+            result = audit(ledger(store, "demo"), expected, step=args.interval, after=t_start)
+            unscored_after = sum(
+                exp - sc for shard, until, sc, exp in result.short_rows if shard in lost and until > killed
+            )
+            unscored_after += sum(expected.get(s, 0) for s in lost - set(first))
+        finally:
+            for d in procs:
+                d.stop()
+            store.close()
+
+    def per_k(cores: float) -> str:
+        return f"{100 * cores / n * 1000:.2f}"
+
+    rows = [
+        ["1", f"{100 * one:.1f}", per_k(one), "1.00"],
+        ["3", f"{100 * three:.1f}", per_k(three), f"{three / one:.2f}"],
+    ]
+    title = (
+        f"Sharded detection, {n} series of one watch ({args.detector}), interval {args.interval:g}s, {shards} shards, "
+        f"lease_ttl {args.ttl:g}s, one machine ({len(os.sched_getaffinity(0))} cores shared "
+        f"with Prometheus and PostgreSQL); CPU over {args.window:g}s of steady polling"
+    )
+    print()
+    print(
+        table(
+            title,
+            ["replicas", "CPU % of a core (all replicas)", "% core per 1k series", "CPU per series vs 1 replica"],
+            rows,
+        )
+    )
+    print()
+    print(
+        table(
+            f"Join and kill -9 (target: takeover <= lease_ttl + one interval = {args.ttl + args.interval:g}s, 0, 0)",
+            [
+                "shards moved at join (ideal)",
+                "takeover after kill -9 s",
+                "series scored twice",
+                "unscored after takeover",
+                "ledger holes",
+            ],
+            [
+                [
+                    f"{moved} ({ideal})",
+                    f"{takeover:.1f}",
+                    str(result.series_scored_twice),
+                    str(unscored_after),
+                    str(len(result.holes)),
+                ]
+            ],
+        )
+    )
+    print(f"\nthe killed replica held {len(lost)} shards; overlaps {result.overlaps[:5]}, holes {result.holes[:5]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replicas", help="sharded detection: 1 -> 3 replicas, then kill -9 one")
+    r.add_argument("--series", type=int, default=5000)
+    r.add_argument("--interval", type=float, default=15.0)
+    r.add_argument("--ttl", type=float, default=30.0)
+    r.add_argument("--shards", type=int, default=64)
+    r.add_argument("--lookback", type=float, default=600.0)
+    r.add_argument("--window", type=float, default=120.0)
+    r.add_argument("--scrape", default="5s", help="Prometheus scrape interval")
+    r.add_argument("--detector", default="default")
+    r.set_defaults(fn=replicas)
+    args = ap.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
