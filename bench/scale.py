@@ -9,7 +9,7 @@ whole run: a range of a shard scored by two replicas, a range nobody scored, and
 that scored fewer series than the shard has (a series left unscored) are counted.
 
     python bench/scale.py replicas [--series 5000] [--interval 15] [--ttl 30] [--shards 64]
-                                    [--window 120] [--detector default]
+                                    [--window 120] [--detector default] [--label aiopsd_shard]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def _start(root: Path, name: str, st: Stack, args: argparse.Namespace) -> Daemon
         interval=args.interval,
         lookback=args.lookback,
         detector=args.detector,
+        label=args.label,
     )
     return start_daemon(cfg, ready_timeout=120)
 
@@ -78,10 +79,13 @@ def _cpu(procs: list[DaemonProcess], window: float) -> float:
 
 def replicas(args: argparse.Namespace) -> None:
     n, shards = args.series, args.shards
-    with tempfile.TemporaryDirectory(prefix="aiopsd-bench-scale-") as tmp, scale_stack(Path(tmp), n, args.scrape) as st:
+    with (
+        tempfile.TemporaryDirectory(prefix="aiopsd-bench-scale-") as tmp,
+        scale_stack(Path(tmp), n, args.scrape, shards, args.label) as st,
+    ):
         root = Path(tmp)
-        wait(lambda: sum(series_by_shard(st.prometheus_url, shards).values()) == n, 120, "the first scrape")
-        expected = series_by_shard(st.prometheus_url, shards)
+        wait(lambda: sum(series_by_shard(st.prometheus_url, shards, args.label).values()) == n, 120, "the first scrape")
+        expected = series_by_shard(st.prometheus_url, shards, args.label)
         store = StateStore(st.pg_url)
         procs: list[DaemonProcess] = []
         try:
@@ -141,10 +145,12 @@ def replicas(args: argparse.Namespace) -> None:
         ["1", f"{100 * one:.1f}", per_k(one), "1.00"],
         ["3", f"{100 * three:.1f}", per_k(three), f"{three / one:.2f}"],
     ]
+    where = f"in the query (label {args.label})" if args.label else "after the fetch"
     title = (
-        f"Sharded detection, {n} series of one watch ({args.detector}), interval {args.interval:g}s, {shards} shards, "
-        f"lease_ttl {args.ttl:g}s, one machine ({len(os.sched_getaffinity(0))} cores shared "
-        f"with Prometheus and PostgreSQL); CPU over {args.window:g}s of steady polling"
+        f"Sharded detection, {n} series of one watch ({args.detector}), shard selection {where}, "
+        f"interval {args.interval:g}s, {shards} shards, lease_ttl {args.ttl:g}s, one machine "
+        f"({len(os.sched_getaffinity(0))} cores shared with Prometheus and PostgreSQL); "
+        f"CPU over {args.window:g}s of steady polling"
     )
     print()
     print(
@@ -191,6 +197,11 @@ def main() -> None:
     r.add_argument("--window", type=float, default=120.0)
     r.add_argument("--scrape", default="5s", help="Prometheus scrape interval")
     r.add_argument("--detector", default="default")
+    r.add_argument(
+        "--label",
+        default=None,
+        help="Prometheus writes each series' shard into this label (hashmod) and the query selects by it",
+    )
     r.set_defaults(fn=replicas)
     args = ap.parse_args()
     args.fn(args)

@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.sharding import series_exporter
+from tests.sharding import scrape_job, series_exporter
 
 from aiopsd.demo import stack
 from aiopsd.demo.postgres import running_postgres
@@ -30,14 +30,17 @@ class Stack:
 
 
 @contextmanager
-def scale_stack(root: Path, series: int, scrape_interval: str) -> Iterator[Stack]:
-    """A throwaway PostgreSQL, an exporter of ``series`` gauges and a real Prometheus scraping it."""
+def scale_stack(
+    root: Path, series: int, scrape_interval: str, shards: int | None = None, label: str | None = None
+) -> Iterator[Stack]:
+    """A throwaway PostgreSQL, an exporter of ``series`` gauges and a real Prometheus scraping it (writing
+    each series' shard into ``label`` when given)."""
     with ExitStack() as es:
         pg = es.enter_context(running_postgres())
         target = es.enter_context(series_exporter(series))
         prom = stack.start_prometheus(
             root / "prom",
-            scrape=[{"job_name": "demo", "static_configs": [{"targets": [target]}]}],
+            scrape=[scrape_job(target, shards, label)],
             interval=scrape_interval,
         )
         es.callback(prom.stop)

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from aiopsd.sources.prometheus.shards import shard_of
+from aiopsd.sources.prometheus.shards import shard_in
 from tests.support import write_config
 
 METRIC = "shard_demo"
@@ -81,7 +81,10 @@ def sharded_config(
     max_series: int = 200_000,
     enabled: bool = True,
     detector: str = "mad",
+    label: str | None = None,
 ) -> Path:
+    """A daemon config with one watch of the exporter's series; with ``label``, Prometheus labels each
+    series with its shard (see :func:`scrape_job`) and the query selects this replica's shards."""
     (workdir / "rules").mkdir(parents=True, exist_ok=True)
     return write_config(
         workdir,
@@ -90,7 +93,7 @@ def sharded_config(
         watches=[
             {
                 "name": "demo",
-                "query": METRIC,
+                "query": METRIC if label is None else f'{METRIC}{{{label}=~"$__shards"}}',
                 "step": f"{interval:g}s",
                 "interval": f"{interval:g}s",
                 "lookback": f"{lookback:g}s",
@@ -99,19 +102,30 @@ def sharded_config(
             }
         ],
         ha={"lease_ttl": f"{ttl:g}s"},
-        sharding={"enabled": enabled, "shards": shards, "lease_ttl": f"{ttl:g}s"},
+        sharding={"enabled": enabled, "shards": shards, "lease_ttl": f"{ttl:g}s", "label": label},
         log_level="INFO",
         dispatch_interval="1s",  # the daemon's default (the tests' write_config uses 0.5s)
     )
 
 
-def series_by_shard(prometheus_url: str, shards: int) -> dict[int, int]:
+def scrape_job(target: str, shards: int | None = None, label: str | None = None) -> dict[str, Any]:
+    """Prometheus' scrape job for the exporter; with ``label``, each series gets its shard in that label
+    (``hashmod`` of its name and ``series`` label, modulus ``shards``)."""
+    job: dict[str, Any] = {"job_name": "demo", "static_configs": [{"targets": [target]}]}
+    if label is not None:
+        job["metric_relabel_configs"] = [
+            {"source_labels": ["__name__", "series"], "target_label": label, "modulus": shards, "action": "hashmod"}
+        ]
+    return job
+
+
+def series_by_shard(prometheus_url: str, shards: int, label: str | None = None) -> dict[int, int]:
     """How many series of the watch's query each shard has (label sets exactly as Prometheus returns them)."""
     r = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": METRIC}, timeout=30)
     r.raise_for_status()
     out: dict[int, int] = {}
     for item in r.json()["data"]["result"]:
-        s = shard_of({str(k): str(v) for k, v in item["metric"].items()}, shards)
+        s = shard_in({str(k): str(v) for k, v in item["metric"].items()}, shards, label)
         out[s] = out.get(s, 0) + 1
     return out
 

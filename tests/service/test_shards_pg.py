@@ -8,26 +8,32 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from aiopsd.demo import stack
 from aiopsd.demo.postgres import Postgres
 from aiopsd.store import StateStore
 from aiopsd.store.shards import holders, ledger
-from tests.sharding import audit, series_by_shard, series_exporter, sharded_config
+from tests.sharding import audit, scrape_job, series_by_shard, series_exporter, sharded_config
 from tests.support import DaemonProcess, start_daemon, wait_for
 
 SHARDS, TTL, INTERVAL, SERIES = 16, 4.0, 1.0, 60
 
 
-def test_three_replicas_share_the_shards_and_take_over_a_killed_ones(tmp_path: Path, postgres: Postgres) -> None:
+@pytest.mark.parametrize("label", [None, "aiopsd_shard"], ids=["filtered-after-fetch", "selected-in-query"])
+def test_three_replicas_share_the_shards_and_take_over_a_killed_ones(
+    tmp_path: Path, postgres: Postgres, label: str | None
+) -> None:
+    """``label``: Prometheus writes each series' shard (hashmod) and each replica's query selects its own."""
     with series_exporter(SERIES) as target:
-        prom = stack.start_prometheus(
-            tmp_path / "prom", scrape=[{"job_name": "demo", "static_configs": [{"targets": [target]}]}], interval="1s"
-        )
+        prom = stack.start_prometheus(tmp_path / "prom", scrape=[scrape_job(target, SHARDS, label)], interval="1s")
         store = StateStore(postgres.url)
         replicas: dict[str, DaemonProcess] = {}
         try:
-            wait_for(lambda: sum(series_by_shard(prom.url, SHARDS).values()) == SERIES, 30, what="the first scrape")
-            expected = series_by_shard(prom.url, SHARDS)
+            wait_for(
+                lambda: sum(series_by_shard(prom.url, SHARDS, label).values()) == SERIES, 30, what="the first scrape"
+            )
+            expected = series_by_shard(prom.url, SHARDS, label)
             for name in ("a", "b", "c"):
                 cfg = sharded_config(
                     tmp_path / name,
@@ -37,6 +43,7 @@ def test_three_replicas_share_the_shards_and_take_over_a_killed_ones(tmp_path: P
                     ttl=TTL,
                     interval=INTERVAL,
                     lookback=120,
+                    label=label,
                 )
                 replicas[name] = start_daemon(cfg)
 

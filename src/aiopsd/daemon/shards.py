@@ -52,6 +52,7 @@ class ShardKeeper:
     ) -> None:
         self.leases = ShardLeases(store, name, config.shards, config.lease_ttl)
         self.name = name
+        self.label = config.label
         self.ttl = config.lease_ttl
         self.metrics = metrics
         self.on_gain = on_gain

@@ -27,7 +27,7 @@ from aiopsd.config import PrometheusConfig, WatchConfig
 from aiopsd.models import Series
 from aiopsd.sources.base import Poll, SourceMetrics, SourceStore
 from aiopsd.sources.prometheus.client import RangeClient
-from aiopsd.sources.prometheus.shards import ShardOwner, ShardPlan, plan_poll, shard_of
+from aiopsd.sources.prometheus.shards import ShardOwner, ShardPlan, plan_poll
 from aiopsd.sources.prometheus.watch import PrometheusWatch
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ class ShardedWatch(PrometheusWatch):
             self.metrics.watch_series.labels(w.name).set(len(self.series))
             return Poll()
         start = plan.start(lookback=w.lookback, overlap=self.prometheus.overlap)
-        batch = self.client.query_range(w.name, w.query, start, end, w.step)  # SourceError: source down
-        batch = [s for s in batch if plan.owns(s.labels)]  # PromQL cannot hash labels: filter after the fetch
+        # SourceError: source down. The query carries the shard selection where it can (PLACEHOLDER);
+        # PromQL cannot hash label sets, so the series are also filtered after the fetch.
+        batch = self.client.query_range(w.name, plan.query(w.query), start, end, w.step)
+        batch = [s for s in batch if plan.owns(s.labels)]
         self._plan = plan
         try:
             findings, newest = self._judge(batch, now, warm_until=end)
@@ -85,7 +87,7 @@ class ShardedWatch(PrometheusWatch):
     def _warm_until(self, key: str, series: Series, default: float) -> float:
         plan = self._plan
         assert plan is not None
-        self._shard_keys[key] = shard_of(series.labels, plan.shards)
+        self._shard_keys[key] = plan.shard(series.labels)
         plan.count(series.labels)
         return plan.warm_until(series.labels)
 

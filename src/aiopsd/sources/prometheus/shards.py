@@ -5,10 +5,16 @@ pairs, never Python's per-process ``hash()``), so every replica, every restart a
 version puts a series in the same shard. The watch name is not hashed: one label set lands in
 the same shard in every watch, so renaming a watch moves nothing.
 
-Prometheus cannot hash labels in PromQL, so the query cannot carry the shard selection: each
+PromQL cannot hash labels, so by default the query cannot carry the shard selection: each
 replica runs the watch's whole query and keeps the series of the shards it holds (filtering
-right after the fetch, before any detector state is built). Sharding therefore spreads the
-detection CPU and the detector memory over the replicas, not the cost of the query itself.
+right after the fetch, before any detector state is built). That spreads the detection CPU and
+the detector memory over the replicas, not the cost of the query.
+
+Where Prometheus labels each series with its shard itself (``metric_relabel_configs`` with
+``action: hashmod``, ``modulus`` = ``sharding.shards``, into the label named by
+``sharding.label``), a series' shard is that label's value, and a query that contains
+:data:`PLACEHOLDER` (e.g. ``app_latency{aiopsd_shard=~"$__shards"}``) gets it replaced by the
+regex of this replica's shards (digits and ``|`` only): then each replica fetches only its share.
 
 The watch sees its owner only through :class:`ShardOwner` (the daemon's lease keeper
 implements it on PostgreSQL), so sources still import nothing from the store.
@@ -22,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiopsd.config.sections import SHARDS_PLACEHOLDER as PLACEHOLDER
+
 
 def shard_of(labels: Mapping[str, str], shards: int) -> int:
     """The shard (0..shards-1) of the series with these labels; the same on every replica and run."""
@@ -31,6 +39,16 @@ def shard_of(labels: Mapping[str, str], shards: int) -> int:
         kb, vb = k.encode(), v.encode()
         h.update(len(kb).to_bytes(4, "big") + kb + len(vb).to_bytes(4, "big") + vb)
     return int.from_bytes(h.digest(), "big") % shards
+
+
+def shard_in(labels: Mapping[str, str], shards: int, label: str | None) -> int:
+    """The shard of a series: the value of ``label`` when Prometheus set it (a number below ``shards``),
+    else the hash of the label set."""
+    if label is not None:
+        value = labels.get(label, "")
+        if value.isdigit() and int(value) < shards:
+            return int(value)
+    return shard_of(labels, shards)
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,10 @@ class ShardOwner(Protocol):
     @property
     def shards(self) -> int:
         """How many shards series are hashed into (the same on every replica)."""
+
+    @property
+    def label(self) -> str | None:
+        """The label Prometheus writes each series' shard into (hashmod relabeling), if any."""
 
     def owned(self) -> frozenset[int]:
         """The shards this replica may score right now (leases held and not locally expired)."""
@@ -69,15 +91,23 @@ class ShardPlan:
     gained: frozenset[int]
     lost: frozenset[int]
     end: float
+    label: str | None = None
     scored: dict[int, int] = field(default_factory=dict)
 
+    def shard(self, labels: Mapping[str, str]) -> int:
+        return shard_in(labels, self.shards, self.label)
+
     def owns(self, labels: Mapping[str, str]) -> bool:
-        return shard_of(labels, self.shards) in self.owned
+        return self.shard(labels) in self.owned
+
+    def query(self, query: str) -> str:
+        """``query`` with :data:`PLACEHOLDER` replaced by the regex of the owned shards (e.g. ``3|17|42``)."""
+        return query.replace(PLACEHOLDER, "|".join(str(s) for s in sorted(self.owned)))
 
     def warm_until(self, labels: Mapping[str, str]) -> float:
         """A new series warms up to its shard's stored watermark (whoever scored it last) and is
         scored after it; in a shard never scored before, the whole lookback only warms up."""
-        return self.marks.get(shard_of(labels, self.shards), self.end)
+        return self.marks.get(self.shard(labels), self.end)
 
     def start(self, *, lookback: float, overlap: float) -> float:
         """Start of the range query: ``lookback`` before the watermark of each shard new to this watch (to
@@ -86,7 +116,7 @@ class ShardPlan:
         return min(starts, default=self.end - overlap)
 
     def count(self, labels: Mapping[str, str]) -> None:
-        s = shard_of(labels, self.shards)
+        s = self.shard(labels)
         self.scored[s] = self.scored.get(s, 0) + 1
 
     def committed(self) -> dict[int, Committed]:
@@ -104,4 +134,5 @@ def plan_poll(owner: ShardOwner, source: str, held: frozenset[int], end: float) 
         gained=owned - held,
         lost=held - owned,
         end=end,
+        label=owner.label,
     )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from aiopsd.config import PrometheusConfig, Settings, WatchConfig
+from aiopsd.config.sections import SHARDS_PLACEHOLDER
 from aiopsd.detectors.anomaly import AnomalyDetector, make_detector
 from aiopsd.detectors.anomaly.incidents import Event, IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
@@ -342,8 +343,9 @@ def plan(settings: Settings) -> list[SourceSpec]:
     client = PrometheusClient(settings.prometheus)
 
     def build(w: WatchConfig, env: SourceEnv) -> PrometheusWatch:
-        if env.shard_owner is None:
-            return PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics)
+        if env.shard_owner is None:  # one replica scores every shard: the shard selection selects all
+            whole = w.model_copy(update={"query": w.query.replace(SHARDS_PLACEHOLDER, ".*")})
+            return PrometheusWatch(whole, settings.prometheus, client, env.store, env.metrics)
         from aiopsd.sources.prometheus.sharded import ShardedWatch  # a subclass: imports this module
 
         return ShardedWatch(w, settings.prometheus, client, env.store, env.metrics, env.shard_owner)

@@ -99,3 +99,20 @@ def test_a_replica_holding_no_shard_does_not_query(tmp_path: Path) -> None:
     _, w, _ = replica("a", store, Refuse())
     assert run_poll(w, 100.0) == []
     store.close()
+
+
+def test_without_sharding_the_shard_selection_selects_every_series(tmp_path: Path) -> None:
+    from aiopsd.config import Settings
+    from aiopsd.sources.base import SourceEnv
+    from aiopsd.sources.prometheus.watch import PrometheusWatch, plan
+
+    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+    watch = {"name": "w", "query": 'x{aiopsd_shard=~"$__shards"}', "step": "15s", "interval": "15s"}
+    [spec] = plan(Settings(watches=[watch]))
+    built = spec.build(SourceEnv(store=store, metrics=Metrics()))
+    assert isinstance(built, PrometheusWatch) and not isinstance(built, ShardedWatch)
+    assert built.watch.query == 'x{aiopsd_shard=~".*"}'
+    keeper, _, _ = replica("a", store, ScriptedRange())
+    sharded = spec.build(SourceEnv(store=store, metrics=Metrics(), shard_owner=keeper))
+    assert isinstance(sharded, ShardedWatch) and sharded.leader_only is False
+    store.close()

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiopsd.sources.prometheus.shards import ShardPlan, shard_of
+from aiopsd.sources.prometheus.shards import ShardPlan, shard_in, shard_of
 
 labelsets = st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8), max_size=5)
 
@@ -58,3 +58,25 @@ def test_plan_warms_gained_shards_from_the_lookback_and_overlaps_kept_ones() -> 
     plan.count(labels)
     assert plan.committed()[1].since == 900.0 and plan.committed()[1].series == 1
     assert plan.committed()[2].since is None and plan.committed()[2].until == 1100.0
+
+
+def test_a_shard_label_written_by_prometheus_wins_over_the_hash() -> None:
+    assert shard_in({"aiopsd_shard": "5", "i": "x"}, 8, "aiopsd_shard") == 5
+    # Missing, not a number, or beyond the shard count (a wrong hashmod modulus): the label set's hash.
+    for bad in ({"i": "x"}, {"aiopsd_shard": "x5", "i": "x"}, {"aiopsd_shard": "8", "i": "x"}):
+        assert shard_in(bad, 8, "aiopsd_shard") == shard_of(bad, 8)
+    assert shard_in({"aiopsd_shard": "5"}, 8, None) == shard_of({"aiopsd_shard": "5"}, 8)
+
+
+def test_the_query_carries_the_owned_shards_where_it_says_so() -> None:
+    plan = ShardPlan(
+        shards=64,
+        owned=frozenset({17, 3, 42}),
+        marks={},
+        gained=frozenset(),
+        lost=frozenset(),
+        end=0.0,
+        label="aiopsd_shard",
+    )
+    assert plan.query('x{aiopsd_shard=~"$__shards"}') == 'x{aiopsd_shard=~"3|17|42"}'
+    assert plan.query("x") == "x"
