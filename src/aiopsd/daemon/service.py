@@ -32,7 +32,7 @@ from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.reload import audit_reload, live_settings, restart_fields
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
 from aiopsd.daemon.runtime import Runtime, process_slot
-from aiopsd.daemon.shards import shard_keeper
+from aiopsd.daemon.shards import poll_now, shard_keeper
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
@@ -137,12 +137,14 @@ class Daemon:
         )
 
     def _poll_watches_now(self) -> None:
-        """Shards gained: poll the watches now rather than at their next turn (a takeover scores sooner)."""
-        for key in (k for k in self.sources if k[0] == SourceKind.PROMETHEUS and self.scheduler.running):
-            self.scheduler.modify_job(_job(key), next_run_time=datetime.now(UTC))
+        poll_now(self.scheduler, [_job(k) for k in self.sources if k[0] == SourceKind.PROMETHEUS])
 
     def _poll(self, key: SourceKey) -> None:
+        """One poll; once more at once if this replica gained shards meanwhile (a takeover waits no interval)."""
+        gains = -1 if (keeper := self.shard_keeper) is None or key[0] != SourceKind.PROMETHEUS else keeper.gains
         self.sources.poll(key, leader=self.runtime.is_leader())
+        if keeper is not None and gains not in (-1, keeper.gains):
+            self.sources.poll(key, leader=self.runtime.is_leader())
 
     def _resync_sources(self) -> None:
         """Becoming leader: drop what this replica remembers of the sources, read it back from the store.
@@ -199,7 +201,7 @@ class Daemon:
         if state.changed:
             if state.leader:
                 logger.warning(
-                    "this replica (%s) is now the leader: polling, detection and decisions run here", rt.replica
+                    "this replica (%s) is now the leader: decisions (and unsharded polls) run here", rt.replica
                 )
                 self.notifier.status(self._status_line())
             else:
@@ -385,10 +387,9 @@ class Daemon:
         except Exception:  # already stopped
             logger.debug("scheduler shutdown", exc_info=True)
         self.dispatcher.shutdown(0)
-        for leases in (self.shard_keeper, self.membership):
+        for leases in [x for x in (self.shard_keeper, self.membership) if x is not None]:
             try:
-                if leases is not None:
-                    leases.leave()
+                leases.leave()
             except AiopsdError as exc:
                 logger.warning("could not hand back the leader or shard leases: %s", exc)
         rt.store.close()

@@ -21,6 +21,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.base import BaseScheduler
 
 from aiopsd.config import ShardingConfig
 from aiopsd.daemon.metrics import Metrics
@@ -62,6 +65,7 @@ class ShardKeeper:
         self._draining: frozenset[int] = frozenset()
         self._valid_until = 0.0
         self.last_round: ShardRound | None = None
+        self.gains = 0  # rounds that gained shards so far (a poll running meanwhile polls again)
 
     @property
     def shards(self) -> int:
@@ -108,6 +112,7 @@ class ShardKeeper:
             self.metrics.shards_held.set(len(rnd.scorable))
             self.metrics.shard_members.set(len(rnd.members))
         if gained:
+            self.gains += 1
             self.on_gain()
         return rnd
 
@@ -148,3 +153,14 @@ def shard_keeper(runtime: Runtime, on_gain: Callable[[], None]) -> ShardKeeper |
         logger.warning("sharding.enabled is ignored with SQLite (one replica): this daemon scores every series")
         return None
     return ShardKeeper(runtime.store, runtime.replica, runtime.settings.sharding, runtime.metrics, on_gain=on_gain)
+
+
+def poll_now(scheduler: BaseScheduler, job_ids: Iterable[str]) -> None:
+    """Shards gained: run these poll jobs now rather than at their next turn (a takeover scores sooner).
+
+    A job already running is not started twice (``max_instances=1``); the daemon's poll sees the
+    gain when it ends and polls once more.
+    """
+    if scheduler.running:
+        for job_id in job_ids:
+            scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
