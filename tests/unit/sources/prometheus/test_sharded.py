@@ -3,17 +3,22 @@ continues a dead replica's shards from their watermarks with warmed-up detectors
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import update
 
 from aiopsd.config import PrometheusConfig, ShardingConfig, WatchConfig
 from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.shards import ShardKeeper
-from aiopsd.models import FindingStatus
+from aiopsd.models import FindingStatus, series_key
+from aiopsd.sources.base import ScorePoint
+from aiopsd.sources.prometheus import sharded
+from aiopsd.sources.prometheus.matrix import labels_of
 from aiopsd.sources.prometheus.sharded import ShardedWatch
-from aiopsd.sources.prometheus.shards import shard_of
+from aiopsd.sources.prometheus.shards import Committed, shard_of
 from aiopsd.store import StateStore
 from aiopsd.store import tables as t
 from aiopsd.store.shards import ledger
@@ -115,4 +120,80 @@ def test_without_sharding_the_shard_selection_selects_every_series(tmp_path: Pat
     keeper, _, _ = replica("a", store, ScriptedRange())
     sharded = spec.build(SourceEnv(store=store, metrics=Metrics(), shard_owner=keeper))
     assert isinstance(sharded, ShardedWatch) and sharded.leader_only is False
+    store.close()
+
+
+class Owner:
+    """A lease keeper whose shards and commit refusals a test sets."""
+
+    shards = 4
+    label = None
+
+    def __init__(self) -> None:
+        self.held = frozenset(range(self.shards))
+        self.refuse: frozenset[int] = frozenset()
+
+    def owned(self) -> frozenset[int]:
+        return self.held
+
+    def marks(self, source: str, shards: Iterable[int]) -> dict[int, float]:
+        return {}
+
+    def commit(self, source: str, shards: Mapping[int, Committed]) -> frozenset[int]:
+        return self.refuse & frozenset(shards)
+
+
+class Push:
+    def __init__(self) -> None:
+        self.points: list[str] = []
+        self.forgotten: list[str] = []
+
+    def push(self, watch: str, points: Sequence[ScorePoint]) -> None:
+        self.points += [key for key, *_ in points]
+
+    def forget(self, watch: str, key: str) -> None:
+        self.forgotten.append(key)
+
+
+def test_other_shards_series_get_no_state_and_a_refused_shards_scores_are_not_pushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 's.db'}")
+    ts = np.arange(0.0, 400.0)
+    labelsets = [(("instance", f"web-{i}"),) for i in range(24)]
+    src = ScriptedRange({lb: (ts, np.full(ts.size, 10.0)) for lb in labelsets})
+    owner, push = Owner(), Push()
+    owner.held = frozenset({0, 1})
+    w = ShardedWatch(
+        WatchConfig(
+            name="w", query="q", step=1, interval=1, lookback=300, detector="mad", export={"scores": "remote_write"}
+        ),
+        PrometheusConfig(url="http://unused", overlap=5, stale_after=3600),
+        src,
+        store,
+        Metrics(),
+        owner,
+        push,
+    )
+    decoded: list[bytes] = []
+
+    def counted(raw: bytes) -> dict[str, str]:
+        decoded.append(raw)
+        return labels_of(raw)
+
+    monkeypatch.setattr(sharded, "labels_of", counted)
+    for now in (300.0, 330.0, 360.0):
+        run_poll(w, now)
+    mine = {series_key("w", dict(lb)) for lb in labelsets if shard_of(dict(lb), 4) in owner.held}
+    assert set(w.series) == mine and 0 < len(mine) < len(labelsets)
+    assert len(decoded) == len(labelsets), "each label set is hashed once, not at every poll"
+    assert set(push.points) == mine
+
+    # Shard 1 is taken over between the poll and its commit: its points are the new owner's to push.
+    lost = {k for k in mine if shard_of(dict(w.series[k].labels), 4) == 1}
+    owner.refuse = frozenset({1})
+    push.points.clear()
+    run_poll(w, 390.0)
+    assert lost and set(push.points) == mine - lost
+    assert set(w.series) == mine - lost and set(push.forgotten) == lost
     store.close()
