@@ -140,3 +140,28 @@ def test_model_store_per_prediction_log(tmp_path: Path) -> None:
     assert spec_for(c.model_store, model=c.model, model_dir=c.model_dir) == type(spec)(
         kind="directory", path=tmp_path / "models" / "c"
     )
+
+
+def test_sharding_section_is_validated_and_off_by_default() -> None:
+    from pydantic import ValidationError
+
+    from aiopsd.config import Settings, ShardingConfig
+
+    assert Settings().sharding == ShardingConfig(enabled=False, shards=64, lease_ttl=30.0)
+    assert Settings(sharding={"enabled": True, "shards": 16, "lease_ttl": "10s"}).sharding.lease_ttl == 10.0
+    for bad in ({"shards": 0}, {"shards": 5000}, {"lease_ttl": "0.5s"}, {"shard": 4}):
+        with pytest.raises(ValidationError):
+            Settings(sharding=bad)
+
+
+def test_a_query_selecting_shards_needs_the_shard_label() -> None:
+    from pydantic import ValidationError
+
+    from aiopsd.config import Settings
+
+    watch = {"name": "w", "query": 'x{aiopsd_shard=~"$__shards"}', "step": "15s", "interval": "15s"}
+    with pytest.raises(ValidationError, match=r"watch w: \$__shards in a query needs sharding.label"):
+        Settings(watches=[watch], sharding={"enabled": True})
+    assert Settings(watches=[watch], sharding={"enabled": True, "label": "aiopsd_shard"}).sharding.label
+    with pytest.raises(ValidationError):
+        Settings(sharding={"label": "bad-label"})

@@ -78,6 +78,33 @@ class SilencesConfig(Frozen):
     timeout: Duration = Field(default=5.0, gt=0)
 
 
+# In a watch query, replaced by the regex of the shards a replica holds (see ShardingConfig.label).
+SHARDS_PLACEHOLDER = "$__shards"
+
+
+class ShardingConfig(Frozen):
+    """Sharded detection across replicas on PostgreSQL (docs/operations.md "Sharding across replicas").
+
+    Off by default: the leader polls every watch. On, every replica polls every watch and scores
+    the series of the shards it holds a lease on; ignored with SQLite (one node scores everything).
+    """
+
+    enabled: bool = False
+    # Series are hashed into this many shards; every replica must use the same number.
+    shards: int = Field(default=64, ge=1, le=4096)
+    # A replica that stops renewing loses its shards after this long; the others then take them over.
+    lease_ttl: PositiveDuration = 30.0
+    # A label Prometheus sets to each series' shard (hashmod relabeling, modulus = shards): then a
+    # watch query containing "$__shards" selects only this replica's shards on the Prometheus side.
+    label: str | None = Field(default=None, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _ttl(self) -> ShardingConfig:
+        if self.lease_ttl < 1:
+            raise ValueError("lease_ttl must be at least 1s")
+        return self
+
+
 class HAConfig(Frozen):
     """Several replicas on one PostgreSQL database (ignored with SQLite, which is one node)."""
 

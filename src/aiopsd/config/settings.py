@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 
 from aiopsd.config.sections import (
+    SHARDS_PLACEHOLDER,
     ActionsConfig,
     AlertsConfig,
     ApprovalsConfig,
     AWXConfig,
     HAConfig,
+    ShardingConfig,
     SilencesConfig,
     WebhookConfig,
 )
@@ -59,6 +61,7 @@ class Settings(BaseSettings):
     actions: ActionsConfig = ActionsConfig()
     alerts: AlertsConfig = AlertsConfig()
     ha: HAConfig = HAConfig()
+    sharding: ShardingConfig = ShardingConfig()
     awx: AWXConfig = AWXConfig()
     alertmanager_url: str | None = None
     # Named channels a notify action can name (``channel:``); see docs/rules.md.
@@ -105,6 +108,10 @@ class Settings(BaseSettings):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+        if self.sharding.enabled and self.sharding.label is None:
+            bad = [w.name for w in self.watches if SHARDS_PLACEHOLDER in w.query]
+            if bad:
+                raise ValueError(f"watch {bad[0]}: {SHARDS_PLACEHOLDER} in a query needs sharding.label")
         if self.alertmanager_silences.enabled and not self.alertmanager_url:
             raise ValueError("alertmanager_silences.enabled needs alertmanager_url")
         bad = sorted(n for n in self.notify_channels if not _NAME.fullmatch(n))

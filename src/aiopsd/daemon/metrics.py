@@ -281,6 +281,12 @@ class Metrics:
         )
         self.config_valid.set(1)
         self.leader = Gauge("aiopsd_leader", "1 while this replica holds the leader lease", registry=r)
+        self.shards_held = Gauge(
+            "aiopsd_shards_held", "Shards this replica scores (sharding.enabled on PostgreSQL)", registry=r
+        )
+        self.shard_members = Gauge(
+            "aiopsd_shard_members", "Live replicas sharing the shards, as this replica last saw them", registry=r
+        )
         self.restart_needed = Gauge(
             "aiopsd_config_restart_needed", "1 when a reloaded setting only takes effect after a restart", registry=r
         )

@@ -24,6 +24,7 @@ RESTART_FIELDS = (
     "log_format",
     "prometheus",
     "ha",
+    "sharding",
     "actions.concurrency",
     "actions.shutdown_grace",
     "dispatch_interval",

@@ -13,20 +13,13 @@ from functools import partial
 from types import FrameType
 
 import uvicorn
-from apscheduler.events import (
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
-    JobEvent,
-    JobExecutionEvent,
-    JobSubmissionEvent,
-)
+from apscheduler.events import JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiopsd.config import Settings, load_settings
 from aiopsd.daemon.dispatcher import Dispatcher
-from aiopsd.daemon.housekeeping import prune_pass
+from aiopsd.daemon.housekeeping import interrupt_previous_runs, prune_pass
 from aiopsd.daemon.http.api import create_app
 from aiopsd.daemon.http.auth import load_approval_credentials, load_credentials
 from aiopsd.daemon.http.server import DrainingServer
@@ -34,7 +27,9 @@ from aiopsd.daemon.metrics import Metrics
 from aiopsd.daemon.reload import audit_reload, live_settings, restart_fields
 from aiopsd.daemon.remote_write import RemoteWriter
 from aiopsd.daemon.runner import SourceKey, SourceRunner, SourceSet
-from aiopsd.daemon.runtime import Runtime, process_slot
+from aiopsd.daemon.runtime import Runtime
+from aiopsd.daemon.scheduling import SCHEDULER_EVENTS, record_event
+from aiopsd.daemon.shards import poll_now, shard_keeper
 from aiopsd.daemon.systemd import Notifier
 from aiopsd.engine import load_rules
 from aiopsd.errors import AiopsdError
@@ -49,9 +44,6 @@ logger = logging.getLogger(__name__)
 
 
 SWITCH_INTERVAL = 0.001
-
-# Submitted (its start lag), missed (misfire), and skipped because its previous run is still going.
-SCHEDULER_EVENTS = EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES
 
 
 def _job(key: SourceKey) -> str:
@@ -80,9 +72,13 @@ class Daemon:
         self.remote_write = RemoteWriter(
             settings.prometheus.remote_write, settings.prometheus.remote_write_url, self.runtime.metrics
         )
+        self.shard_keeper = shard_keeper(self.runtime, on_gain=self._poll_watches_now)
+        env = SourceEnv(
+            store=store, metrics=self.runtime.metrics, push=self.remote_write, shard_owner=self.shard_keeper
+        )
         self.sources = SourceSet(
             source_specs(settings),
-            SourceEnv(store=store, metrics=self.runtime.metrics, push=self.remote_write),
+            env,
             SourceRunner(store, self.runtime.metrics),
         )
         self.scheduler = BackgroundScheduler(
@@ -123,6 +119,8 @@ class Daemon:
             s.add_job(
                 self._timed, "interval", args=["lease", self._lease], seconds=self.settings.ha.lease_ttl / 3, id="lease"
             )
+        if (keeper := self.shard_keeper) is not None:
+            s.add_job(self._timed, "interval", args=["shards", keeper.renew], seconds=keeper.period, id="shards")
         if self.notifier.watchdog_interval:
             s.add_job(
                 self._timed,
@@ -145,8 +143,15 @@ class Daemon:
             next_run_time=datetime.now(UTC),
         )
 
+    def _poll_watches_now(self) -> None:
+        poll_now(self.scheduler, [_job(k) for k in self.sources if k[0] == SourceKind.PROMETHEUS])
+
     def _poll(self, key: SourceKey) -> None:
+        """One poll; once more at once if this replica gained shards meanwhile (a takeover waits no interval)."""
+        gains = -1 if (keeper := self.shard_keeper) is None or key[0] != SourceKind.PROMETHEUS else keeper.gains
         self.sources.poll(key, leader=self.runtime.is_leader())
+        if keeper is not None and gains not in (-1, keeper.gains):
+            self.sources.poll(key, leader=self.runtime.is_leader())
 
     def _resync_sources(self) -> None:
         """Becoming leader: drop what this replica remembers of the sources, read it back from the store.
@@ -203,7 +208,7 @@ class Daemon:
         if state.changed:
             if state.leader:
                 logger.warning(
-                    "this replica (%s) is now the leader: polling, detection and decisions run here", rt.replica
+                    "this replica (%s) is now the leader: decisions (and unsharded polls) run here", rt.replica
                 )
                 self.notifier.status(self._status_line())
             else:
@@ -217,15 +222,7 @@ class Daemon:
                 )
 
     def _on_event(self, event: JobEvent) -> None:
-        m = self.runtime.metrics
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            # A poll still running when the next is due: that run is skipped (max_instances=1).
-            m.scheduler_skipped.labels(event.job_id).inc()
-        elif isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
-            lag = (datetime.now(UTC) - event.scheduled_run_times[-1]).total_seconds()
-            m.scheduler_lag.labels(event.job_id).set(max(0.0, lag))
-        elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
-            m.scheduler_misfires.labels(event.job_id).inc()
+        record_event(self.runtime.metrics, event)
 
     def _status_line(self) -> str:
         rt = self.runtime
@@ -245,28 +242,12 @@ class Daemon:
         # 5 ms cut the 95th percentile of 30 SQLite calls next to a CPU-bound thread from 28 ms to
         # 0.2 ms in a micro-benchmark; bench/scale.py measures /api/v1/status during polls.
         sys.setswitchinterval(SWITCH_INTERVAL)
-        if self.membership is None:
-            interrupted = rt.store.mark_interrupted(datetime.now(UTC))
-            if interrupted:
-                logger.warning(
-                    "%d action runs were running when the daemon last stopped: marked interrupted, not re-run",
-                    interrupted,
-                )
-        else:
-            # A restarted container keeps its hostname and PID: its previous life's runs are ours to end.
-            try:
-                interrupted = rt.store.mark_interrupted(datetime.now(UTC), slot=process_slot(), keep=rt.replica)
-            except AiopsdError as exc:  # the leader's orphan detection ends them once the store is back
-                logger.error("could not mark this replica's previous runs interrupted: %s", exc)
-                interrupted = 0
-            if interrupted:
-                logger.warning(
-                    "%d action runs were running in this replica's previous start (%s): marked interrupted, not re-run",
-                    interrupted,
-                    process_slot(),
-                )
+        interrupt_previous_runs(rt, replicated=self.membership is not None)
+        if self.membership is not None:
             rt.leader_until = 0.0
             self._lease()
+            if self.shard_keeper is not None:
+                self.shard_keeper.renew()  # the first polls score this replica's share at once
         app = create_app(rt, self.credentials, self.approval_credentials)
         # uvicorn's own loggers propagate to ours (text or JSON); no handlers of its own.
         config = uvicorn.Config(
@@ -396,11 +377,11 @@ class Daemon:
             logger.debug("scheduler shutdown", exc_info=True)
         self.dispatcher.shutdown(0)
         self.remote_write.stop()
-        if self.membership is not None:
+        for leases in [x for x in (self.shard_keeper, self.membership) if x is not None]:
             try:
-                self.membership.leave()
+                leases.leave()
             except AiopsdError as exc:
-                logger.warning("could not hand back the leader lease: %s", exc)
+                logger.warning("could not hand back the leader or shard leases: %s", exc)
         rt.store.close()
         logger.info("aiopsd stopped after %.0fs", time.time() - rt.started_at)
 

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from aiopsd.config import Settings
 from aiopsd.models import Finding, FindingKind, SourceKind
+from aiopsd.sources.prometheus.shards import ShardOwner
 
 
 def _nothing() -> None:
@@ -142,6 +143,8 @@ class SourceEnv:
     metrics: SourceMetrics
     push: ScorePush | None = None
     """Remote write of scores (None: no watch may use ``export: {scores: remote_write}``)."""
+    shard_owner: ShardOwner | None = None
+    """The lease keeper when watches are sharded across replicas (PostgreSQL, ``sharding.enabled``)."""
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,49 @@ rule_restores = Table(
     Column("restored_at", Float, nullable=False),
     Column("by", String(256), nullable=False, default=""),
 )
+
+# Sharded detection (PostgreSQL, ``sharding.enabled``): one lease row per shard, one membership row
+# per live replica (its heartbeat and shard count), the watermark of each (watch, shard), and a
+# pruned ledger of what each replica scored (who scored which points of which shard: the evidence
+# that no point was scored twice or skipped). Times come from the database's clock.
+shard_leases = Table(
+    "shard_leases",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(128), nullable=False, default=""),
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+shard_members = Table(
+    "shard_members",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("shards", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+shard_marks = Table(
+    "shard_marks",
+    metadata,
+    Column("source", String(256), primary_key=True),
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("watermark", Float, nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+shard_ledger = Table(
+    "shard_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(256), nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("since", Float, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("series", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_shard_ledger_at", "at"),
+)

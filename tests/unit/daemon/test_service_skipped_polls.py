@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from aiopsd.config import load_settings
-from aiopsd.daemon.service import SCHEDULER_EVENTS, Daemon
+from aiopsd.daemon.scheduling import SCHEDULER_EVENTS
+from aiopsd.daemon.service import Daemon
 
 
 def test_runs_skipped_while_the_previous_one_runs_are_counted(tmp_path: Path) -> None:

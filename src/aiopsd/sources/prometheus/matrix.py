@@ -112,6 +112,23 @@ def from_arrays(series: Sequence[tuple[dict[str, str], FloatArray, FloatArray]])
     )
 
 
+def select(matrix: Matrix, keep: npt.NDArray[np.bool_]) -> Matrix:
+    """The series of ``matrix`` where ``keep`` (one flag per series) is true, in their order.
+
+    One mask over the samples: no per-series copy, no Python object per sample.
+    """
+    if bool(keep.all()):
+        return matrix
+    sizes = np.diff(matrix.offsets)
+    samples = np.repeat(keep, sizes)
+    return Matrix(
+        [raw for raw, k in zip(matrix.metric_raw, keep.tolist(), strict=True) if k],
+        np.concatenate(([0], np.cumsum(sizes[keep]))).astype(np.int64),
+        matrix.timestamps[samples],
+        matrix.values[samples],
+    )
+
+
 def parse_matrix(body: bytes, *, what: str) -> Matrix:
     """Parse a ``query_range`` response body; anything but a well-formed matrix is a :class:`SourceError`.
 

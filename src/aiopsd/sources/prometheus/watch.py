@@ -24,11 +24,12 @@ import logging
 import math
 
 from aiopsd.config import PrometheusConfig, Settings, WatchConfig
+from aiopsd.config.sections import SHARDS_PLACEHOLDER
 from aiopsd.detectors.anomaly import make_detector
 from aiopsd.detectors.anomaly.incidents import IncidentTracker
 from aiopsd.detectors.anomaly.knobs import with_knobs
 from aiopsd.models import Finding, FindingKind, FindingStatus, SourceKind, series_key
-from aiopsd.sources.base import Poll, ScorePoint, ScorePush, SourceMetrics, SourceSpec, SourceStore
+from aiopsd.sources.base import Poll, ScorePoint, ScorePush, SourceEnv, SourceMetrics, SourceSpec, SourceStore
 from aiopsd.sources.prometheus.client import PrometheusClient, RangeClient, read_range
 from aiopsd.sources.prometheus.matrix import Matrix, labels_of
 from aiopsd.sources.prometheus.series import PLOT_POINTS, SeriesState, anomaly_finding, utc
@@ -92,12 +93,7 @@ class PrometheusWatch:
         except Exception:
             self._rollback()
             raise
-        if len(self.series) > before + 1000:
-            # A warm-up built many long-lived detectors: move them out of the cyclic GC's sight.
-            # Each full collection would otherwise walk every detector's containers again (48 % of
-            # the poll thread at 20k series after 12 minutes, issue 16). They are still freed by
-            # reference counting when their series go.
-            gc.freeze()
+        self._freeze_if_grown(before)
         value = {"watermark": end, "series": len(self.series), "refused_series": self._refused}
 
         def commit() -> None:
@@ -135,6 +131,14 @@ class PrometheusWatch:
         return read_range(
             self.client, w.name, w.query, start, end, w.step, series=expect, max_samples=p.max_samples_per_query
         )
+
+    def _freeze_if_grown(self, before: int) -> None:
+        if len(self.series) > before + 1000:
+            # A warm-up built many long-lived detectors: move them out of the cyclic GC's sight.
+            # Each full collection would otherwise walk every detector's containers again (48 % of
+            # the poll thread at 20k series after 12 minutes, issue 16). They are still freed by
+            # reference counting when their series go.
+            gc.freeze()
 
     def _rollback(self) -> None:
         """Back to what is stored: the next poll re-warms up to the stored watermark and scores
@@ -174,9 +178,10 @@ class PrometheusWatch:
                 continue
             present.add(key)
             lo, hi = offsets[i], offsets[i + 1]
+            until = self._warm_until(key, raws[i], warm_until)
             state = self.series.get(key)
             if state is None:
-                state = self._new_state(key, raws[i], matrix, lo, hi, warm_until)
+                state = self._new_state(key, raws[i], matrix, lo, hi, until)
             state.absent_polls = 0
             found, scored = self._feed(key, state, stamps[lo:hi], values[lo:hi])
             findings.extend(found)
@@ -185,6 +190,12 @@ class PrometheusWatch:
         findings.extend(self._forget_vanished(now, present))
         self.metrics.watch_series.labels(w.name).set(len(self.series))
         return findings, newest
+
+    def _warm_until(self, key: str, raw: bytes, default: float) -> float:
+        """Called for every series a poll feeds: where its warm-up ends if it is new (its points up to
+        there fit the detector, unscored). The sharding hook: ``ShardedWatch`` answers its shard's
+        watermark (and counts the series in its shard)."""
+        return default
 
     def _count_refused(self, refused: int) -> None:
         if refused and refused != self._refused:
@@ -332,12 +343,15 @@ def plan(settings: Settings) -> list[SourceSpec]:
         return []
     client = PrometheusClient(settings.prometheus)
 
+    def build(w: WatchConfig, env: SourceEnv) -> PrometheusWatch:
+        if env.shard_owner is None:  # one replica scores every shard: the shard selection selects all
+            whole = w.model_copy(update={"query": w.query.replace(SHARDS_PLACEHOLDER, ".*")})
+            return PrometheusWatch(whole, settings.prometheus, client, env.store, env.metrics, env.push)
+        from aiopsd.sources.prometheus.sharded import ShardedWatch  # a subclass: imports this module
+
+        return ShardedWatch(w, settings.prometheus, client, env.store, env.metrics, env.shard_owner, env.push)
+
     def spec(w: WatchConfig) -> SourceSpec:
-        return SourceSpec(
-            SourceKind.PROMETHEUS,
-            w.name,
-            w,
-            lambda env: PrometheusWatch(w, settings.prometheus, client, env.store, env.metrics, env.push),
-        )
+        return SourceSpec(SourceKind.PROMETHEUS, w.name, w, lambda env: build(w, env))
 
     return [spec(w) for w in settings.watches]

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiopsd.errors import SourceError
-from aiopsd.sources.prometheus.matrix import from_arrays, labels_of, merge, parse_matrix
+from aiopsd.sources.prometheus.matrix import from_arrays, labels_of, merge, parse_matrix, select
 
 
 def body(result: Sequence[Mapping[str, object]], **extra: object) -> bytes:
@@ -87,3 +87,15 @@ def test_chunks_merge_in_time_order_by_series() -> None:
         ("3", [3.0], [7.0]),
     ]
     assert len(merge([])) == 0
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=6), st.booleans()), max_size=10))
+def test_select_keeps_the_flagged_series_with_their_own_points(shape: list[tuple[int, bool]]) -> None:
+    series = [
+        ({"i": str(i)}, np.arange(n, dtype=np.float64) + i, np.full(n, float(i))) for i, (n, _) in enumerate(shape)
+    ]
+    m = from_arrays(series)
+    kept = select(m, np.array([k for _, k in shape], dtype=np.bool_))
+    expect = [(labels, ts.tolist(), vs.tolist()) for (labels, ts, vs), (_, k) in zip(series, shape, strict=True) if k]
+    assert [(s.labels, s.timestamps.tolist(), s.values.tolist()) for s in kept] == expect
+    assert kept.samples == sum(len(ts) for _, ts, _ in expect)
