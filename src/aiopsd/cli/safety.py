@@ -8,6 +8,7 @@ transaction with its audit entry.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -89,8 +90,8 @@ def approve(
     )
 
 
-def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Close RULE's circuit breaker: failures so far no longer count."""
+def _on_rule(rule: str, config: Path, act: Callable[[StateStore, str], None]) -> None:
+    """Run an operator's ``act`` on RULE in the configured store, once RULE is known to exist."""
     from aiopsd.config import load_settings
     from aiopsd.engine import load_rules
     from aiopsd.store import StateStore
@@ -101,27 +102,20 @@ def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")], config
         if rule not in names:
             raise AiopsdError(f"no rule named {rule!r} in {settings.rules_dir}")
         with StateStore(settings.state_url) as store:
-            store.reset_circuit(rule, datetime.now(UTC), by=operator())
+            act(store, rule)
     except AiopsdError as exc:
         raise fail(exc) from None
+
+
+def circuit_reset(rule: Annotated[str, typer.Argument(help="Rule name")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Close RULE's circuit breaker: failures so far no longer count."""
+    _on_rule(rule, config, lambda store, name: store.reset_circuit(name, datetime.now(UTC), by=operator()))
     out.print(f"[green]reset[/]: circuit of rule {rule} is closed")
 
 
 def rules_restore(rule: Annotated[str, typer.Argument(help="Rule name")], config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Give RULE back its autonomy after min_success demoted it: its outcomes so far no longer count."""
-    from aiopsd.config import load_settings
-    from aiopsd.engine import load_rules
-    from aiopsd.store import StateStore
-
-    try:
-        settings = load_settings(config)
-        names = {r.name for r in load_rules(settings.rules_dir)}
-        if rule not in names:
-            raise AiopsdError(f"no rule named {rule!r} in {settings.rules_dir}")
-        with StateStore(settings.state_url) as store:
-            store.restore_rule(rule, datetime.now(UTC), by=operator())
-    except AiopsdError as exc:
-        raise fail(exc) from None
+    _on_rule(rule, config, lambda store, name: store.restore_rule(name, datetime.now(UTC), by=operator()))
     out.print(f"[green]restored[/]: rule {rule} acts without approval again (unless its guards require it)")
 
 
