@@ -112,12 +112,11 @@ def rules(control: str) -> dict[str, Any]:
     }
 
 
-def test_verified_not_verified_escalation_demotion_and_approval(tmp_path: Path) -> None:
-    services = Services()
-    server = serve(services)
-    control = f"http://127.0.0.1:{server.server_address[1]}"
+def start_stack(tmp_path: Path, control: str, loop: dict[str, Any]) -> tuple[Path, int, stack.Service, stack.Service]:
+    """The rules and the restart playbook in ``tmp_path``, a real Alertmanager posting to the daemon's
+    port-to-be and a real Prometheus scraping the service at ``control`` with the alert rules."""
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "loop.yaml").write_text(yaml.safe_dump(rules(control)))
+    (tmp_path / "rules" / "loop.yaml").write_text(yaml.safe_dump(loop))
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     shutil.copy(REPO / "playbooks" / "restart_service.yml", playbooks)
@@ -130,6 +129,14 @@ def test_verified_not_verified_escalation_demotion_and_approval(tmp_path: Path) 
         rules=ALERTS,
         scrape=[{"job_name": "svc", "static_configs": [{"targets": [control.removeprefix("http://")]}]}],
     )
+    return playbooks, daemon_port, am, prom
+
+
+def test_verified_not_verified_escalation_demotion_and_approval(tmp_path: Path) -> None:
+    services = Services()
+    server = serve(services)
+    control = f"http://127.0.0.1:{server.server_address[1]}"
+    playbooks, daemon_port, am, prom = start_stack(tmp_path, control, rules(control))
     try:
         with http_receiver() as oncall:
             cfg = write_config(
@@ -210,20 +217,7 @@ def test_a_prometheus_outage_during_the_verify_window_is_unknown_not_not_verifie
     control = f"http://127.0.0.1:{server.server_address[1]}"
     loop = rules(control)
     loop["rules"][0]["verify"]["after"] = "6s"
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "loop.yaml").write_text(yaml.safe_dump(loop))
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    shutil.copy(REPO / "playbooks" / "restart_service.yml", playbooks)
-    daemon_port = stack.free_port()
-    am = stack.start_alertmanager(tmp_path / "am", webhook_url=f"http://127.0.0.1:{daemon_port}/api/v1/alerts")
-    prom = stack.start_prometheus(
-        tmp_path / "prom",
-        interval="1s",
-        alertmanager_port=am.port,
-        rules=ALERTS,
-        scrape=[{"job_name": "svc", "static_configs": [{"targets": [control.removeprefix("http://")]}]}],
-    )
+    playbooks, daemon_port, am, prom = start_stack(tmp_path, control, loop)
     try:
         with http_receiver() as oncall:
             cfg = write_config(
